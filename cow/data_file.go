@@ -1,0 +1,77 @@
+package cow
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// blockFile is the engine's view of a volume's data file: block-sized slots
+// addressed by byte offset. It is an interface so that tests can run the
+// engine over files that inject errors or simulate crashes.
+type blockFile interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	// Punch deallocates [off, off+n): it reads as zeros afterwards.
+	Punch(off, n int64) error
+	// Sync makes written data durable (fdatasync).
+	Sync() error
+	// Truncate sets the file's length.
+	Truncate(size int64) error
+	Close() error
+}
+
+// osFile is a blockFile on a regular file.
+type osFile struct{ f *os.File }
+
+func openOSFile(path string, create bool) (*osFile, error) {
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f: f}, nil
+}
+
+func (o *osFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := o.f.ReadAt(p, off)
+	if errors.Is(err, io.EOF) {
+		// Past the end of the file reads as zeros: the slot was
+		// allocated but the file never grew that far.
+		clear(p[n:])
+		return len(p), nil
+	}
+	return n, err
+}
+
+func (o *osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
+
+func (o *osFile) Punch(off, n int64) error {
+	err := unix.Fallocate(int(o.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if err != nil {
+		return fmt.Errorf("punch hole at %d+%d in %s: %w", off, n, o.f.Name(), err)
+	}
+	return nil
+}
+
+func (o *osFile) Sync() error {
+	if err := unix.Fdatasync(int(o.f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", o.f.Name(), err)
+	}
+	return nil
+}
+
+func (o *osFile) Truncate(size int64) error { return o.f.Truncate(size) }
+func (o *osFile) Close() error              { return o.f.Close() }
+
+// isNoSpace reports whether err is the filesystem being full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

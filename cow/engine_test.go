@@ -1,0 +1,297 @@
+package cow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+var ctx = context.Background()
+
+func TestCreateVolumeValidation(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	tests := []struct {
+		name string
+		p    CreateVolumeParams
+		want error
+	}{
+		{"zero size", CreateVolumeParams{Size: 0}, ErrInvalidSize},
+		{"negative size", CreateVolumeParams{Size: -1 << 30}, ErrInvalidSize},
+		{"over 64 TiB", CreateVolumeParams{Size: MaxVolumeSize + 1<<30}, ErrInvalidSize},
+		{"not a block multiple", CreateVolumeParams{Size: 1<<20 + 4096}, ErrInvalidSize},
+		{"block not power of two", CreateVolumeParams{Size: 1 << 30, BlockSize: 3000}, ErrInvalidBlockSize},
+		{"block too small", CreateVolumeParams{Size: 1 << 30, BlockSize: 2048}, ErrInvalidBlockSize},
+		{"block too large", CreateVolumeParams{Size: 1 << 30, BlockSize: 2 << 20}, ErrInvalidBlockSize},
+		{"empty tag key", CreateVolumeParams{Size: 1 << 30, Tags: []Tag{{Key: ""}}}, ErrInvalidParameter},
+		{"duplicate tag", CreateVolumeParams{Size: 1 << 30, Tags: []Tag{{Key: "a"}, {Key: "a"}}}, ErrInvalidParameter},
+		{"64 TiB ok", CreateVolumeParams{Size: MaxVolumeSize}, nil},
+		{"4 KiB blocks ok", CreateVolumeParams{Size: 1 << 20, BlockSize: 4096}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := eng.DescribeVolumes(ctx)
+			_, err := eng.CreateVolume(ctx, tt.p)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("CreateVolume(%+v) = %v, want %v", tt.p, err, tt.want)
+			}
+			after, _ := eng.DescribeVolumes(ctx)
+			if tt.want != nil && len(after) != len(before) {
+				t.Fatalf("a refused CreateVolume changed the volume count from %d to %d", len(before), len(after))
+			}
+		})
+	}
+}
+
+func TestUnwrittenBlocksReadZerosAndTakeNoSpace(t *testing.T) {
+	dir := t.TempDir()
+	eng := openTestEngine(t, dir)
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 40}) // 1 TiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHandle(t, eng, vi.ID)
+	buf := bytes.Repeat([]byte{0xff}, 1<<20)
+	if _, err := h.ReadAt(buf, 512<<30); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, make([]byte, 1<<20)) {
+		t.Fatal("unwritten blocks did not read as zeros")
+	}
+	// 8 MiB written at the far end of a 1 TiB volume costs 8 MiB.
+	data := bytes.Repeat([]byte("cowvol"), (8<<20)/6+1)[:8<<20]
+	if _, err := h.WriteAt(data, 1<<40-8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := diskBytes(t, eng.dataPath(vi.ID)); got > 9<<20 {
+		t.Fatalf("data file holds %d bytes for 8 MiB written", got)
+	}
+	// Discarding it gives the space back.
+	if err := h.Punch(1<<40-8<<20, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := diskBytes(t, eng.dataPath(vi.ID)); got > 64<<10 {
+		t.Fatalf("data file holds %d bytes after discarding everything", got)
+	}
+	info, _ := eng.VolumeInfo(vi.ID)
+	if info.AllocatedBytes != 0 {
+		t.Fatalf("AllocatedBytes = %d after discarding everything", info.AllocatedBytes)
+	}
+}
+
+func TestIOOutOfRange(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	vi, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	h := openHandle(t, eng, vi.ID)
+	if _, err := h.WriteAt([]byte("x"), 1<<20); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("write at the end: %v, want ErrOutOfRange", err)
+	}
+	if _, err := h.WriteAt(make([]byte, 2), 1<<20-1); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("write across the end: %v, want ErrOutOfRange", err)
+	}
+	if err := h.Punch(-1, 10); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("punch at -1: %v, want ErrOutOfRange", err)
+	}
+	n, err := h.ReadAt(make([]byte, 10), 1<<20-4)
+	if n != 4 || err == nil {
+		t.Fatalf("read across the end = %d, %v; want 4, io.EOF", n, err)
+	}
+}
+
+func TestDeleteVolume(t *testing.T) {
+	dir := t.TempDir()
+	eng := openTestEngine(t, dir)
+	vi, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 30})
+	h := openHandle(t, eng, vi.ID)
+	if _, err := h.WriteAt([]byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := eng.VolumeInfo(vi.ID); info.State != VolumeInUse {
+		t.Fatalf("state with an open handle = %s, want in-use", info.State)
+	}
+	if err := eng.DeleteVolume(ctx, vi.ID); !errors.Is(err, ErrVolumeInUse) {
+		t.Fatalf("delete while open: %v, want ErrVolumeInUse", err)
+	}
+	h.Close()
+	if err := eng.DeleteVolume(ctx, vi.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.VolumeInfo(vi.ID); !errors.Is(err, ErrVolumeNotFound) {
+		t.Fatalf("after delete: %v, want ErrVolumeNotFound", err)
+	}
+	if err := eng.DeleteVolume(ctx, vi.ID); !errors.Is(err, ErrVolumeNotFound) {
+		t.Fatalf("second delete: %v, want ErrVolumeNotFound", err)
+	}
+	if _, err := os.Stat(eng.dataPath(vi.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("data file after delete: %v", err)
+	}
+	// And nothing of it comes back after a restart.
+	eng.Close()
+	eng = openTestEngine(t, dir)
+	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 0 {
+		t.Fatalf("volumes after restart: %v", vols)
+	}
+}
+
+func TestClientTokenIdempotency(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	p := CreateVolumeParams{Size: 1 << 30, ClientToken: "tok-1", Tags: []Tag{{"a", "b"}}}
+	first, err := eng.CreateVolume(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := eng.CreateVolume(ctx, p)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("same token again = %v, %v; want %s", again.ID, err, first.ID)
+	}
+	p.Size = 2 << 30
+	if _, err := eng.CreateVolume(ctx, p); !errors.Is(err, ErrIdempotentMismatch) {
+		t.Fatalf("token reused with another size: %v, want ErrIdempotentMismatch", err)
+	}
+	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
+		t.Fatalf("%d volumes, want 1", len(vols))
+	}
+}
+
+func TestDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	openTestEngine(t, dir)
+	if _, err := Open(Options{DataDir: dir}); !errors.Is(err, ErrDataDirLocked) {
+		t.Fatalf("second Open of one data dir: %v, want ErrDataDirLocked", err)
+	}
+}
+
+// TestConcurrentWritersSeeTheirData runs writers on disjoint and shared
+// blocks at once (run it with -race): each writer's last write survives.
+func TestConcurrentWritersSeeTheirData(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	vi, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 16 << 20, BlockSize: 64 << 10})
+	h := openHandle(t, eng, vi.ID)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Writer w owns bytes [w*4096, w*4096+4096) of every 64 KiB block.
+			p := bytes.Repeat([]byte{byte(w + 1)}, 4096)
+			for i := range 64 {
+				if _, err := h.WriteAt(p, int64(i)<<16+int64(w)*4096); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%16 == 0 {
+					if err := h.Sync(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	buf := make([]byte, 64<<10)
+	for i := range 64 {
+		if _, err := h.ReadAt(buf, int64(i)<<16); err != nil {
+			t.Fatal(err)
+		}
+		for w := range 8 {
+			if buf[w*4096] != byte(w+1) || buf[w*4096+4095] != byte(w+1) {
+				t.Fatalf("block %d: writer %d's data lost", i, w)
+			}
+		}
+	}
+}
+
+func TestGroupSyncSharesRounds(t *testing.T) {
+	var mu sync.Mutex
+	runs := 0
+	release := make(chan struct{})
+	g := newGroupSync(func() error {
+		mu.Lock()
+		runs++
+		first := runs == 1
+		mu.Unlock()
+		if first {
+			<-release // hold the first round while others queue
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); g.sync() }()
+	for { // wait until the first round runs
+		mu.Lock()
+		r := runs
+		mu.Unlock()
+		if r == 1 {
+			break
+		}
+	}
+	for range 10 {
+		wg.Add(1)
+		go func() { defer wg.Done(); g.sync() }()
+	}
+	// Let the ten queue behind the running round, then release it.
+	for {
+		g.mu.Lock()
+		queued := g.next != nil
+		g.mu.Unlock()
+		if queued {
+			break
+		}
+	}
+	close(release)
+	wg.Wait()
+	if runs < 2 || runs > 11 {
+		t.Fatalf("%d rounds for 11 callers", runs)
+	}
+}
+
+func TestSlotAllocatorRebuild(t *testing.T) {
+	var a slotAllocator
+	holes := a.rebuild([]uint64{5, 1, 2, 9, 2})
+	if a.next != 10 {
+		t.Fatalf("next = %d, want 10", a.next)
+	}
+	want := [][2]uint64{{0, 1}, {3, 5}, {6, 9}}
+	if len(holes) != len(want) {
+		t.Fatalf("holes = %v, want %v", holes, want)
+	}
+	for i := range want {
+		if holes[i] != want[i] {
+			t.Fatalf("holes = %v, want %v", holes, want)
+		}
+	}
+	got := []uint64{a.alloc(), a.alloc(), a.alloc()}
+	if got[0] != 0 || got[1] != 3 || got[2] != 4 {
+		t.Fatalf("allocations %v, want lowest free first [0 3 4]", got)
+	}
+}
+
+func openHandle(t *testing.T, eng *Engine, id string) *Volume {
+	t.Helper()
+	h, err := eng.OpenVolume(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// diskBytes is the space a file occupies on disk.
+func diskBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}

@@ -1,0 +1,31 @@
+package cow
+
+import "errors"
+
+// Sentinel errors. Callers (the control socket, the FUSE layer) decide what to
+// answer by testing for these with errors.Is; every error the engine returns
+// wraps one of them or is an I/O failure.
+var (
+	// ErrVolumeNotFound: no volume has the given ID.
+	ErrVolumeNotFound = errors.New("volume not found")
+	// ErrVolumeInUse: the volume file is open (for example attached to a
+	// loop device), so it cannot be deleted.
+	ErrVolumeInUse = errors.New("volume in use")
+	// ErrInvalidSize: a volume size of zero, over MaxVolumeSize, or not a
+	// multiple of the block size.
+	ErrInvalidSize = errors.New("invalid volume size")
+	// ErrInvalidBlockSize: a block size that is not a power of two between
+	// MinBlockSize and MaxBlockSize.
+	ErrInvalidBlockSize = errors.New("invalid block size")
+	// ErrInvalidParameter: any other parameter the engine refuses (tags,
+	// client tokens).
+	ErrInvalidParameter = errors.New("invalid parameter")
+	// ErrIdempotentMismatch: a ClientToken reused with different parameters.
+	ErrIdempotentMismatch = errors.New("client token reused with different parameters")
+	// ErrOutOfRange: I/O beyond the end of the volume.
+	ErrOutOfRange = errors.New("offset beyond end of volume")
+	// ErrClosed: the engine or the volume handle is closed.
+	ErrClosed = errors.New("closed")
+	// ErrNoSpace: the data directory's filesystem is full.
+	ErrNoSpace = errors.New("no space left in the data directory")
+)

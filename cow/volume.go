@@ -1,0 +1,357 @@
+package cow
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cowvol/cowvol/meta"
+)
+
+// volume is the engine's state for one volume: its record, its live map in
+// memory, its data file and what has changed since the last sync.
+type volume struct {
+	id        string
+	size      int64
+	blockSize int64
+	blocks    uint64 // size / blockSize
+	shift     uint   // log2(blockSize)
+	created   time.Time
+	snapshot  string // parent snapshot ID, if created from one
+
+	eng  *Engine
+	file blockFile
+	log  *slog.Logger
+
+	locks blockLocks
+	// fork is held shared by every mutation and exclusively while the
+	// generation changes, so a snapshot sees each write whole or not at all.
+	fork sync.RWMutex
+
+	// mapMu guards the fields that follow.
+	mapMu sync.Mutex
+	gen   uint32 // current generation G: versions born in G are written in place
+	live  *extentMap
+	slots slotAllocator
+	// dirty holds the blocks whose live entry changed since the last sync.
+	dirty map[uint64]struct{}
+	// record is the persistent record (tags, client token...).
+	record meta.VolumeRecord
+	opens  int  // open handles (FUSE opens)
+	doomed bool // deletion has begun: no new opens
+
+	syncer *groupSync
+	// writes counts writes and discards since the last sync round began,
+	// so a round with nothing to do costs nothing.
+	writes atomic.Int64
+}
+
+// blockOf splits a byte offset into block number and offset within the block.
+func (v *volume) blockOf(off int64) (uint64, int64) {
+	return uint64(off) >> v.shift, off & (v.blockSize - 1)
+}
+
+func (v *volume) slotOffset(slot uint64) int64 { return int64(slot) << v.shift }
+
+// hasBase reports whether a discarded block must be recorded as a zero
+// version rather than dropped: when an older version of it may exist in an
+// earlier generation or in the parent snapshot.
+func (v *volume) hasBaseLocked() bool { return v.gen > firstGeneration || v.snapshot != "" }
+
+const firstGeneration = 1
+
+// readAt reads len(p) bytes at off. The caller has checked the range.
+func (v *volume) readAt(p []byte, off int64) error {
+	for len(p) > 0 {
+		blk, in := v.blockOf(off)
+		n := min(int64(len(p)), v.blockSize-in)
+		lk := v.locks.of(blk)
+		lk.RLock()
+		v.mapMu.Lock()
+		e := v.live.get(blk)
+		v.mapMu.Unlock()
+		var err error
+		if e.hasData() {
+			_, err = v.file.ReadAt(p[:n], v.slotOffset(e.slot)+in)
+		} else {
+			clear(p[:n])
+		}
+		lk.RUnlock()
+		if err != nil {
+			return fmt.Errorf("read %s block %d: %w", v.id, blk, err)
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
+}
+
+// writeAt writes p at off. The caller has checked the range.
+func (v *volume) writeAt(p []byte, off int64) error {
+	v.fork.RLock()
+	defer v.fork.RUnlock()
+	for len(p) > 0 {
+		blk, in := v.blockOf(off)
+		n := min(int64(len(p)), v.blockSize-in)
+		if err := v.writeBlock(blk, in, p[:n]); err != nil {
+			return err
+		}
+		p, off = p[n:], off+n
+	}
+	v.writes.Add(1)
+	return nil
+}
+
+// writeBlock writes src at offset in of block blk.
+func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
+	lk := v.locks.of(blk)
+	// Fast path: the block's version was born in this generation, so
+	// it is written in place; its mapping does not change.
+	lk.RLock()
+	v.mapMu.Lock()
+	e, gen := v.live.get(blk), v.gen
+	v.mapMu.Unlock()
+	if e.hasData() && e.gen == gen {
+		_, err := v.file.WriteAt(src, v.slotOffset(e.slot)+in)
+		lk.RUnlock()
+		return v.ioErr("write", blk, err)
+	}
+	lk.RUnlock()
+
+	lk.Lock()
+	defer lk.Unlock()
+	v.mapMu.Lock()
+	e, gen = v.live.get(blk), v.gen
+	if e.hasData() && e.gen == gen { // another writer moved it meanwhile
+		v.mapMu.Unlock()
+		_, err := v.file.WriteAt(src, v.slotOffset(e.slot)+in)
+		return v.ioErr("write", blk, err)
+	}
+	slot := v.slots.alloc()
+	v.mapMu.Unlock()
+
+	// Redirect-on-write: the new version goes to a fresh slot, which reads
+	// as zeros. A partial write over an older version copies that
+	// version's data first; over an unwritten or zero block it needs no copy.
+	var err error
+	if int64(len(src)) < v.blockSize && e.hasData() {
+		buf := v.eng.buffers.get(int(v.blockSize))
+		if _, err = v.file.ReadAt(buf, v.slotOffset(e.slot)); err == nil {
+			copy(buf[in:], src)
+			_, err = v.file.WriteAt(buf, v.slotOffset(slot))
+		}
+		v.eng.buffers.put(buf)
+	} else {
+		_, err = v.file.WriteAt(src, v.slotOffset(slot)+in)
+	}
+	if err != nil {
+		v.discardSlot(slot)
+		return v.ioErr("write", blk, err)
+	}
+
+	v.mapMu.Lock()
+	v.live.set(blk, extent{slot: slot, gen: gen})
+	v.dirty[blk] = struct{}{}
+	v.mapMu.Unlock()
+	// The older version (e.gen < gen) belongs to a snapshot now; it is
+	// freed once that snapshot no longer needs it.
+	return nil
+}
+
+// discardSlot returns a slot that was allocated but never referenced by
+// metadata. It may hold part of a failed write, so it is punched first.
+func (v *volume) discardSlot(slot uint64) {
+	if err := v.file.Punch(v.slotOffset(slot), v.blockSize); err != nil {
+		v.log.Warn("cannot punch unused slot; leaking it until restart", "slot", slot, "err", err)
+		return
+	}
+	v.mapMu.Lock()
+	v.slots.release(slot)
+	v.mapMu.Unlock()
+}
+
+func (v *volume) ioErr(op string, blk uint64, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isNoSpace(err) {
+		return fmt.Errorf("%s %s block %d: %w: %w", op, v.id, blk, ErrNoSpace, err)
+	}
+	return fmt.Errorf("%s %s block %d: %w", op, v.id, blk, err)
+}
+
+// punch makes [off, off+n) read as zeros and frees the space of every whole
+// block in it. Partial blocks at the edges are zeroed in place.
+func (v *volume) punch(off, n int64) error {
+	v.fork.RLock()
+	defer v.fork.RUnlock()
+	end := off + n
+	for off < end {
+		blk, in := v.blockOf(off)
+		m := min(end-off, v.blockSize-in)
+		var err error
+		if m == v.blockSize {
+			err = v.discardBlock(blk)
+		} else {
+			err = v.zeroPartial(blk, in, m)
+		}
+		if err != nil {
+			return err
+		}
+		off += m
+	}
+	v.writes.Add(1)
+	return nil
+}
+
+// discardBlock drops block blk's newest version.
+func (v *volume) discardBlock(blk uint64) error {
+	lk := v.locks.of(blk)
+	lk.Lock()
+	defer lk.Unlock()
+	v.mapMu.Lock()
+	e, gen, base := v.live.get(blk), v.gen, v.hasBaseLocked()
+	v.mapMu.Unlock()
+	switch {
+	case e.zero() || (!e.mapped() && v.snapshot == ""):
+		return nil // already reads as zeros
+	case e.hasData() && e.gen == gen:
+		// The version is ours alone: give its space back.
+		if err := v.file.Punch(v.slotOffset(e.slot), v.blockSize); err != nil {
+			return v.ioErr("discard", blk, err)
+		}
+	}
+	v.mapMu.Lock()
+	defer v.mapMu.Unlock()
+	if e.hasData() && e.gen == gen {
+		v.slots.release(e.slot)
+	}
+	if base {
+		// A zero version, born now, so that snapshots taken later know
+		// the block was discarded.
+		v.live.set(blk, extent{gen: gen, flags: flagZero})
+	} else {
+		// No snapshot can see the block: forget it. (Only possible in
+		// the first generation, see hasBaseLocked.)
+		v.live.clear(blk)
+	}
+	v.dirty[blk] = struct{}{}
+	return nil
+}
+
+// zeroPartial zeroes n bytes at offset in of block blk.
+func (v *volume) zeroPartial(blk uint64, in, n int64) error {
+	v.mapMu.Lock()
+	e := v.live.get(blk)
+	v.mapMu.Unlock()
+	if !e.hasData() && v.snapshot == "" {
+		return nil // reads as zeros already
+	}
+	buf := v.eng.buffers.get(int(n))
+	clear(buf)
+	err := v.writeBlock(blk, in, buf)
+	v.eng.buffers.put(buf)
+	return err
+}
+
+// sync makes every write completed before the call durable: data first,
+// then metadata. Concurrent calls share one round (group commit).
+func (v *volume) sync() error { return v.syncer.sync() }
+
+// syncRound is one group-commit round: capture what changed, fdatasync the
+// data file, write and sync the metadata, then let freed slots be reused.
+func (v *volume) syncRound() error {
+	v.mapMu.Lock()
+	if v.doomed {
+		// Deleted: its records are being removed; writing any back
+		// would leave orphans.
+		v.mapMu.Unlock()
+		return nil
+	}
+	writes := v.writes.Swap(0)
+	if writes == 0 && len(v.dirty) == 0 && len(v.slots.pending) == 0 {
+		v.mapMu.Unlock()
+		return nil
+	}
+	var b meta.Batch
+	captured := v.dirty
+	v.dirty = make(map[uint64]struct{}, len(captured))
+	for blk := range captured {
+		e := v.live.get(blk)
+		if e.mapped() {
+			me := meta.Extent{Slot: e.slot, Gen: uint64(e.gen)}
+			if e.zero() {
+				me.Flags |= meta.ExtentZero
+			}
+			b.PutLive(v.id, blk, me)
+			b.PutChange(v.id, blk, me)
+		} else {
+			// Blocks are only dropped (rather than given a zero
+			// version) in the first generation.
+			b.DeleteLive(v.id, blk)
+			b.DeleteChange(v.id, firstGeneration, blk)
+		}
+	}
+	freed := v.slots.takePending()
+	v.mapMu.Unlock()
+
+	err := v.file.Sync()
+	if err == nil {
+		err = v.eng.meta.Apply(&b)
+	}
+	if err == nil {
+		err = v.eng.metaSync.sync()
+	}
+	if err != nil {
+		// Nothing is known to be durable: put everything back so that
+		// the next round tries again, and keep the freed slots out of use.
+		v.mapMu.Lock()
+		for blk := range captured {
+			v.dirty[blk] = struct{}{}
+		}
+		v.writes.Add(writes)
+		v.slots.pending = append(v.slots.pending, freed...)
+		v.mapMu.Unlock()
+		return fmt.Errorf("sync %s: %w", v.id, err)
+	}
+	if len(freed) > 0 {
+		v.mapMu.Lock()
+		v.slots.reuse(freed)
+		v.mapMu.Unlock()
+	}
+	return nil
+}
+
+// dirtyLen is the number of blocks with unsynced metadata.
+func (v *volume) dirtyLen() int {
+	v.mapMu.Lock()
+	defer v.mapMu.Unlock()
+	return len(v.dirty) + len(v.slots.pending) + int(v.writes.Load())
+}
+
+// info describes the volume.
+func (v *volume) info() VolumeInfo {
+	v.mapMu.Lock()
+	defer v.mapMu.Unlock()
+	vi := VolumeInfo{
+		ID:             v.id,
+		Size:           v.size,
+		BlockSize:      int(v.blockSize),
+		State:          VolumeAvailable,
+		CreateTime:     v.created,
+		SnapshotID:     v.snapshot,
+		OpenCount:      v.opens,
+		AllocatedBytes: v.live.dataBlocks * v.blockSize,
+	}
+	for _, t := range v.record.Tags {
+		vi.Tags = append(vi.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	switch {
+	case v.doomed:
+		vi.State = VolumeDeleting
+	case v.opens > 0:
+		vi.State = VolumeInUse
+	}
+	return vi
+}

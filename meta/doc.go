@@ -1,0 +1,13 @@
+// Package meta owns cowvol's metadata store: the Badger database, its key
+// layout and the record codecs. Nothing else in cowvol imports Badger.
+//
+// Key layout (all integers big-endian so keys sort numerically):
+//
+//	v/<vol-id>                      VolumeRecord (JSON)
+//	l/<vol-id>/<blk:8>              Extent: the live map, newest version of each block
+//	c/<vol-id>/<gen:8>/<blk:8>      Extent: change set, versions born in generation gen
+//	t/<client-token>                volume ID created with that idempotency token
+//
+// The engine (package cow) keeps the live map in memory and uses this package
+// only to persist and recover it.
+package meta

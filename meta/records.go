@@ -1,0 +1,84 @@
+package meta
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Tag is a key/value pair on a resource.
+type Tag struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
+}
+
+// VolumeRecord is the persistent description of a volume.
+type VolumeRecord struct {
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`       // bytes
+	BlockSize  int       `json:"block_size"` // bytes
+	Generation uint64    `json:"gen"`        // current generation G
+	CreateTime time.Time `json:"created"`
+	Tags       []Tag     `json:"tags,omitempty"`
+	SnapshotID string    `json:"snapshot_id,omitempty"`
+	// ClientToken and ParamsDigest make CreateVolume idempotent.
+	ClientToken  string `json:"client_token,omitempty"`
+	ParamsDigest string `json:"params_digest,omitempty"`
+	// Deleting is set when deletion has begun; a volume found so at start
+	// is deleted again.
+	Deleting bool `json:"deleting,omitempty"`
+}
+
+func encodeVolume(r VolumeRecord) ([]byte, error) { return json.Marshal(r) }
+
+func decodeVolume(b []byte) (VolumeRecord, error) {
+	var r VolumeRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("meta: decode volume record: %w", err)
+	}
+	return r, nil
+}
+
+// Extent flags.
+const (
+	// ExtentZero marks a block that reads as zeros: discarded or zeroed
+	// in its generation. Its Slot is meaningless.
+	ExtentZero uint8 = 1 << 0
+)
+
+// Extent is one version of a block: where its data lives (Slot, an index of
+// block-sized slots in the volume's data file) and the generation it was born in.
+type Extent struct {
+	Slot  uint64
+	Gen   uint64
+	Flags uint8
+}
+
+// Zero reports whether the extent is a zero (discarded) version.
+func (e Extent) Zero() bool { return e.Flags&ExtentZero != 0 }
+
+const extentLen = 1 + 8 + 8 + 1 // version, slot, gen, flags
+
+const extentCodecVersion = 1
+
+// EncodeExtent encodes e in its fixed 18-byte form.
+func EncodeExtent(e Extent) []byte {
+	b := make([]byte, 0, extentLen)
+	b = append(b, extentCodecVersion)
+	b = binary.BigEndian.AppendUint64(b, e.Slot)
+	b = binary.BigEndian.AppendUint64(b, e.Gen)
+	return append(b, e.Flags)
+}
+
+// DecodeExtent decodes an extent encoded by EncodeExtent.
+func DecodeExtent(b []byte) (Extent, error) {
+	if len(b) != extentLen || b[0] != extentCodecVersion {
+		return Extent{}, fmt.Errorf("meta: malformed extent record (%d bytes)", len(b))
+	}
+	return Extent{
+		Slot:  binary.BigEndian.Uint64(b[1:9]),
+		Gen:   binary.BigEndian.Uint64(b[9:17]),
+		Flags: b[17],
+	}, nil
+}
