@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cowvol/cowvol/control"
+)
+
+// Exit codes, as the aws CLI's.
+const (
+	exitFailure     = 1   // any other failure (e.g. the daemon cannot start)
+	exitUsage       = 252 // bad command line
+	exitAPIError    = 254 // the daemon answered an error
+	exitUnreachable = 255 // the control socket cannot be reached
+)
+
+// newApp builds the cowvol CLI writing to stdout and stderr. Errors are
+// reported, and the process exited with the matching code, by the app
+// itself (through cli.OsExiter); Run still returns the error.
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:                      "cowvol",
+		Usage:                     "EBS-style block volumes with instant snapshots, over FUSE",
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		HideVersion:               true,
+		DisableSliceFlagSeparator: true, // --tag k=a,b and --filter n=a,b keep their commas
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "socket",
+				Usage:   "the daemon's control socket",
+				EnvVars: []string{"COWVOL_SOCKET"},
+				Value:   control.DefaultSocket,
+			},
+		},
+		Commands: []*cli.Command{
+			daemonCommand(),
+			createVolumeCommand(),
+			describeVolumesCommand(),
+			deleteVolumeCommand(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("unknown command %q (see cowvol --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		OnUsageError: onUsageError,
+		ExitErrHandler: func(_ *cli.Context, err error) {
+			if err != nil {
+				cli.OsExiter(reportError(stderr, err))
+			}
+		},
+	}
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return app
+}
+
+// usageError is a bad command line: reported plainly, exit 252.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &usageError{msg: err.Error()}
+}
+
+// operationError records which EC2 operation a verb called, for the
+// aws-style report of the daemon's errors.
+type operationError struct {
+	op  string
+	err error
+}
+
+func (e *operationError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *operationError) Unwrap() error { return e.err }
+
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &operationError{op: op, err: err}
+}
+
+// reportError writes err to w as the aws CLI would and returns the exit
+// code: the one place errors become exit codes.
+func reportError(w io.Writer, err error) int {
+	var (
+		apiErr      *control.APIError
+		unreachable *control.UnreachableError
+		usage       *usageError
+		exitCoder   cli.ExitCoder
+	)
+	switch {
+	case errors.As(err, &apiErr):
+		op := "unknown"
+		var oe *operationError
+		if errors.As(err, &oe) {
+			op = oe.op
+		}
+		fmt.Fprintf(w, "An error occurred (%s) when calling the %s operation: %s\n", apiErr.Code, op, apiErr.Message)
+		return exitAPIError
+	case errors.As(err, &unreachable):
+		fmt.Fprintf(w, "%v (is `cowvol daemon` running?)\n", unreachable)
+		return exitUnreachable
+	case errors.As(err, &usage):
+		fmt.Fprintf(w, "cowvol: %s\n", usage.msg)
+		return exitUsage
+	case errors.As(err, &exitCoder):
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(w, msg)
+		}
+		return exitCoder.ExitCode()
+	}
+	fmt.Fprintf(w, "cowvol: %v\n", err)
+	return exitFailure
+}
+
+// client returns a client of the daemon named by --socket.
+func client(c *cli.Context) *control.Client {
+	return control.NewClient(c.String("socket"))
+}
+
+// noArgs refuses positional arguments.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("%s: unexpected argument %q", c.Command.Name, c.Args().First())
+	}
+	return nil
+}

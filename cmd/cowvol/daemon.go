@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cowvol/cowvol/control"
+	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/fusefs"
+)
+
+// Daemon defaults: the embedded configuration `make run` uses.
+const (
+	defaultDataDir = "/var/lib/cowvol"
+	defaultMount   = "/mnt/cowvol"
+	// defaultAccountID is the ownerId a daemon reports unless told otherwise.
+	defaultAccountID = "000000000000"
+)
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "serve volumes: FUSE files under --mount, the EC2 API on --socket",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir, EnvVars: []string{"COWVOL_DATA_DIR"},
+				Usage: "metadata and block data; never on one of cowvol's own volumes"},
+			&cli.StringFlag{Name: "mount", Value: defaultMount, EnvVars: []string{"COWVOL_MOUNT"},
+				Usage: "where the volume files appear"},
+			&cli.DurationFlag{Name: "sync-interval", Value: cow.DefaultSyncInterval, EnvVars: []string{"COWVOL_SYNC_INTERVAL"},
+				Usage: "how long an un-fsynced write may stay volatile"},
+			&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
+				Usage: "12-digit owner ID reported in responses"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
+				Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
+				Usage: "log every FUSE request"},
+		},
+		Action: func(c *cli.Context) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
+			}
+			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			cfg := daemonConfig{
+				dataDir:      c.String("data-dir"),
+				mount:        c.String("mount"),
+				socket:       c.String("socket"),
+				syncInterval: c.Duration("sync-interval"),
+				accountID:    c.String("account-id"),
+				debugFUSE:    c.Bool("debug-fuse"),
+				log:          log,
+			}
+			if err := runDaemon(c.Context, cfg); err != nil {
+				log.Error("daemon failed", "err", err)
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}
+
+type daemonConfig struct {
+	dataDir, mount, socket string
+	syncInterval           time.Duration
+	accountID              string
+	debugFUSE              bool
+	log                    *slog.Logger
+}
+
+// runDaemon serves until SIGTERM or SIGINT, then shuts down in order: stop
+// taking control requests, sync every volume, unmount, close the engine.
+func runDaemon(ctx context.Context, cfg daemonConfig) error {
+	log := cfg.log
+	mount, err := filepath.Abs(cfg.mount)
+	if err != nil {
+		return err
+	}
+	dataDir, err := filepath.Abs(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	if isWithin(dataDir, mount) {
+		return fmt.Errorf("data dir %s lies inside the mount %s", dataDir, mount)
+	}
+	eng, err := cow.Open(cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := eng.Close(); err != nil {
+			log.Error("closing engine", "err", err)
+		}
+	}()
+	if err := prepareMountpoint(mount, log); err != nil {
+		return err
+	}
+	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE})
+	if err != nil {
+		return err
+	}
+	// The socket comes last: a client that reaches it finds the mount up.
+	ln, err := control.ListenUnix(cfg.socket)
+	if err != nil {
+		unmountOrReport(fsrv, eng, nil, log)
+		return err
+	}
+	ctl := control.NewServer(eng, control.Options{AccountID: cfg.accountID, Logger: log})
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- ctl.Serve(serveCtx, ln) }()
+	log.Info("cowvol daemon ready", "data_dir", dataDir, "mount", mount, "socket", cfg.socket, "pid", os.Getpid())
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	var serveErr error
+	select {
+	case s := <-sigs:
+		log.Info("shutting down", "signal", s.String())
+	case serveErr = <-served:
+		log.Error("control server stopped", "err", serveErr)
+	}
+	stopServe()
+	if serveErr == nil {
+		if err := <-served; err != nil {
+			log.Warn("control server shutdown", "err", err)
+		}
+	}
+	for _, v := range mustVolumes(eng) {
+		h, err := eng.OpenVolume(v.ID)
+		if err != nil {
+			continue
+		}
+		if err := h.Sync(); err != nil {
+			log.Error("sync before shutdown failed", "volume", v.ID, "err", err)
+		}
+		h.Close()
+	}
+	if err := unmountOrReport(fsrv, eng, sigs, log); err != nil {
+		return err
+	}
+	return serveErr
+}
+
+// unmountOrReport unmounts the FUSE tree. While volume files are open (for
+// example attached to loop devices) the mount is busy: it says which volumes
+// hold it and retries until they are released, or until a second signal,
+// after which it gives up loudly.
+func unmountOrReport(fsrv *fusefs.Server, eng *cow.Engine, sigs <-chan os.Signal, log *slog.Logger) error {
+	for {
+		err := fsrv.Unmount()
+		if err == nil {
+			return nil
+		}
+		var open []string
+		for _, v := range mustVolumes(eng) {
+			if v.OpenCount > 0 {
+				open = append(open, v.ID)
+			}
+		}
+		log.Error("mount is busy; detach the loop devices or close the files of these volumes, retrying",
+			"open_volumes", strings.Join(open, ","), "err", err)
+		select {
+		case s := <-sigs:
+			return fmt.Errorf("second %s while the mount is busy: exiting with the mount left in place (unmount it with `umount -l`): %w", s, err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func mustVolumes(eng *cow.Engine) []cow.VolumeInfo {
+	vols, _ := eng.DescribeVolumes(context.Background())
+	return vols
+}
+
+// prepareMountpoint creates the mount directory and clears a mount that a
+// killed daemon left behind (a FUSE mount whose server is gone answers
+// ENOTCONN). A live mount there is refused.
+func prepareMountpoint(dir string, log *slog.Logger) error {
+	var st syscall.Stat_t
+	err := syscall.Stat(dir, &st)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		log.Warn("clearing a stale FUSE mount left by a previous daemon", "mount", dir)
+		if err := syscall.Unmount(dir, 0); err != nil {
+			log.Warn("stale mount busy; detaching it lazily", "mount", dir, "err", err)
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				return fmt.Errorf("clear stale mount at %s: %w", dir, err)
+			}
+		}
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(dir, 0o755)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	default:
+		mounted, err := isMountpoint(dir)
+		if err != nil {
+			return err
+		}
+		if mounted {
+			return fmt.Errorf("mount point %s is already mounted (another cowvol daemon?)", dir)
+		}
+	}
+	return nil
+}
+
+// isMountpoint reports whether dir is a mount point, from /proc/self/mountinfo.
+func isMountpoint(dir string) (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == dir {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func unescapeMountinfo(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// isWithin reports whether path is dir or lies below it.
+func isWithin(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/cowvol/cowvol/control"
+)
+
+// volumeJSON is a volume as `aws ec2` prints it, plus cowvol's SizeBytes
+// and BlockSize.
+type volumeJSON struct {
+	// Attachments is printed (empty) by describe-volumes only, as aws.
+	Attachments        *[]struct{} `json:"Attachments,omitempty"`
+	AvailabilityZone   string      `json:"AvailabilityZone"`
+	CreateTime         string      `json:"CreateTime"`
+	Encrypted          bool        `json:"Encrypted"`
+	Size               int64       `json:"Size"`
+	SnapshotID         string      `json:"SnapshotId"`
+	State              string      `json:"State"`
+	VolumeID           string      `json:"VolumeId"`
+	Tags               []tagJSON   `json:"Tags,omitempty"`
+	VolumeType         string      `json:"VolumeType"`
+	MultiAttachEnabled bool        `json:"MultiAttachEnabled"`
+	SizeBytes          int64       `json:"SizeBytes"`
+	BlockSize          int         `json:"BlockSize"`
+}
+
+type tagJSON struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+func volumeOutput(v control.Volume, describe bool) volumeJSON {
+	out := volumeJSON{
+		AvailabilityZone:   v.AvailabilityZone,
+		CreateTime:         v.CreateTime.String(),
+		Encrypted:          v.Encrypted,
+		Size:               v.Size,
+		SnapshotID:         v.SnapshotID,
+		State:              v.Status,
+		VolumeID:           v.VolumeID,
+		VolumeType:         v.VolumeType,
+		MultiAttachEnabled: v.MultiAttachEnabled,
+		SizeBytes:          v.SizeBytes,
+		BlockSize:          v.BlockSize,
+	}
+	if describe {
+		out.Attachments = &[]struct{}{}
+	}
+	for _, t := range v.Tags {
+		out.Tags = append(out.Tags, tagJSON{Key: t.Key, Value: t.Value})
+	}
+	return out
+}
+
+// printJSON prints v as the aws CLI does: 4-space indent, no HTML escaping.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package control
+
+import (
+	"context"
+	"net/url"
+)
+
+// CreateVolumeInput are the parameters of CreateVolume.
+type CreateVolumeInput struct {
+	// Size in GiB, as EC2; exactly one of Size and SizeBytes is set.
+	Size int64
+	// SizeBytes is the exact size in bytes (a cowvol extension).
+	SizeBytes int64
+	// BlockSize is the copy-on-write grain in bytes; 0 means the
+	// daemon's default (a cowvol extension).
+	BlockSize        int
+	Tags             []Tag
+	ClientToken      string
+	AvailabilityZone string
+	// SnapshotID creates the volume from a snapshot.
+	SnapshotID string
+	Encrypted  bool
+	DryRun     bool
+}
+
+// CreateVolume creates a volume.
+func (c *Client) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume, error) {
+	f := url.Values{}
+	setInt(f, "Size", in.Size)
+	setInt(f, "SizeBytes", in.SizeBytes)
+	setInt(f, "BlockSize", int64(in.BlockSize))
+	setTagSpecification(f, "volume", in.Tags)
+	setString(f, "ClientToken", in.ClientToken)
+	setString(f, "AvailabilityZone", in.AvailabilityZone)
+	setString(f, "SnapshotId", in.SnapshotID)
+	setBool(f, "Encrypted", in.Encrypted)
+	setBool(f, "DryRun", in.DryRun)
+	var out CreateVolumeResponse
+	if err := c.call(ctx, "CreateVolume", f, &out); err != nil {
+		return Volume{}, err
+	}
+	return out.Volume, nil
+}
+
+// DescribeVolumesInput are the parameters of DescribeVolumes.
+type DescribeVolumesInput struct {
+	VolumeIDs []string
+	Filters   []Filter
+	// MaxResults (5..500) pages the answer; 0 means all volumes at once.
+	MaxResults int
+	NextToken  string
+	DryRun     bool
+}
+
+// DescribeVolumesOutput is one page of DescribeVolumes.
+type DescribeVolumesOutput struct {
+	Volumes []Volume
+	// NextToken is set when more volumes follow: pass it back in the
+	// next DescribeVolumesInput.
+	NextToken string
+}
+
+// DescribeVolumes lists volumes.
+func (c *Client) DescribeVolumes(ctx context.Context, in DescribeVolumesInput) (DescribeVolumesOutput, error) {
+	f := url.Values{}
+	setList(f, "VolumeId", in.VolumeIDs)
+	setFilters(f, in.Filters)
+	setInt(f, "MaxResults", int64(in.MaxResults))
+	setString(f, "NextToken", in.NextToken)
+	setBool(f, "DryRun", in.DryRun)
+	var out DescribeVolumesResponse
+	if err := c.call(ctx, "DescribeVolumes", f, &out); err != nil {
+		return DescribeVolumesOutput{}, err
+	}
+	return DescribeVolumesOutput{Volumes: out.VolumeSet.Items, NextToken: out.NextToken}, nil
+}
+
+// DeleteVolume deletes a volume that is not in use.
+func (c *Client) DeleteVolume(ctx context.Context, id string, dryRun bool) error {
+	f := url.Values{}
+	f.Set("VolumeId", id)
+	setBool(f, "DryRun", dryRun)
+	var out DeleteVolumeResponse
+	return c.call(ctx, "DeleteVolume", f, &out)
+}

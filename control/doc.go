@@ -1,0 +1,28 @@
+// Package control owns cowvol's control socket: an HTTP server on a unix
+// socket that speaks the Amazon EC2 Query API (Action=CreateVolume&
+// Version=2016-11-15, XML answers exactly as EC2 sends them, so AWS SDKs
+// work unmodified), and the typed Client the cowvol CLI uses to talk to it.
+// Authorization of callers (by the peer's credentials) belongs here too.
+//
+// The server consumes a small Backend interface, which *cow.Engine
+// satisfies; control never touches Badger, the data files or FUSE. Only
+// cmd/cowvol imports this package.
+//
+// Requests are parsed by one strict parser (query.go): flattened, 1-based
+// lists such as TagSpecification.1.Tag.2.Key, unknown parameters rejected
+// with UnknownParameter, invalid UTF-8 and duplicate keys rejected with
+// InvalidParameterValue. Every answer, success or failure, is well-formed
+// XML; a panic in a handler becomes a 500 InternalError, never a dropped
+// connection.
+//
+// Where EC2's behaviour was open to choice, this package picks:
+//   - missing Action: 400 MissingAction; unknown Action: 400 InvalidAction;
+//   - missing Version: 400 MissingParameter; a Version other than
+//     2016-11-15: 400 NoSuchVersion (as EC2 answers);
+//   - a NextToken that this server did not issue: 400 InvalidPaginationToken;
+//   - a body over MaxBodyBytes: 413 RequestEntityTooLarge; a query string
+//     that does not parse: 400 MalformedQueryString; a method other than
+//     GET or POST: 405 MethodNotAllowed;
+//   - the data directory's filesystem full: 500 InsufficientVolumeCapacity;
+//     the engine shutting down: 503 ServiceUnavailable.
+package control

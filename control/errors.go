@@ -1,0 +1,145 @@
+package control
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/cowvol/cowvol/cow"
+)
+
+// EC2 error codes this package answers with.
+const (
+	CodeDryRunOperation             = "DryRunOperation"
+	CodeIdempotentParameterMismatch = "IdempotentParameterMismatch"
+	CodeInsufficientVolumeCapacity  = "InsufficientVolumeCapacity"
+	CodeInternalError               = "InternalError"
+	CodeInvalidAction               = "InvalidAction"
+	CodeInvalidPaginationToken      = "InvalidPaginationToken"
+	CodeInvalidParameterCombination = "InvalidParameterCombination"
+	CodeInvalidParameterValue       = "InvalidParameterValue"
+	CodeInvalidSnapshotIDMalformed  = "InvalidSnapshotID.Malformed"
+	CodeInvalidVolumeIDMalformed    = "InvalidVolumeID.Malformed"
+	CodeInvalidVolumeNotFound       = "InvalidVolume.NotFound"
+	CodeMalformedQueryString        = "MalformedQueryString"
+	CodeMethodNotAllowed            = "MethodNotAllowed"
+	CodeMissingAction               = "MissingAction"
+	CodeMissingParameter            = "MissingParameter"
+	CodeNoSuchVersion               = "NoSuchVersion"
+	CodeRequestEntityTooLarge       = "RequestEntityTooLarge"
+	CodeServiceUnavailable          = "ServiceUnavailable"
+	CodeUnknownParameter            = "UnknownParameter"
+	CodeVolumeInUse                 = "VolumeInUse"
+)
+
+// APIError is an EC2 error: the server answers with it and the Client
+// returns it (as *APIError) for every error response of the daemon.
+type APIError struct {
+	Code       string // e.g. InvalidVolume.NotFound
+	Message    string
+	RequestID  string // set by the Client from the response
+	StatusCode int    // HTTP status
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// apiErr makes a 400 error with a formatted message.
+func apiErr(code, format string, args ...any) *APIError {
+	return &APIError{Code: code, Message: fmt.Sprintf(format, args...), StatusCode: http.StatusBadRequest}
+}
+
+func invalidValue(format string, args ...any) *APIError {
+	return apiErr(CodeInvalidParameterValue, format, args...)
+}
+
+func missingParam(name string) *APIError {
+	return apiErr(CodeMissingParameter, "The request must contain the parameter %s", name)
+}
+
+func errDryRun() *APIError {
+	return &APIError{
+		Code:       CodeDryRunOperation,
+		Message:    "Request would have succeeded, but DryRun flag is set.",
+		StatusCode: http.StatusPreconditionFailed,
+	}
+}
+
+func errInternal() *APIError {
+	return &APIError{
+		Code:       CodeInternalError,
+		Message:    "An internal error has occurred.",
+		StatusCode: http.StatusInternalServerError,
+	}
+}
+
+func malformedVolumeID(id string) *APIError {
+	return apiErr(CodeInvalidVolumeIDMalformed, "Invalid id: %q (expecting \"vol-...\")", clip(id))
+}
+
+func malformedSnapshotID(id string) *APIError {
+	return apiErr(CodeInvalidSnapshotIDMalformed, "Invalid id: %q (expecting \"snap-...\")", clip(id))
+}
+
+func volumeNotFound(id string) *APIError {
+	return apiErr(CodeInvalidVolumeNotFound, "The volume '%s' does not exist.", id)
+}
+
+// backendError translates an engine error into the EC2 error to answer.
+// ok is false for errors that are not the client's doing: the caller logs
+// those and answers InternalError.
+func backendError(err error, volumeID string) (*APIError, bool) {
+	switch {
+	case errors.Is(err, cow.ErrVolumeNotFound):
+		return volumeNotFound(volumeID), true
+	case errors.Is(err, cow.ErrVolumeInUse):
+		return apiErr(CodeVolumeInUse,
+			"Volume %s is currently attached to a process (its volume file is open, e.g. by a loop device).", volumeID), true
+	case errors.Is(err, cow.ErrInvalidSize), errors.Is(err, cow.ErrInvalidBlockSize), errors.Is(err, cow.ErrInvalidParameter):
+		return invalidValue("%s", err.Error()), true
+	case errors.Is(err, cow.ErrIdempotentMismatch):
+		return apiErr(CodeIdempotentParameterMismatch,
+			"The client token you have provided is associated with a resource that is already created with different parameters."), true
+	case errors.Is(err, cow.ErrNoSpace):
+		return &APIError{
+			Code:       CodeInsufficientVolumeCapacity,
+			Message:    "There is not enough free space in the daemon's data directory.",
+			StatusCode: http.StatusInternalServerError,
+		}, true
+	case errors.Is(err, cow.ErrClosed):
+		return &APIError{
+			Code:       CodeServiceUnavailable,
+			Message:    "The daemon is shutting down.",
+			StatusCode: http.StatusServiceUnavailable,
+		}, true
+	}
+	return nil, false
+}
+
+// errorResponse is the body of every EC2 error answer.
+type errorResponse struct {
+	XMLName   xml.Name   `xml:"Response"`
+	Errors    []xmlError `xml:"Errors>Error"`
+	RequestID string     `xml:"RequestID"`
+}
+
+type xmlError struct {
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+// clip shortens user input echoed in error messages.
+func clip(s string) string {
+	const max = 128
+	if len(s) <= max {
+		return s
+	}
+	// Cut on a rune boundary: input has been checked to be UTF-8.
+	n := max
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,94 @@
+package control
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/cowvol/cowvol/cow"
+)
+
+// FuzzServeQuery feeds arbitrary request bodies, as POST forms and as GET
+// query strings, to the handler over a real engine. The server must not
+// panic, must answer well-formed XML (an EC2 answer or an EC2 error), and
+// must not answer 5xx: with a healthy engine every failure is the client's.
+func FuzzServeQuery(f *testing.F) {
+	for _, seed := range []string{
+		"Action=DescribeVolumes&Version=2016-11-15",
+		"Action=CreateVolume&Version=2016-11-15&Size=1&TagSpecification.1.ResourceType=volume&TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v",
+		"Action=CreateVolume&Version=2016-11-15&SizeBytes=65536&BlockSize=4096&DryRun=true",
+		"Action=DescribeVolumes&Version=2016-11-15&Filter.1.Name=tag:k&Filter.1.Value.1=*&MaxResults=5",
+		"Action=DeleteVolume&Version=2016-11-15&VolumeId=vol-0123456789abcdef0",
+		"Action=DescribeVolumes&Version=2016-11-15&VolumeId.01=x",
+		"Action=%ff&Version=\x00",
+	} {
+		f.Add([]byte(seed))
+	}
+	eng, err := cow.Open(cow.Options{DataDir: f.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { eng.Close() })
+	h := NewServer(eng, Options{Logger: quietLogger()}).Handler()
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		post := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		get := httptest.NewRequest(http.MethodGet, "/", nil)
+		get.URL.RawQuery = string(body)
+		for _, r := range []*http.Request{post, get} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			checkAnswer(t, w)
+		}
+	})
+}
+
+func checkAnswer(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	body := w.Body.String()
+	if w.Code >= 500 && !strings.Contains(body, "<Code>"+CodeInsufficientVolumeCapacity+"</Code>") {
+		t.Fatalf("HTTP %d: %s", w.Code, body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "text/xml;charset=UTF-8" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if !strings.HasPrefix(body, xml.Header) {
+		t.Fatalf("no XML declaration: %q", body)
+	}
+	d := xml.NewDecoder(strings.NewReader(body))
+	depth, roots := 0, 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("malformed XML (%v): %q", err, body)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				roots++
+				ok := el.Name.Local == "Response"
+				if w.Code == http.StatusOK {
+					ok = el.Name.Local != "Response" && strings.HasSuffix(el.Name.Local, "Response")
+				}
+				if !ok {
+					t.Fatalf("root element %s for HTTP %d", el.Name.Local, w.Code)
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if roots != 1 || depth != 0 {
+		t.Fatalf("%d root elements: %q", roots, body)
+	}
+}

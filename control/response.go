@@ -1,0 +1,134 @@
+package control
+
+import (
+	"encoding/xml"
+	"fmt"
+	"time"
+)
+
+// APIVersion is the EC2 API version the socket speaks.
+const APIVersion = "2016-11-15"
+
+// TimeFormat is how EC2 writes timestamps (always UTC, milliseconds).
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// Timestamp is a time on the wire, in TimeFormat.
+type Timestamp struct{ time.Time }
+
+// MarshalText writes t in TimeFormat, in UTC.
+func (t Timestamp) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads an RFC 3339 time (TimeFormat is one).
+func (t *Timestamp) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return fmt.Errorf("timestamp %q: %w", b, err)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// String formats t in TimeFormat, in UTC.
+func (t Timestamp) String() string { return t.UTC().Format(TimeFormat) }
+
+// Tag is a key/value pair on the wire (an <item> of a <tagSet>).
+type Tag struct {
+	Key   string `xml:"key"`
+	Value string `xml:"value"`
+}
+
+// TagSet is a <tagSet> of <item>s. It is its own type so that an empty
+// set is omitted, as EC2 omits it (encoding/xml would write an empty
+// <tagSet> for a tagSet>item path).
+type TagSet []Tag
+
+type tagItems struct {
+	Items []Tag `xml:"item"`
+}
+
+// MarshalXML writes the tags as <item>s of start.
+func (ts TagSet) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	return e.EncodeElement(tagItems{ts}, start)
+}
+
+// UnmarshalXML reads the <item>s of a <tagSet>.
+func (ts *TagSet) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	var v tagItems
+	if err := d.DecodeElement(&v, &start); err != nil {
+		return err
+	}
+	*ts = v.Items
+	return nil
+}
+
+// Volume is a volume as CreateVolume answers it and as an <item> of
+// DescribeVolumes' <volumeSet>. SizeBytes and BlockSize are cowvol
+// extensions (SDKs ignore elements they do not know).
+type Volume struct {
+	VolumeID         string    `xml:"volumeId"`
+	Size             int64     `xml:"size"`       // GiB, rounded up
+	SnapshotID       string    `xml:"snapshotId"` // empty element when none, as EC2
+	AvailabilityZone string    `xml:"availabilityZone"`
+	Status           string    `xml:"status"`
+	CreateTime       Timestamp `xml:"createTime"`
+	// Attachments is present (and empty) in DescribeVolumes answers,
+	// absent in CreateVolume's.
+	Attachments        *AttachmentSet `xml:"attachmentSet"`
+	VolumeType         string         `xml:"volumeType"`
+	Encrypted          bool           `xml:"encrypted"`
+	MultiAttachEnabled bool           `xml:"multiAttachEnabled"`
+	Tags               TagSet         `xml:"tagSet,omitempty"`
+	SizeBytes          int64          `xml:"sizeBytes"`
+	BlockSize          int            `xml:"blockSize"`
+}
+
+// AttachmentSet lists a volume's EC2 attachments. cowvol volumes are not
+// attached to instances, so it is always empty.
+type AttachmentSet struct {
+	Items []Attachment `xml:"item"`
+}
+
+// Attachment is an EC2 volume attachment.
+type Attachment struct {
+	VolumeID   string `xml:"volumeId"`
+	InstanceID string `xml:"instanceId"`
+	Device     string `xml:"device"`
+	Status     string `xml:"status"`
+}
+
+// ResponseMetadata is the first element of every successful answer.
+type ResponseMetadata struct {
+	RequestID string `xml:"requestId"`
+}
+
+func (m *ResponseMetadata) setRequestID(id string) { m.RequestID = id }
+
+// response is what an action handler answers.
+type response interface{ setRequestID(string) }
+
+// CreateVolumeResponse answers CreateVolume.
+type CreateVolumeResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ CreateVolumeResponse"`
+	ResponseMetadata
+	Volume
+}
+
+// DescribeVolumesResponse answers DescribeVolumes.
+type DescribeVolumesResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DescribeVolumesResponse"`
+	ResponseMetadata
+	VolumeSet VolumeSet `xml:"volumeSet"`
+	NextToken string    `xml:"nextToken,omitempty"`
+}
+
+// VolumeSet is the <volumeSet> of DescribeVolumes.
+type VolumeSet struct {
+	Items []Volume `xml:"item"`
+}
+
+// DeleteVolumeResponse answers DeleteVolume.
+type DeleteVolumeResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DeleteVolumeResponse"`
+	ResponseMetadata
+	Return bool `xml:"return"`
+}

@@ -1,0 +1,382 @@
+package control
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/cowvol/cowvol/cow"
+)
+
+// Limits of the volume actions, as EC2's.
+const (
+	maxVolumeSizeGiB   = cow.MaxVolumeSize >> 30 // 65536
+	minDescribeResults = 5
+	maxDescribeResults = 500
+	maxClientTokenLen  = 64
+)
+
+// volumeType is the only EC2 volume type cowvol reports and accepts.
+const volumeType = "standard"
+
+// createVolume: Size (GiB) or SizeBytes (cowvol), BlockSize (cowvol),
+// TagSpecification.N, ClientToken, AvailabilityZone, VolumeType, Encrypted,
+// KmsKeyId, SnapshotId, DryRun.
+func (s *Server) createVolume(ctx context.Context, p *params) (response, error) {
+	dryRun, e := p.boolean("DryRun")
+	if e != nil {
+		return nil, e
+	}
+	snapshotID, hasSnapshot := p.get("SnapshotId")
+	sizeGiB, hasSize, e := p.integer("Size")
+	if e != nil {
+		return nil, e
+	}
+	sizeBytes, hasSizeBytes, e := p.integer("SizeBytes")
+	if e != nil {
+		return nil, e
+	}
+	blockSize, hasBlockSize, e := p.integer("BlockSize")
+	if e != nil {
+		return nil, e
+	}
+	encrypted, e := p.boolean("Encrypted")
+	if e != nil {
+		return nil, e
+	}
+	_, hasKMS := p.get("KmsKeyId")
+	zone, hasZone := p.get("AvailabilityZone")
+	vtype, hasType := p.get("VolumeType")
+	token, _ := p.get("ClientToken")
+	tags, e := readTagSpecifications(p, "volume")
+	if e != nil {
+		return nil, e
+	}
+	if e := p.unknown(); e != nil {
+		return nil, e
+	}
+
+	if hasSnapshot {
+		if !cow.ValidSnapshotID(snapshotID) {
+			return nil, malformedSnapshotID(snapshotID)
+		}
+		return nil, invalidValue("creating volumes from snapshots is not supported yet")
+	}
+	if encrypted || hasKMS {
+		return nil, invalidValue("encryption is not supported yet")
+	}
+	if hasZone && zone != s.zone {
+		return nil, invalidValue("Invalid availability zone: [%s]", clip(zone))
+	}
+	if hasType && vtype != volumeType {
+		return nil, invalidValue("The volume type '%s' is not supported: cowvol volumes are '%s'.", clip(vtype), volumeType)
+	}
+	if len(token) > maxClientTokenLen {
+		return nil, invalidValue("The client token is longer than %d characters.", maxClientTokenLen)
+	}
+	var size int64
+	switch {
+	case hasSize && hasSizeBytes:
+		return nil, apiErr(CodeInvalidParameterCombination, "The parameters Size and SizeBytes cannot be used together.")
+	case hasSize:
+		if sizeGiB < 1 || sizeGiB > maxVolumeSizeGiB {
+			return nil, invalidValue("Volume of %d GiB is out of range: the size must be from 1 to %d GiB.", sizeGiB, maxVolumeSizeGiB)
+		}
+		size = sizeGiB << 30
+	case hasSizeBytes:
+		size = sizeBytes
+	default:
+		return nil, missingParam("Size")
+	}
+	bs := cow.DefaultBlockSize
+	if hasBlockSize {
+		if blockSize > cow.MaxBlockSize {
+			blockSize = cow.MaxBlockSize + 1 // keep the conversion below safe; still invalid
+		}
+		bs = int(blockSize)
+	}
+	if err := cow.ValidateGeometry(size, bs); err != nil {
+		return nil, backendErr("validate geometry", err, "")
+	}
+	if err := cow.ValidateTags(tags); err != nil {
+		return nil, backendErr("validate tags", err, "")
+	}
+	if dryRun {
+		return nil, errDryRun()
+	}
+	info, err := s.backend.CreateVolume(ctx, cow.CreateVolumeParams{
+		Size:        size,
+		BlockSize:   bs,
+		Tags:        tags,
+		ClientToken: token,
+	})
+	if err != nil {
+		return nil, backendErr("create volume", err, "")
+	}
+	return &CreateVolumeResponse{Volume: s.wireVolume(info, false)}, nil
+}
+
+// readTagSpecifications parses TagSpecification.N.ResourceType and
+// TagSpecification.N.Tag.M.{Key,Value}; only resourceType may be tagged.
+func readTagSpecifications(p *params, resourceType string) ([]cow.Tag, *APIError) {
+	idx, e := p.indexes("TagSpecification")
+	if e != nil {
+		return nil, e
+	}
+	var tags []cow.Tag
+	seen := false
+	for _, i := range idx {
+		m := member("TagSpecification", i)
+		rt, _ := p.get(m + ".ResourceType")
+		switch {
+		case rt == "":
+			return nil, invalidValue("Tag specification resource type must have a value")
+		case rt != resourceType:
+			return nil, invalidValue("'%s' is not a valid taggable resource type for this operation.", clip(rt))
+		case seen:
+			return nil, invalidValue("The same resource type may not be specified more than once in tag specifications")
+		}
+		seen = true
+		tidx, e := p.indexes(m + ".Tag")
+		if e != nil {
+			return nil, e
+		}
+		for _, j := range tidx {
+			t := member(m+".Tag", j)
+			key, ok := p.get(t + ".Key")
+			if !ok {
+				return nil, missingParam(t + ".Key")
+			}
+			value, _ := p.get(t + ".Value")
+			tags = append(tags, cow.Tag{Key: key, Value: value})
+		}
+	}
+	return tags, nil
+}
+
+// wireVolume converts an engine volume to its wire form; describe adds
+// the (empty) attachmentSet DescribeVolumes answers carry.
+func (s *Server) wireVolume(v cow.VolumeInfo, describe bool) Volume {
+	w := Volume{
+		VolumeID:         v.ID,
+		Size:             (v.Size + 1<<30 - 1) >> 30,
+		SnapshotID:       v.SnapshotID,
+		AvailabilityZone: s.zone,
+		Status:           string(v.State),
+		CreateTime:       Timestamp{v.CreateTime},
+		VolumeType:       volumeType,
+		Encrypted:        v.Encrypted,
+		SizeBytes:        v.Size,
+		BlockSize:        v.BlockSize,
+	}
+	if describe {
+		w.Attachments = &AttachmentSet{}
+	}
+	for _, t := range v.Tags {
+		w.Tags = append(w.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	return w
+}
+
+// describeVolumes: VolumeId.N, Filter.N, MaxResults, NextToken, DryRun.
+func (s *Server) describeVolumes(ctx context.Context, p *params) (response, error) {
+	dryRun, e := p.boolean("DryRun")
+	if e != nil {
+		return nil, e
+	}
+	ids, e := p.stringList("VolumeId")
+	if e != nil {
+		return nil, e
+	}
+	filters, e := readFilters(p)
+	if e != nil {
+		return nil, e
+	}
+	maxResults, hasMax, e := p.integer("MaxResults")
+	if e != nil {
+		return nil, e
+	}
+	token, _ := p.get("NextToken")
+	if e := p.unknown(); e != nil {
+		return nil, e
+	}
+
+	for _, id := range ids {
+		if !cow.ValidVolumeID(id) {
+			return nil, malformedVolumeID(id)
+		}
+	}
+	for _, f := range filters {
+		if !validVolumeFilter(f.Name) {
+			return nil, invalidValue("The filter '%s' is invalid", clip(f.Name))
+		}
+	}
+	if hasMax {
+		if len(ids) > 0 {
+			return nil, apiErr(CodeInvalidParameterCombination, "The parameter volumeSet cannot be used with the parameter maxResults")
+		}
+		if maxResults < minDescribeResults || maxResults > maxDescribeResults {
+			return nil, invalidValue("Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.",
+				maxResults, minDescribeResults, maxDescribeResults)
+		}
+	}
+	after := ""
+	if token != "" {
+		var ok bool
+		if after, ok = decodeNextToken(token); !ok {
+			return nil, apiErr(CodeInvalidPaginationToken, "The pagination token '%s' is invalid.", clip(token))
+		}
+	}
+	if dryRun {
+		return nil, errDryRun()
+	}
+
+	infos, err := s.backend.DescribeVolumes(ctx)
+	if err != nil {
+		return nil, backendErr("describe volumes", err, "")
+	}
+	if len(ids) > 0 {
+		if infos, e = selectVolumes(infos, ids); e != nil {
+			return nil, e
+		}
+	}
+	resp := &DescribeVolumesResponse{}
+	for _, info := range infos {
+		if info.ID <= after {
+			continue
+		}
+		v := s.wireVolume(info, true)
+		if !volumeMatches(v, filters) {
+			continue
+		}
+		if hasMax && int64(len(resp.VolumeSet.Items)) == maxResults {
+			resp.NextToken = encodeNextToken(resp.VolumeSet.Items[len(resp.VolumeSet.Items)-1].VolumeID)
+			break
+		}
+		resp.VolumeSet.Items = append(resp.VolumeSet.Items, v)
+	}
+	return resp, nil
+}
+
+// selectVolumes returns the volumes of infos named in ids, in infos'
+// order, or InvalidVolume.NotFound naming every missing one.
+func selectVolumes(infos []cow.VolumeInfo, ids []string) ([]cow.VolumeInfo, *APIError) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var out []cow.VolumeInfo
+	for _, v := range infos {
+		if want[v.ID] {
+			out = append(out, v)
+			delete(want, v.ID)
+		}
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	var missing []string
+	for _, id := range ids {
+		if want[id] {
+			missing = append(missing, id)
+			delete(want, id)
+		}
+	}
+	if len(missing) == 1 {
+		return nil, volumeNotFound(missing[0])
+	}
+	return nil, apiErr(CodeInvalidVolumeNotFound, "The volumes '%s' do not exist.", clip(strings.Join(missing, ", ")))
+}
+
+// volumeFilters are the filter names DescribeVolumes knows, besides
+// tag:<key>.
+var volumeFilters = map[string]func(v *Volume) string{
+	"status":            func(v *Volume) string { return v.Status },
+	"size":              func(v *Volume) string { return strconv.FormatInt(v.Size, 10) },
+	"volume-id":         func(v *Volume) string { return v.VolumeID },
+	"encrypted":         func(v *Volume) string { return strconv.FormatBool(v.Encrypted) },
+	"snapshot-id":       func(v *Volume) string { return v.SnapshotID },
+	"create-time":       func(v *Volume) string { return v.CreateTime.String() },
+	"availability-zone": func(v *Volume) string { return v.AvailabilityZone },
+	"volume-type":       func(v *Volume) string { return v.VolumeType },
+}
+
+func validVolumeFilter(name string) bool {
+	if _, ok := volumeFilters[name]; ok {
+		return true
+	}
+	_, ok := tagFilter(name, nil, nil)
+	return ok
+}
+
+// volumeMatches reports whether v passes every filter.
+func volumeMatches(v Volume, filters []Filter) bool {
+	for _, f := range filters {
+		if attr, ok := volumeFilters[f.Name]; ok {
+			if !matchAny(f.Values, attr(&v)) {
+				return false
+			}
+			continue
+		}
+		if match, _ := tagFilter(f.Name, f.Values, v.Tags); !match {
+			return false
+		}
+	}
+	return true
+}
+
+// A NextToken is the base64url of the last volume ID answered: the next
+// page starts after it, so a page boundary survives that volume's deletion.
+func encodeNextToken(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+func decodeNextToken(token string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || !cow.ValidVolumeID(string(b)) {
+		return "", false
+	}
+	return string(b), true
+}
+
+// deleteVolume: VolumeId, DryRun.
+func (s *Server) deleteVolume(ctx context.Context, p *params) (response, error) {
+	dryRun, e := p.boolean("DryRun")
+	if e != nil {
+		return nil, e
+	}
+	id, _ := p.get("VolumeId")
+	if e := p.unknown(); e != nil {
+		return nil, e
+	}
+	if id == "" {
+		return nil, missingParam("VolumeId")
+	}
+	if !cow.ValidVolumeID(id) {
+		return nil, malformedVolumeID(id)
+	}
+	if dryRun {
+		infos, err := s.backend.DescribeVolumes(ctx)
+		if err != nil {
+			return nil, backendErr("describe volumes", err, id)
+		}
+		for _, v := range infos {
+			if v.ID != id {
+				continue
+			}
+			switch v.State {
+			case cow.VolumeInUse:
+				return nil, backendErr("delete volume", cow.ErrVolumeInUse, id)
+			case cow.VolumeDeleting, cow.VolumeDeleted:
+				return nil, volumeNotFound(id)
+			}
+			return nil, errDryRun()
+		}
+		return nil, volumeNotFound(id)
+	}
+	if err := s.backend.DeleteVolume(ctx, id); err != nil {
+		return nil, backendErr("delete volume", err, id)
+	}
+	return &DeleteVolumeResponse{Return: true}, nil
+}
