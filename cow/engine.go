@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )
 
@@ -32,6 +33,14 @@ type Options struct {
 	// volatile. Zero means DefaultSyncInterval.
 	SyncInterval time.Duration
 	Logger       *slog.Logger
+
+	// SnapshotStore is the regional snapshot store; nil means a
+	// directory store at <DataDir>/snapshots.
+	SnapshotStore snapstore.Store
+	// LocalSnapshotStore and OutpostArn make this host an Outpost:
+	// CreateSnapshot with OutpostArn stores the snapshot locally.
+	LocalSnapshotStore snapstore.Store
+	OutpostArn         string
 }
 
 // DefaultSyncInterval is the background sync period (ext4's commit interval).
@@ -50,11 +59,25 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	stores     map[string]snapstore.Store // StoreRegional, StoreLocal
+	outpostArn string
+	flushWake  chan struct{}
+	objects    *objectCache // decoded manifests and segments
+	// gc is held shared by a snapshot flush and exclusively by garbage
+	// collection and snapshot deletion, so that chunks a flush is about to
+	// reference are never collected under it.
+	gc sync.RWMutex
+
 	// mu guards the fields that follow.
 	mu        sync.Mutex
 	vols      map[string]*volume
 	closed    bool
 	onRemoved func(id string)
+
+	// snapMu guards snaps (and makes CreateSnapshot's limit check and
+	// fork one step).
+	snapMu sync.Mutex
+	snaps  map[string]*snapshot
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -85,12 +108,34 @@ func Open(opts Options) (*Engine, error) {
 		lock.Close()
 		return nil, err
 	}
+	if opts.SnapshotStore == nil {
+		ds, err := snapstore.OpenDir(filepath.Join(dir, "snapshots"))
+		if err != nil {
+			ms.Close()
+			lock.Close()
+			return nil, err
+		}
+		opts.SnapshotStore = ds
+	}
+	if (opts.LocalSnapshotStore == nil) != (opts.OutpostArn == "") {
+		ms.Close()
+		lock.Close()
+		return nil, fmt.Errorf("an Outpost needs both an Outpost ARN and a local snapshot store")
+	}
 	e := &Engine{
-		dir:  dir,
-		log:  log,
-		meta: ms,
-		lock: lock,
-		vols: make(map[string]*volume),
+		dir:        dir,
+		log:        log,
+		meta:       ms,
+		lock:       lock,
+		vols:       make(map[string]*volume),
+		snaps:      make(map[string]*snapshot),
+		stores:     map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn: opts.OutpostArn,
+		flushWake:  make(chan struct{}, 1),
+		objects:    newObjectCache(256),
+	}
+	if opts.LocalSnapshotStore != nil {
+		e.stores[StoreLocal] = opts.LocalSnapshotStore
 	}
 	e.metaSync = newGroupSync(ms.Sync)
 	if err := e.recover(); err != nil {
@@ -100,8 +145,10 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.syncLoop(opts.SyncInterval)
+	go e.flushLoop()
+	e.startHydrators()
 	return e, nil
 }
 
@@ -153,6 +200,13 @@ func (e *Engine) recover() error {
 		}
 		e.vols[r.ID] = v
 		known[r.ID] = true
+	}
+	snaps, err := e.meta.Snapshots()
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	for _, r := range snaps {
+		e.snaps[r.ID] = &snapshot{rec: r}
 	}
 	entries, err := os.ReadDir(filepath.Join(e.dir, "volumes"))
 	if err != nil {
@@ -342,6 +396,29 @@ func (e *Engine) lookup(id string) (*volume, error) {
 // token it is idempotent: the same token and parameters return the volume
 // the first call created.
 func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (VolumeInfo, error) {
+	var src meta.SnapshotRecord
+	if p.SnapshotID != "" {
+		s, err := e.lookupSnapshot(p.SnapshotID)
+		if err != nil {
+			return VolumeInfo{}, err
+		}
+		src = s.record()
+		if src.State != string(SnapshotCompleted) {
+			return VolumeInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)
+		}
+		if p.Size == 0 {
+			p.Size = src.VolumeSize
+		}
+		if p.Size < src.VolumeSize {
+			return VolumeInfo{}, fmt.Errorf("%w: %d bytes is smaller than snapshot %s (%d bytes)", ErrInvalidSize, p.Size, src.ID, src.VolumeSize)
+		}
+		if p.BlockSize == 0 {
+			p.BlockSize = src.BlockSize
+		}
+		if p.BlockSize != src.BlockSize {
+			return VolumeInfo{}, fmt.Errorf("%w: a volume from snapshot %s has its block size, %d", ErrInvalidBlockSize, src.ID, src.BlockSize)
+		}
+	}
 	if p.BlockSize == 0 {
 		p.BlockSize = DefaultBlockSize
 	}
@@ -387,6 +464,17 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	for _, t := range p.Tags {
 		r.Tags = append(r.Tags, meta.Tag{Key: t.Key, Value: t.Value})
 	}
+	if src.ID != "" {
+		// The volume holds its own copy of the snapshot's manifest, so
+		// deleting the snapshot never breaks it while it hydrates.
+		hold, err := e.holdSnapshot(ctx, r.ID, src)
+		if err != nil {
+			return VolumeInfo{}, err
+		}
+		r.SnapshotID = src.ID
+		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0
+		r.Hydrating = true
+	}
 	f, err := openOSFile(e.dataPath(r.ID), true)
 	if err != nil {
 		return VolumeInfo{}, e.diskErr("create data file", err)
@@ -408,8 +496,33 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 	v := e.newVolume(r, f)
 	e.vols[r.ID] = v
-	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize)
+	if r.Hydrating {
+		e.startHydrator(v)
+	}
+	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID)
 	return v.info(), nil
+}
+
+// holdSnapshot copies snapshot src's manifest to a hold of volume volID.
+func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.SnapshotRecord) (string, error) {
+	e.gc.RLock()
+	defer e.gc.RUnlock()
+	st, err := e.store(src.Store)
+	if err != nil {
+		return "", err
+	}
+	b, err := st.Get(ctx, manifestKey(src.ID))
+	if err != nil {
+		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
+	}
+	if _, err := decodeManifest(b); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", src.ID, err)
+	}
+	hold := holdKey(volID, src.ID)
+	if err := st.Put(ctx, hold, b); err != nil {
+		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
+	}
+	return hold, nil
 }
 
 func (e *Engine) diskErr(op string, err error) error {
@@ -465,17 +578,33 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 		v.mapMu.Unlock()
 		return fmt.Errorf("%w: %s", ErrVolumeNotFound, id)
 	}
-	v.doomed = true
-	r := v.record
 	v.mapMu.Unlock()
+	// The flusher reads a pending snapshot's blocks from the volume.
+	e.snapMu.Lock()
+	pending := e.pendingSnapshotsLocked(id)
+	v.mapMu.Lock()
+	if pending == 0 && v.opens == 0 {
+		v.doomed = true
+	}
+	doomed, opens := v.doomed, v.opens
+	r := v.record
+	stop := v.stopHydration
+	v.mapMu.Unlock()
+	e.snapMu.Unlock()
+	switch {
+	case opens > 0:
+		return fmt.Errorf("%w: %s is open %d time(s)", ErrVolumeInUse, id, opens)
+	case !doomed:
+		return fmt.Errorf("%w: volume %s has %d pending snapshot(s); wait for them to complete", ErrIncorrectState, id, pending)
+	}
+	if stop != nil {
+		stop()
+	}
 	// Wait out a sync round in flight (the background loop's); rounds
 	// that start from now on see doomed and do nothing.
 	_ = v.syncer.sync()
 
-	r.Deleting = true
-	if err := e.meta.PutVolume(r); err == nil {
-		err = e.metaSync.sync()
-	}
+	err = v.updateRecord(func(rec *meta.VolumeRecord) { rec.Deleting = true }, func(rec meta.VolumeRecord) { r = rec })
 	if err != nil {
 		v.mapMu.Lock()
 		v.doomed = false
@@ -490,6 +619,16 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	if err := e.purge(r); err != nil {
 		// The record says Deleting: the next start finishes the job.
 		e.log.Error("volume deletion incomplete; it completes at the next start", "volume", id, "err", err)
+	}
+	if r.BaseManifest != "" || r.SnapshotID != "" {
+		e.dropHolds(ctx, id, "")
+		e.gc.Lock()
+		for name := range e.stores {
+			if err := e.collectGarbageLocked(ctx, name); err != nil {
+				e.log.Warn("garbage collection after volume delete failed", "err", err)
+			}
+		}
+		e.gc.Unlock()
 	}
 	if fn != nil {
 		fn(id)

@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +31,11 @@ type volume struct {
 	// generation changes, so a snapshot sees each write whole or not at all.
 	fork sync.RWMutex
 
+	// recMu serialises changes to the persistent record (see
+	// updateRecord), so that a fork, a flush and the end of hydration
+	// never overwrite each other's changes. Taken before mapMu.
+	recMu sync.Mutex
+
 	// mapMu guards the fields that follow.
 	mapMu sync.Mutex
 	gen   uint32 // current generation G: versions born in G are written in place
@@ -41,6 +47,8 @@ type volume struct {
 	record meta.VolumeRecord
 	opens  int  // open handles (FUSE opens)
 	doomed bool // deletion has begun: no new opens
+	// stopHydration cancels and waits for the background hydrator, if any.
+	stopHydration func()
 
 	syncer *groupSync
 	// writes counts writes and discards since the last sync round began,
@@ -70,8 +78,16 @@ func (v *volume) readAt(p []byte, off int64) error {
 		lk := v.locks.of(blk)
 		lk.RLock()
 		v.mapMu.Lock()
-		e := v.live.get(blk)
+		e, hydrating := v.live.get(blk), v.hydratingLocked()
 		v.mapMu.Unlock()
+		if !e.mapped() && hydrating {
+			// First read of a block still in the snapshot: fetch it.
+			lk.RUnlock()
+			if err := v.hydrateBlock(context.Background(), blk); err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		if e.hasData() {
 			_, err = v.file.ReadAt(p[:n], v.slotOffset(e.slot)+in)
@@ -128,6 +144,7 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 		_, err := v.file.WriteAt(src, v.slotOffset(e.slot)+in)
 		return v.ioErr("write", blk, err)
 	}
+	fromBase := !e.mapped() && v.hydratingLocked() && int64(len(src)) < v.blockSize
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()
 
@@ -135,14 +152,24 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	// as zeros. A partial write over an older version copies that
 	// version's data first; over an unwritten or zero block it needs no copy.
 	var err error
-	if int64(len(src)) < v.blockSize && e.hasData() {
+	switch {
+	case int64(len(src)) < v.blockSize && e.hasData():
 		buf := v.eng.buffers.get(int(v.blockSize))
 		if _, err = v.file.ReadAt(buf, v.slotOffset(e.slot)); err == nil {
 			copy(buf[in:], src)
 			_, err = v.file.WriteAt(buf, v.slotOffset(slot))
 		}
 		v.eng.buffers.put(buf)
-	} else {
+	case fromBase:
+		// A partial write to a block still in the snapshot: the rest
+		// of the block comes from there.
+		buf := v.eng.buffers.get(int(v.blockSize))
+		if err = v.fetchBase(context.Background(), blk, buf); err == nil {
+			copy(buf[in:], src)
+			_, err = v.file.WriteAt(buf, v.slotOffset(slot))
+		}
+		v.eng.buffers.put(buf)
+	default:
 		_, err = v.file.WriteAt(src, v.slotOffset(slot)+in)
 	}
 	if err != nil {
@@ -154,9 +181,55 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	v.live.set(blk, extent{slot: slot, gen: gen})
 	v.dirty[blk] = struct{}{}
 	v.mapMu.Unlock()
-	// The older version (e.gen < gen) belongs to a snapshot now; it is
-	// freed once that snapshot no longer needs it.
+	if e.hasData() && e.gen == hydratedGen {
+		// A hydrated copy of the base: no snapshot needs it.
+		v.freeSlot(e.slot)
+	}
+	// An older version born in a snapshot's generation belongs to that
+	// snapshot now; it is freed once the snapshot is flushed.
 	return nil
+}
+
+// updateRecord applies fn to a copy of the volume's record, persists it
+// durably, and only then makes it the volume's record. Updates are
+// serialised; apply runs under mapMu with the new record, to change
+// in-memory state in the same step.
+func (v *volume) updateRecord(fn func(r *meta.VolumeRecord), apply func(r meta.VolumeRecord)) error {
+	v.recMu.Lock()
+	defer v.recMu.Unlock()
+	v.mapMu.Lock()
+	r := v.record
+	v.mapMu.Unlock()
+	fn(&r)
+	if err := v.eng.meta.PutVolume(r); err != nil {
+		return err
+	}
+	if err := v.eng.metaSync.sync(); err != nil {
+		return fmt.Errorf("update record of %s: %w", v.id, err)
+	}
+	v.mapMu.Lock()
+	v.record = r
+	if apply != nil {
+		apply(r)
+	}
+	v.mapMu.Unlock()
+	return nil
+}
+
+// hydratedGen is the generation of versions copied from the base
+// snapshot: older than any generation, and in no change set.
+const hydratedGen = 0
+
+// freeSlot punches a slot that no durable metadata will need once the
+// current changes are synced, and queues it for reuse after that sync.
+func (v *volume) freeSlot(slot uint64) {
+	if err := v.file.Punch(v.slotOffset(slot), v.blockSize); err != nil {
+		v.log.Warn("cannot punch freed slot; leaking it until restart", "slot", slot, "err", err)
+		return
+	}
+	v.mapMu.Lock()
+	v.slots.release(slot)
+	v.mapMu.Unlock()
 }
 
 // discardSlot returns a slot that was allocated but never referenced by
@@ -213,10 +286,11 @@ func (v *volume) discardBlock(blk uint64) error {
 	v.mapMu.Lock()
 	e, gen, base := v.live.get(blk), v.gen, v.hasBaseLocked()
 	v.mapMu.Unlock()
+	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
 	switch {
 	case e.zero() || (!e.mapped() && v.snapshot == ""):
 		return nil // already reads as zeros
-	case e.hasData() && e.gen == gen:
+	case ours:
 		// The version is ours alone: give its space back.
 		if err := v.file.Punch(v.slotOffset(e.slot), v.blockSize); err != nil {
 			return v.ioErr("discard", blk, err)
@@ -224,7 +298,7 @@ func (v *volume) discardBlock(blk uint64) error {
 	}
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
-	if e.hasData() && e.gen == gen {
+	if ours {
 		v.slots.release(e.slot)
 	}
 	if base {
@@ -285,7 +359,9 @@ func (v *volume) syncRound() error {
 				me.Flags |= meta.ExtentZero
 			}
 			b.PutLive(v.id, blk, me)
-			b.PutChange(v.id, blk, me)
+			if e.gen != hydratedGen {
+				b.PutChange(v.id, blk, me)
+			}
 		} else {
 			// Blocks are only dropped (rather than given a zero
 			// version) in the first generation.
@@ -343,6 +419,7 @@ func (v *volume) info() VolumeInfo {
 		SnapshotID:     v.snapshot,
 		OpenCount:      v.opens,
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
+		Hydrating:      v.record.Hydrating,
 	}
 	for _, t := range v.record.Tags {
 		vi.Tags = append(vi.Tags, Tag{Key: t.Key, Value: t.Value})

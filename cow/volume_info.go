@@ -53,6 +53,8 @@ type VolumeInfo struct {
 	// AllocatedBytes is the block data the volume holds in the data
 	// directory (written blocks times block size).
 	AllocatedBytes int64
+	// Hydrating: some blocks are still read from the snapshot.
+	Hydrating bool
 }
 
 // CreateVolumeParams are the inputs to Engine.CreateVolume.
@@ -61,6 +63,10 @@ type CreateVolumeParams struct {
 	BlockSize   int   // bytes; 0 means DefaultBlockSize
 	Tags        []Tag
 	ClientToken string // idempotency token; empty means none
+	// SnapshotID creates the volume from a completed snapshot. Size 0
+	// then means the snapshot's size; a larger size is allowed, a smaller
+	// one is not. BlockSize 0 means the snapshot's.
+	SnapshotID string
 }
 
 var (

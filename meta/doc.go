@@ -7,6 +7,7 @@
 //	l/<vol-id>/<blk:8>              Extent: the live map, newest version of each block
 //	c/<vol-id>/<gen:8>/<blk:8>      Extent: change set, versions born in generation gen
 //	t/<client-token>                volume ID created with that idempotency token
+//	s/<snap-id>                     SnapshotRecord (JSON)
 //
 // The engine (package cow) keeps the live map in memory and uses this package
 // only to persist and recover it.

@@ -28,6 +28,18 @@ type VolumeRecord struct {
 	// Deleting is set when deletion has begun; a volume found so at start
 	// is deleted again.
 	Deleting bool `json:"deleting,omitempty"`
+
+	// BaseManifest is the key (in snapshot store BaseStore) of the manifest
+	// that holds the volume's content as of generation BaseGen: the newest
+	// completed snapshot, or for a volume created from a snapshot, the
+	// copy of that snapshot's manifest it holds until it has its own.
+	// The next snapshot uploads only the versions born after BaseGen.
+	BaseManifest string `json:"base_manifest,omitempty"`
+	BaseStore    string `json:"base_store,omitempty"`
+	BaseGen      uint64 `json:"base_gen,omitempty"`
+	// Hydrating: blocks not in the live map are read from BaseManifest
+	// (a volume created from a snapshot, until every block is local).
+	Hydrating bool `json:"hydrating,omitempty"`
 }
 
 func encodeVolume(r VolumeRecord) ([]byte, error) { return json.Marshal(r) }

@@ -1,0 +1,462 @@
+package cow
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/meta"
+)
+
+// Flush tuning.
+const (
+	flushWorkers = 8 // blocks hashed, compressed and stored in parallel
+	// flushRetryMax bounds the backoff between attempts at a flush.
+	flushRetryMax = 30 * time.Second
+	// FlushDeadline is how long a snapshot keeps retrying a failing
+	// store before it ends in state error.
+	FlushDeadline = 10 * time.Minute
+)
+
+// errPermanent marks a flush failure that retrying cannot fix.
+var errPermanent = errors.New("permanent")
+
+func (e *Engine) wakeFlusher() {
+	select {
+	case e.flushWake <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop is the background flusher: it takes pending snapshots one at a
+// time, oldest first, each volume's in generation order (a snapshot builds
+// on the one before), and moves their frozen blocks into snapshot storage.
+func (e *Engine) flushLoop() {
+	defer e.wg.Done()
+	// Frozen versions that a crash kept from being released go first.
+	for _, v := range e.volumes() {
+		v.mapMu.Lock()
+		baseGen := v.record.BaseGen
+		v.mapMu.Unlock()
+		if baseGen > 0 {
+			if err := e.releaseFrozen(v, baseGen); err != nil {
+				e.log.Warn("releasing frozen blocks", "volume", v.id, "err", err)
+			}
+		}
+	}
+	for {
+		s := e.nextFlush()
+		if s == nil {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-e.flushWake:
+				continue
+			}
+		}
+		e.flushWithRetry(s)
+		if e.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// nextFlush picks the pending snapshot to flush next, dropping pending
+// snapshots that were deleted.
+func (e *Engine) nextFlush() *snapshot {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	first := map[string]*snapshot{} // per volume: lowest generation pending
+	for id, s := range e.snaps {
+		r := s.record()
+		if r.State != string(SnapshotPending) {
+			continue
+		}
+		if r.Deleted {
+			if err := e.meta.DeleteSnapshot(id); err != nil {
+				e.log.Warn("dropping deleted snapshot", "snapshot", id, "err", err)
+				continue
+			}
+			delete(e.snaps, id)
+			continue
+		}
+		if f, ok := first[r.VolumeID]; !ok || r.Gen < f.record().Gen {
+			first[r.VolumeID] = s
+		}
+	}
+	var pick *snapshot
+	for _, s := range first {
+		if pick == nil || s.record().StartTime.Before(pick.record().StartTime) {
+			pick = s
+		}
+	}
+	return pick
+}
+
+// flushWithRetry flushes s, retrying with exponential backoff until it
+// succeeds, fails permanently or FlushDeadline passes; then it records the
+// outcome.
+func (e *Engine) flushWithRetry(s *snapshot) {
+	r := s.record()
+	log := e.log.With("snapshot", r.ID, "volume", r.VolumeID)
+	start := time.Now()
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		err := e.flush(s)
+		if err == nil {
+			return
+		}
+		if e.ctx.Err() != nil {
+			return // shutting down: the flush resumes at the next start
+		}
+		if errors.Is(err, errDeletedMidFlush) {
+			log.Info("snapshot deleted while flushing")
+			return
+		}
+		if errors.Is(err, errPermanent) || time.Since(start) > FlushDeadline {
+			log.Error("snapshot failed", "attempts", attempt, "err", err)
+			e.failSnapshot(s, err)
+			return
+		}
+		log.Warn("snapshot flush failed; retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, flushRetryMax)
+	}
+}
+
+func (e *Engine) failSnapshot(s *snapshot, cause error) {
+	s.mu.Lock()
+	s.rec.State = string(SnapshotError)
+	s.rec.StatusMessage = cause.Error()
+	r := s.rec
+	s.mu.Unlock()
+	if err := e.meta.PutSnapshot(r); err == nil {
+		err = e.metaSync.sync()
+	}
+}
+
+var errDeletedMidFlush = errors.New("snapshot deleted during flush")
+
+// flush uploads snapshot s: the versions born since the volume's base,
+// merged into the base's segments; then the manifest; then it marks the
+// snapshot completed and releases the frozen blocks it no longer needs.
+func (e *Engine) flush(s *snapshot) error {
+	e.gc.RLock()
+	defer e.gc.RUnlock()
+	r := s.record()
+	if r.Deleted {
+		return errDeletedMidFlush
+	}
+	v, err := e.lookup(r.VolumeID)
+	if err != nil {
+		return fmt.Errorf("%w: volume %s is gone", errPermanent, r.VolumeID)
+	}
+	st, err := e.store(r.Store)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errPermanent, err)
+	}
+	ctx := e.ctx
+	v.mapMu.Lock()
+	baseKey, baseStoreName, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
+	v.mapMu.Unlock()
+
+	segs := map[uint64]segmentRef{}
+	var baseStore snapstore.Store
+	if baseKey != "" {
+		if baseStore, err = e.store(baseStoreName); err != nil {
+			return fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
+		}
+		bm, err := e.loadManifest(ctx, baseStore, baseKey)
+		if err != nil {
+			return fmt.Errorf("base manifest of %s: %w", v.id, err)
+		}
+		for _, sr := range bm.Segments {
+			segs[sr.Index] = sr
+		}
+	}
+
+	// The versions born after the base, newest per block.
+	changes := map[uint64]meta.Extent{}
+	err = e.meta.ChangesBetween(v.id, baseGen, r.Gen, func(gen, blk uint64, x meta.Extent) error {
+		changes[blk] = x
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	bySeg := map[uint64][]uint64{}
+	for blk := range changes {
+		bySeg[blk>>segmentShift] = append(bySeg[blk>>segmentShift], blk)
+	}
+	// A base in another store (a regional snapshot of a volume whose
+	// next goes to the Outpost, or back) is copied over segment by segment.
+	if baseStore != nil && baseStoreName != r.Store {
+		for idx := range segs {
+			if _, ok := bySeg[idx]; !ok {
+				bySeg[idx] = nil
+			}
+		}
+	}
+	order := make([]uint64, 0, len(bySeg))
+	for idx := range bySeg {
+		order = append(order, idx)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+
+	total, done := len(changes), 0
+	for _, idx := range order {
+		if s.record().Deleted {
+			return errDeletedMidFlush
+		}
+		seg := segment{}
+		if ref, ok := segs[idx]; ok {
+			if seg, err = e.loadSegment(ctx, baseStore, ref.Key); err != nil {
+				return err
+			}
+		}
+		if baseStore != nil && baseStoreName != r.Store {
+			if err := e.copyChunks(ctx, baseStore, st, seg, bySeg[idx]); err != nil {
+				return err
+			}
+		}
+		if err := e.uploadBlocks(ctx, v, st, seg, bySeg[idx], changes); err != nil {
+			return err
+		}
+		done += len(bySeg[idx])
+		if len(seg) == 0 {
+			delete(segs, idx)
+		} else {
+			enc := encodeSegment(seg)
+			key := segmentKey(sha256.Sum256(enc))
+			if err := putIfAbsent(ctx, st, key, enc); err != nil {
+				return err
+			}
+			segs[idx] = segmentRef{Index: idx, Key: key, Blocks: len(seg)}
+		}
+		if total > 0 {
+			s.mu.Lock()
+			s.rec.Progress = min(99, done*100/total)
+			s.mu.Unlock()
+		}
+	}
+
+	m := &manifest{
+		SnapshotID:  r.ID,
+		VolumeID:    r.VolumeID,
+		VolumeSize:  r.VolumeSize,
+		BlockSize:   r.BlockSize,
+		StartTime:   r.StartTime,
+		Description: r.Description,
+		OutpostArn:  r.OutpostArn,
+	}
+	for _, t := range r.Tags {
+		m.Tags = append(m.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	for _, sr := range segs {
+		m.Segments = append(m.Segments, sr)
+		m.DataBytes += int64(sr.Blocks) * int64(r.BlockSize)
+	}
+	sort.Slice(m.Segments, func(i, j int) bool { return m.Segments[i].Index < m.Segments[j].Index })
+	mb, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	// The manifest goes last: until it is durable, no reader sees the snapshot.
+	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
+		return fmt.Errorf("put manifest: %w", err)
+	}
+	e.cacheManifest(manifestKey(r.ID), m)
+
+	s.mu.Lock()
+	s.rec.State = string(SnapshotCompleted)
+	s.rec.Progress = 100
+	s.rec.CompletionTime = time.Now().UTC().Truncate(time.Millisecond)
+	s.rec.DataBytes = m.DataBytes
+	r = s.rec
+	s.mu.Unlock()
+	if err := e.meta.PutSnapshot(r); err != nil {
+		return err
+	}
+	if err := e.setBase(v, manifestKey(r.ID), r.Store, r.Gen); err != nil {
+		return err
+	}
+	e.log.Info("snapshot completed", "snapshot", r.ID, "volume", v.id, "changed_blocks", total, "data_bytes", m.DataBytes)
+	return e.releaseFrozen(v, r.Gen)
+}
+
+// uploadBlocks stores the changed blocks blks of one segment and updates
+// seg to name their chunks. Zero versions and all-zero blocks leave seg.
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store, seg segment, blks []uint64, changes map[uint64]meta.Extent) error {
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	work := make(chan uint64)
+	for range min(flushWorkers, max(1, len(blks))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := e.buffers.get(int(v.blockSize))
+			defer e.buffers.put(buf)
+			for blk := range work {
+				x := changes[blk]
+				off := uint32(blk & (1<<segmentShift - 1))
+				var id chunkID
+				zero := x.Zero()
+				if !zero {
+					// A frozen slot is never written again and not
+					// freed before this snapshot completes.
+					if _, err := v.file.ReadAt(buf, v.slotOffset(x.Slot)); err != nil {
+						mu.Lock()
+						firstErr = cmpErr(firstErr, fmt.Errorf("read frozen block %d of %s: %w", blk, v.id, err))
+						mu.Unlock()
+						continue
+					}
+					zero = isZero(buf)
+				}
+				if !zero {
+					id = sha256.Sum256(buf)
+					if err := putIfAbsent(ctx, st, chunkKey(id), nil, buf); err != nil {
+						mu.Lock()
+						firstErr = cmpErr(firstErr, err)
+						mu.Unlock()
+						continue
+					}
+				}
+				mu.Lock()
+				if zero {
+					delete(seg, off)
+				} else {
+					seg[off] = id
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, blk := range blks {
+		work <- blk
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// putIfAbsent stores an object unless the store has it already (content
+// addressing makes the existing one identical). With raw set, the object
+// is the chunk encoding of raw.
+func putIfAbsent(ctx context.Context, st snapstore.Store, key string, enc []byte, raw ...[]byte) error {
+	ok, err := st.Exists(ctx, key)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	if len(raw) > 0 {
+		enc = encodeChunk(raw[0])
+	}
+	if err := st.Put(ctx, key, enc); err != nil {
+		return fmt.Errorf("store %s: %w", key, err)
+	}
+	return nil
+}
+
+// copyChunks copies the chunks of seg that are not being replaced from one
+// store to another.
+func (e *Engine) copyChunks(ctx context.Context, from, to snapstore.Store, seg segment, replaced []uint64) error {
+	skip := map[uint32]bool{}
+	for _, b := range replaced {
+		skip[uint32(b&(1<<segmentShift-1))] = true
+	}
+	for off, id := range seg {
+		if skip[off] {
+			continue
+		}
+		key := chunkKey(id)
+		if ok, err := to.Exists(ctx, key); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := from.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", key, err)
+		}
+		if err := to.Put(ctx, key, b); err != nil {
+			return fmt.Errorf("copy %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// releaseFrozen runs after volume v's snapshot at generation gen completed:
+// versions born at or before gen that are no longer the volume's newest are
+// freed (their data is in snapshot storage now), and the change records up
+// to gen, no longer needed to compute an incremental snapshot, are dropped.
+func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
+	type rec struct {
+		gen, blk uint64
+		x        meta.Extent
+	}
+	var recs []rec
+	err := e.meta.ChangesBetween(v.id, 0, gen, func(g, blk uint64, x meta.Extent) error {
+		recs = append(recs, rec{g, blk, x})
+		return nil
+	})
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	var b meta.Batch
+	for _, r := range recs {
+		b.DeleteChange(v.id, r.gen, r.blk)
+	}
+	if err := e.meta.Apply(&b); err != nil {
+		return err
+	}
+	freed := 0
+	for _, r := range recs {
+		if r.x.Zero() {
+			continue
+		}
+		lk := v.locks.of(r.blk)
+		lk.Lock()
+		v.mapMu.Lock()
+		cur := v.live.get(r.blk)
+		v.mapMu.Unlock()
+		live := cur.hasData() && cur.slot == r.x.Slot && uint64(cur.gen) == r.gen
+		if !live {
+			if err := v.file.Punch(v.slotOffset(r.x.Slot), v.blockSize); err != nil {
+				lk.Unlock()
+				return err
+			}
+			v.mapMu.Lock()
+			v.slots.release(r.x.Slot)
+			v.mapMu.Unlock()
+			freed++
+		}
+		lk.Unlock()
+	}
+	if freed > 0 {
+		v.writes.Add(1) // the next sync round makes the frees durable
+		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", freed)
+	}
+	return nil
+}

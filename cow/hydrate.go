@@ -1,0 +1,192 @@
+package cow
+
+import (
+	"context"
+	"fmt"
+	"github.com/cowvol/cowvol/meta"
+	"sort"
+	"time"
+)
+
+// A volume created from a snapshot is usable at once: a block not yet in
+// its live map is read from its base manifest on first access and kept
+// locally as a generation-0 version (not a change: no snapshot needs to
+// upload it again), while a background hydrator fetches the rest.
+
+// hydratingLocked reports whether unmapped blocks come from the base. v.mapMu is held.
+func (v *volume) hydratingLocked() bool { return v.record.Hydrating }
+
+// fetchBase fills dst (one block) with block blk of the volume's base.
+func (v *volume) fetchBase(ctx context.Context, blk uint64, dst []byte) error {
+	v.mapMu.Lock()
+	key, storeName := v.record.BaseManifest, v.record.BaseStore
+	v.mapMu.Unlock()
+	st, err := v.eng.store(storeName)
+	if err != nil {
+		return err
+	}
+	if err := v.eng.readStoredBlock(ctx, st, key, blk, dst); err != nil {
+		return fmt.Errorf("hydrate %s block %d from %s: %w", v.id, blk, key, err)
+	}
+	return nil
+}
+
+// hydrateBlock makes block blk local if it is still only in the base.
+// The caller holds no lock on blk.
+func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
+	lk := v.locks.of(blk)
+	lk.Lock()
+	defer lk.Unlock()
+	v.mapMu.Lock()
+	e, hydrating := v.live.get(blk), v.hydratingLocked()
+	v.mapMu.Unlock()
+	if e.mapped() || !hydrating {
+		return nil
+	}
+	buf := v.eng.buffers.get(int(v.blockSize))
+	defer v.eng.buffers.put(buf)
+	if err := v.fetchBase(ctx, blk, buf); err != nil {
+		return err
+	}
+	if isZero(buf) {
+		// Nothing to keep; a zero version stops further fetches.
+		v.mapMu.Lock()
+		v.live.set(blk, extent{gen: 0, flags: flagZero})
+		v.dirty[blk] = struct{}{}
+		v.mapMu.Unlock()
+		return nil
+	}
+	v.mapMu.Lock()
+	slot := v.slots.alloc()
+	v.mapMu.Unlock()
+	if _, err := v.file.WriteAt(buf, v.slotOffset(slot)); err != nil {
+		v.discardSlot(slot)
+		return v.ioErr("hydrate", blk, err)
+	}
+	v.mapMu.Lock()
+	v.live.set(blk, extent{slot: slot, gen: 0})
+	v.dirty[blk] = struct{}{}
+	v.mapMu.Unlock()
+	v.writes.Add(1)
+	return nil
+}
+
+// startHydrators starts a hydrator for every volume that needs one.
+func (e *Engine) startHydrators() {
+	for _, v := range e.volumes() {
+		v.mapMu.Lock()
+		h := v.hydratingLocked()
+		v.mapMu.Unlock()
+		if h {
+			e.startHydrator(v)
+		}
+	}
+}
+
+// startHydrator runs v's background hydration until every block of its
+// base is local, the volume is deleted or the engine closes.
+func (e *Engine) startHydrator(v *volume) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	v.mapMu.Lock()
+	v.stopHydration = func() { cancel(); <-done }
+	v.mapMu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(done)
+		backoff := time.Second
+		for {
+			err := e.hydrate(ctx, v)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			e.log.Warn("hydration failed; retrying", "volume", v.id, "backoff", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, flushRetryMax)
+		}
+	}()
+}
+
+// hydrate fetches every block of v's base that is not local yet, then
+// records that the volume no longer depends on the base for reads.
+func (e *Engine) hydrate(ctx context.Context, v *volume) error {
+	v.mapMu.Lock()
+	key, storeName := v.record.BaseManifest, v.record.BaseStore
+	v.mapMu.Unlock()
+	st, err := e.store(storeName)
+	if err != nil {
+		return err
+	}
+	m, err := e.loadManifest(ctx, st, key)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	n := 0
+	for _, ref := range m.Segments {
+		seg, err := e.loadSegment(ctx, st, ref.Key)
+		if err != nil {
+			return err
+		}
+		offs := make([]uint32, 0, len(seg))
+		for off := range seg {
+			offs = append(offs, off)
+		}
+		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+		for _, off := range offs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			blk := ref.Index<<segmentShift | uint64(off)
+			if blk >= v.blocks {
+				continue
+			}
+			if err := v.hydrateBlock(ctx, blk); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	// Make the hydrated blocks durable before the volume stops reading
+	// its base.
+	if err := v.sync(); err != nil {
+		return err
+	}
+	var base string
+	err = v.updateRecord(func(r *meta.VolumeRecord) {
+		r.Hydrating = false
+		base = r.BaseManifest
+	}, nil)
+	if err != nil {
+		return err
+	}
+	e.dropHolds(ctx, v.id, base)
+	e.log.Info("volume hydrated", "volume", v.id, "blocks", n, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dropHolds deletes volume volID's holds except keep, in every store.
+func (e *Engine) dropHolds(ctx context.Context, volID, keep string) {
+	for name, st := range e.stores {
+		var keys []string
+		err := st.List(ctx, "holds/"+volID+"/", func(k string) error {
+			if k != keep {
+				keys = append(keys, k)
+			}
+			return nil
+		})
+		for _, k := range keys {
+			if err == nil {
+				err = st.Delete(ctx, k)
+			}
+		}
+		if err != nil {
+			e.log.Warn("dropping holds", "volume", volID, "store", name, "err", err)
+		}
+	}
+}

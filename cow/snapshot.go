@@ -1,0 +1,313 @@
+package cow
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/meta"
+)
+
+// snapshot is the engine's state for one snapshot: its record, with
+// progress kept in memory between the points where it is persisted.
+type snapshot struct {
+	// mu guards rec.
+	mu  sync.Mutex
+	rec meta.SnapshotRecord
+}
+
+func (s *snapshot) record() meta.SnapshotRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+func (s *snapshot) info() SnapshotInfo {
+	r := s.record()
+	si := SnapshotInfo{
+		ID:             r.ID,
+		VolumeID:       r.VolumeID,
+		State:          SnapshotState(r.State),
+		Progress:       r.Progress,
+		StartTime:      r.StartTime,
+		CompletionTime: r.CompletionTime,
+		Description:    r.Description,
+		VolumeSize:     r.VolumeSize,
+		BlockSize:      r.BlockSize,
+		OutpostArn:     r.OutpostArn,
+		StatusMessage:  r.StatusMessage,
+		DataBytes:      r.DataBytes,
+		StorageTier:    "standard",
+	}
+	for _, t := range r.Tags {
+		si.Tags = append(si.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	return si
+}
+
+// store returns the snapshot store named name.
+func (e *Engine) store(name string) (snapstore.Store, error) {
+	s, ok := e.stores[name]
+	if !ok || s == nil {
+		return nil, fmt.Errorf("no %s snapshot store configured", name)
+	}
+	return s, nil
+}
+
+// OutpostArn is the ARN of the Outpost this daemon is, or "".
+func (e *Engine) OutpostArn() string { return e.outpostArn }
+
+// CreateSnapshot forks the volume: one metadata transaction records the
+// snapshot at the volume's current generation and moves the volume to the
+// next, so the snapshot holds every write completed before the call and
+// none issued after it returns. The background flusher then copies the
+// frozen blocks into snapshot storage.
+func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (SnapshotInfo, error) {
+	if err := validateSnapshotParams(p); err != nil {
+		return SnapshotInfo{}, err
+	}
+	storeName := StoreRegional
+	if p.OutpostArn != "" {
+		if p.OutpostArn != e.outpostArn {
+			return SnapshotInfo{}, fmt.Errorf("%w: %s is not this host's Outpost", ErrOutpostMismatch, p.OutpostArn)
+		}
+		storeName = StoreLocal
+	}
+	if _, err := e.store(storeName); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrInvalidParameter, err)
+	}
+	v, err := e.lookup(p.VolumeID)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+
+	// snapMu makes the pending count and the fork one step.
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	if n := e.pendingSnapshotsLocked(v.id); n >= MaxPendingSnapshots {
+		return SnapshotInfo{}, fmt.Errorf("%w: %s has %d pending snapshots", ErrConcurrentSnapshotLimit, v.id, n)
+	}
+
+	// Hold off writers: each write is wholly before the fork or wholly after.
+	v.fork.Lock()
+	defer v.fork.Unlock()
+	v.mapMu.Lock()
+	doomed := v.doomed
+	v.mapMu.Unlock()
+	if doomed {
+		return SnapshotInfo{}, fmt.Errorf("%w: %s", ErrVolumeNotFound, v.id)
+	}
+	// Everything written so far becomes durable, so the snapshot's
+	// content survives a crash right after the call returns.
+	if err := v.sync(); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
+	}
+	v.mapMu.Lock()
+	gen := v.gen
+	v.mapMu.Unlock()
+	sr := meta.SnapshotRecord{
+		ID:          newID("snap"),
+		VolumeID:    v.id,
+		Gen:         uint64(gen),
+		State:       string(SnapshotPending),
+		StartTime:   time.Now().UTC().Truncate(time.Millisecond),
+		Description: p.Description,
+		VolumeSize:  v.size,
+		BlockSize:   int(v.blockSize),
+		Store:       storeName,
+	}
+	if storeName == StoreLocal {
+		sr.OutpostArn = e.outpostArn
+	}
+	for _, t := range p.Tags {
+		sr.Tags = append(sr.Tags, meta.Tag{Key: t.Key, Value: t.Value})
+	}
+	// One transaction: the snapshot record and the volume's next generation.
+	v.recMu.Lock()
+	v.mapMu.Lock()
+	vr := v.record
+	v.mapMu.Unlock()
+	vr.Generation = uint64(gen) + 1
+	err = e.meta.Fork(vr, sr)
+	if err == nil {
+		err = e.metaSync.sync()
+	}
+	if err != nil {
+		v.recMu.Unlock()
+		return SnapshotInfo{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
+	}
+	v.mapMu.Lock()
+	v.gen = gen + 1
+	v.record = vr
+	v.mapMu.Unlock()
+	v.recMu.Unlock()
+	s := &snapshot{rec: sr}
+	e.snaps[sr.ID] = s
+	e.wakeFlusher()
+	e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", gen)
+	return s.info(), nil
+}
+
+// pendingSnapshotsLocked counts volID's pending snapshots. e.snapMu is held.
+func (e *Engine) pendingSnapshotsLocked(volID string) int {
+	n := 0
+	for _, s := range e.snaps {
+		r := s.record()
+		if r.VolumeID == volID && r.State == string(SnapshotPending) && !r.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// DescribeSnapshots returns every snapshot, sorted by ID.
+func (e *Engine) DescribeSnapshots(ctx context.Context) ([]SnapshotInfo, error) {
+	e.snapMu.Lock()
+	out := make([]SnapshotInfo, 0, len(e.snaps))
+	for _, s := range e.snaps {
+		if !s.record().Deleted {
+			out = append(out, s.info())
+		}
+	}
+	e.snapMu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// SnapshotInfo describes one snapshot.
+func (e *Engine) SnapshotInfo(id string) (SnapshotInfo, error) {
+	s, err := e.lookupSnapshot(id)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	return s.info(), nil
+}
+
+func (e *Engine) lookupSnapshot(id string) (*snapshot, error) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	s, ok := e.snaps[id]
+	if !ok || s.record().Deleted {
+		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
+	}
+	return s, nil
+}
+
+// DeleteSnapshot deletes a snapshot. A pending one stops flushing (its
+// changes fold into the volume's next snapshot); a completed one's manifest
+// goes, and with it every chunk no other snapshot or hydrating volume needs.
+func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
+	s, err := e.lookupSnapshot(id)
+	if err != nil {
+		return err
+	}
+	// gc excludes flushes, so the snapshot cannot complete under us.
+	e.gc.Lock()
+	defer e.gc.Unlock()
+	r := s.record()
+	if r.Deleted {
+		return fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
+	}
+	if r.State == string(SnapshotPending) {
+		r.Deleted = true
+		if err := e.meta.PutSnapshot(r); err != nil {
+			return err
+		}
+		if err := e.metaSync.sync(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.rec = r
+		s.mu.Unlock()
+		e.log.Info("pending snapshot deleted", "snapshot", id)
+		return nil
+	}
+	if r.State == string(SnapshotCompleted) {
+		if err := e.releaseManifest(ctx, r); err != nil {
+			return err
+		}
+	}
+	if err := e.meta.DeleteSnapshot(id); err != nil {
+		return err
+	}
+	if err := e.metaSync.sync(); err != nil {
+		return err
+	}
+	e.snapMu.Lock()
+	delete(e.snaps, id)
+	e.snapMu.Unlock()
+	if r.State == string(SnapshotCompleted) {
+		if err := e.collectGarbageLocked(ctx, r.Store); err != nil {
+			// The snapshot is gone; unreferenced data is collected
+			// at the next deletion.
+			e.log.Warn("garbage collection after delete failed", "snapshot", id, "err", err)
+		}
+	}
+	e.log.Info("snapshot deleted", "snapshot", id)
+	return nil
+}
+
+// releaseManifest removes a completed snapshot's manifest. A volume whose
+// next snapshot builds on it (its base) keeps a copy: a hold.
+func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) error {
+	st, err := e.store(r.Store)
+	if err != nil {
+		return err
+	}
+	key := manifestKey(r.ID)
+	for _, v := range e.volumes() {
+		v.mapMu.Lock()
+		vr := v.record
+		v.mapMu.Unlock()
+		if vr.BaseManifest != key || vr.BaseStore != r.Store {
+			continue
+		}
+		b, err := st.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("hold base of %s: %w", v.id, err)
+		}
+		hold := holdKey(v.id, r.ID)
+		if err := st.Put(ctx, hold, b); err != nil {
+			return fmt.Errorf("hold base of %s: %w", v.id, err)
+		}
+		if err := e.setBase(v, hold, r.Store, vr.BaseGen); err != nil {
+			return err
+		}
+	}
+	if err := st.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// holdKey is where volume volID keeps its own copy of snapshot snapID's
+// manifest: while the volume hydrates from it, or builds its next snapshot
+// on it after the snapshot itself was deleted.
+func holdKey(volID, snapID string) string { return "holds/" + volID + "/" + snapID }
+
+// setBase records that volume v's content as of generation gen is the
+// manifest under key in store, and drops holds the volume no longer needs.
+func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {
+	var old, oldStore string
+	var hydrating bool
+	err := v.updateRecord(func(r *meta.VolumeRecord) {
+		old, oldStore, hydrating = r.BaseManifest, r.BaseStore, r.Hydrating
+		r.BaseManifest, r.BaseStore, r.BaseGen = key, store, gen
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if old != "" && old != key && isHoldKey(old) && !hydrating {
+		if st, err := e.store(oldStore); err == nil {
+			if err := st.Delete(context.Background(), old); err != nil {
+				e.log.Warn("cannot drop hold", "key", old, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func isHoldKey(key string) bool { return len(key) > 6 && key[:6] == "holds/" }

@@ -1,0 +1,84 @@
+package cow
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Snapshot errors, for callers to test with errors.Is.
+var (
+	// ErrSnapshotNotFound: no snapshot has the given ID.
+	ErrSnapshotNotFound = errors.New("snapshot not found")
+	// ErrConcurrentSnapshotLimit: the volume has MaxPendingSnapshots
+	// pending snapshots already.
+	ErrConcurrentSnapshotLimit = errors.New("too many pending snapshots for the volume")
+	// ErrIncorrectState: the resource is not in a state that allows the
+	// operation (a snapshot that is not completed, a volume with pending
+	// snapshots being deleted).
+	ErrIncorrectState = errors.New("incorrect state")
+	// ErrOutpostMismatch: CreateSnapshot named an Outpost other than
+	// the daemon's own.
+	ErrOutpostMismatch = errors.New("the snapshot must be created on the same Outpost as the volume")
+)
+
+// MaxPendingSnapshots is EC2's limit of pending snapshots per volume.
+const MaxPendingSnapshots = 5
+
+// MaxDescriptionLen is the longest snapshot description EC2 accepts.
+const MaxDescriptionLen = 255
+
+// SnapshotState is a snapshot's state, named as EC2 names them.
+type SnapshotState string
+
+// The snapshot states cowvol uses.
+const (
+	SnapshotPending   SnapshotState = "pending"
+	SnapshotCompleted SnapshotState = "completed"
+	SnapshotError     SnapshotState = "error"
+)
+
+// Store names: which snapshot store holds a snapshot.
+const (
+	StoreRegional = "regional" // --snapshot-store
+	StoreLocal    = "local"    // --local-snapshot-store, on an Outpost
+)
+
+// SnapshotInfo describes a snapshot as the control plane reports it.
+type SnapshotInfo struct {
+	ID             string
+	VolumeID       string
+	State          SnapshotState
+	Progress       int // percent, 0..100
+	StartTime      time.Time
+	CompletionTime time.Time // zero until completed
+	Description    string
+	Tags           []Tag
+	VolumeSize     int64 // bytes
+	BlockSize      int
+	Encrypted      bool
+	OutpostArn     string // set when stored on the daemon's Outpost (local store)
+	StatusMessage  string // why it is in state error
+	// DataBytes is the size of the snapshot's non-zero data (EC2's
+	// fullSnapshotSizeInBytes), known once completed.
+	DataBytes   int64
+	StorageTier string // "standard"
+}
+
+// CreateSnapshotParams are the inputs to Engine.CreateSnapshot.
+type CreateSnapshotParams struct {
+	VolumeID    string
+	Description string
+	Tags        []Tag
+	// OutpostArn: empty stores the snapshot in the regional store; the
+	// daemon's own Outpost ARN stores it in the local store; any other
+	// value is refused with ErrOutpostMismatch.
+	OutpostArn string
+}
+
+func validateSnapshotParams(p CreateSnapshotParams) error {
+	if len(p.Description) > MaxDescriptionLen {
+		return fmt.Errorf("%w: description longer than %d characters", ErrInvalidParameter, MaxDescriptionLen)
+	}
+	return ValidateTags(p.Tags)
+}

@@ -1,0 +1,248 @@
+package cow
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/meta"
+)
+
+// objectCache is a small LRU of decoded manifests and segments, keyed by
+// object key. Both are immutable (content-addressed, or written once), so
+// cached copies never go stale.
+type objectCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // of *cacheEntry, most recent first
+	items map[string]*list.Element
+}
+
+type cacheEntry struct {
+	key string
+	val any
+}
+
+func newObjectCache(max int) *objectCache {
+	return &objectCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *objectCache) get(key string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.MoveToFront(el)
+		return el.Value.(*cacheEntry).val, true
+	}
+	return nil, false
+}
+
+func (c *objectCache) put(key string, val any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value.(*cacheEntry).val = val
+		c.order.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.order.PushFront(&cacheEntry{key, val})
+	for c.order.Len() > c.max {
+		el := c.order.Back()
+		c.order.Remove(el)
+		delete(c.items, el.Value.(*cacheEntry).key)
+	}
+}
+
+func (e *Engine) cacheManifest(key string, m *manifest) { e.objects.put("m:"+key, m) }
+
+// loadManifest reads and decodes a manifest (or a hold of one).
+func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, error) {
+	if m, ok := e.objects.get("m:" + key); ok {
+		return m.(*manifest), nil
+	}
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	e.cacheManifest(key, m)
+	return m, nil
+}
+
+func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
+	if s, ok := e.objects.get("s:" + key); ok {
+		return cloneSegment(s.(segment)), nil
+	}
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get segment %s: %w", key, err)
+	}
+	s, err := decodeSegment(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	e.objects.put("s:"+key, s)
+	return cloneSegment(s), nil
+}
+
+func cloneSegment(s segment) segment {
+	c := make(segment, len(s))
+	for k, v := range s {
+		c[k] = v
+	}
+	return c
+}
+
+// lookupChunk finds block blk in the manifest under key: its chunk, or
+// ok=false when the block is all zeros.
+func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (id chunkID, ok bool, err error) {
+	m, err := e.loadManifest(ctx, st, key)
+	if err != nil {
+		return id, false, err
+	}
+	idx := blk >> segmentShift
+	i, found := searchSegments(m.Segments, idx)
+	if !found {
+		return id, false, nil
+	}
+	segKey := m.Segments[i].Key
+	sv, cached := e.objects.get("s:" + segKey)
+	if !cached {
+		if _, err := e.loadSegment(ctx, st, segKey); err != nil {
+			return id, false, err
+		}
+		sv, _ = e.objects.get("s:" + segKey)
+	}
+	seg, _ := sv.(segment)
+	if seg == nil { // evicted meanwhile
+		if seg, err = e.loadSegment(ctx, st, segKey); err != nil {
+			return id, false, err
+		}
+	}
+	id, ok = seg[uint32(blk&(1<<segmentShift-1))]
+	return id, ok, nil
+}
+
+func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
+	lo, hi := 0, len(refs)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if refs[mid].Index < idx {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, lo < len(refs) && refs[lo].Index == idx
+}
+
+// readStoredBlock fills dst (one block) with block blk of the manifest
+// under key in st.
+func (e *Engine) readStoredBlock(ctx context.Context, st snapstore.Store, key string, blk uint64, dst []byte) error {
+	id, ok, err := e.lookupChunk(ctx, st, key, blk)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		clear(dst)
+		return nil
+	}
+	b, err := st.Get(ctx, chunkKey(id))
+	if err != nil {
+		return fmt.Errorf("get chunk of block %d: %w", blk, err)
+	}
+	return decodeChunk(id, b, dst)
+}
+
+// ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending
+// or completed. Past the end it returns io.EOF.
+func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int64) (int, error) {
+	s, err := e.lookupSnapshot(id)
+	if err != nil {
+		return 0, err
+	}
+	r := s.record()
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset", ErrOutOfRange)
+	}
+	if off >= r.VolumeSize {
+		return 0, io.EOF
+	}
+	var eof error
+	if rest := r.VolumeSize - off; int64(len(p)) > rest {
+		p, eof = p[:rest], io.EOF
+	}
+	bs := int64(r.BlockSize)
+	buf := e.buffers.get(int(bs))
+	defer e.buffers.put(buf)
+	n := 0
+	for n < len(p) {
+		blk, in := uint64(off)/uint64(bs), off%bs
+		m := min(int64(len(p)-n), bs-in)
+		if err := e.readSnapshotBlock(ctx, s, blk, buf); err != nil {
+			return n, fmt.Errorf("read snapshot %s block %d: %w", id, blk, err)
+		}
+		copy(p[n:], buf[in:in+m])
+		n += int(m)
+		off += m
+	}
+	return n, eof
+}
+
+// readSnapshotBlock fills dst with block blk as snapshot s holds it. A
+// completed snapshot reads its manifest. A pending one reads the newest
+// frozen version born after its volume's base, else the base.
+func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
+	r := s.record()
+	if r.State == string(SnapshotCompleted) {
+		st, err := e.store(r.Store)
+		if err != nil {
+			return err
+		}
+		return e.readStoredBlock(ctx, st, manifestKey(r.ID), blk, dst)
+	}
+	if r.State != string(SnapshotPending) {
+		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
+	}
+	v, err := e.lookup(r.VolumeID)
+	if err != nil {
+		return err
+	}
+	lk := v.locks.of(blk)
+	lk.RLock()
+	defer lk.RUnlock()
+	v.mapMu.Lock()
+	baseKey, baseStore, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
+	v.mapMu.Unlock()
+	for gen := r.Gen; gen > baseGen; gen-- {
+		x, err := e.meta.Change(v.id, gen, blk)
+		if errors.Is(err, meta.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if x.Zero() {
+			clear(dst)
+			return nil
+		}
+		_, err = v.file.ReadAt(dst, v.slotOffset(x.Slot))
+		return err
+	}
+	if baseKey == "" {
+		clear(dst)
+		return nil
+	}
+	st, err := e.store(baseStore)
+	if err != nil {
+		return err
+	}
+	return e.readStoredBlock(ctx, st, baseKey, blk, dst)
+}

@@ -1,0 +1,80 @@
+package snapstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// ErrNotFound is returned by Get for a key that holds no object.
+var ErrNotFound = errors.New("snapstore: object not found")
+
+// ErrInvalidKey is returned for a key outside the allowed syntax.
+var ErrInvalidKey = errors.New("snapstore: invalid key")
+
+// Store is snapshot storage: immutable objects by key.
+//
+// Keys are slash-separated paths of [A-Za-z0-9._-] segments. Put is atomic
+// and durable: when it returns, a reader sees the whole object or (before
+// it) none of it, and the object survives a crash. Putting a key again
+// replaces the object atomically (the engine only does so with identical
+// content, since keys of data are content addresses).
+type Store interface {
+	// Put stores data under key.
+	Put(ctx context.Context, key string, data []byte) error
+	// Get returns the object under key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Exists reports whether an object is stored under key.
+	Exists(ctx context.Context, key string) (bool, error)
+	// List calls fn with every key that starts with prefix, in
+	// lexical order.
+	List(ctx context.Context, prefix string, fn func(key string) error) error
+	// Delete removes the object under key; deleting a missing key is
+	// not an error.
+	Delete(ctx context.Context, key string) error
+	// String describes the store for logs and errors (its URL).
+	String() string
+}
+
+// ValidKey reports whether key has the allowed syntax.
+func ValidKey(key string) bool {
+	if key == "" || len(key) > 512 {
+		return false
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for _, c := range seg {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Open opens the store a URL names: file:///path for a local directory.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot store %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("snapshot store %q: a file URL names a local path (file:///path)", rawURL)
+		}
+		if u.Path == "" {
+			return nil, fmt.Errorf("snapshot store %q: no path", rawURL)
+		}
+		return OpenDir(u.Path)
+	case "":
+		return nil, fmt.Errorf("snapshot store %q: want a URL such as file:///var/lib/cowvol/snapshots", rawURL)
+	default:
+		return nil, fmt.Errorf("snapshot store %q: unsupported scheme %q (supported: file)", rawURL, u.Scheme)
+	}
+}
