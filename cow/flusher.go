@@ -300,6 +300,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
+		stored   = map[chunkID]bool{} // chunks this call stored or found
 	)
 	work := make(chan uint64)
 	for range min(flushWorkers, max(1, len(blks))) {
@@ -326,11 +327,18 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 				}
 				if !zero {
 					id = sha256.Sum256(buf)
-					if err := putIfAbsent(ctx, st, chunkKey(id), nil, buf); err != nil {
-						mu.Lock()
-						firstErr = cmpErr(firstErr, err)
-						mu.Unlock()
-						continue
+					mu.Lock()
+					dup := stored[id]
+					stored[id] = true
+					mu.Unlock()
+					if !dup {
+						if err := putIfAbsent(ctx, st, chunkKey(id), nil, buf); err != nil {
+							mu.Lock()
+							firstErr = cmpErr(firstErr, err)
+							delete(stored, id)
+							mu.Unlock()
+							continue
+						}
 					}
 				}
 				mu.Lock()
@@ -409,8 +417,9 @@ func (e *Engine) copyChunks(ctx context.Context, from, to snapstore.Store, seg s
 
 // releaseFrozen runs after volume v's snapshot at generation gen completed:
 // versions born at or before gen that are no longer the volume's newest are
-// freed (their data is in snapshot storage now), and the change records up
-// to gen, no longer needed to compute an incremental snapshot, are dropped.
+// freed (their data is in snapshot storage now) and their change records
+// dropped. A version still live keeps its record, so that it is found and
+// freed here once a later write supersedes it and a later snapshot completes.
 func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 	type rec struct {
 		gen, blk uint64
@@ -425,38 +434,33 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 		return err
 	}
 	var b meta.Batch
+	var free []uint64
 	for _, r := range recs {
-		b.DeleteChange(v.id, r.gen, r.blk)
-	}
-	if err := e.meta.Apply(&b); err != nil {
-		return err
-	}
-	freed := 0
-	for _, r := range recs {
-		if r.x.Zero() {
-			continue
-		}
 		lk := v.locks.of(r.blk)
 		lk.Lock()
 		v.mapMu.Lock()
 		cur := v.live.get(r.blk)
 		v.mapMu.Unlock()
-		live := cur.hasData() && cur.slot == r.x.Slot && uint64(cur.gen) == r.gen
+		live := cur.mapped() && uint64(cur.gen) == r.gen
 		if !live {
-			if err := v.file.Punch(v.slotOffset(r.x.Slot), v.blockSize); err != nil {
-				lk.Unlock()
-				return err
+			b.DeleteChange(v.id, r.gen, r.blk)
+			if !r.x.Zero() {
+				free = append(free, r.x.Slot)
 			}
-			v.mapMu.Lock()
-			v.slots.release(r.x.Slot)
-			v.mapMu.Unlock()
-			freed++
 		}
 		lk.Unlock()
 	}
-	if freed > 0 {
+	// The records go first: a slot is reused only after the change that
+	// freed it is durable (the next sync round).
+	if err := e.meta.Apply(&b); err != nil {
+		return err
+	}
+	for _, slot := range free {
+		v.freeSlot(slot)
+	}
+	if len(free) > 0 {
 		v.writes.Add(1) // the next sync round makes the frees durable
-		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", freed)
+		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", len(free))
 	}
 	return nil
 }

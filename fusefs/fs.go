@@ -58,6 +58,7 @@ func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
 			DisableXAttrs:     true,
 			Debug:             opts.Debug,
+			Logger:            slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
 	}
 	srv, err := fs.Mount(dir, root, fo)
@@ -100,7 +101,7 @@ var (
 )
 
 func (r *rootNode) OnAdd(ctx context.Context) {
-	dir := r.NewPersistentInode(ctx, &snapshotsNode{}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: 2})
+	dir := r.NewPersistentInode(ctx, &snapshotsNode{eng: r.eng, log: r.log}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: 2})
 	r.AddChild(snapshotsDir, dir, false)
 }
 
@@ -168,16 +169,4 @@ func fillVolumeAttr(a *fuse.Attr, vi cow.VolumeInfo) {
 	a.Blksize = uint32(min(vi.BlockSize, maxWrite))
 	t := vi.CreateTime
 	a.SetTimes(&t, &t, &t)
-}
-
-// snapshotsNode is the snapshots/ directory.
-type snapshotsNode struct {
-	fs.Inode
-}
-
-var _ fs.NodeGetattrer = (*snapshotsNode)(nil)
-
-func (s *snapshotsNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o755
-	return 0
 }

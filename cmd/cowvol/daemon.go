@@ -16,6 +16,7 @@ import (
 
 	"github.com/cowvol/cowvol/control"
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/fusefs"
 )
 
@@ -36,6 +37,12 @@ func daemonCommand() *cli.Command {
 				Usage: "metadata and block data; never on one of cowvol's own volumes"},
 			&cli.StringFlag{Name: "mount", Value: defaultMount, EnvVars: []string{"COWVOL_MOUNT"},
 				Usage: "where the volume files appear"},
+			&cli.StringFlag{Name: "snapshot-store", EnvVars: []string{"COWVOL_SNAPSHOT_STORE"},
+				Usage: "regional snapshot storage URL (default file://<data-dir>/snapshots)"},
+			&cli.StringFlag{Name: "outpost-arn", EnvVars: []string{"COWVOL_OUTPOST_ARN"},
+				Usage: "make this host an Outpost: CreateSnapshot with this ARN stores locally"},
+			&cli.StringFlag{Name: "local-snapshot-store", EnvVars: []string{"COWVOL_LOCAL_SNAPSHOT_STORE"},
+				Usage: "the Outpost's local snapshot storage URL (with --outpost-arn)"},
 			&cli.DurationFlag{Name: "sync-interval", Value: cow.DefaultSyncInterval, EnvVars: []string{"COWVOL_SYNC_INTERVAL"},
 				Usage: "how long an un-fsynced write may stay volatile"},
 			&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
@@ -52,13 +59,16 @@ func daemonCommand() *cli.Command {
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			cfg := daemonConfig{
-				dataDir:      c.String("data-dir"),
-				mount:        c.String("mount"),
-				socket:       c.String("socket"),
-				syncInterval: c.Duration("sync-interval"),
-				accountID:    c.String("account-id"),
-				debugFUSE:    c.Bool("debug-fuse"),
-				log:          log,
+				dataDir:       c.String("data-dir"),
+				mount:         c.String("mount"),
+				socket:        c.String("socket"),
+				syncInterval:  c.Duration("sync-interval"),
+				accountID:     c.String("account-id"),
+				snapshotStore: c.String("snapshot-store"),
+				localStore:    c.String("local-snapshot-store"),
+				outpostArn:    c.String("outpost-arn"),
+				debugFUSE:     c.Bool("debug-fuse"),
+				log:           log,
 			}
 			if err := runDaemon(c.Context, cfg); err != nil {
 				log.Error("daemon failed", "err", err)
@@ -73,6 +83,8 @@ type daemonConfig struct {
 	dataDir, mount, socket string
 	syncInterval           time.Duration
 	accountID              string
+	snapshotStore          string
+	localStore, outpostArn string
 	debugFUSE              bool
 	log                    *slog.Logger
 }
@@ -92,7 +104,21 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if isWithin(dataDir, mount) {
 		return fmt.Errorf("data dir %s lies inside the mount %s", dataDir, mount)
 	}
-	eng, err := cow.Open(cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log})
+	if (cfg.outpostArn == "") != (cfg.localStore == "") {
+		return errors.New("--outpost-arn and --local-snapshot-store go together")
+	}
+	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn}
+	if cfg.snapshotStore != "" {
+		if opts.SnapshotStore, err = snapstore.Open(ctx, cfg.snapshotStore); err != nil {
+			return err
+		}
+	}
+	if cfg.localStore != "" {
+		if opts.LocalSnapshotStore, err = snapstore.Open(ctx, cfg.localStore); err != nil {
+			return err
+		}
+	}
+	eng, err := cow.Open(opts)
 	if err != nil {
 		return err
 	}

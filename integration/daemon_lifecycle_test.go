@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// One daemon per data dir: a second one started by mistake (another mount,
+// another socket) refuses to start and leaves the first one serving.
+func TestSecondDaemonOnSameDataDirFails(t *testing.T) {
+	requirePrereqs(t)
+	d := startDaemon(t)
+	vol := d.createVolume(t, "1GiB")
+
+	step(t, "a second cowvol daemon on the same data dir exits with an error", func(t *testing.T) {
+		d2 := newDaemon(t, withDataDir(d.DataDir))
+		start := time.Now()
+		d2.start(t)
+		err, exited := d2.waitExit(15 * time.Second)
+		if !exited {
+			t.Fatalf("second daemon on %s still running after 15s, want a quick failure", d.DataDir)
+		}
+		t.Logf("second daemon: %s after %v", exitString(err), time.Since(start).Round(time.Millisecond))
+		if err == nil {
+			t.Errorf("second daemon on the same data dir exited 0, want non-zero")
+		}
+		out := d2.output()
+		low := strings.ToLower(out)
+		if !strings.Contains(low, "in use") && !strings.Contains(low, "locked") {
+			t.Errorf("second daemon's message does not say the data dir is in use or locked:\n%s", out)
+		}
+		if !strings.Contains(out, d.DataDir) {
+			t.Logf("note: the message does not name the data dir %s", d.DataDir)
+		}
+		if isMountpoint(t, d2.MountDir) {
+			t.Errorf("second daemon left its mount %s mounted", d2.MountDir)
+		}
+		if _, err := os.Stat(d2.Socket); !os.IsNotExist(err) {
+			t.Errorf("second daemon left its socket %s behind (stat: %v)", d2.Socket, err)
+		}
+	})
+
+	step(t, "the first daemon still serves its volume", func(t *testing.T) {
+		if !d.running() {
+			t.Fatal("first daemon exited")
+		}
+		d.describeVolume(t, vol.VolumeId)
+		requireVolumeFile(t, d, vol.VolumeId, gib)
+		d.createVolume(t, "1GiB")
+	})
+}
+
+// SIGTERM with nothing attached: the daemon unmounts, removes its socket and
+// exits 0; started again it has the same volumes.
+func TestSIGTERMUnmountsCleanly(t *testing.T) {
+	requirePrereqs(t)
+	d := startDaemon(t)
+	vol := d.createVolume(t, "4GiB", "name=keep")
+
+	step(t, "SIGTERM: the daemon exits 0", func(t *testing.T) {
+		if err := d.stop(t); err != nil {
+			t.Fatalf("daemon after SIGTERM: %v, want exit status 0", err)
+		}
+	})
+
+	step(t, "the mount is gone", func(t *testing.T) {
+		if isMountpoint(t, d.MountDir) {
+			t.Errorf("%s is still a mount point after the daemon exited", d.MountDir)
+		}
+	})
+
+	step(t, "the socket file is removed", func(t *testing.T) {
+		if _, err := os.Lstat(d.Socket); !os.IsNotExist(err) {
+			t.Errorf("socket %s still there after the daemon exited (lstat: %v)", d.Socket, err)
+		}
+	})
+
+	step(t, "start it again: the volume is still there", func(t *testing.T) {
+		d.restart(t)
+		v := d.describeVolume(t, vol.VolumeId)
+		if v.Size != 4 {
+			t.Errorf("Size %d after restart, want 4", v.Size)
+		}
+		if val, _ := v.tag("name"); val != "keep" {
+			t.Errorf("Tags %+v after restart, want name=keep", v.Tags)
+		}
+		requireVolumeFile(t, d, vol.VolumeId, 4*gib)
+	})
+}

@@ -1,0 +1,340 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	readyTimeout = 30 * time.Second // from exec to `describe-volumes` exiting 0
+	stopTimeout  = 30 * time.Second // from SIGTERM to exit
+	cliTimeout   = time.Minute      // one CLI call
+	logTailLines = 150              // daemon log lines printed when a test fails
+)
+
+// daemon is one cowvol daemon under test, started and signalled by PID.
+// Its directories outlive restarts: restart() runs a new process on the same
+// data dir, mount dir and socket, as a host reboot or a crash-restart would.
+type daemon struct {
+	DataDir  string
+	MountDir string
+	Socket   string
+	LogPath  string
+
+	args []string // extra `daemon` flags, e.g. --snapshot-store URL
+	env  []string // extra environment, KEY=VALUE
+
+	log    *os.File
+	starts int
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has been waited for
+	err    error         // cmd.Wait's result, valid once done is closed
+}
+
+// daemonOption changes how newDaemon sets a daemon up.
+type daemonOption func(*daemon)
+
+// withDataDir runs the daemon on an existing data dir instead of a fresh one.
+func withDataDir(dir string) daemonOption { return func(d *daemon) { d.DataDir = dir } }
+
+// withDaemonArgs appends flags to `cowvol daemon`, e.g. "--snapshot-store", url.
+//
+//lint:ignore U1000 used by the snapshot tests (--snapshot-store)
+func withDaemonArgs(args ...string) daemonOption {
+	return func(d *daemon) { d.args = append(d.args, args...) }
+}
+
+// withEnv adds KEY=VALUE pairs to the daemon's and the CLI's environment.
+//
+//lint:ignore U1000 used by the snapshot tests (S3 credentials)
+func withEnv(kv ...string) daemonOption { return func(d *daemon) { d.env = append(d.env, kv...) } }
+
+// startDaemon starts a daemon on fresh temporary directories and waits until
+// it serves its control socket (and so, by contract, its FUSE mount).
+func startDaemon(t testing.TB, opts ...daemonOption) *daemon {
+	t.Helper()
+	d := newDaemon(t, opts...)
+	d.start(t)
+	d.waitReady(t)
+	return d
+}
+
+// newDaemon prepares a daemon's directories and cleanup without starting it.
+// Cleanup, pass or fail: stop the process by PID (SIGTERM, then SIGKILL),
+// lazily unmount its mount dir if still mounted, print its log tail if the
+// test failed.
+func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
+	t.Helper()
+	requirePrereqs(t)
+	requireBinary(t)
+	d := &daemon{DataDir: t.TempDir(), MountDir: t.TempDir()}
+	for _, o := range opts {
+		o(d)
+	}
+	// Unix socket paths are limited to 108 bytes; t.TempDir() can be longer.
+	sockDir, err := os.MkdirTemp("", "cv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Socket = filepath.Join(sockDir, "cowvol.sock")
+	d.LogPath = filepath.Join(t.TempDir(), "daemon.log")
+	d.log, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.running() {
+			if err := d.terminate(); err != nil {
+				t.Errorf("cleanup: stopping daemon: %v", err)
+			}
+		}
+		unmountStale(t, d.MountDir)
+		os.RemoveAll(sockDir)
+		if t.Failed() {
+			t.Logf("daemon log %s (last %d lines):\n%s", d.LogPath, logTailLines, d.logTail(logTailLines))
+		}
+		d.log.Close()
+	})
+	return d
+}
+
+// start launches `cowvol --socket S daemon --data-dir D --mount M [args]`
+// without waiting for it to be ready.
+func (d *daemon) start(t testing.TB) {
+	t.Helper()
+	if d.running() {
+		t.Fatal("harness: start: daemon already running")
+	}
+	d.starts++
+	argv := append([]string{"--socket", d.Socket, "daemon", "--data-dir", d.DataDir, "--mount", d.MountDir}, d.args...)
+	fmt.Fprintf(d.log, "----- harness: start #%d: cowvol %s\n", d.starts, strings.Join(argv, " "))
+	cmd := exec.Command(cowvolBin, argv...)
+	cmd.Env = d.environ()
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	// If the test binary dies (e.g. -timeout), let the daemon unmount and go.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting daemon: %v", err)
+	}
+	d.cmd, d.done, d.err = cmd, make(chan struct{}), nil
+	done := d.done
+	go func() {
+		err := cmd.Wait()
+		d.err = err
+		fmt.Fprintf(d.log, "----- harness: daemon pid %d exited: %v\n", cmd.Process.Pid, exitString(err))
+		close(done)
+	}()
+	t.Logf("harness: started daemon pid %d (data %s, mount %s, socket %s)", cmd.Process.Pid, d.DataDir, d.MountDir, d.Socket)
+}
+
+// waitReady polls `cowvol describe-volumes` until it exits 0, failing the
+// test with the daemon log if the daemon exits or readyTimeout passes. Then
+// it checks the contract that the socket comes up only after the mount.
+func (d *daemon) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	var last result
+	for {
+		if !d.running() {
+			t.Fatalf("daemon exited before it was ready: %v (its log follows at cleanup)", exitString(d.err))
+		}
+		last = run(10*time.Second, d.environ(), cowvolBin, "--socket", d.Socket, "describe-volumes")
+		if last.Code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after %v; last describe-volumes: %v (its log follows at cleanup)", readyTimeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !isMountpoint(t, d.MountDir) {
+		t.Fatalf("daemon answers on %s but %s is not a mount point (the socket must come up only after the FUSE mount)", d.Socket, d.MountDir)
+	}
+}
+
+func (d *daemon) running() bool {
+	if d.done == nil {
+		return false
+	}
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// pid is the current process's PID (0 if never started).
+func (d *daemon) pid() int {
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
+// waitExit waits up to timeout for the daemon to exit and returns its exit
+// error and whether it exited.
+func (d *daemon) waitExit(timeout time.Duration) (err error, exited bool) {
+	if d.done == nil {
+		return nil, true
+	}
+	select {
+	case <-d.done:
+		return d.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+func (d *daemon) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	fmt.Fprintf(d.log, "----- harness: kill -%d %d\n", sig, d.pid())
+	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("signal %v to daemon pid %d: %v", sig, d.pid(), err)
+	}
+}
+
+// kill9 SIGKILLs the daemon by PID and waits for it: a crash. Its FUSE mount
+// is left disconnected and its socket file behind, as after a real crash.
+func (d *daemon) kill9(t testing.TB) {
+	t.Helper()
+	if !d.running() {
+		t.Fatal("harness: kill9: daemon not running")
+	}
+	d.signal(t, syscall.SIGKILL)
+	if _, ok := d.waitExit(stopTimeout); !ok {
+		t.Fatalf("daemon pid %d still there %v after SIGKILL", d.pid(), stopTimeout)
+	}
+}
+
+// stop sends SIGTERM by PID and waits up to stopTimeout; it returns the exit
+// error (nil for exit status 0). A daemon that does not exit in time is
+// SIGKILLed and an error says so.
+func (d *daemon) stop(t testing.TB) error {
+	t.Helper()
+	if !d.running() {
+		t.Fatal("harness: stop: daemon not running")
+	}
+	d.signal(t, syscall.SIGTERM)
+	if err, ok := d.waitExit(stopTimeout); ok {
+		return err
+	}
+	d.signal(t, syscall.SIGKILL)
+	d.waitExit(stopTimeout)
+	return fmt.Errorf("daemon pid %d did not exit within %v of SIGTERM; SIGKILLed", d.pid(), stopTimeout)
+}
+
+// terminate is stop for cleanups: it never calls t.Fatal.
+func (d *daemon) terminate() error {
+	pid := d.pid()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if _, ok := d.waitExit(stopTimeout); ok {
+		return nil
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	d.waitExit(stopTimeout)
+	return fmt.Errorf("daemon pid %d ignored SIGTERM for %v; SIGKILLed", pid, stopTimeout)
+}
+
+// restart starts a new daemon process on the same data dir, mount dir and
+// socket and waits for it to be ready. The previous one must have exited.
+func (d *daemon) restart(t testing.TB) {
+	t.Helper()
+	d.start(t)
+	d.waitReady(t)
+}
+
+// environ is the environment for the daemon and the CLI: the test's own,
+// minus any COWVOL_* configuration that would override the harness's flags.
+func (d *daemon) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "COWVOL_") && !strings.HasPrefix(kv, "COWVOL_REQUIRE_ROOT=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, d.env...)
+}
+
+// logTail returns the last n lines of the daemon's log.
+func (d *daemon) logTail(n int) string {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", d.LogPath, err)
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// volumePath is the volume's block file in the FUSE mount.
+func (d *daemon) volumePath(id string) string { return filepath.Join(d.MountDir, id) }
+
+// snapshotPath is a snapshot's read-only file in the FUSE mount.
+//
+//lint:ignore U1000 used by the snapshot tests
+func (d *daemon) snapshotPath(id string) string {
+	return filepath.Join(d.MountDir, "snapshots", id)
+}
+
+// unmountStale lazily unmounts dir if it is still a mount point (a daemon
+// that was SIGKILLed, or one that failed to unmount on exit).
+func unmountStale(t testing.TB, dir string) {
+	if _, ok, err := mountAt(dir); err != nil || !ok {
+		return
+	}
+	t.Logf("cleanup: %s still mounted after the daemon exited; unmounting", dir)
+	if p, ok := lookTool("umount"); ok {
+		if r := run(cmdTimeout, nil, p, "-l", dir); r.Code == 0 {
+			return
+		}
+	}
+	for _, fm := range []string{"fusermount3", "fusermount"} {
+		if p, ok := lookTool(fm); ok {
+			if r := run(cmdTimeout, nil, p, "-u", "-z", dir); r.Code == 0 {
+				return
+			}
+		}
+	}
+	if _, ok, _ := mountAt(dir); ok {
+		t.Errorf("cleanup: could not unmount %s", dir)
+	}
+}
+
+// exitString describes a process's exit for logs.
+func exitString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by " + ws.Signal().String()
+		}
+	}
+	return err.Error()
+}
+
+// output is what the daemon process(es) printed, without the harness's own
+// "----- harness:" marker lines.
+func (d *daemon) output() string {
+	b, _ := os.ReadFile(d.LogPath)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "----- harness:") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
