@@ -16,7 +16,7 @@ UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration lint clean
+.PHONY: help build run test fmt-check vet test-unit test-integration lint bench clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -49,6 +49,10 @@ lint: vet $(STATICCHECK) ## go vet and staticcheck
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bench: ## fio and snapshot figures against a plain file, in one run (root; installs fio); writes bench.json
+	@command -v fio >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fio; }
+	COWVOL_REQUIRE_ROOT=1 $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
 
 clean: ## Remove bin/
 	rm -rf bin/

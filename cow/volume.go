@@ -37,7 +37,7 @@ type volume struct {
 	recMu sync.Mutex
 
 	// mapMu guards the fields that follow.
-	mapMu sync.Mutex
+	mapMu sync.RWMutex
 	gen   uint32 // current generation G: versions born in G are written in place
 	live  *extentMap
 	slots slotAllocator
@@ -77,9 +77,9 @@ func (v *volume) readAt(p []byte, off int64) error {
 		n := min(int64(len(p)), v.blockSize-in)
 		lk := v.locks.of(blk)
 		lk.RLock()
-		v.mapMu.Lock()
+		v.mapMu.RLock()
 		e, hydrating := v.live.get(blk), v.hydratingLocked()
-		v.mapMu.Unlock()
+		v.mapMu.RUnlock()
 		if !e.mapped() && hydrating {
 			// First read of a block still in the snapshot: fetch it.
 			lk.RUnlock()
@@ -125,9 +125,9 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	// Fast path: the block's version was born in this generation, so
 	// it is written in place; its mapping does not change.
 	lk.RLock()
-	v.mapMu.Lock()
+	v.mapMu.RLock()
 	e, gen := v.live.get(blk), v.gen
-	v.mapMu.Unlock()
+	v.mapMu.RUnlock()
 	if e.hasData() && e.gen == gen {
 		_, err := v.file.WriteAt(src, v.slotOffset(e.slot)+in)
 		lk.RUnlock()

@@ -1,0 +1,338 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkCowvol is `make bench`: fio against a volume file and a plain
+// file in the same filesystem as the data dir, in one run, directly and
+// through loop devices, then the snapshot figures. It prints a table and
+// writes every figure to $COWVOL_BENCH_JSON (default bench.json). Run it
+// once: go test ./integration -run '^$' -bench Cowvol -benchtime 1x.
+// Nothing here is asserted: timings belong to the benchmark, not the tests.
+func BenchmarkCowvol(b *testing.B) {
+	if _, err := exec.LookPath("fio"); err != nil {
+		b.Fatal("fio is not installed (make bench installs it)")
+	}
+	runtimeSec := envInt("COWVOL_BENCH_RUNTIME", 8)
+	report := &benchReport{Machine: machine(), Figures: map[string]float64{}}
+	d := startDaemon(b)
+	plainDir := filepath.Dir(d.DataDir) // same filesystem as the data dir
+	plain := filepath.Join(plainDir, "plain.img")
+	if err := exec.Command("truncate", "-s", "2G", plain).Run(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.Remove(plain) })
+	vol := d.createVolume(b, "2GiB")
+	volFile := d.volumePath(vol.VolumeId)
+
+	jobs := []fioJob{
+		{"seq write 1M qd4", "write", "1M", 4, false},
+		{"seq read 1M qd4", "read", "1M", 4, false},
+		{"rand write 4k qd16", "randwrite", "4k", 16, false},
+		{"rand read 4k qd16", "randread", "4k", 16, false},
+		{"rand write 4k+fsync qd1", "randwrite", "4k", 1, true},
+	}
+	for _, via := range []string{"file", "loop"} {
+		targets := map[string]string{"cowvol": volFile, "plain": plain}
+		if via == "loop" {
+			targets["cowvol"] = attachLoop(b, volFile).Dev
+			targets["plain"] = attachLoop(b, plain).Dev
+		}
+		for _, j := range jobs {
+			var res [2]float64
+			for i, who := range []string{"plain", "cowvol"} {
+				res[i] = j.run(b, targets[who], runtimeSec)
+			}
+			key := via + ": " + j.name
+			report.add(key+" plain", res[0])
+			report.add(key+" cowvol", res[1])
+			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0]})
+		}
+	}
+	snapshotFigures(b, d, report, runtimeSec)
+	report.add("daemon peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
+	report.print(os.Stdout)
+	out := os.Getenv("COWVOL_BENCH_JSON")
+	if out == "" {
+		out = "bench.json"
+	}
+	js, _ := json.MarshalIndent(report, "", "  ")
+	if err := os.WriteFile(out, js, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("figures written to %s\n", out)
+}
+
+// snapshotFigures measures CreateSnapshot latency at 1 GiB and 8 GiB
+// written, flush throughput, writes during a flush, and a restored
+// volume's first read and sequential read.
+func snapshotFigures(b *testing.B, d *daemon, r *benchReport, runtimeSec int) {
+	api := newEC2(d.Socket)
+	for _, gib := range []int{1, 8} {
+		vol := d.createVolume(b, fmt.Sprintf("%dGiB", gib+1))
+		file := d.volumePath(vol.VolumeId)
+		fill(b, file, gib)
+		// The first snapshot's flush uploads everything: flush throughput.
+		start := time.Now()
+		id, lat := api.createSnapshot(b, vol.VolumeId)
+		api.waitCompleted(b, id)
+		r.add(fmt.Sprintf("flush MiB/s (%d GiB, first snapshot)", gib), float64(gib<<10)/time.Since(start).Seconds())
+		// Then 20 calls, each waited for: the fork's latency.
+		lats := []float64{lat}
+		for range 19 {
+			id, lat := api.createSnapshot(b, vol.VolumeId)
+			lats = append(lats, lat)
+			api.waitCompleted(b, id)
+		}
+		sort.Float64s(lats)
+		r.add(fmt.Sprintf("CreateSnapshot ms median (%d GiB written)", gib), lats[len(lats)/2])
+		r.add(fmt.Sprintf("CreateSnapshot ms max (%d GiB written)", gib), lats[len(lats)-1])
+		if gib != 8 {
+			continue
+		}
+		// Write throughput without a flush, then during one.
+		quiet := fioJob{"", "write", "1M", 4, false}.run(b, file, runtimeSec)
+		fill(b, file, gib) // every block changed: the next flush has 8 GiB to move
+		id, _ = api.createSnapshot(b, vol.VolumeId)
+		busy := fioJob{"", "write", "1M", 4, false}.run(b, file, runtimeSec)
+		if st, _ := api.describe(b, id); st != "pending" {
+			b.Logf("note: the flush ended before the fio run did (%s)", st)
+		}
+		api.waitCompleted(b, id)
+		r.add("write MiB/s without flush (8 GiB vol)", quiet)
+		r.add("write MiB/s during flush (8 GiB vol)", busy)
+		r.add("write during/without flush", busy/quiet)
+		// A volume from that snapshot: first read, then a full sequential read.
+		rv := api.createVolumeFromSnapshot(b, id)
+		waitFile(b, d.volumePath(rv))
+		f, err := os.Open(d.volumePath(rv))
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 1<<20)
+		t0 := time.Now()
+		if _, err := f.ReadAt(buf[:4096], 5<<30); err != nil {
+			b.Fatal(err)
+		}
+		r.add("restored volume first read ms", float64(time.Since(t0).Microseconds())/1000)
+		f.Close()
+		r.add("restored volume seq read MiB/s", fioJob{"", "read", "1M", 4, false}.run(b, d.volumePath(rv), runtimeSec))
+	}
+}
+
+// fill writes gib GiB of incompressible data at the start of a volume file.
+func fill(b *testing.B, file string, gib int) {
+	out, err := exec.Command("fio", "--name=fill", "--filename="+file, "--rw=write", "--bs=1M", "--iodepth=8",
+		"--ioengine=libaio", "--direct=1", fmt.Sprintf("--size=%dG", gib), "--refill_buffers", "--end_fsync=1").CombinedOutput()
+	if err != nil {
+		b.Fatalf("fill %s: %v\n%s", file, err, out)
+	}
+}
+
+type fioJob struct {
+	name, rw, bs string
+	iodepth      int
+	fsync        bool
+}
+
+func (j fioJob) unit() string {
+	if j.bs == "4k" {
+		return "IOPS"
+	}
+	return "MiB/s"
+}
+
+// run runs the job for runtimeSec seconds and returns MiB/s (1M jobs) or IOPS.
+func (j fioJob) run(b *testing.B, target string, runtimeSec int) float64 {
+	args := []string{"--name=j", "--filename=" + target, "--rw=" + j.rw, "--bs=" + j.bs,
+		"--iodepth=" + strconv.Itoa(j.iodepth), "--ioengine=libaio", "--direct=1", "--size=1G",
+		"--time_based", "--runtime=" + strconv.Itoa(runtimeSec), "--output-format=json", "--refill_buffers"}
+	if j.fsync {
+		args = append(args, "--fsync=1")
+	}
+	out, err := exec.Command("fio", args...).Output()
+	if err != nil {
+		b.Fatalf("fio %v: %v", args, err)
+	}
+	var res struct {
+		Jobs []struct {
+			Read, Write struct {
+				BW   float64 `json:"bw"` // KiB/s
+				IOPS float64 `json:"iops"`
+			}
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(out[strings.IndexByte(string(out), '{'):], &res); err != nil || len(res.Jobs) == 0 {
+		b.Fatalf("fio output: %v\n%s", err, out)
+	}
+	io := res.Jobs[0].Write
+	if strings.Contains(j.rw, "read") {
+		io = res.Jobs[0].Read
+	}
+	if j.unit() == "IOPS" {
+		return io.IOPS
+	}
+	return io.BW / 1024
+}
+
+type benchRow struct {
+	Name          string
+	Unit          string
+	Plain, Cowvol float64
+	Ratio         float64
+}
+
+type benchReport struct {
+	Machine map[string]string
+	Rows    []benchRow
+	Figures map[string]float64
+	order   []string
+}
+
+func (r *benchReport) add(name string, v float64) {
+	r.Figures[name] = v
+	r.order = append(r.order, name)
+}
+
+func (r *benchReport) print(w io.Writer) {
+	fmt.Fprintf(w, "\nmachine: %s cores, kernel %s, %s\n\n", r.Machine["cores"], r.Machine["kernel"], r.Machine["fs"])
+	fmt.Fprintf(w, "%-34s %-6s %12s %12s %7s\n", "fio (O_DIRECT, libaio)", "unit", "plain file", "cowvol", "ratio")
+	for _, row := range r.Rows {
+		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio)
+	}
+	fmt.Fprintln(w)
+	for _, name := range r.order {
+		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") {
+			continue
+		}
+		fmt.Fprintf(w, "%-46s %10.2f\n", name, r.Figures[name])
+	}
+	fmt.Fprintln(w)
+}
+
+func machine() map[string]string {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	kernel := make([]byte, 0, len(u.Release))
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		kernel = append(kernel, byte(c))
+	}
+	fs, _ := exec.Command("df", "-T", os.TempDir()).Output()
+	return map[string]string{"cores": strconv.Itoa(runtime.NumCPU()), "kernel": string(kernel),
+		"fs": strings.Join(strings.Fields(string(fs))[9:11], " ")}
+}
+
+// peakRSS is a process's peak resident set (VmHWM), in bytes.
+func peakRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func waitFile(b *testing.B, path string) {
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("%s did not appear", path)
+}
+
+// ec2 is a bare EC2 Query client over the control socket, so the bench
+// times the daemon and not a CLI process start.
+type ec2 struct{ c *http.Client }
+
+func newEC2(socket string) *ec2 {
+	return &ec2{c: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}}}}
+}
+
+func (e *ec2) call(b *testing.B, action string, kv ...string) string {
+	form := url.Values{"Action": {action}, "Version": {"2016-11-15"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		form.Set(kv[i], kv[i+1])
+	}
+	resp, err := e.c.PostForm("http://cowvol/", form)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		b.Fatalf("%s: HTTP %d: %s", action, resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+var xmlField = func(body, name string) string {
+	m := regexp.MustCompile("<" + name + ">([^<]*)</" + name + ">").FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func (e *ec2) createSnapshot(b *testing.B, volID string) (string, float64) {
+	t0 := time.Now()
+	body := e.call(b, "CreateSnapshot", "VolumeId", volID)
+	return xmlField(body, "snapshotId"), float64(time.Since(t0).Microseconds()) / 1000
+}
+
+func (e *ec2) describe(b *testing.B, id string) (status, progress string) {
+	body := e.call(b, "DescribeSnapshots", "SnapshotId.1", id)
+	return xmlField(body, "status"), xmlField(body, "progress")
+}
+
+func (e *ec2) waitCompleted(b *testing.B, id string) {
+	deadline := time.Now().Add(15 * time.Minute)
+	for time.Now().Before(deadline) {
+		switch st, _ := e.describe(b, id); st {
+		case "completed":
+			return
+		case "error":
+			b.Fatalf("snapshot %s failed", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("snapshot %s did not complete", id)
+}
+
+func (e *ec2) createVolumeFromSnapshot(b *testing.B, snapID string) string {
+	return xmlField(e.call(b, "CreateVolume", "SnapshotId", snapID), "volumeId")
+}
