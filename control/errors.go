@@ -31,6 +31,9 @@ const (
 	CodeServiceUnavailable          = "ServiceUnavailable"
 	CodeUnknownParameter            = "UnknownParameter"
 	CodeVolumeInUse                 = "VolumeInUse"
+	CodeInvalidSnapshotNotFound     = "InvalidSnapshot.NotFound"
+	CodeIncorrectState              = "IncorrectState"
+	CodeConcurrentSnapshotLimit     = "ConcurrentSnapshotLimitExceeded"
 )
 
 // APIError is an EC2 error: the server answers with it and the Client
@@ -83,15 +86,30 @@ func malformedSnapshotID(id string) *APIError {
 	return apiErr(CodeInvalidSnapshotIDMalformed, "Invalid id: %q (expecting \"snap-...\")", clip(id))
 }
 
+func snapshotNotFound(id string) *APIError {
+	return apiErr(CodeInvalidSnapshotNotFound, "The snapshot '%s' does not exist.", id)
+}
+
 func volumeNotFound(id string) *APIError {
 	return apiErr(CodeInvalidVolumeNotFound, "The volume '%s' does not exist.", id)
 }
 
-// backendError translates an engine error into the EC2 error to answer.
-// ok is false for errors that are not the client's doing: the caller logs
-// those and answers InternalError.
-func backendError(err error, volumeID string) (*APIError, bool) {
+// backendError translates an engine error into the EC2 error to answer;
+// id names the volume or snapshot the request is about. ok is false for
+// errors that are not the client's doing: the caller logs those and
+// answers InternalError.
+func backendError(err error, id string) (*APIError, bool) {
+	volumeID := id
 	switch {
+	case errors.Is(err, cow.ErrSnapshotNotFound):
+		return snapshotNotFound(id), true
+	case errors.Is(err, cow.ErrConcurrentSnapshotLimit):
+		return apiErr(CodeConcurrentSnapshotLimit,
+			"The volume %s has %d pending snapshots, the most allowed; wait for one to complete.", id, cow.MaxPendingSnapshots), true
+	case errors.Is(err, cow.ErrOutpostMismatch):
+		return invalidValue("%s", err.Error()), true
+	case errors.Is(err, cow.ErrIncorrectState):
+		return apiErr(CodeIncorrectState, "%s", err.Error()), true
 	case errors.Is(err, cow.ErrVolumeNotFound):
 		return volumeNotFound(volumeID), true
 	case errors.Is(err, cow.ErrVolumeInUse):

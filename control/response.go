@@ -132,3 +132,53 @@ type DeleteVolumeResponse struct {
 	ResponseMetadata
 	Return bool `xml:"return"`
 }
+
+// Snapshot is a snapshot as CreateSnapshot answers it and as an <item> of
+// DescribeSnapshots' <snapshotSet>, with EC2's element names and order.
+type Snapshot struct {
+	SnapshotID              string     `xml:"snapshotId"`
+	VolumeID                string     `xml:"volumeId"`
+	Status                  string     `xml:"status"`
+	StatusMessage           string     `xml:"statusMessage,omitempty"` // DescribeSnapshots only
+	StartTime               Timestamp  `xml:"startTime"`
+	Progress                string     `xml:"progress"`
+	OwnerID                 string     `xml:"ownerId"`
+	VolumeSize              int64      `xml:"volumeSize"` // GiB, rounded up
+	Description             string     `xml:"description"`
+	Encrypted               bool       `xml:"encrypted"`
+	KmsKeyID                string     `xml:"kmsKeyId,omitempty"`
+	DataEncryptionKeyID     string     `xml:"dataEncryptionKeyId,omitempty"`
+	OutpostArn              string     `xml:"outpostArn,omitempty"`
+	StorageTier             string     `xml:"storageTier"`
+	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"`
+	Tags                    TagSet     `xml:"tagSet,omitempty"`
+	CompletionTime          *Timestamp `xml:"completionTime,omitempty"`
+	FullSnapshotSizeInBytes *int64     `xml:"fullSnapshotSizeInBytes,omitempty"`
+}
+
+// CreateSnapshotResponse answers CreateSnapshot.
+type CreateSnapshotResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ CreateSnapshotResponse"`
+	ResponseMetadata
+	Snapshot
+}
+
+// DescribeSnapshotsResponse answers DescribeSnapshots.
+type DescribeSnapshotsResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DescribeSnapshotsResponse"`
+	ResponseMetadata
+	SnapshotSet SnapshotSet `xml:"snapshotSet"`
+	NextToken   string      `xml:"nextToken,omitempty"`
+}
+
+// SnapshotSet is the <snapshotSet> of DescribeSnapshots.
+type SnapshotSet struct {
+	Items []Snapshot `xml:"item"`
+}
+
+// DeleteSnapshotResponse answers DeleteSnapshot.
+type DeleteSnapshotResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DeleteSnapshotResponse"`
+	ResponseMetadata
+	Return bool `xml:"return"`
+}

@@ -24,6 +24,10 @@ type Backend interface {
 	// DescribeVolumes returns every volume, sorted by ID.
 	DescribeVolumes(ctx context.Context) ([]cow.VolumeInfo, error)
 	DeleteVolume(ctx context.Context, id string) error
+	CreateSnapshot(ctx context.Context, p cow.CreateSnapshotParams) (cow.SnapshotInfo, error)
+	// DescribeSnapshots returns every snapshot, sorted by ID.
+	DescribeSnapshots(ctx context.Context) ([]cow.SnapshotInfo, error)
+	DeleteSnapshot(ctx context.Context, id string) error
 }
 
 var _ Backend = (*cow.Engine)(nil)
@@ -95,6 +99,10 @@ func NewServer(b Backend, opts Options) *Server {
 		"CreateVolume":    s.createVolume,
 		"DescribeVolumes": s.describeVolumes,
 		"DeleteVolume":    s.deleteVolume,
+
+		"CreateSnapshot":    s.createSnapshot,
+		"DescribeSnapshots": s.describeSnapshots,
+		"DeleteSnapshot":    s.deleteSnapshot,
 	}
 	return s
 }

@@ -280,7 +280,7 @@ func TestRequestErrors(t *testing.T) {
 		{"create: bad block size", "Action=CreateVolume" + v + "&Size=1&BlockSize=3000", 400, CodeInvalidParameterValue, "block size"},
 		{"create: huge block size", "Action=CreateVolume" + v + "&Size=1&BlockSize=99999999999999", 400, CodeInvalidParameterValue, "block size"},
 		{"create: malformed snapshot", "Action=CreateVolume" + v + "&SnapshotId=snap-x", 400, CodeInvalidSnapshotIDMalformed, `"snap-x"`},
-		{"create: from snapshot", "Action=CreateVolume" + v + "&SnapshotId=snap-0123456789abcdef0", 400, CodeInvalidParameterValue, "snapshots is not supported yet"},
+		{"create: from a missing snapshot", "Action=CreateVolume" + v + "&SnapshotId=snap-0123456789abcdef0", 400, CodeInvalidSnapshotNotFound, "snap-0123456789abcdef0"},
 		{"create: encrypted", "Action=CreateVolume" + v + "&Size=1&Encrypted=true", 400, CodeInvalidParameterValue, "encryption is not supported yet"},
 		{"create: not encrypted", "Action=CreateVolume" + v + "&Size=1&Encrypted=false&DryRun=true", 412, CodeDryRunOperation, ""},
 		{"create: other zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=us-east-1a", 400, CodeInvalidParameterValue, "us-east-1a"},
@@ -524,6 +524,11 @@ func (panicBackend) DescribeVolumes(context.Context) ([]cow.VolumeInfo, error) {
 func (panicBackend) DeleteVolume(context.Context, string) error {
 	return errors.New("disk on fire")
 }
+func (panicBackend) CreateSnapshot(context.Context, cow.CreateSnapshotParams) (cow.SnapshotInfo, error) {
+	panic("boom")
+}
+func (panicBackend) DescribeSnapshots(context.Context) ([]cow.SnapshotInfo, error) { panic("boom") }
+func (panicBackend) DeleteSnapshot(context.Context, string) error                  { panic("boom") }
 
 func TestInternalErrors(t *testing.T) {
 	c := NewClient(startServer(t, panicBackend{}))

@@ -57,11 +57,8 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 		return nil, e
 	}
 
-	if hasSnapshot {
-		if !cow.ValidSnapshotID(snapshotID) {
-			return nil, malformedSnapshotID(snapshotID)
-		}
-		return nil, invalidValue("creating volumes from snapshots is not supported yet")
+	if hasSnapshot && !cow.ValidSnapshotID(snapshotID) {
+		return nil, malformedSnapshotID(snapshotID)
 	}
 	if encrypted || hasKMS {
 		return nil, invalidValue("encryption is not supported yet")
@@ -79,6 +76,8 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	switch {
 	case hasSize && hasSizeBytes:
 		return nil, apiErr(CodeInvalidParameterCombination, "The parameters Size and SizeBytes cannot be used together.")
+	case hasSnapshot && !hasSize && !hasSizeBytes:
+		size = 0 // the snapshot's size
 	case hasSize:
 		if sizeGiB < 1 || sizeGiB > maxVolumeSizeGiB {
 			return nil, invalidValue("Volume of %d GiB is out of range: the size must be from 1 to %d GiB.", sizeGiB, maxVolumeSizeGiB)
@@ -90,19 +89,35 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 		return nil, missingParam("Size")
 	}
 	bs := cow.DefaultBlockSize
+	if hasSnapshot {
+		bs = 0 // the snapshot's
+	}
 	if hasBlockSize {
 		if blockSize > cow.MaxBlockSize {
 			blockSize = cow.MaxBlockSize + 1 // keep the conversion below safe; still invalid
 		}
 		bs = int(blockSize)
 	}
-	if err := cow.ValidateGeometry(size, bs); err != nil {
-		return nil, backendErr("validate geometry", err, "")
+	switch {
+	case !hasSnapshot:
+		if err := cow.ValidateGeometry(size, bs); err != nil {
+			return nil, backendErr("validate geometry", err, "")
+		}
+	case (hasSize || hasSizeBytes) && (size <= 0 || size > cow.MaxVolumeSize):
+		return nil, invalidValue("Volume size %d bytes is out of range: from 1 byte to 64 TiB, and at least the snapshot's.", size)
+	case hasBlockSize && (bs < cow.MinBlockSize || bs > cow.MaxBlockSize || bs&(bs-1) != 0):
+		return nil, backendErr("validate geometry", cow.ValidateGeometry(int64(cow.MinBlockSize), bs), "")
 	}
+	// With a snapshot, the engine checks size and block size against it.
 	if err := cow.ValidateTags(tags); err != nil {
 		return nil, backendErr("validate tags", err, "")
 	}
 	if dryRun {
+		if hasSnapshot {
+			if e := s.checkSnapshotForVolume(ctx, snapshotID, size); e != nil {
+				return nil, e
+			}
+		}
 		return nil, errDryRun()
 	}
 	info, err := s.backend.CreateVolume(ctx, cow.CreateVolumeParams{
@@ -110,9 +125,10 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 		BlockSize:   bs,
 		Tags:        tags,
 		ClientToken: token,
+		SnapshotID:  snapshotID,
 	})
 	if err != nil {
-		return nil, backendErr("create volume", err, "")
+		return nil, backendErr("create volume", err, snapshotID)
 	}
 	return &CreateVolumeResponse{Volume: s.wireVolume(info, false)}, nil
 }

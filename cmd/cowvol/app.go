@@ -42,6 +42,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			createVolumeCommand(),
 			describeVolumesCommand(),
 			deleteVolumeCommand(),
+			createSnapshotCommand(),
+			describeSnapshotsCommand(),
+			deleteSnapshotCommand(),
+			waitCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/cowvol/cowvol/control"
@@ -63,12 +61,9 @@ func createVolume(c *cli.Context) error {
 		}
 		in.BlockSize = int(bs)
 	}
-	for _, kv := range c.StringSlice("tag") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usageErrorf("--tag: %q is not KEY=VALUE", kv)
-		}
-		in.Tags = append(in.Tags, control.Tag{Key: k, Value: v})
+	var err error
+	if in.Tags, err = tagFlag(c); err != nil {
+		return err
 	}
 	cl := client(c)
 	defer cl.Close()

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/cowvol/cowvol/control"
@@ -38,39 +36,12 @@ func describeVolumes(c *cli.Context) error {
 		NextToken:  c.String("next-token"),
 		DryRun:     c.Bool("dry-run"),
 	}
-	ids := c.StringSlice("volume-ids")
-	if c.Args().Present() {
-		// aws takes `--volume-ids a b`: the IDs after the first are arguments.
-		if len(ids) == 0 {
-			return noArgs(c)
-		}
-		for _, a := range c.Args().Slice() {
-			if strings.HasPrefix(a, "-") {
-				return usageErrorf("describe-volumes: flag %s must come before the volume IDs", a)
-			}
-			ids = append(ids, a)
-		}
+	var err error
+	if in.VolumeIDs, err = idListFlag(c, "volume-ids"); err != nil {
+		return err
 	}
-	for _, id := range ids {
-		for _, one := range strings.Split(id, ",") {
-			if one != "" {
-				in.VolumeIDs = append(in.VolumeIDs, one)
-			}
-		}
-	}
-	for _, f := range c.StringSlice("filter") {
-		name, values, ok := strings.Cut(f, "=")
-		if !ok || name == "" {
-			return usageErrorf("--filter: %q is not NAME=VALUE[,VALUE...]", f)
-		}
-		in.Filters = append(in.Filters, control.Filter{Name: name, Values: strings.Split(values, ",")})
-	}
-	for _, f := range c.StringSlice("filters") {
-		flt, err := parseFilterShorthand(f)
-		if err != nil {
-			return err
-		}
-		in.Filters = append(in.Filters, flt)
+	if in.Filters, err = filterFlags(c); err != nil {
+		return err
 	}
 	cl := client(c)
 	defer cl.Close()
@@ -83,17 +54,4 @@ func describeVolumes(c *cli.Context) error {
 		out.Volumes = append(out.Volumes, volumeOutput(v, true))
 	}
 	return printJSON(c.App.Writer, out)
-}
-
-// parseFilterShorthand parses the aws CLI shorthand Name=n,Values=a,b.
-func parseFilterShorthand(s string) (control.Filter, error) {
-	rest, ok := strings.CutPrefix(s, "Name=")
-	if !ok {
-		return control.Filter{}, usageErrorf("--filters: %q is not Name=NAME,Values=V1,V2", s)
-	}
-	name, values, ok := strings.Cut(rest, ",Values=")
-	if !ok || name == "" || values == "" {
-		return control.Filter{}, usageErrorf("--filters: %q is not Name=NAME,Values=V1,V2", s)
-	}
-	return control.Filter{Name: name, Values: strings.Split(values, ",")}, nil
 }

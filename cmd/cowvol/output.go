@@ -65,3 +65,48 @@ func printJSON(w io.Writer, v any) error {
 	}
 	return nil
 }
+
+// snapshotJSON is a snapshot as `aws ec2 create-snapshot` and
+// `describe-snapshots` print it.
+type snapshotJSON struct {
+	Description             string    `json:"Description"`
+	Encrypted               bool      `json:"Encrypted"`
+	OwnerID                 string    `json:"OwnerId"`
+	Progress                string    `json:"Progress"`
+	SnapshotID              string    `json:"SnapshotId"`
+	StartTime               string    `json:"StartTime"`
+	State                   string    `json:"State"`
+	StateMessage            string    `json:"StateMessage,omitempty"`
+	VolumeID                string    `json:"VolumeId"`
+	VolumeSize              int64     `json:"VolumeSize"`
+	StorageTier             string    `json:"StorageTier"`
+	OutpostArn              string    `json:"OutpostArn,omitempty"`
+	Tags                    []tagJSON `json:"Tags,omitempty"`
+	CompletionTime          string    `json:"CompletionTime,omitempty"`
+	FullSnapshotSizeInBytes *int64    `json:"FullSnapshotSizeInBytes,omitempty"`
+}
+
+func snapshotOutput(s control.Snapshot) snapshotJSON {
+	out := snapshotJSON{
+		Description:             s.Description,
+		Encrypted:               s.Encrypted,
+		OwnerID:                 s.OwnerID,
+		Progress:                s.Progress,
+		SnapshotID:              s.SnapshotID,
+		StartTime:               s.StartTime.String(),
+		State:                   s.Status,
+		StateMessage:            s.StatusMessage,
+		VolumeID:                s.VolumeID,
+		VolumeSize:              s.VolumeSize,
+		StorageTier:             s.StorageTier,
+		OutpostArn:              s.OutpostArn,
+		FullSnapshotSizeInBytes: s.FullSnapshotSizeInBytes,
+	}
+	if s.CompletionTime != nil {
+		out.CompletionTime = s.CompletionTime.String()
+	}
+	for _, t := range s.Tags {
+		out.Tags = append(out.Tags, tagJSON{Key: t.Key, Value: t.Value})
+	}
+	return out
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cowvol/cowvol/control"
+)
+
+// Flag parsing the verbs share.
+
+// tagFlag reads --tag KEY=VALUE flags.
+func tagFlag(c *cli.Context) ([]control.Tag, error) {
+	var tags []control.Tag
+	for _, kv := range c.StringSlice("tag") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--tag: %q is not KEY=VALUE", kv)
+		}
+		tags = append(tags, control.Tag{Key: k, Value: v})
+	}
+	return tags, nil
+}
+
+// idListFlag reads an ID list flag as aws takes it: repeated, comma
+// separated, or space separated after the flag (`--volume-ids a b`: the
+// IDs after the first are positional arguments).
+func idListFlag(c *cli.Context, flag string) ([]string, error) {
+	raw := c.StringSlice(flag)
+	if c.Args().Present() {
+		if len(raw) == 0 {
+			return nil, noArgs(c)
+		}
+		for _, a := range c.Args().Slice() {
+			if strings.HasPrefix(a, "-") {
+				return nil, usageErrorf("%s: flag %s must come before the IDs", c.Command.Name, a)
+			}
+			raw = append(raw, a)
+		}
+	}
+	var ids []string
+	for _, id := range raw {
+		for _, one := range strings.Split(id, ",") {
+			if one != "" {
+				ids = append(ids, one)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// filterFlags reads --filter NAME=V1,V2 and the aws shorthand
+// --filters Name=NAME,Values=V1,V2.
+func filterFlags(c *cli.Context) ([]control.Filter, error) {
+	var filters []control.Filter
+	for _, f := range c.StringSlice("filter") {
+		name, values, ok := strings.Cut(f, "=")
+		if !ok || name == "" {
+			return nil, usageErrorf("--filter: %q is not NAME=VALUE[,VALUE...]", f)
+		}
+		filters = append(filters, control.Filter{Name: name, Values: strings.Split(values, ",")})
+	}
+	for _, f := range c.StringSlice("filters") {
+		flt, err := parseFilterShorthand(f)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, flt)
+	}
+	return filters, nil
+}
+
+// parseFilterShorthand parses the aws CLI shorthand Name=n,Values=a,b.
+func parseFilterShorthand(s string) (control.Filter, error) {
+	rest, ok := strings.CutPrefix(s, "Name=")
+	if !ok {
+		return control.Filter{}, usageErrorf("--filters: %q is not Name=NAME,Values=V1,V2", s)
+	}
+	name, values, ok := strings.Cut(rest, ",Values=")
+	if !ok || name == "" || values == "" {
+		return control.Filter{}, usageErrorf("--filters: %q is not Name=NAME,Values=V1,V2", s)
+	}
+	return control.Filter{Name: name, Values: strings.Split(values, ",")}, nil
+}
