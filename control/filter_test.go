@@ -68,7 +68,7 @@ func TestVolumeMatches(t *testing.T) {
 		{"zone and type", []Filter{{"availability-zone", []string{"local"}}, {"volume-type", []string{"standard"}}}, true},
 	}
 	for _, tt := range tests {
-		if got := volumeMatches(v, tt.filters); got != tt.want {
+		if got := volumeKind.matches(&v, tt.filters); got != tt.want {
 			t.Errorf("%s: volumeMatches = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -76,7 +76,7 @@ func TestVolumeMatches(t *testing.T) {
 		"status": true, "tag:x": true, "tag-key": true, "create-time": true,
 		"tag:": false, "bogus": false, "attachment.status": false, "Status": false,
 	} {
-		if got := validVolumeFilter(name); got != want {
+		if got := volumeKind.validFilter(name); got != want {
 			t.Errorf("validVolumeFilter(%q) = %v, want %v", name, got, want)
 		}
 	}

@@ -2,19 +2,14 @@ package control
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/cowvol/cowvol/cow"
 )
 
-// Limits of the snapshot actions, as EC2's.
-const (
-	maxDescribeSnapshots = 1000
-)
+// maxDescribeSnapshots is EC2's largest MaxResults for DescribeSnapshots.
+const maxDescribeSnapshots = 1000
 
 // outpostArnPattern is the shape of an Outpost ARN.
 var outpostArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:outposts:[a-z0-9-]+:[0-9]{12}:outpost/op-[0-9a-f]{17}$`)
@@ -53,8 +48,12 @@ func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error
 		if err != nil {
 			return nil, backendErr("describe volumes", err, volID)
 		}
-		if _, e := selectVolumes(vols, []string{volID}); e != nil {
-			return nil, e
+		found := false
+		for _, vi := range vols {
+			found = found || vi.ID == volID
+		}
+		if !found {
+			return nil, volumeNotFound(volID)
 		}
 		if hasOutpost && outpost != s.outpostArn() {
 			return nil, backendErr("create snapshot", cow.ErrOutpostMismatch, volID)
@@ -112,14 +111,36 @@ func (s *Server) wireSnapshot(si cow.SnapshotInfo) Snapshot {
 	return w
 }
 
+// snapshotKind describes snapshots to the shared Describe machinery.
+var snapshotKind = &describeKind[Snapshot]{
+	idParam:   "SnapshotId",
+	setName:   "snapshotSet",
+	noun:      "snapshot",
+	maxLimit:  maxDescribeSnapshots,
+	validID:   cow.ValidSnapshotID,
+	malformed: malformedSnapshotID,
+	notFound:  snapshotNotFound,
+	id:        func(s *Snapshot) string { return s.SnapshotID },
+	tags:      func(s *Snapshot) []Tag { return s.Tags },
+	attrs: map[string]func(s *Snapshot) string{
+		"status":       func(s *Snapshot) string { return s.Status },
+		"volume-id":    func(s *Snapshot) string { return s.VolumeID },
+		"snapshot-id":  func(s *Snapshot) string { return s.SnapshotID },
+		"description":  func(s *Snapshot) string { return s.Description },
+		"owner-id":     func(s *Snapshot) string { return s.OwnerID },
+		"start-time":   func(s *Snapshot) string { return s.StartTime.String() },
+		"progress":     func(s *Snapshot) string { return s.Progress },
+		"storage-tier": func(s *Snapshot) string { return s.StorageTier },
+		"volume-size":  func(s *Snapshot) string { return strconv.FormatInt(s.VolumeSize, 10) },
+		"encrypted":    func(s *Snapshot) string { return strconv.FormatBool(s.Encrypted) },
+		"outpost-arn":  func(s *Snapshot) string { return s.OutpostArn },
+	},
+}
+
 // describeSnapshots: SnapshotId.N, Owner.N, RestorableBy.N, Filter.N,
 // MaxResults, NextToken, DryRun.
 func (s *Server) describeSnapshots(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
-	if e != nil {
-		return nil, e
-	}
-	ids, e := p.stringList("SnapshotId")
+	r, e := snapshotKind.read(p)
 	if e != nil {
 		return nil, e
 	}
@@ -130,75 +151,35 @@ func (s *Server) describeSnapshots(ctx context.Context, p *params) (response, er
 	if _, e := p.stringList("RestorableBy"); e != nil {
 		return nil, e
 	}
-	filters, e := readFilters(p)
-	if e != nil {
-		return nil, e
-	}
-	maxResults, hasMax, e := p.integer("MaxResults")
-	if e != nil {
-		return nil, e
-	}
-	token, _ := p.get("NextToken")
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
-	for _, id := range ids {
-		if !cow.ValidSnapshotID(id) {
-			return nil, malformedSnapshotID(id)
-		}
-	}
-	for _, f := range filters {
-		if !validSnapshotFilter(f.Name) {
-			return nil, invalidValue("The filter '%s' is invalid", clip(f.Name))
-		}
-	}
-	if hasMax {
-		if len(ids) > 0 {
-			return nil, apiErr(CodeInvalidParameterCombination, "The parameter snapshotSet cannot be used with the parameter maxResults")
-		}
-		if maxResults < minDescribeResults || maxResults > maxDescribeSnapshots {
-			return nil, invalidValue("Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.",
-				maxResults, minDescribeResults, maxDescribeSnapshots)
-		}
-	}
-	after := ""
-	if token != "" {
-		b, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || !cow.ValidSnapshotID(string(b)) {
-			return nil, apiErr(CodeInvalidPaginationToken, "The pagination token '%s' is invalid.", clip(token))
-		}
-		after = string(b)
-	}
-	if dryRun {
+	if r.dryRun {
 		return nil, errDryRun()
 	}
+	all, err := s.snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owned := s.ownedBy(owners)
+	page, next, e := snapshotKind.answer(all, r, func(*Snapshot) bool { return owned })
+	if e != nil {
+		return nil, e
+	}
+	return &DescribeSnapshotsResponse{SnapshotSet: SnapshotSet{Items: page}, NextToken: next}, nil
+}
 
+// snapshots returns every snapshot in wire form, sorted by ID.
+func (s *Server) snapshots(ctx context.Context) ([]Snapshot, error) {
 	infos, err := s.backend.DescribeSnapshots(ctx)
 	if err != nil {
 		return nil, backendErr("describe snapshots", err, "")
 	}
-	if len(ids) > 0 {
-		if infos, e = selectSnapshots(infos, ids); e != nil {
-			return nil, e
-		}
-	}
-	resp := &DescribeSnapshotsResponse{}
+	all := make([]Snapshot, 0, len(infos))
 	for _, info := range infos {
-		if info.ID <= after {
-			continue
-		}
-		w := s.wireSnapshot(info)
-		if !s.ownedBy(owners) || !snapshotMatches(w, filters) {
-			continue
-		}
-		if hasMax && int64(len(resp.SnapshotSet.Items)) == maxResults {
-			last := resp.SnapshotSet.Items[len(resp.SnapshotSet.Items)-1].SnapshotID
-			resp.NextToken = base64.RawURLEncoding.EncodeToString([]byte(last))
-			break
-		}
-		resp.SnapshotSet.Items = append(resp.SnapshotSet.Items, w)
+		all = append(all, s.wireSnapshot(info))
 	}
-	return resp, nil
+	return all, nil
 }
 
 // ownedBy reports whether this daemon's snapshots match an Owner.N list:
@@ -214,75 +195,6 @@ func (s *Server) ownedBy(owners []string) bool {
 		}
 	}
 	return false
-}
-
-// selectSnapshots returns the snapshots of infos named in ids, or
-// InvalidSnapshot.NotFound naming every missing one.
-func selectSnapshots(infos []cow.SnapshotInfo, ids []string) ([]cow.SnapshotInfo, *APIError) {
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-	}
-	var out []cow.SnapshotInfo
-	for _, si := range infos {
-		if want[si.ID] {
-			out = append(out, si)
-			delete(want, si.ID)
-		}
-	}
-	if len(want) == 0 {
-		return out, nil
-	}
-	var missing []string
-	for _, id := range ids {
-		if want[id] {
-			missing = append(missing, id)
-			delete(want, id)
-		}
-	}
-	if len(missing) == 1 {
-		return nil, snapshotNotFound(missing[0])
-	}
-	return nil, apiErr(CodeInvalidSnapshotNotFound, "The snapshots '%s' do not exist.", clip(strings.Join(missing, ", ")))
-}
-
-// snapshotFilters are the filter names DescribeSnapshots knows, besides
-// tag:<key> and tag-key.
-var snapshotFilters = map[string]func(s *Snapshot) string{
-	"status":       func(s *Snapshot) string { return s.Status },
-	"volume-id":    func(s *Snapshot) string { return s.VolumeID },
-	"snapshot-id":  func(s *Snapshot) string { return s.SnapshotID },
-	"description":  func(s *Snapshot) string { return s.Description },
-	"owner-id":     func(s *Snapshot) string { return s.OwnerID },
-	"start-time":   func(s *Snapshot) string { return s.StartTime.String() },
-	"progress":     func(s *Snapshot) string { return s.Progress },
-	"storage-tier": func(s *Snapshot) string { return s.StorageTier },
-	"volume-size":  func(s *Snapshot) string { return strconv.FormatInt(s.VolumeSize, 10) },
-	"encrypted":    func(s *Snapshot) string { return strconv.FormatBool(s.Encrypted) },
-	"outpost-arn":  func(s *Snapshot) string { return s.OutpostArn },
-}
-
-func validSnapshotFilter(name string) bool {
-	if _, ok := snapshotFilters[name]; ok {
-		return true
-	}
-	_, ok := tagFilter(name, nil, nil)
-	return ok
-}
-
-func snapshotMatches(s Snapshot, filters []Filter) bool {
-	for _, f := range filters {
-		if attr, ok := snapshotFilters[f.Name]; ok {
-			if !matchAny(f.Values, attr(&s)) {
-				return false
-			}
-			continue
-		}
-		if match, _ := tagFilter(f.Name, f.Values, s.Tags); !match {
-			return false
-		}
-	}
-	return true
 }
 
 // deleteSnapshot: SnapshotId, DryRun.
@@ -302,11 +214,11 @@ func (s *Server) deleteSnapshot(ctx context.Context, p *params) (response, error
 		return nil, malformedSnapshotID(id)
 	}
 	if dryRun {
-		infos, err := s.backend.DescribeSnapshots(ctx)
+		all, err := s.snapshots(ctx)
 		if err != nil {
-			return nil, backendErr("describe snapshots", err, id)
+			return nil, err
 		}
-		if _, e := selectSnapshots(infos, []string{id}); e != nil {
+		if _, e := snapshotKind.selectIDs(all, []string{id}); e != nil {
 			return nil, e
 		}
 		return nil, errDryRun()
@@ -325,15 +237,17 @@ func (s *Server) checkSnapshotForVolume(ctx context.Context, id string, size int
 	if err != nil {
 		return errInternal()
 	}
-	sel, e := selectSnapshots(infos, []string{id})
-	if e != nil {
-		return e
+	for _, si := range infos {
+		if si.ID != id {
+			continue
+		}
+		switch {
+		case si.State != cow.SnapshotCompleted:
+			return apiErr(CodeIncorrectState, "Snapshot '%s' is not 'completed'.", id)
+		case size != 0 && size < si.VolumeSize:
+			return invalidValue("Volume of %d bytes is smaller than snapshot %s (%d bytes).", size, id, si.VolumeSize)
+		}
+		return nil
 	}
-	switch si := sel[0]; {
-	case si.State != cow.SnapshotCompleted:
-		return apiErr(CodeIncorrectState, "Snapshot '%s' is not 'completed'.", id)
-	case size != 0 && size < si.VolumeSize:
-		return invalidValue("%s", fmt.Sprintf("Volume of %d bytes is smaller than snapshot %s (%d bytes).", size, id, si.VolumeSize))
-	}
-	return nil
+	return snapshotNotFound(id)
 }

@@ -2,9 +2,7 @@ package control
 
 import (
 	"context"
-	"encoding/base64"
 	"strconv"
-	"strings"
 
 	"github.com/cowvol/cowvol/cow"
 )
@@ -195,165 +193,54 @@ func (s *Server) wireVolume(v cow.VolumeInfo, describe bool) Volume {
 	return w
 }
 
+// volumeKind describes volumes to the shared Describe machinery.
+var volumeKind = &describeKind[Volume]{
+	idParam:   "VolumeId",
+	setName:   "volumeSet",
+	noun:      "volume",
+	maxLimit:  maxDescribeResults,
+	validID:   cow.ValidVolumeID,
+	malformed: malformedVolumeID,
+	notFound:  volumeNotFound,
+	id:        func(v *Volume) string { return v.VolumeID },
+	tags:      func(v *Volume) []Tag { return v.Tags },
+	attrs: map[string]func(v *Volume) string{
+		"status":            func(v *Volume) string { return v.Status },
+		"size":              func(v *Volume) string { return strconv.FormatInt(v.Size, 10) },
+		"volume-id":         func(v *Volume) string { return v.VolumeID },
+		"encrypted":         func(v *Volume) string { return strconv.FormatBool(v.Encrypted) },
+		"snapshot-id":       func(v *Volume) string { return v.SnapshotID },
+		"create-time":       func(v *Volume) string { return v.CreateTime.String() },
+		"availability-zone": func(v *Volume) string { return v.AvailabilityZone },
+		"volume-type":       func(v *Volume) string { return v.VolumeType },
+	},
+}
+
 // describeVolumes: VolumeId.N, Filter.N, MaxResults, NextToken, DryRun.
 func (s *Server) describeVolumes(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
+	r, e := volumeKind.read(p)
 	if e != nil {
 		return nil, e
 	}
-	ids, e := p.stringList("VolumeId")
-	if e != nil {
-		return nil, e
-	}
-	filters, e := readFilters(p)
-	if e != nil {
-		return nil, e
-	}
-	maxResults, hasMax, e := p.integer("MaxResults")
-	if e != nil {
-		return nil, e
-	}
-	token, _ := p.get("NextToken")
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
-
-	for _, id := range ids {
-		if !cow.ValidVolumeID(id) {
-			return nil, malformedVolumeID(id)
-		}
-	}
-	for _, f := range filters {
-		if !validVolumeFilter(f.Name) {
-			return nil, invalidValue("The filter '%s' is invalid", clip(f.Name))
-		}
-	}
-	if hasMax {
-		if len(ids) > 0 {
-			return nil, apiErr(CodeInvalidParameterCombination, "The parameter volumeSet cannot be used with the parameter maxResults")
-		}
-		if maxResults < minDescribeResults || maxResults > maxDescribeResults {
-			return nil, invalidValue("Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.",
-				maxResults, minDescribeResults, maxDescribeResults)
-		}
-	}
-	after := ""
-	if token != "" {
-		var ok bool
-		if after, ok = decodeNextToken(token); !ok {
-			return nil, apiErr(CodeInvalidPaginationToken, "The pagination token '%s' is invalid.", clip(token))
-		}
-	}
-	if dryRun {
+	if r.dryRun {
 		return nil, errDryRun()
 	}
-
 	infos, err := s.backend.DescribeVolumes(ctx)
 	if err != nil {
 		return nil, backendErr("describe volumes", err, "")
 	}
-	if len(ids) > 0 {
-		if infos, e = selectVolumes(infos, ids); e != nil {
-			return nil, e
-		}
-	}
-	resp := &DescribeVolumesResponse{}
+	all := make([]Volume, 0, len(infos))
 	for _, info := range infos {
-		if info.ID <= after {
-			continue
-		}
-		v := s.wireVolume(info, true)
-		if !volumeMatches(v, filters) {
-			continue
-		}
-		if hasMax && int64(len(resp.VolumeSet.Items)) == maxResults {
-			resp.NextToken = encodeNextToken(resp.VolumeSet.Items[len(resp.VolumeSet.Items)-1].VolumeID)
-			break
-		}
-		resp.VolumeSet.Items = append(resp.VolumeSet.Items, v)
+		all = append(all, s.wireVolume(info, true))
 	}
-	return resp, nil
-}
-
-// selectVolumes returns the volumes of infos named in ids, in infos'
-// order, or InvalidVolume.NotFound naming every missing one.
-func selectVolumes(infos []cow.VolumeInfo, ids []string) ([]cow.VolumeInfo, *APIError) {
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
+	page, next, e := volumeKind.answer(all, r, nil)
+	if e != nil {
+		return nil, e
 	}
-	var out []cow.VolumeInfo
-	for _, v := range infos {
-		if want[v.ID] {
-			out = append(out, v)
-			delete(want, v.ID)
-		}
-	}
-	if len(want) == 0 {
-		return out, nil
-	}
-	var missing []string
-	for _, id := range ids {
-		if want[id] {
-			missing = append(missing, id)
-			delete(want, id)
-		}
-	}
-	if len(missing) == 1 {
-		return nil, volumeNotFound(missing[0])
-	}
-	return nil, apiErr(CodeInvalidVolumeNotFound, "The volumes '%s' do not exist.", clip(strings.Join(missing, ", ")))
-}
-
-// volumeFilters are the filter names DescribeVolumes knows, besides
-// tag:<key>.
-var volumeFilters = map[string]func(v *Volume) string{
-	"status":            func(v *Volume) string { return v.Status },
-	"size":              func(v *Volume) string { return strconv.FormatInt(v.Size, 10) },
-	"volume-id":         func(v *Volume) string { return v.VolumeID },
-	"encrypted":         func(v *Volume) string { return strconv.FormatBool(v.Encrypted) },
-	"snapshot-id":       func(v *Volume) string { return v.SnapshotID },
-	"create-time":       func(v *Volume) string { return v.CreateTime.String() },
-	"availability-zone": func(v *Volume) string { return v.AvailabilityZone },
-	"volume-type":       func(v *Volume) string { return v.VolumeType },
-}
-
-func validVolumeFilter(name string) bool {
-	if _, ok := volumeFilters[name]; ok {
-		return true
-	}
-	_, ok := tagFilter(name, nil, nil)
-	return ok
-}
-
-// volumeMatches reports whether v passes every filter.
-func volumeMatches(v Volume, filters []Filter) bool {
-	for _, f := range filters {
-		if attr, ok := volumeFilters[f.Name]; ok {
-			if !matchAny(f.Values, attr(&v)) {
-				return false
-			}
-			continue
-		}
-		if match, _ := tagFilter(f.Name, f.Values, v.Tags); !match {
-			return false
-		}
-	}
-	return true
-}
-
-// A NextToken is the base64url of the last volume ID answered: the next
-// page starts after it, so a page boundary survives that volume's deletion.
-func encodeNextToken(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
-}
-
-func decodeNextToken(token string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || !cow.ValidVolumeID(string(b)) {
-		return "", false
-	}
-	return string(b), true
+	return &DescribeVolumesResponse{VolumeSet: VolumeSet{Items: page}, NextToken: next}, nil
 }
 
 // deleteVolume: VolumeId, DryRun.

@@ -341,6 +341,15 @@ func (e *Engine) volumes() []*volume {
 	return out
 }
 
+// StopBackground stops the background sync, the flusher and the
+// hydrators, and waits for them: a flush or hydration in progress stops at
+// its next block and resumes at the next start. Volumes stay usable.
+// Shutdown calls it first, so the final sync races no background writer.
+func (e *Engine) StopBackground() {
+	e.cancel()
+	e.wg.Wait()
+}
+
 // Close syncs every volume and releases the data directory. Open volume
 // handles become unusable.
 func (e *Engine) Close() error {
@@ -351,8 +360,7 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
-	e.cancel()
-	e.wg.Wait()
+	e.StopBackground()
 	var errs []error
 	for _, v := range e.volumes() {
 		if err := v.sync(); err != nil {

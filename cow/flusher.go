@@ -217,6 +217,9 @@ func (e *Engine) flush(s *snapshot) error {
 		if s.record().Deleted {
 			return errDeletedMidFlush
 		}
+		if err := ctx.Err(); err != nil {
+			return err // shutting down: resumes at the next start
+		}
 		seg := segment{}
 		if ref, ok := segs[idx]; ok {
 			if seg, err = e.loadSegment(ctx, baseStore, ref.Key); err != nil {
@@ -351,11 +354,19 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 			}
 		}()
 	}
+feed:
 	for _, blk := range blks {
-		work <- blk
+		select {
+		case work <- blk:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(work)
 	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
 	return firstErr
 }
 

@@ -162,6 +162,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 			log.Warn("control server shutdown", "err", err)
 		}
 	}
+	log.Info("control socket closed; stopping flushes and hydration (they resume at the next start)")
+	eng.StopBackground()
+	log.Info("syncing volumes")
 	for _, v := range mustVolumes(eng) {
 		h, err := eng.OpenVolume(v.ID)
 		if err != nil {
@@ -172,9 +175,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		}
 		h.Close()
 	}
+	log.Info("unmounting", "mount", mount)
 	if err := unmountOrReport(fsrv, eng, sigs, log); err != nil {
 		return err
 	}
+	log.Info("unmounted; closing the metadata store")
 	return serveErr
 }
 
