@@ -41,6 +41,10 @@ type Options struct {
 	// CreateSnapshot with OutpostArn stores the snapshot locally.
 	LocalSnapshotStore snapstore.Store
 	OutpostArn         string
+	// FlushDeadline is how long a snapshot's flush retries a failing
+	// store before the snapshot ends in state error. Zero means
+	// DefaultFlushDeadline.
+	FlushDeadline time.Duration
 }
 
 // DefaultSyncInterval is the background sync period (ext4's commit interval).
@@ -59,10 +63,11 @@ type Engine struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	stores     map[string]snapstore.Store // StoreRegional, StoreLocal
-	outpostArn string
-	flushWake  chan struct{}
-	objects    *objectCache // decoded manifests and segments
+	stores        map[string]snapstore.Store // StoreRegional, StoreLocal
+	outpostArn    string
+	flushWake     chan struct{}
+	objects       *objectCache // decoded manifests and segments
+	flushDeadline time.Duration
 	// gc is held shared by a snapshot flush and exclusively by garbage
 	// collection and snapshot deletion, so that chunks a flush is about to
 	// reference are never collected under it.
@@ -123,16 +128,20 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("an Outpost needs both an Outpost ARN and a local snapshot store")
 	}
 	e := &Engine{
-		dir:        dir,
-		log:        log,
-		meta:       ms,
-		lock:       lock,
-		vols:       make(map[string]*volume),
-		snaps:      make(map[string]*snapshot),
-		stores:     map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
-		outpostArn: opts.OutpostArn,
-		flushWake:  make(chan struct{}, 1),
-		objects:    newObjectCache(256),
+		dir:           dir,
+		log:           log,
+		meta:          ms,
+		lock:          lock,
+		vols:          make(map[string]*volume),
+		snaps:         make(map[string]*snapshot),
+		stores:        map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn:    opts.OutpostArn,
+		flushWake:     make(chan struct{}, 1),
+		objects:       newObjectCache(256),
+		flushDeadline: opts.FlushDeadline,
+	}
+	if e.flushDeadline <= 0 {
+		e.flushDeadline = DefaultFlushDeadline
 	}
 	if opts.LocalSnapshotStore != nil {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore

@@ -18,9 +18,9 @@ const (
 	flushWorkers = 8 // blocks hashed, compressed and stored in parallel
 	// flushRetryMax bounds the backoff between attempts at a flush.
 	flushRetryMax = 30 * time.Second
-	// FlushDeadline is how long a snapshot keeps retrying a failing
-	// store before it ends in state error.
-	FlushDeadline = 10 * time.Minute
+	// DefaultFlushDeadline is how long a snapshot keeps retrying a
+	// failing store before it ends in state error.
+	DefaultFlushDeadline = 10 * time.Minute
 )
 
 // errPermanent marks a flush failure that retrying cannot fix.
@@ -99,7 +99,7 @@ func (e *Engine) nextFlush() *snapshot {
 }
 
 // flushWithRetry flushes s, retrying with exponential backoff until it
-// succeeds, fails permanently or FlushDeadline passes; then it records the
+// succeeds, fails permanently or the flush deadline passes; then it records the
 // outcome.
 func (e *Engine) flushWithRetry(s *snapshot) {
 	r := s.record()
@@ -118,7 +118,7 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 			log.Info("snapshot deleted while flushing")
 			return
 		}
-		if errors.Is(err, errPermanent) || time.Since(start) > FlushDeadline {
+		if errors.Is(err, errPermanent) || time.Since(start) > e.flushDeadline {
 			log.Error("snapshot failed", "attempts", attempt, "err", err)
 			e.failSnapshot(s, err)
 			return
@@ -127,7 +127,7 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 		select {
 		case <-e.ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(min(backoff, e.flushDeadline)):
 		}
 		backoff = min(2*backoff, flushRetryMax)
 	}
@@ -466,8 +466,8 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 	if err := e.meta.Apply(&b); err != nil {
 		return err
 	}
-	for _, slot := range free {
-		v.freeSlot(slot)
+	if err := v.freeSlots(e.ctx, free); err != nil {
+		return err // shutting down: the next start punches what is left
 	}
 	if len(free) > 0 {
 		v.writes.Add(1) // the next sync round makes the frees durable

@@ -60,7 +60,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()
 	if _, err := v.file.WriteAt(buf, v.slotOffset(slot)); err != nil {
-		v.discardSlot(slot)
+		v.freeSlot(slot) // it may hold part of the failed write
 		return v.ioErr("hydrate", blk, err)
 	}
 	v.mapMu.Lock()

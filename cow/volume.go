@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,7 +174,7 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 		_, err = v.file.WriteAt(src, v.slotOffset(slot)+in)
 	}
 	if err != nil {
-		v.discardSlot(slot)
+		v.freeSlot(slot) // it may hold part of the failed write
 		return v.ioErr("write", blk, err)
 	}
 
@@ -220,28 +221,40 @@ func (v *volume) updateRecord(fn func(r *meta.VolumeRecord), apply func(r meta.V
 // snapshot: older than any generation, and in no change set.
 const hydratedGen = 0
 
-// freeSlot punches a slot that no durable metadata will need once the
-// current changes are synced, and queues it for reuse after that sync.
-func (v *volume) freeSlot(slot uint64) {
-	if err := v.file.Punch(v.slotOffset(slot), v.blockSize); err != nil {
-		v.log.Warn("cannot punch freed slot; leaking it until restart", "slot", slot, "err", err)
-		return
-	}
-	v.mapMu.Lock()
-	v.slots.release(slot)
-	v.mapMu.Unlock()
-}
+// freeSlot frees one slot; see freeSlots.
+func (v *volume) freeSlot(slot uint64) { v.freeSlots(context.Background(), []uint64{slot}) }
 
-// discardSlot returns a slot that was allocated but never referenced by
-// metadata. It may hold part of a failed write, so it is punched first.
-func (v *volume) discardSlot(slot uint64) {
-	if err := v.file.Punch(v.slotOffset(slot), v.blockSize); err != nil {
-		v.log.Warn("cannot punch unused slot; leaking it until restart", "slot", slot, "err", err)
-		return
+// freeSlots frees slots that no live entry refers to and no durable record
+// will once the current changes are synced: it punches them, in runs of
+// contiguous slots (one fallocate per run: a slot at a time is very slow
+// over a data file with much dirty page cache), and queues them for reuse
+// after the next sync. A slot whose punch fails or that ctx cuts off is
+// not reused before a restart, which punches every unreferenced slot.
+func (v *volume) freeSlots(ctx context.Context, slots []uint64) error {
+	if len(slots) == 0 {
+		return nil
 	}
-	v.mapMu.Lock()
-	v.slots.release(slot)
-	v.mapMu.Unlock()
+	slices.Sort(slots)
+	for i := 0; i < len(slots); {
+		j := i + 1
+		for j < len(slots) && slots[j] == slots[j-1]+1 {
+			j++
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := v.file.Punch(v.slotOffset(slots[i]), v.slotOffset(slots[j-1]-slots[i]+1)); err != nil {
+			v.log.Warn("cannot punch freed slots; leaving them unused until restart", "first", slots[i], "count", j-i, "err", err)
+		} else {
+			v.mapMu.Lock()
+			for _, s := range slots[i:j] {
+				v.slots.release(s)
+			}
+			v.mapMu.Unlock()
+		}
+		i = j
+	}
+	return nil
 }
 
 func (v *volume) ioErr(op string, blk uint64, err error) error {
@@ -260,48 +273,45 @@ func (v *volume) punch(off, n int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
 	end := off + n
+	var freed []uint64
 	for off < end {
 		blk, in := v.blockOf(off)
 		m := min(end-off, v.blockSize-in)
 		var err error
 		if m == v.blockSize {
-			err = v.discardBlock(blk)
+			var slot uint64
+			var ok bool
+			if slot, ok, err = v.discardBlock(blk); ok {
+				freed = append(freed, slot)
+			}
 		} else {
 			err = v.zeroPartial(blk, in, m)
 		}
 		if err != nil {
+			v.freeSlots(context.Background(), freed)
 			return err
 		}
 		off += m
 	}
+	v.freeSlots(context.Background(), freed)
 	v.writes.Add(1)
 	return nil
 }
 
-// discardBlock drops block blk's newest version.
-func (v *volume) discardBlock(blk uint64) error {
+// discardBlock drops block blk's newest version. When that version's slot
+// is the volume's alone, it returns the slot for the caller to free (after
+// the mapping is gone, no reader can reach it).
+func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 	lk := v.locks.of(blk)
 	lk.Lock()
 	defer lk.Unlock()
 	v.mapMu.Lock()
-	e, gen, base := v.live.get(blk), v.gen, v.hasBaseLocked()
-	v.mapMu.Unlock()
-	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
-	switch {
-	case e.zero() || (!e.mapped() && v.snapshot == ""):
-		return nil // already reads as zeros
-	case ours:
-		// The version is ours alone: give its space back.
-		if err := v.file.Punch(v.slotOffset(e.slot), v.blockSize); err != nil {
-			return v.ioErr("discard", blk, err)
-		}
-	}
-	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
-	if ours {
-		v.slots.release(e.slot)
+	e, gen := v.live.get(blk), v.gen
+	if e.zero() || (!e.mapped() && v.snapshot == "") {
+		return 0, false, nil // already reads as zeros
 	}
-	if base {
+	if v.hasBaseLocked() {
 		// A zero version, born now, so that snapshots taken later know
 		// the block was discarded.
 		v.live.set(blk, extent{gen: gen, flags: flagZero})
@@ -311,7 +321,10 @@ func (v *volume) discardBlock(blk uint64) error {
 		v.live.clear(blk)
 	}
 	v.dirty[blk] = struct{}{}
-	return nil
+	// A version born now, or a hydrated copy of the base, is ours alone;
+	// an older one belongs to a snapshot until it is flushed.
+	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
+	return e.slot, ours, nil
 }
 
 // zeroPartial zeroes n bytes at offset in of block blk.

@@ -1,0 +1,88 @@
+package cow
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+)
+
+// failingStore wraps a real store; while failing is set, every Put fails.
+type failingStore struct {
+	snapstore.Store
+	failing atomic.Bool
+	puts    atomic.Int64
+}
+
+var errInjected = errors.New("injected: store unavailable")
+
+func (f *failingStore) Put(ctx context.Context, key string, data []byte) error {
+	if f.failing.Load() {
+		return errInjected
+	}
+	f.puts.Add(1)
+	return f.Store.Put(ctx, key, data)
+}
+
+// TestFlushAgainstFailingStore: a store that fails for a while makes the
+// flush retry, then complete with the right content; a store that fails for
+// good ends the snapshot in state error with a statusMessage, no manifest
+// written, and the volume unaffected.
+func TestFlushAgainstFailingStore(t *testing.T) {
+	dir := t.TempDir()
+	ds, _ := snapstore.OpenDir(filepath.Join(dir, "store"))
+	fs := &failingStore{Store: ds}
+	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: fs, FlushDeadline: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	vi, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 4096})
+	h := openHandle(t, eng, vi.ID)
+	want := pattern(5, 1<<20)
+	h.WriteAt(want, 0)
+
+	// Fails for good.
+	fs.failing.Store(true)
+	bad, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var si SnapshotInfo
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if si, _ = eng.SnapshotInfo(bad.ID); si.State != SnapshotPending {
+			break
+		}
+		// The volume stays writable and readable meanwhile.
+		if _, err := h.WriteAt(want[:4096], 0); err != nil {
+			t.Fatalf("write while the store fails: %v", err)
+		}
+	}
+	if si.State != SnapshotError || !strings.Contains(si.StatusMessage, "injected") {
+		t.Fatalf("snapshot against a dead store: state %s, message %q", si.State, si.StatusMessage)
+	}
+	if ok, _ := ds.Exists(ctx, manifestKey(bad.ID)); ok {
+		t.Fatal("a failed snapshot has a manifest")
+	}
+
+	// Fails for a while, then recovers: the next snapshot completes whole.
+	good, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // at least one failed attempt
+	fs.failing.Store(false)
+	waitSnapshot(t, eng, good.ID)
+	got := make([]byte, len(want))
+	if _, err := eng.ReadSnapshot(ctx, good.ID, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("snapshot after the store recovered differs at byte %d", firstDiff(got, want))
+	}
+}
