@@ -98,6 +98,9 @@ func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
 		}
 		unmountStale(t, d.MountDir)
 		os.RemoveAll(sockDir)
+		if strings.Contains(d.output(), "WARNING: DATA RACE") {
+			t.Errorf("the daemon reported a data race (built with COWVOL_DAEMON_RACE=1); see its log")
+		}
 		if t.Failed() {
 			t.Logf("daemon log %s (last %d lines):\n%s", d.LogPath, logTailLines, d.logTail(logTailLines))
 		}
