@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cowvol/cowvol/cow"
 )
@@ -107,9 +110,13 @@ func backendError(err error, id string) (*APIError, bool) {
 		return apiErr(CodeConcurrentSnapshotLimit,
 			"The volume %s has %d pending snapshots, the most allowed; wait for one to complete.", id, cow.MaxPendingSnapshots), true
 	case errors.Is(err, cow.ErrOutpostMismatch):
-		return invalidValue("%s", err.Error()), true
+		// The sentinel's text is the message EC2 gives; the engine
+		// adds which ARN it refused.
+		return invalidValue("%s", sentence(err.Error())), true
 	case errors.Is(err, cow.ErrIncorrectState):
-		return apiErr(CodeIncorrectState, "%s", err.Error()), true
+		// E.g. DeleteVolume of a volume with pending snapshots: the
+		// engine's explanation, without the sentinel's "incorrect state: ".
+		return apiErr(CodeIncorrectState, "%s", sentence(detail(err, cow.ErrIncorrectState))), true
 	case errors.Is(err, cow.ErrVolumeNotFound):
 		return volumeNotFound(volumeID), true
 	case errors.Is(err, cow.ErrVolumeInUse):
@@ -134,6 +141,36 @@ func backendError(err error, id string) (*APIError, bool) {
 		}, true
 	}
 	return nil, false
+}
+
+// detail is err's message after the text of sentinel (which it wraps as
+// "sentinel: detail"), or the whole message if it has no such form.
+func detail(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, sentinel.Error()+": "); i >= 0 {
+		return msg[i+len(sentinel.Error())+2:]
+	}
+	return msg
+}
+
+// sentence makes an engine message read as EC2's do: capitalized, with a
+// final period.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	r, n := utf8.DecodeRuneInString(msg)
+	msg = string(unicode.ToUpper(r)) + msg[n:]
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
+}
+
+// snapshotNotCompleted is EC2's answer to using a snapshot that is not
+// completed yet (or failed).
+func snapshotNotCompleted(id string) *APIError {
+	return apiErr(CodeIncorrectState, "Snapshot '%s' is not 'completed'.", id)
 }
 
 // errorResponse is the body of every EC2 error answer.

@@ -26,6 +26,12 @@ func FuzzServeQuery(f *testing.F) {
 		"Action=DeleteVolume&Version=2016-11-15&VolumeId=vol-0123456789abcdef0",
 		"Action=DescribeVolumes&Version=2016-11-15&VolumeId.01=x",
 		"Action=%ff&Version=\x00",
+		"Action=CreateSnapshot&Version=2016-11-15&VolumeId=vol-0123456789abcdef0&Description=d&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=k",
+		"Action=CreateSnapshot&Version=2016-11-15&VolumeId=vol-0123456789abcdef0&OutpostArn=arn:aws:outposts:us-east-1:123456789012:outpost/op-0&DryRun=true",
+		"Action=DescribeSnapshots&Version=2016-11-15&Owner.1=self&Filter.1.Name=status&Filter.1.Value.1=*&MaxResults=5",
+		"Action=DescribeSnapshots&Version=2016-11-15&SnapshotId.1=snap-0123456789abcdef0",
+		"Action=DeleteSnapshot&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0",
+		"Action=CreateVolume&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -135,6 +135,9 @@ type DeleteVolumeResponse struct {
 
 // Snapshot is a snapshot as CreateSnapshot answers it and as an <item> of
 // DescribeSnapshots' <snapshotSet>, with EC2's element names and order.
+// Optional elements are omitted when unset, as EC2 omits them; kmsKeyId
+// and dataEncryptionKeyId only come with encryption, which cowvol does
+// not have yet, and sseType ("reserved for future use") is never sent.
 type Snapshot struct {
 	SnapshotID              string     `xml:"snapshotId"`
 	VolumeID                string     `xml:"volumeId"`
@@ -148,10 +151,10 @@ type Snapshot struct {
 	Encrypted               bool       `xml:"encrypted"`
 	KmsKeyID                string     `xml:"kmsKeyId,omitempty"`
 	DataEncryptionKeyID     string     `xml:"dataEncryptionKeyId,omitempty"`
-	OutpostArn              string     `xml:"outpostArn,omitempty"`
 	StorageTier             string     `xml:"storageTier"`
-	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"`
+	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"` // archived snapshots: never yet
 	Tags                    TagSet     `xml:"tagSet,omitempty"`
+	OutpostArn              string     `xml:"outpostArn,omitempty"`
 	CompletionTime          *Timestamp `xml:"completionTime,omitempty"`
 	FullSnapshotSizeInBytes *int64     `xml:"fullSnapshotSizeInBytes,omitempty"`
 }

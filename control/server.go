@@ -27,7 +27,12 @@ type Backend interface {
 	CreateSnapshot(ctx context.Context, p cow.CreateSnapshotParams) (cow.SnapshotInfo, error)
 	// DescribeSnapshots returns every snapshot, sorted by ID.
 	DescribeSnapshots(ctx context.Context) ([]cow.SnapshotInfo, error)
+	// SnapshotInfo describes one snapshot (cow.ErrSnapshotNotFound if
+	// there is none with that ID).
+	SnapshotInfo(id string) (cow.SnapshotInfo, error)
 	DeleteSnapshot(ctx context.Context, id string) error
+	// OutpostArn is the ARN of the Outpost the daemon is, or "".
+	OutpostArn() string
 }
 
 var _ Backend = (*cow.Engine)(nil)

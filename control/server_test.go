@@ -44,6 +44,11 @@ func socketDir(t testing.TB) string {
 
 func startServer(t testing.TB, b Backend) (socket string) {
 	t.Helper()
+	return startServerWith(t, b, Options{})
+}
+
+func startServerWith(t testing.TB, b Backend, opts Options) (socket string) {
+	t.Helper()
 	socket = filepath.Join(socketDir(t), "run", "cowvol.sock")
 	ln, err := ListenUnix(socket)
 	if err != nil {
@@ -51,7 +56,8 @@ func startServer(t testing.TB, b Backend) (socket string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := NewServer(b, Options{Logger: quietLogger()})
+	opts.Logger = quietLogger()
+	srv := NewServer(b, opts)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -64,7 +70,16 @@ func startServer(t testing.TB, b Backend) (socket string) {
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	eng, err := cow.Open(cow.Options{DataDir: t.TempDir(), Logger: quietLogger()})
+	return newTestEnvWith(t, cow.Options{}, Options{})
+}
+
+// newTestEnvWith is newTestEnv with engine and server options (DataDir and
+// the loggers are set here).
+func newTestEnvWith(t testing.TB, engOpts cow.Options, opts Options) *testEnv {
+	t.Helper()
+	engOpts.DataDir = t.TempDir()
+	engOpts.Logger = quietLogger()
+	eng, err := cow.Open(engOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +88,7 @@ func newTestEnv(t testing.TB) *testEnv {
 			t.Errorf("engine Close: %v", err)
 		}
 	})
-	socket := startServer(t, eng)
+	socket := startServerWith(t, eng, opts)
 	c := NewClient(socket)
 	t.Cleanup(c.Close)
 	return &testEnv{
@@ -529,6 +544,8 @@ func (panicBackend) CreateSnapshot(context.Context, cow.CreateSnapshotParams) (c
 }
 func (panicBackend) DescribeSnapshots(context.Context) ([]cow.SnapshotInfo, error) { panic("boom") }
 func (panicBackend) DeleteSnapshot(context.Context, string) error                  { panic("boom") }
+func (panicBackend) SnapshotInfo(string) (cow.SnapshotInfo, error)                 { panic("boom") }
+func (panicBackend) OutpostArn() string                                            { return "" }
 
 func TestInternalErrors(t *testing.T) {
 	c := NewClient(startServer(t, panicBackend{}))

@@ -2,8 +2,10 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cowvol/cowvol/cow"
 )
@@ -11,8 +13,10 @@ import (
 // maxDescribeSnapshots is EC2's largest MaxResults for DescribeSnapshots.
 const maxDescribeSnapshots = 1000
 
-// outpostArnPattern is the shape of an Outpost ARN.
-var outpostArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:outposts:[a-z0-9-]+:[0-9]{12}:outpost/op-[0-9a-f]{17}$`)
+// outpostArnPattern is the shape of an Outpost ARN, loosely:
+// arn:<partition>:outposts:<region>:<12-digit account>:outpost/op-<hex>.
+// Whether it names this daemon's Outpost is the engine's decision.
+var outpostArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:outposts:[a-z0-9-]+:[0-9]{12}:outpost/op-[0-9a-f]+$`)
 
 // createSnapshot: VolumeId, Description, DryRun, TagSpecification.N, OutpostArn.
 func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error) {
@@ -35,28 +39,20 @@ func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error
 		return nil, missingParam("VolumeId")
 	case !cow.ValidVolumeID(volID):
 		return nil, malformedVolumeID(volID)
-	case len([]rune(desc)) > cow.MaxDescriptionLen:
+	case utf8.RuneCountInString(desc) > cow.MaxDescriptionLen:
 		return nil, invalidValue("The description is longer than %d characters.", cow.MaxDescriptionLen)
-	case hasOutpost && !outpostArnPattern.MatchString(outpost):
-		return nil, invalidValue("The Outpost ARN '%s' is malformed.", clip(outpost))
+	case len(desc) > cow.MaxDescriptionLen:
+		// The engine stores at most 255 bytes of UTF-8.
+		return nil, invalidValue("The description is longer than %d bytes of UTF-8.", cow.MaxDescriptionLen)
+	case hasOutpost && outpost != s.backend.OutpostArn() && !outpostArnPattern.MatchString(outpost):
+		return nil, invalidValue("Value (%s) for parameter OutpostArn is invalid: expected arn:aws:outposts:<region>:<account>:outpost/op-<id>.", clip(outpost))
 	}
 	if err := cow.ValidateTags(tags); err != nil {
 		return nil, backendErr("validate tags", err, "")
 	}
 	if dryRun {
-		vols, err := s.backend.DescribeVolumes(ctx)
-		if err != nil {
-			return nil, backendErr("describe volumes", err, volID)
-		}
-		found := false
-		for _, vi := range vols {
-			found = found || vi.ID == volID
-		}
-		if !found {
-			return nil, volumeNotFound(volID)
-		}
-		if hasOutpost && outpost != s.outpostArn() {
-			return nil, backendErr("create snapshot", cow.ErrOutpostMismatch, volID)
+		if err := s.checkCreateSnapshot(ctx, volID, outpost); err != nil {
+			return nil, err
 		}
 		return nil, errDryRun()
 	}
@@ -70,16 +66,48 @@ func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error
 		return nil, backendErr("create snapshot", err, volID)
 	}
 	w := s.wireSnapshot(info)
-	w.StatusMessage = "" // DescribeSnapshots only
+	// Not among CreateSnapshot's response elements: DescribeSnapshots only.
+	w.StatusMessage = ""
+	w.DataEncryptionKeyID = ""
+	w.FullSnapshotSizeInBytes = nil
 	return &CreateSnapshotResponse{Snapshot: w}, nil
 }
 
-// outpostArn is the daemon's Outpost ARN, if the backend knows one.
-func (s *Server) outpostArn() string {
-	if o, ok := s.backend.(interface{ OutpostArn() string }); ok {
-		return o.OutpostArn()
+// checkCreateSnapshot answers, for a dry run of CreateSnapshot, what the
+// real call would: the volume must exist, the Outpost must be the
+// daemon's, and the volume must have fewer than the most pending
+// snapshots allowed.
+func (s *Server) checkCreateSnapshot(ctx context.Context, volID, outpost string) error {
+	vols, err := s.backend.DescribeVolumes(ctx)
+	if err != nil {
+		return backendErr("describe volumes", err, volID)
 	}
-	return ""
+	found := false
+	for _, vi := range vols {
+		if vi.ID == volID && vi.State != cow.VolumeDeleting && vi.State != cow.VolumeDeleted {
+			found = true
+		}
+	}
+	if !found {
+		return volumeNotFound(volID)
+	}
+	if outpost != "" && outpost != s.backend.OutpostArn() {
+		return backendErr("create snapshot", fmt.Errorf("%w: %s is not this host's Outpost", cow.ErrOutpostMismatch, outpost), volID)
+	}
+	snaps, err := s.backend.DescribeSnapshots(ctx)
+	if err != nil {
+		return backendErr("describe snapshots", err, volID)
+	}
+	pending := 0
+	for _, si := range snaps {
+		if si.VolumeID == volID && si.State == cow.SnapshotPending {
+			pending++
+		}
+	}
+	if pending >= cow.MaxPendingSnapshots {
+		return backendErr("create snapshot", cow.ErrConcurrentSnapshotLimit, volID)
+	}
+	return nil
 }
 
 // wireSnapshot converts an engine snapshot to its wire form.
@@ -214,12 +242,8 @@ func (s *Server) deleteSnapshot(ctx context.Context, p *params) (response, error
 		return nil, malformedSnapshotID(id)
 	}
 	if dryRun {
-		all, err := s.snapshots(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if _, e := snapshotKind.selectIDs(all, []string{id}); e != nil {
-			return nil, e
+		if _, err := s.backend.SnapshotInfo(id); err != nil {
+			return nil, backendErr("describe snapshot", err, id)
 		}
 		return nil, errDryRun()
 	}
@@ -230,24 +254,29 @@ func (s *Server) deleteSnapshot(ctx context.Context, p *params) (response, error
 }
 
 // checkSnapshotForVolume answers, for a dry run of CreateVolume from a
-// snapshot, what the real call would: the snapshot must exist, be
-// completed and not be larger than the volume asked for.
-func (s *Server) checkSnapshotForVolume(ctx context.Context, id string, size int64) *APIError {
-	infos, err := s.backend.DescribeSnapshots(ctx)
+// snapshot, what the real call would: the snapshot must exist and be
+// completed; the volume's size (0: the snapshot's) must not be smaller and
+// its block size (0: the snapshot's) must be the snapshot's.
+func (s *Server) checkSnapshotForVolume(id string, size int64, blockSize int) error {
+	si, err := s.backend.SnapshotInfo(id)
 	if err != nil {
-		return errInternal()
+		return backendErr("describe snapshot", err, id)
 	}
-	for _, si := range infos {
-		if si.ID != id {
-			continue
-		}
-		switch {
-		case si.State != cow.SnapshotCompleted:
-			return apiErr(CodeIncorrectState, "Snapshot '%s' is not 'completed'.", id)
-		case size != 0 && size < si.VolumeSize:
-			return invalidValue("Volume of %d bytes is smaller than snapshot %s (%d bytes).", size, id, si.VolumeSize)
-		}
-		return nil
+	if size == 0 {
+		size = si.VolumeSize
 	}
-	return snapshotNotFound(id)
+	switch {
+	case si.State != cow.SnapshotCompleted:
+		return snapshotNotCompleted(id)
+	case size < si.VolumeSize:
+		return backendErr("create volume", fmt.Errorf("%w: %d bytes is smaller than snapshot %s (%d bytes)",
+			cow.ErrInvalidSize, size, id, si.VolumeSize), id)
+	case blockSize != 0 && blockSize != si.BlockSize:
+		return backendErr("create volume", fmt.Errorf("%w: a volume from snapshot %s has its block size, %d",
+			cow.ErrInvalidBlockSize, id, si.BlockSize), id)
+	}
+	if err := cow.ValidateGeometry(size, si.BlockSize); err != nil {
+		return backendErr("validate geometry", err, id)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/cowvol/cowvol/cow"
@@ -112,8 +113,8 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	}
 	if dryRun {
 		if hasSnapshot {
-			if e := s.checkSnapshotForVolume(ctx, snapshotID, size); e != nil {
-				return nil, e
+			if err := s.checkSnapshotForVolume(snapshotID, size, bs); err != nil {
+				return nil, err
 			}
 		}
 		return nil, errDryRun()
@@ -126,6 +127,9 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 		SnapshotID:  snapshotID,
 	})
 	if err != nil {
+		if hasSnapshot && errors.Is(err, cow.ErrIncorrectState) {
+			return nil, snapshotNotCompleted(snapshotID)
+		}
 		return nil, backendErr("create volume", err, snapshotID)
 	}
 	return &CreateVolumeResponse{Volume: s.wireVolume(info, false)}, nil

@@ -23,8 +23,16 @@ import (
 // directory (short: socket paths are limited to 108 bytes).
 func startDaemon(t *testing.T) string {
 	t.Helper()
+	return startDaemonWith(t, cow.Options{})
+}
+
+// startDaemonWith is startDaemon with engine options (DataDir and Logger
+// are set here).
+func startDaemonWith(t *testing.T, opts cow.Options) string {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := cow.Open(cow.Options{DataDir: t.TempDir(), Logger: quiet})
+	opts.DataDir, opts.Logger = t.TempDir(), quiet
+	eng, err := cow.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -19,7 +20,7 @@ func createSnapshotCommand() *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "up to 255 characters"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "tag `KEY=VALUE` (repeatable)"},
 			&cli.StringFlag{Name: "outpost-arn", Usage: "store the snapshot on this host's Outpost (its local snapshot store)"},
-			&cli.StringFlag{Name: "freeze", Usage: "freeze the file system mounted at `MOUNTPOINT` (FIFREEZE) around the snapshot, then thaw it"},
+			&cli.StringFlag{Name: "freeze", Usage: "freeze the file system mounted at `MOUNTPOINT` (FIFREEZE) around the snapshot, then always thaw it (FITHAW); needs root"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the snapshot is completed, then print it"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without creating anything"},
 		},
@@ -27,8 +28,11 @@ func createSnapshotCommand() *cli.Command {
 	}
 }
 
+// snapshotFreezer is what --freeze uses; tests replace it.
+var snapshotFreezer = kernelFreezer
+
 func createSnapshot(c *cli.Context) error {
-	return createSnapshotWith(c, kernelFreezer)
+	return createSnapshotWith(c, snapshotFreezer)
 }
 
 func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
@@ -56,12 +60,19 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 		snap, err = cl.CreateSnapshot(c.Context, in)
 		return opError("CreateSnapshot", err)
 	}
-	if dir := c.String("freeze"); dir != "" {
+	// A dry run changes nothing, the file system's state included.
+	if dir := c.String("freeze"); dir != "" && !in.DryRun {
 		err = fz.whileFrozen(dir, call)
 	} else {
 		err = call()
 	}
 	if err != nil {
+		if snap.SnapshotID != "" {
+			// The snapshot was made but the thaw failed: show both.
+			if perr := printJSON(c.App.Writer, snapshotOutput(snap)); perr != nil {
+				return errors.Join(err, perr)
+			}
+		}
 		return err
 	}
 	if c.Bool("wait") {

@@ -8,16 +8,17 @@ import (
 
 func createVolumeCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "create-volume",
-		Usage:     "create a volume (as aws ec2 create-volume)",
-		UsageText: "cowvol create-volume --size 4GiB [--block-size 64KiB] [--tag k=v ...] [--client-token T] [--dry-run]",
+		Name:  "create-volume",
+		Usage: "create a volume (as aws ec2 create-volume)",
+		UsageText: "cowvol create-volume --size 4GiB [--block-size 64KiB] [--tag k=v ...] [--client-token T] [--dry-run]\n" +
+			"   cowvol create-volume --snapshot-id ID [--size SIZE] [--tag k=v ...]   (size defaults to the snapshot's)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "size", Usage: "size with a binary unit (512MiB, 4GiB, 1TiB); a plain integer is GiB, as aws"},
 			&cli.StringFlag{Name: "block-size", Usage: "copy-on-write grain, a power of two from 4KiB to 1MiB (plain integer: bytes); default 64KiB"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "tag `KEY=VALUE` (repeatable)"},
 			&cli.StringFlag{Name: "client-token", Usage: "idempotency token: retrying with it returns the same volume"},
 			&cli.StringFlag{Name: "availability-zone", Usage: "must be the daemon's zone if given"},
-			&cli.StringFlag{Name: "snapshot-id", Usage: "create the volume from this snapshot"},
+			&cli.StringFlag{Name: "snapshot-id", Usage: "create the volume from this completed snapshot; --size is then optional (at least the snapshot's)"},
 			&cli.BoolFlag{Name: "encrypted", Usage: "encrypt the volume"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without creating anything"},
 		},

@@ -33,7 +33,7 @@ type describeSnapshotsOutput struct {
 
 func describeSnapshots(c *cli.Context) error {
 	in := control.DescribeSnapshotsInput{
-		OwnerIDs:   c.StringSlice("owner-ids"),
+		OwnerIDs:   splitCommas(c.StringSlice("owner-ids")),
 		MaxResults: c.Int("max-results"),
 		NextToken:  c.String("next-token"),
 		DryRun:     c.Bool("dry-run"),

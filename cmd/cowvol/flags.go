@@ -39,15 +39,20 @@ func idListFlag(c *cli.Context, flag string) ([]string, error) {
 			raw = append(raw, a)
 		}
 	}
-	var ids []string
-	for _, id := range raw {
-		for _, one := range strings.Split(id, ",") {
+	return splitCommas(raw), nil
+}
+
+// splitCommas splits each value at commas, dropping empty parts.
+func splitCommas(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, one := range strings.Split(v, ",") {
 			if one != "" {
-				ids = append(ids, one)
+				out = append(out, one)
 			}
 		}
 	}
-	return ids, nil
+	return out
 }
 
 // filterFlags reads --filter NAME=V1,V2 and the aws shorthand

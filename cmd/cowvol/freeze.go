@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,30 +18,38 @@ import (
 type fsFreezer struct {
 	freeze func(dir string) (*os.File, error)
 	thaw   func(f *os.File) error
+	// exit ends the process after a signal thawed the file system;
+	// nil means os.Exit.
+	exit func(code int)
 }
 
-// The ioctls of linux/fs.h: _IOWR('X', 119, int) and _IOWR('X', 120, int).
+// The ioctls of linux/fs.h, which golang.org/x/sys/unix does not export:
+// FIFREEZE = _IOWR('X', 119, int), FITHAW = _IOWR('X', 120, int).
 const (
 	ioctlFIFREEZE = 0xC0045877
 	ioctlFITHAW   = 0xC0045878
 )
 
+// exitSignalled is the exit code after SIGINT or SIGTERM, as a shell
+// reports a command killed by SIGINT.
+const exitSignalled = 130
+
 var kernelFreezer = fsFreezer{
 	freeze: func(dir string) (*os.File, error) {
 		f, err := os.Open(dir)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("freeze: %w", err)
 		}
 		if err := unix.IoctlSetInt(int(f.Fd()), ioctlFIFREEZE, 0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("freeze %s: %w", dir, err)
+			return nil, fmt.Errorf("freeze %s (FIFREEZE): %w", dir, err)
 		}
 		return f, nil
 	},
 	thaw: func(f *os.File) error {
 		defer f.Close()
 		if err := unix.IoctlSetInt(int(f.Fd()), ioctlFITHAW, 0); err != nil {
-			return fmt.Errorf("thaw %s: %w", f.Name(), err)
+			return fmt.Errorf("thaw %s (FITHAW): %w", f.Name(), err)
 		}
 		return nil
 	},
@@ -48,29 +58,50 @@ var kernelFreezer = fsFreezer{
 // whileFrozen runs fn with the file system mounted at dir frozen, and
 // always thaws it: when fn returns or fails, and when SIGINT or SIGTERM
 // arrives meanwhile (then it thaws and exits 130). A failed freeze runs
-// nothing.
+// nothing and is returned as is; a failed thaw is returned, joined to fn's
+// error if any.
 func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
+	// Catch the signals before freezing: a signal between the freeze
+	// and the handler would leave the file system frozen.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
 	f, err := fz.freeze(dir)
 	if err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 1)
+	var (
+		once    sync.Once
+		thawErr error
+	)
+	thaw := func() error {
+		once.Do(func() { thawErr = fz.thaw(f) })
+		return thawErr
+	}
 	done := make(chan struct{})
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	handled := make(chan struct{})
 	go func() {
+		defer close(handled)
 		select {
-		case <-sigs:
-			fz.thaw(f)
-			os.Exit(130)
+		case sig := <-sigs:
+			if err := thaw(); err != nil {
+				fmt.Fprintf(os.Stderr, "cowvol: %v (after %v)\n", err, sig)
+			}
+			exit := fz.exit
+			if exit == nil {
+				exit = os.Exit
+			}
+			exit(exitSignalled)
 		case <-done:
 		}
 	}()
 	defer func() {
-		signal.Stop(sigs)
 		close(done)
-		if terr := fz.thaw(f); terr != nil && err == nil {
-			err = terr
-		}
+		<-handled // a signal being handled has thawed when this returns
+		// A failed thaw is reported even when fn failed too: the
+		// file system may still be frozen.
+		err = errors.Join(err, thaw())
 	}()
 	return fn()
 }

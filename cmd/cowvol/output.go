@@ -67,7 +67,8 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // snapshotJSON is a snapshot as `aws ec2 create-snapshot` and
-// `describe-snapshots` print it.
+// `describe-snapshots` print it. The wire's statusMessage is StateMessage,
+// as the aws CLI names it (the SDK's Snapshot.StateMessage).
 type snapshotJSON struct {
 	Description             string    `json:"Description"`
 	Encrypted               bool      `json:"Encrypted"`
@@ -80,8 +81,8 @@ type snapshotJSON struct {
 	VolumeID                string    `json:"VolumeId"`
 	VolumeSize              int64     `json:"VolumeSize"`
 	StorageTier             string    `json:"StorageTier"`
-	OutpostArn              string    `json:"OutpostArn,omitempty"`
 	Tags                    []tagJSON `json:"Tags,omitempty"`
+	OutpostArn              string    `json:"OutpostArn,omitempty"`
 	CompletionTime          string    `json:"CompletionTime,omitempty"`
 	FullSnapshotSizeInBytes *int64    `json:"FullSnapshotSizeInBytes,omitempty"`
 }

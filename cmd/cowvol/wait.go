@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,7 +48,10 @@ func waitCommand() *cli.Command {
 type waiterError struct{ msg string }
 
 func (e *waiterError) Error() string { return "Waiter SnapshotCompleted failed: " + e.msg }
-func (e *waiterError) ExitCode() int { return exitUnreachable }
+func (e *waiterError) ExitCode() int { return exitWaiter }
+
+// exitWaiter is the aws CLI's exit code for a failed waiter.
+const exitWaiter = 255
 
 // waitSnapshots polls DescribeSnapshots until every snapshot in ids is
 // completed, showing progress on stderr, and returns their final state.
@@ -63,7 +67,13 @@ func waitSnapshots(c *cli.Context, cl *control.Client, ids []string) ([]control.
 	deadline := time.Now().Add(timeout)
 	for {
 		res, err := cl.DescribeSnapshots(c.Context, control.DescribeSnapshotsInput{SnapshotIDs: ids})
-		if err != nil {
+		var apiErr *control.APIError
+		switch {
+		case errors.As(err, &apiErr):
+			// As botocore's waiters: an error answer no acceptor
+			// expects (e.g. InvalidSnapshot.NotFound) fails the waiter.
+			return nil, &waiterError{fmt.Sprintf("An error occurred (%s): %s", apiErr.Code, apiErr.Message)}
+		case err != nil:
 			return nil, opError("DescribeSnapshots", err)
 		}
 		p.show(res.Snapshots)
@@ -86,7 +96,7 @@ func waitSnapshots(c *cli.Context, cl *control.Client, ids []string) ([]control.
 		select {
 		case <-c.Context.Done():
 			return nil, c.Context.Err()
-		case <-time.After(interval):
+		case <-time.After(min(interval, time.Until(deadline)+time.Millisecond)):
 		}
 	}
 }
@@ -103,10 +113,17 @@ type progress struct {
 func newProgress(w io.Writer) *progress {
 	p := &progress{w: w, last: map[string]string{}}
 	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		p.tty = err == nil
+		p.tty = isTerminal(f.Fd())
 	}
 	return p
+}
+
+// isTerminal reports whether fd is a terminal. It is what
+// golang.org/x/term's IsTerminal does on Linux (TCGETS succeeds), without
+// adding a module for one ioctl.
+func isTerminal(fd uintptr) bool {
+	_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+	return err == nil
 }
 
 func (p *progress) show(snaps []control.Snapshot) {
