@@ -375,7 +375,6 @@ func TestWhileFrozenSignal(t *testing.T) {
 	}
 }
 
-
 // TestProgressDisplay: plain lines only on change; on a terminal, one bar
 // per snapshot, redrawn in place.
 func TestProgressDisplay(t *testing.T) {
