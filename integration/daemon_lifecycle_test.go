@@ -89,3 +89,23 @@ func TestSIGTERMUnmountsCleanly(t *testing.T) {
 		requireVolumeFile(t, d, vol.VolumeId, 4*gib)
 	})
 }
+
+// A daemon killed with SIGKILL and restarted at once, as systemd would,
+// clears the dead mount and the stale socket by itself, however soon the
+// restart comes (the kernel may still answer stat from its attribute cache
+// for a moment after the server died).
+func TestRestartRightAfterKill9(t *testing.T) {
+	requirePrereqs(t)
+	d := startDaemon(t)
+	vol := d.createVolume(t, "1GiB", "round=0")
+	for round := 1; round <= 5; round++ {
+		step(t, "kill -9 and restart at once", func(t *testing.T) {
+			if _, err := os.Stat(d.volumePath(vol.VolumeId)); err != nil { // warm the attribute cache
+				t.Fatal(err)
+			}
+			d.kill9(t)
+			d.restart(t)
+			requireVolumeFile(t, d, vol.VolumeId, gib)
+		})
+	}
+}

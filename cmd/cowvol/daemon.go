@@ -215,31 +215,32 @@ func mustVolumes(eng *cow.Engine) []cow.VolumeInfo {
 }
 
 // prepareMountpoint creates the mount directory and clears a mount that a
-// killed daemon left behind (a FUSE mount whose server is gone answers
-// ENOTCONN). A live mount there is refused.
+// killed daemon left behind. A live mount there is refused.
+//
+// Staleness is tested with statfs, which FUSE always sends to its server
+// (a dead one answers ENOTCONN): stat may still succeed for a while after
+// the server died, from the kernel's attribute cache.
 func prepareMountpoint(dir string, log *slog.Logger) error {
-	var st syscall.Stat_t
-	err := syscall.Stat(dir, &st)
-	switch {
-	case errors.Is(err, syscall.ENOTCONN):
-		log.Warn("clearing a stale FUSE mount left by a previous daemon", "mount", dir)
-		if err := syscall.Unmount(dir, 0); err != nil {
-			log.Warn("stale mount busy; detaching it lazily", "mount", dir, "err", err)
-			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-				return fmt.Errorf("clear stale mount at %s: %w", dir, err)
-			}
-		}
-	case errors.Is(err, os.ErrNotExist):
-		return os.MkdirAll(dir, 0o755)
-	case err != nil:
+	if err := os.MkdirAll(dir, 0o755); err != nil && !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("mount point %s: %w", dir, err)
-	default:
-		mounted, err := isMountpoint(dir)
-		if err != nil {
-			return err
-		}
-		if mounted {
-			return fmt.Errorf("mount point %s is already mounted (another cowvol daemon?)", dir)
+	}
+	mounted, err := isMountpoint(dir)
+	if err != nil || !mounted {
+		return err
+	}
+	var st syscall.Statfs_t
+	err = syscall.Statfs(dir, &st)
+	if err == nil {
+		return fmt.Errorf("mount point %s is already mounted (another cowvol daemon?)", dir)
+	}
+	if !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	log.Warn("clearing a stale FUSE mount left by a previous daemon", "mount", dir)
+	if err := syscall.Unmount(dir, 0); err != nil {
+		log.Warn("stale mount busy; detaching it lazily", "mount", dir, "err", err)
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("clear stale mount at %s: %w", dir, err)
 		}
 	}
 	return nil
