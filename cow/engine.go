@@ -239,6 +239,15 @@ func (e *Engine) recover() error {
 // loadVolume rebuilds a volume's in-memory state from its records.
 func (e *Engine) loadVolume(r meta.VolumeRecord) (*volume, error) {
 	f, err := openOSFile(e.dataPath(r.ID), false)
+	if errors.Is(err, os.ErrNotExist) {
+		// A create whose record outlived its data file; harmless only
+		// if no block was ever recorded.
+		if empty, lerr := e.meta.HasNoExtents(r.ID); lerr != nil || !empty {
+			return nil, fmt.Errorf("data file %s is missing but the metadata records data in it: refusing to serve the volume as zeros", e.dataPath(r.ID))
+		}
+		e.log.Warn("recreating the missing data file of an empty volume", "volume", r.ID)
+		f, err = openOSFile(e.dataPath(r.ID), true)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
 	}
@@ -501,12 +510,19 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		os.Remove(e.dataPath(r.ID))
 		return VolumeInfo{}, e.diskErr("create data file", err)
 	}
-	if err := e.meta.CreateVolume(r); err == nil {
+	err = e.meta.CreateVolume(r)
+	if err == nil {
 		err = e.metaSync.sync()
+		if err != nil {
+			// Whether the record is durable is unknown: take it back.
+			// Should that not stick either, the next start finds a
+			// record without data and recreates its empty data file.
+			if derr := e.meta.DeleteVolume(r); derr != nil {
+				e.log.Warn("cannot take back the record of a failed create", "volume", r.ID, "err", derr)
+			}
+		}
 	}
 	if err != nil {
-		// The data file is removed as an orphan at the next start if
-		// the record made it to disk after all... it did not, so: now.
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
 		return VolumeInfo{}, e.diskErr("create volume", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -294,4 +295,36 @@ func diskBytes(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Blocks * 512
+}
+
+// TestMissingDataFile: at start, a volume record whose data file is gone
+// is recreated when it never held data, and refused with a clear message
+// when it did: never served as zeros.
+func TestMissingDataFile(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := Open(Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	full, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	h, _ := eng.OpenVolume(full.ID)
+	h.WriteAt([]byte("data"), 0)
+	h.Close()
+	eng.Close()
+
+	os.Remove(eng.dataPath(empty.ID))
+	eng, err = Open(Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("start with an empty volume's data file missing: %v", err)
+	}
+	if _, err := eng.VolumeInfo(empty.ID); err != nil {
+		t.Fatalf("the empty volume is gone: %v", err)
+	}
+	eng.Close()
+
+	os.Remove(eng.dataPath(full.ID))
+	if _, err := Open(Options{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("start with a written volume's data file missing: %v, want a refusal naming it", err)
+	}
 }

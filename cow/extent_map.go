@@ -89,14 +89,3 @@ func (m *extentMap) clear(blk uint64) {
 		delete(m.pages, blk>>pageShift)
 	}
 }
-
-// forEach calls fn for every mapped entry, in no particular order.
-func (m *extentMap) forEach(fn func(blk uint64, e extent)) {
-	for pi, p := range m.pages {
-		for i := range p.e {
-			if p.e[i].mapped() {
-				fn(pi<<pageShift|uint64(i), p.e[i])
-			}
-		}
-	}
-}

@@ -139,8 +139,13 @@ func (e *Engine) failSnapshot(s *snapshot, cause error) {
 	s.rec.StatusMessage = cause.Error()
 	r := s.rec
 	s.mu.Unlock()
-	if err := e.meta.PutSnapshot(r); err == nil {
+	err := e.meta.PutSnapshot(r)
+	if err == nil {
 		err = e.metaSync.sync()
+	}
+	if err != nil {
+		// It stays pending on disk: the next start tries it again.
+		e.log.Error("cannot record the snapshot's failure", "snapshot", r.ID, "err", err)
 	}
 }
 

@@ -174,6 +174,27 @@ func (s *Store) LiveExtents(volID string, fn func(blk uint64, e Extent) error) e
 	})
 }
 
+// HasNoExtents reports whether volume volID has no live-map and no
+// change-set records.
+func (s *Store) HasNoExtents(volID string) (bool, error) {
+	empty := true
+	for _, p := range [][]byte{LivePrefix(volID), ChangePrefix(volID)} {
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			defer it.Close()
+			it.Rewind()
+			if it.Valid() {
+				empty = false
+			}
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("meta: scan %q: %w", p, err)
+		}
+	}
+	return empty, nil
+}
+
 // ChangeExtents calls fn for every entry of volume volID's change sets, in
 // (generation, block) order.
 func (s *Store) ChangeExtents(volID string, fn func(gen, blk uint64, e Extent) error) error {
