@@ -1,0 +1,406 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+)
+
+const sdkCallTimeout = 2 * time.Minute // one SDK call or waiter
+
+// sdkClient is an EC2 client of the AWS SDK for Go v2 that talks to the
+// daemon over its unix socket, unsigned, without retries (so an error is
+// the daemon's answer to the one request, not the last of several).
+func sdkClient(d *daemon) *awsec2.Client {
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+	}
+	return awsec2.New(awsec2.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       &http.Client{Transport: &http.Transport{DialContext: dial}},
+		RetryMaxAttempts: 1,
+	})
+}
+
+// sdkCtx is a context for one SDK call, cancelled when the (sub)test ends.
+func sdkCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), sdkCallTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// requireRequestID checks the SDK read a request ID from the answer.
+func requireRequestID(t *testing.T, op string, md middleware.Metadata) {
+	t.Helper()
+	if id, ok := awsmiddleware.GetRequestIDMetadata(md); !ok || id == "" {
+		t.Errorf("%s: the SDK read no request ID (got %q, %v)", op, id, ok)
+	}
+}
+
+// requireAPIError checks err is an EC2 error with this code, as the SDK
+// surfaces it, and returns its HTTP status (0 if the SDK gave none).
+func requireAPIError(t *testing.T, op string, err error, code string) int {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s succeeded, want error %s", op, code)
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("%s: error is not a smithy.APIError (the SDK could not parse the error answer?): %v", op, err)
+	}
+	if ae.ErrorCode() != code {
+		t.Fatalf("%s: error code %q (%v), want %q", op, ae.ErrorCode(), err, code)
+	}
+	if ae.ErrorMessage() == "" {
+		t.Errorf("%s: %s has no message", op, code)
+	}
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) {
+		t.Errorf("%s: error carries no HTTP response: %v", op, err)
+		return 0
+	}
+	if re.ServiceRequestID() == "" {
+		t.Errorf("%s: the SDK read no request ID from the error answer", op)
+	}
+	return re.HTTPStatusCode()
+}
+
+func sdkTags(tags []types.Tag) map[string]string {
+	m := make(map[string]string)
+	for _, tg := range tags {
+		m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	return m
+}
+
+// TestAWSSDKDrivesCowvol is a user's session with the AWS SDK for Go v2's
+// EC2 client, unmodified, pointed at the daemon's socket: volumes,
+// snapshots, the snapshot-completed waiter, the paginator and errors must
+// all come through as they do from Amazon EC2.
+func TestAWSSDKDrivesCowvol(t *testing.T) {
+	requirePrereqs(t)
+	d := startDaemon(t)
+	c := sdkClient(d)
+
+	var volID string       // the volume of step 1
+	var snap string        // the snapshot of step 3
+	var volFromSnap string // the volume of step 6
+
+	step(t, "create a 1 GiB tagged volume", func(t *testing.T) {
+		out, err := c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{
+			Size: aws.Int32(1),
+			TagSpecifications: []types.TagSpecification{{
+				ResourceType: types.ResourceTypeVolume,
+				Tags:         []types.Tag{{Key: aws.String("team"), Value: aws.String("sdk")}},
+			}},
+		})
+		if err != nil {
+			t.Fatalf("CreateVolume: %v", err)
+		}
+		requireRequestID(t, "CreateVolume", out.ResultMetadata)
+		id := aws.ToString(out.VolumeId)
+		if !validID("vol-", id) {
+			t.Fatalf("VolumeId %q, want vol- and 17 lowercase hex digits", id)
+		}
+		if got := aws.ToInt32(out.Size); got != 1 {
+			t.Errorf("Size %d, want 1", got)
+		}
+		if got := sdkTags(out.Tags)["team"]; got != "sdk" {
+			t.Errorf("Tags %v, want team=sdk", sdkTags(out.Tags))
+		}
+		if out.State != types.VolumeStateAvailable {
+			t.Errorf("State %q, want available", out.State)
+		}
+		if out.CreateTime == nil || out.CreateTime.IsZero() {
+			t.Errorf("CreateTime not set")
+		}
+		if aws.ToString(out.AvailabilityZone) == "" || out.VolumeType == "" || aws.ToBool(out.Encrypted) {
+			t.Errorf("AvailabilityZone %q, VolumeType %q, Encrypted %v; want a zone, a type, false",
+				aws.ToString(out.AvailabilityZone), out.VolumeType, aws.ToBool(out.Encrypted))
+		}
+		volID = id
+		if _, err := os.Stat(d.volumePath(id)); err != nil {
+			t.Errorf("volume file: %v", err)
+		}
+	})
+
+	step(t, "find it by its tag", func(t *testing.T) {
+		out, err := c.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{
+			Filters: []types.Filter{{Name: aws.String("tag:team"), Values: []string{"sdk"}}},
+		})
+		if err != nil {
+			t.Fatalf("DescribeVolumes: %v", err)
+		}
+		requireRequestID(t, "DescribeVolumes", out.ResultMetadata)
+		if len(out.Volumes) != 1 || aws.ToString(out.Volumes[0].VolumeId) != volID {
+			var ids []string
+			for _, v := range out.Volumes {
+				ids = append(ids, aws.ToString(v.VolumeId))
+			}
+			t.Fatalf("DescribeVolumes tag:team=sdk found %v, want [%s]", ids, volID)
+		}
+		v := out.Volumes[0]
+		if v.Attachments == nil || len(v.Attachments) != 0 {
+			t.Errorf("Attachments %v, want an empty list", v.Attachments)
+		}
+		if aws.ToInt32(v.Size) != 1 || v.State != types.VolumeStateAvailable || sdkTags(v.Tags)["team"] != "sdk" {
+			t.Errorf("described volume: Size %d, State %q, Tags %v", aws.ToInt32(v.Size), v.State, sdkTags(v.Tags))
+		}
+
+		out, err = c.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{
+			Filters: []types.Filter{{Name: aws.String("tag:team"), Values: []string{"nobody"}}},
+		})
+		if err != nil {
+			t.Fatalf("DescribeVolumes tag:team=nobody: %v", err)
+		}
+		if len(out.Volumes) != 0 {
+			t.Errorf("DescribeVolumes tag:team=nobody found %d volumes, want none", len(out.Volumes))
+		}
+	})
+
+	step(t, "snapshot it with a description and tags", func(t *testing.T) {
+		start := time.Now()
+		out, err := c.CreateSnapshot(sdkCtx(t), &awsec2.CreateSnapshotInput{
+			VolumeId:    aws.String(volID),
+			Description: aws.String("sdk backup"),
+			TagSpecifications: []types.TagSpecification{{
+				ResourceType: types.ResourceTypeSnapshot,
+				Tags:         []types.Tag{{Key: aws.String("purpose"), Value: aws.String("backup")}},
+			}},
+		})
+		if err != nil {
+			t.Fatalf("CreateSnapshot: %v", err)
+		}
+		requireRequestID(t, "CreateSnapshot", out.ResultMetadata)
+		snap = aws.ToString(out.SnapshotId)
+		if !validID("snap-", snap) {
+			t.Fatalf("SnapshotId %q, want snap- and 17 lowercase hex digits", snap)
+		}
+		if got := aws.ToString(out.VolumeId); got != volID {
+			t.Errorf("VolumeId %q, want %q", got, volID)
+		}
+		t.Logf("CreateSnapshot answered %s in state %q, progress %q", snap, out.State, aws.ToString(out.Progress))
+		if out.State != types.SnapshotStatePending && out.State != types.SnapshotStateCompleted {
+			t.Errorf("State %q, want pending or completed", out.State)
+		}
+		if p := aws.ToString(out.Progress); !strings.HasSuffix(p, "%") {
+			t.Errorf("Progress %q, want N%%", p)
+		}
+		if aws.ToString(out.OwnerId) == "" {
+			t.Errorf("OwnerId not set")
+		}
+		if got := aws.ToInt32(out.VolumeSize); got != 1 {
+			t.Errorf("VolumeSize %d, want 1", got)
+		}
+		if got := aws.ToString(out.Description); got != "sdk backup" {
+			t.Errorf("Description %q, want %q", got, "sdk backup")
+		}
+		if out.StartTime == nil {
+			t.Errorf("StartTime not set")
+		} else if st := *out.StartTime; st.Before(start.Add(-time.Minute)) || st.After(time.Now().Add(time.Minute)) {
+			t.Errorf("StartTime %v, want about %v", st, start)
+		}
+		if got := sdkTags(out.Tags)["purpose"]; got != "backup" {
+			t.Errorf("Tags %v, want purpose=backup", sdkTags(out.Tags))
+		}
+	})
+
+	waiter := awsec2.NewSnapshotCompletedWaiter(c, func(o *awsec2.SnapshotCompletedWaiterOptions) {
+		o.MinDelay = 200 * time.Millisecond
+		o.MaxDelay = time.Second
+	})
+	waitCompleted := func(t *testing.T, id string) {
+		t.Helper()
+		if err := waiter.Wait(sdkCtx(t), &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{id}}, sdkCallTimeout); err != nil {
+			t.Fatalf("snapshot-completed waiter on %s: %v", id, err)
+		}
+	}
+
+	step(t, "wait for the snapshot to complete", func(t *testing.T) {
+		waitCompleted(t, snap)
+		out, err := c.DescribeSnapshots(sdkCtx(t), &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{snap}})
+		if err != nil {
+			t.Fatalf("DescribeSnapshots: %v", err)
+		}
+		requireRequestID(t, "DescribeSnapshots", out.ResultMetadata)
+		if len(out.Snapshots) != 1 {
+			t.Fatalf("DescribeSnapshots %s returned %d snapshots", snap, len(out.Snapshots))
+		}
+		s := out.Snapshots[0]
+		if s.State != types.SnapshotStateCompleted || aws.ToString(s.Progress) != "100%" {
+			t.Errorf("after the waiter: State %q, Progress %q; want completed, 100%%", s.State, aws.ToString(s.Progress))
+		}
+		if aws.ToString(s.Description) != "sdk backup" || sdkTags(s.Tags)["purpose"] != "backup" {
+			t.Errorf("described snapshot: Description %q, Tags %v", aws.ToString(s.Description), sdkTags(s.Tags))
+		}
+		if s.StorageTier != types.StorageTierStandard {
+			t.Errorf("StorageTier %q, want standard", s.StorageTier)
+		}
+		if s.CompletionTime == nil || s.StartTime == nil || s.CompletionTime.Before(*s.StartTime) {
+			t.Errorf("CompletionTime %v, StartTime %v: want both, completion not before start", s.CompletionTime, s.StartTime)
+		}
+		if s.FullSnapshotSizeInBytes == nil {
+			t.Errorf("FullSnapshotSizeInBytes not set on a completed snapshot")
+		}
+	})
+
+	const nSnaps = 7
+	all := map[string]bool{snap: true}
+	step(t, "page through seven completed snapshots five at a time", func(t *testing.T) {
+		for len(all) < nSnaps {
+			out, err := c.CreateSnapshot(sdkCtx(t), &awsec2.CreateSnapshotInput{VolumeId: aws.String(volID)})
+			if err != nil {
+				t.Fatalf("CreateSnapshot #%d: %v", len(all)+1, err)
+			}
+			id := aws.ToString(out.SnapshotId)
+			waitCompleted(t, id)
+			all[id] = true
+		}
+		p := awsec2.NewDescribeSnapshotsPaginator(c, &awsec2.DescribeSnapshotsInput{
+			MaxResults: aws.Int32(5),
+			Filters:    []types.Filter{{Name: aws.String("status"), Values: []string{"completed"}}},
+		})
+		seen := make(map[string]bool)
+		pages := 0
+		for p.HasMorePages() {
+			out, err := p.NextPage(sdkCtx(t))
+			if err != nil {
+				t.Fatalf("DescribeSnapshots page %d: %v", pages+1, err)
+			}
+			pages++
+			if len(out.Snapshots) > 5 {
+				t.Errorf("page %d has %d snapshots, more than MaxResults 5", pages, len(out.Snapshots))
+			}
+			for _, s := range out.Snapshots {
+				id := aws.ToString(s.SnapshotId)
+				if seen[id] {
+					t.Errorf("page %d repeats %s", pages, id)
+				}
+				seen[id] = true
+				if s.State != types.SnapshotStateCompleted {
+					t.Errorf("status=completed page %d has %s in state %q", pages, id, s.State)
+				}
+			}
+			if pages > nSnaps {
+				t.Fatalf("more than %d pages for %d snapshots: the paginator does not end", nSnaps, nSnaps)
+			}
+		}
+		if pages < 2 {
+			t.Errorf("%d snapshots in %d page(s) with MaxResults 5, want at least 2", len(seen), pages)
+		}
+		for id := range all {
+			if !seen[id] {
+				t.Errorf("the paginator never returned %s", id)
+			}
+		}
+		if len(seen) != len(all) {
+			t.Errorf("the paginator returned %d snapshots, want %d", len(seen), len(all))
+		}
+	})
+
+	step(t, "create a volume from the snapshot", func(t *testing.T) {
+		out, err := c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{SnapshotId: aws.String(snap)})
+		if err != nil {
+			t.Fatalf("CreateVolume --snapshot-id: %v", err)
+		}
+		requireRequestID(t, "CreateVolume", out.ResultMetadata)
+		volFromSnap = aws.ToString(out.VolumeId)
+		if !validID("vol-", volFromSnap) {
+			t.Fatalf("VolumeId %q, want vol- and 17 lowercase hex digits", volFromSnap)
+		}
+		if got := aws.ToString(out.SnapshotId); got != snap {
+			t.Errorf("SnapshotId %q, want %q", got, snap)
+		}
+		if got := aws.ToInt32(out.Size); got != 1 {
+			t.Errorf("Size %d, want the snapshot's 1", got)
+		}
+		if _, err := os.Stat(d.volumePath(volFromSnap)); err != nil {
+			t.Errorf("the new volume's file: %v", err)
+		}
+	})
+
+	step(t, "errors come through as EC2 errors", func(t *testing.T) {
+		_, err := c.DeleteVolume(sdkCtx(t), &awsec2.DeleteVolumeInput{VolumeId: aws.String("vol-00000000000000000")})
+		if st := requireAPIError(t, "DeleteVolume of a missing volume", err, "InvalidVolume.NotFound"); st != http.StatusBadRequest {
+			t.Errorf("InvalidVolume.NotFound: HTTP status %d, want 400", st)
+		}
+
+		_, err = c.DeleteSnapshot(sdkCtx(t), &awsec2.DeleteSnapshotInput{SnapshotId: aws.String("snap-00000000000000000")})
+		if st := requireAPIError(t, "DeleteSnapshot of a missing snapshot", err, "InvalidSnapshot.NotFound"); st != http.StatusBadRequest {
+			t.Errorf("InvalidSnapshot.NotFound: HTTP status %d, want 400", st)
+		}
+
+		before := len(all)
+		_, err = c.CreateSnapshot(sdkCtx(t), &awsec2.CreateSnapshotInput{VolumeId: aws.String(volID), DryRun: aws.Bool(true)})
+		if st := requireAPIError(t, "CreateSnapshot with DryRun", err, "DryRunOperation"); st != http.StatusPreconditionFailed {
+			t.Errorf("DryRunOperation: HTTP status %d, want 412", st)
+		}
+		out, err := c.DescribeSnapshots(sdkCtx(t), &awsec2.DescribeSnapshotsInput{
+			Filters: []types.Filter{{Name: aws.String("volume-id"), Values: []string{volID}}},
+		})
+		if err != nil {
+			t.Fatalf("DescribeSnapshots volume-id=%s: %v", volID, err)
+		}
+		if len(out.Snapshots) != before {
+			t.Errorf("after a DryRun CreateSnapshot the volume has %d snapshots, want %d", len(out.Snapshots), before)
+		}
+
+		_, err = c.DescribeSnapshots(sdkCtx(t), &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{"snap-nothex!"}})
+		if st := requireAPIError(t, "DescribeSnapshots of a malformed id", err, "InvalidSnapshotID.Malformed"); st != http.StatusBadRequest {
+			t.Errorf("InvalidSnapshotID.Malformed: HTTP status %d, want 400", st)
+		}
+		// IncorrectState (DeleteVolume of a volume with a pending
+		// snapshot) is not checked: a 1 GiB snapshot completes before a
+		// second request could reach the daemon.
+	})
+
+	step(t, "delete the snapshots and volumes", func(t *testing.T) {
+		// The snapshots first (EC2 lets a snapshot go while a volume
+		// made from it lives on), then both volumes.
+		for id := range all {
+			out, err := c.DeleteSnapshot(sdkCtx(t), &awsec2.DeleteSnapshotInput{SnapshotId: aws.String(id)})
+			if err != nil {
+				t.Fatalf("DeleteSnapshot %s: %v", id, err)
+			}
+			requireRequestID(t, "DeleteSnapshot", out.ResultMetadata)
+		}
+		for _, id := range []string{volFromSnap, volID} {
+			out, err := c.DeleteVolume(sdkCtx(t), &awsec2.DeleteVolumeInput{VolumeId: aws.String(id)})
+			if err != nil {
+				t.Fatalf("DeleteVolume %s: %v", id, err)
+			}
+			requireRequestID(t, "DeleteVolume", out.ResultMetadata)
+		}
+		_, err := c.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{VolumeIds: []string{volID}})
+		requireAPIError(t, "DescribeVolumes of a deleted volume", err, "InvalidVolume.NotFound")
+		_, err = c.DescribeSnapshots(sdkCtx(t), &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{snap}})
+		requireAPIError(t, "DescribeSnapshots of a deleted snapshot", err, "InvalidSnapshot.NotFound")
+		out, err := c.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{})
+		if err != nil {
+			t.Fatalf("DescribeVolumes: %v", err)
+		}
+		if len(out.Volumes) != 0 {
+			t.Errorf("%d volumes left after deleting them all", len(out.Volumes))
+		}
+		for _, id := range []string{volFromSnap, volID} {
+			if _, err := os.Stat(d.volumePath(id)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s's file after DeleteVolume: %v, want it gone", id, err)
+			}
+		}
+	})
+}
