@@ -379,13 +379,17 @@ func (e *Engine) Close() error {
 	e.closed = true
 	e.mu.Unlock()
 	e.StopBackground()
+	return errors.Join(e.SyncAll(), e.closeVolumes(), e.meta.Close(), e.lock.Close())
+}
+
+// SyncAll makes every write to every volume durable.
+func (e *Engine) SyncAll() error {
 	var errs []error
 	for _, v := range e.volumes() {
 		if err := v.sync(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, e.closeVolumes(), e.meta.Close(), e.lock.Close())
 	return errors.Join(errs...)
 }
 
@@ -487,9 +491,7 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		ClientToken:  p.ClientToken,
 		ParamsDigest: digest,
 	}
-	for _, t := range p.Tags {
-		r.Tags = append(r.Tags, meta.Tag{Key: t.Key, Value: t.Value})
-	}
+	r.Tags = tagsToMeta(p.Tags)
 	if src.ID != "" {
 		// The volume holds its own copy of the snapshot's manifest, so
 		// deleting the snapshot never breaks it while it hydrates.

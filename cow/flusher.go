@@ -245,7 +245,7 @@ func (e *Engine) flush(s *snapshot) error {
 		} else {
 			enc := encodeSegment(seg)
 			key := segmentKey(sha256.Sum256(enc))
-			if err := putIfAbsent(ctx, st, key, enc); err != nil {
+			if err := putIfAbsent(ctx, st, key, func() []byte { return enc }); err != nil {
 				return err
 			}
 			segs[idx] = segmentRef{Index: idx, Key: key, Blocks: len(seg)}
@@ -265,9 +265,7 @@ func (e *Engine) flush(s *snapshot) error {
 		StartTime:   r.StartTime,
 		Description: r.Description,
 		OutpostArn:  r.OutpostArn,
-	}
-	for _, t := range r.Tags {
-		m.Tags = append(m.Tags, Tag{Key: t.Key, Value: t.Value})
+		Tags:        tagsFromMeta(r.Tags),
 	}
 	for _, sr := range segs {
 		m.Segments = append(m.Segments, sr)
@@ -340,7 +338,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 					stored[id] = true
 					mu.Unlock()
 					if !dup {
-						if err := putIfAbsent(ctx, st, chunkKey(id), nil, buf); err != nil {
+						if err := putIfAbsent(ctx, st, chunkKey(id), func() []byte { return encodeChunk(buf) }); err != nil {
 							mu.Lock()
 							firstErr = cmpErr(firstErr, err)
 							delete(stored, id)
@@ -382,10 +380,10 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// putIfAbsent stores an object unless the store has it already (content
-// addressing makes the existing one identical). With raw set, the object
-// is the chunk encoding of raw.
-func putIfAbsent(ctx context.Context, st snapstore.Store, key string, enc []byte, raw ...[]byte) error {
+// putIfAbsent stores the object encode returns unless the store has one
+// under key already (content addressing makes it identical); encode runs
+// only when needed.
+func putIfAbsent(ctx context.Context, st snapstore.Store, key string, encode func() []byte) error {
 	ok, err := st.Exists(ctx, key)
 	if err != nil {
 		return err
@@ -393,10 +391,7 @@ func putIfAbsent(ctx context.Context, st snapstore.Store, key string, enc []byte
 	if ok {
 		return nil
 	}
-	if len(raw) > 0 {
-		enc = encodeChunk(raw[0])
-	}
-	if err := st.Put(ctx, key, enc); err != nil {
+	if err := st.Put(ctx, key, encode()); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
 	return nil
@@ -474,8 +469,7 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 	if err := v.freeSlots(e.ctx, free); err != nil {
 		return err // shutting down: the next start punches what is left
 	}
-	if len(free) > 0 {
-		v.writes.Add(1) // the next sync round makes the frees durable
+	if len(free) > 0 { // the next sync round makes the frees durable
 		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", len(free))
 	}
 	return nil

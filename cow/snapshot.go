@@ -42,9 +42,7 @@ func (s *snapshot) info() SnapshotInfo {
 		DataBytes:      r.DataBytes,
 		StorageTier:    "standard",
 	}
-	for _, t := range r.Tags {
-		si.Tags = append(si.Tags, Tag{Key: t.Key, Value: t.Value})
-	}
+	si.Tags = tagsFromMeta(r.Tags)
 	return si
 }
 
@@ -122,9 +120,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	if storeName == StoreLocal {
 		sr.OutpostArn = e.outpostArn
 	}
-	for _, t := range p.Tags {
-		sr.Tags = append(sr.Tags, meta.Tag{Key: t.Key, Value: t.Value})
-	}
+	sr.Tags = tagsToMeta(p.Tags)
 	// One transaction: the snapshot record and the volume's next generation.
 	v.recMu.Lock()
 	v.mapMu.Lock()

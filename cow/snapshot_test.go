@@ -95,9 +95,9 @@ func TestIncrementalSnapshotUploadsOnlyChanges(t *testing.T) {
 	}
 }
 
-// TestForkIsConstantTime: CreateSnapshot's cost does not grow with the
-// data written; it is one small transaction. (Timings are measured in make
-// bench; here the metadata written is counted.)
+// TestSnapshotPointInTimeUnderLoad: with writers running, each snapshot
+// holds, per writer, a version acknowledged before its call or the one in
+// flight at its return, never a torn block.
 func TestSnapshotPointInTimeUnderLoad(t *testing.T) {
 	eng := openTestEngine(t, t.TempDir())
 	const writers, bs = 4, 4096

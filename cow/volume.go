@@ -434,9 +434,7 @@ func (v *volume) info() VolumeInfo {
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
 		Hydrating:      v.record.Hydrating,
 	}
-	for _, t := range v.record.Tags {
-		vi.Tags = append(vi.Tags, Tag{Key: t.Key, Value: t.Value})
-	}
+	vi.Tags = tagsFromMeta(v.record.Tags)
 	switch {
 	case v.doomed:
 		vi.State = VolumeDeleting

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/cowvol/cowvol/meta"
 )
 
 // Limits on volume geometry.
@@ -55,6 +57,22 @@ type VolumeInfo struct {
 	AllocatedBytes int64
 	// Hydrating: some blocks are still read from the snapshot.
 	Hydrating bool
+}
+
+func tagsToMeta(tags []Tag) []meta.Tag {
+	var out []meta.Tag
+	for _, t := range tags {
+		out = append(out, meta.Tag{Key: t.Key, Value: t.Value})
+	}
+	return out
+}
+
+func tagsFromMeta(tags []meta.Tag) []Tag {
+	var out []Tag
+	for _, t := range tags {
+		out = append(out, Tag{Key: t.Key, Value: t.Value})
+	}
+	return out
 }
 
 // CreateVolumeParams are the inputs to Engine.CreateVolume.

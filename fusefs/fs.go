@@ -162,11 +162,16 @@ func volumeIno(id string) uint64 {
 }
 
 func fillVolumeAttr(a *fuse.Attr, vi cow.VolumeInfo) {
-	a.Mode = syscall.S_IFREG | 0o600
+	fillFileAttr(a, 0o600, vi.Size, vi.AllocatedBytes, vi.BlockSize, vi.CreateTime)
+}
+
+// fillFileAttr fills the attributes of a volume or snapshot file: a
+// regular file of size bytes, holding data bytes, born at t.
+func fillFileAttr(a *fuse.Attr, perm uint32, size, data int64, blockSize int, t time.Time) {
+	a.Mode = syscall.S_IFREG | perm
 	a.Nlink = 1
-	a.Size = uint64(vi.Size)
-	a.Blocks = uint64(vi.AllocatedBytes / 512)
-	a.Blksize = uint32(min(vi.BlockSize, maxWrite))
-	t := vi.CreateTime
+	a.Size = uint64(size)
+	a.Blocks = uint64(data / 512)
+	a.Blksize = uint32(min(blockSize, maxWrite))
 	a.SetTimes(&t, &t, &t)
 }

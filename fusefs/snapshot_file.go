@@ -69,13 +69,7 @@ func snapshotIno(id string) uint64 {
 }
 
 func fillSnapshotAttr(a *fuse.Attr, si cow.SnapshotInfo) {
-	a.Mode = syscall.S_IFREG | 0o400
-	a.Nlink = 1
-	a.Size = uint64(si.VolumeSize)
-	a.Blocks = uint64(si.DataBytes / 512)
-	a.Blksize = uint32(min(si.BlockSize, maxWrite))
-	t := si.StartTime
-	a.SetTimes(&t, &t, &t)
+	fillFileAttr(a, 0o400, si.VolumeSize, si.DataBytes, si.BlockSize, si.StartTime)
 }
 
 func snapshotErrno(err error) syscall.Errno {

@@ -165,15 +165,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	log.Info("control socket closed; stopping flushes and hydration (they resume at the next start)")
 	eng.StopBackground()
 	log.Info("syncing volumes")
-	for _, v := range mustVolumes(eng) {
-		h, err := eng.OpenVolume(v.ID)
-		if err != nil {
-			continue
-		}
-		if err := h.Sync(); err != nil {
-			log.Error("sync before shutdown failed", "volume", v.ID, "err", err)
-		}
-		h.Close()
+	if err := eng.SyncAll(); err != nil {
+		log.Error("sync before shutdown failed", "err", err)
 	}
 	log.Info("unmounting", "mount", mount)
 	if err := unmountOrReport(fsrv, eng, sigs, log); err != nil {
