@@ -14,8 +14,10 @@ import (
 
 // EC2 error codes this package answers with.
 const (
+	CodeAuthFailure                 = "AuthFailure"
 	CodeDryRunOperation             = "DryRunOperation"
 	CodeIdempotentParameterMismatch = "IdempotentParameterMismatch"
+	CodeIncompleteSignature         = "IncompleteSignature"
 	CodeInsufficientVolumeCapacity  = "InsufficientVolumeCapacity"
 	CodeInternalError               = "InternalError"
 	CodeInvalidAction               = "InvalidAction"
@@ -28,10 +30,14 @@ const (
 	CodeMalformedQueryString        = "MalformedQueryString"
 	CodeMethodNotAllowed            = "MethodNotAllowed"
 	CodeMissingAction               = "MissingAction"
+	CodeMissingAuthenticationToken  = "MissingAuthenticationToken"
 	CodeMissingParameter            = "MissingParameter"
 	CodeNoSuchVersion               = "NoSuchVersion"
 	CodeRequestEntityTooLarge       = "RequestEntityTooLarge"
+	CodeRequestExpired              = "RequestExpired"
+	CodeRequestLimitExceeded        = "RequestLimitExceeded"
 	CodeServiceUnavailable          = "ServiceUnavailable"
+	CodeUnauthorizedOperation       = "UnauthorizedOperation"
 	CodeUnknownParameter            = "UnknownParameter"
 	CodeVolumeInUse                 = "VolumeInUse"
 	CodeInvalidSnapshotNotFound     = "InvalidSnapshot.NotFound"
@@ -70,6 +76,14 @@ func errDryRun() *APIError {
 		Code:       CodeDryRunOperation,
 		Message:    "Request would have succeeded, but DryRun flag is set.",
 		StatusCode: http.StatusPreconditionFailed,
+	}
+}
+
+func errUnauthorized(c Caller, action string) *APIError {
+	return &APIError{
+		Code:       CodeUnauthorizedOperation,
+		Message:    fmt.Sprintf("You are not authorized to perform this operation: %s may not call %s.", c, action),
+		StatusCode: http.StatusForbidden,
 	}
 }
 

@@ -40,7 +40,7 @@ func FuzzServeQuery(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { eng.Close() })
-	h := NewServer(eng, Options{Logger: quietLogger()}).Handler()
+	h := NewServer(eng, Options{Logger: quietLogger()}).handler(rootCaller)
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		post := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))

@@ -32,8 +32,38 @@ type params struct {
 	used map[string]bool
 }
 
-// readParams parses a GET query or a POST form body (plus its query string).
+// readParams reads the body of r and parses its parameters.
 func readParams(w http.ResponseWriter, r *http.Request) (*params, *APIError) {
+	body, e := readBody(w, r)
+	if e != nil {
+		return nil, e
+	}
+	return parseParams(r, body)
+}
+
+// readBody reads a POST body of at most MaxBodyBytes (nil for GET).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *APIError) {
+	if r.Method != http.MethodPost {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &APIError{
+				Code:       CodeRequestEntityTooLarge,
+				Message:    "The request body is larger than 1 MiB.",
+				StatusCode: http.StatusRequestEntityTooLarge,
+			}
+		}
+		return nil, apiErr(CodeMalformedQueryString, "Cannot read the request body.")
+	}
+	return body, nil
+}
+
+// parseParams parses a GET query or a POST form body (plus its query
+// string).
+func parseParams(r *http.Request, body []byte) (*params, *APIError) {
 	vals := make(map[string]string)
 	if err := addQuery(vals, r.URL.RawQuery); err != nil {
 		return nil, err
@@ -44,18 +74,6 @@ func readParams(w http.ResponseWriter, r *http.Request) (*params, *APIError) {
 			if err != nil || mt != "application/x-www-form-urlencoded" {
 				return nil, invalidValue("Unsupported Content-Type %q: send application/x-www-form-urlencoded", clip(ct))
 			}
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, &APIError{
-					Code:       CodeRequestEntityTooLarge,
-					Message:    "The request body is larger than 1 MiB.",
-					StatusCode: http.StatusRequestEntityTooLarge,
-				}
-			}
-			return nil, apiErr(CodeMalformedQueryString, "Cannot read the request body.")
 		}
 		if err := addQuery(vals, string(body)); err != nil {
 			return nil, err

@@ -56,21 +56,44 @@ type Options struct {
 	// Logger receives request logs (debug) and internal errors. Nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// Policy says what peers of a unix socket may do.
+	Policy Policy
+	// AccessKeys may sign requests on a TCP listener (SigV4). A server
+	// without them refuses to serve TCP.
+	AccessKeys []AccessKey
+	// ReadHeaderTimeout bounds how long a connection may take to send a
+	// request's headers (a stuck or abandoned client is cut off after
+	// it). Zero means 10 seconds.
+	ReadHeaderTimeout time.Duration
 }
 
 // Server answers EC2 Query API requests with a Backend.
 type Server struct {
-	backend Backend
-	account string
-	zone    string
-	log     *slog.Logger
-	actions map[string]actionFunc
+	backend     Backend
+	account     string
+	zone        string
+	log         *slog.Logger
+	policy      Policy
+	sigv4       *sigV4Verifier // nil without access keys
+	readTimeout time.Duration  // for headers
+	actions     map[string]action
+}
+
+// action is one Action the server answers.
+type action struct {
+	fn actionFunc
+	// readOnly actions change nothing: read-only callers may call them.
+	readOnly bool
 }
 
 // actionFunc handles one Action. It returns the answer, an *APIError for
 // the client, or any other error, which is logged and answered with
 // InternalError.
 type actionFunc func(ctx context.Context, p *params) (response, error)
+
+// authenticator identifies the caller of a request whose body has been
+// read: the transport's half of authorization.
+type authenticator func(r *http.Request, body []byte) (Caller, *APIError)
 
 // Log attribute keys.
 const (
@@ -80,15 +103,24 @@ const (
 	logCode      = "code"
 	logDuration  = "duration"
 	logErr       = "err"
+	logCaller    = "caller"
 )
 
 // NewServer returns a server for b.
 func NewServer(b Backend, opts Options) *Server {
 	s := &Server{
-		backend: b,
-		account: opts.AccountID,
-		zone:    opts.AvailabilityZone,
-		log:     opts.Logger,
+		backend:     b,
+		account:     opts.AccountID,
+		zone:        opts.AvailabilityZone,
+		log:         opts.Logger,
+		policy:      opts.Policy,
+		readTimeout: opts.ReadHeaderTimeout,
+	}
+	if len(opts.AccessKeys) > 0 {
+		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
+	}
+	if s.readTimeout <= 0 {
+		s.readTimeout = readHeaderTimeout
 	}
 	if s.account == "" {
 		s.account = DefaultAccountID
@@ -100,20 +132,34 @@ func NewServer(b Backend, opts Options) *Server {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "control")
-	s.actions = map[string]actionFunc{
-		"CreateVolume":    s.createVolume,
-		"DescribeVolumes": s.describeVolumes,
-		"DeleteVolume":    s.deleteVolume,
+	s.actions = map[string]action{
+		"CreateVolume":    {fn: s.createVolume},
+		"DescribeVolumes": {fn: s.describeVolumes, readOnly: true},
+		"DeleteVolume":    {fn: s.deleteVolume},
 
-		"CreateSnapshot":    s.createSnapshot,
-		"DescribeSnapshots": s.describeSnapshots,
-		"DeleteSnapshot":    s.deleteSnapshot,
+		"CreateSnapshot":    {fn: s.createSnapshot},
+		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
+		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 	}
 	return s
 }
 
-// Handler returns the HTTP handler serving the API.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+// peerAuth identifies a unix socket peer by the credentials peerContext
+// put in the connection's context.
+func peerAuth(r *http.Request, _ []byte) (Caller, *APIError) {
+	c, err := callerFrom(r.Context())
+	if err != nil {
+		// Not the client's doing; logged by the caller of the authenticator.
+		return Caller{}, &APIError{Code: CodeAuthFailure, StatusCode: http.StatusUnauthorized,
+			Message: "The daemon cannot tell who you are: " + err.Error()}
+	}
+	return c, nil
+}
+
+// sigV4Auth verifies the request's signature.
+func (s *Server) sigV4Auth(r *http.Request, body []byte) (Caller, *APIError) {
+	return s.sigv4.verify(r.Context(), r, body)
+}
 
 // Timeouts and limits of the HTTP server.
 const (
@@ -128,15 +174,32 @@ const (
 // Serve answers requests on ln until ctx is cancelled, then shuts down
 // gracefully (waiting up to 10s for requests in flight) and returns nil.
 // It closes ln.
+//
+// On a unix socket the caller is who the kernel says (SO_PEERCRED) and the
+// Policy decides; on TCP every request must carry a valid SigV4 signature
+// by one of the AccessKeys, and a server without keys refuses to serve.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: s.readTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	switch ln.Addr().Network() {
+	case "unix":
+		srv.Handler = s.handler(peerAuth)
+		srv.ConnContext = peerContext
+	case "tcp":
+		if s.sigv4 == nil {
+			ln.Close()
+			return fmt.Errorf("control listener %s: TCP needs access keys (a credentials file) to verify SigV4 signatures", ln.Addr())
+		}
+		srv.Handler = s.handler(s.sigV4Auth)
+	default:
+		ln.Close()
+		return fmt.Errorf("control listener %s: unsupported network %q", ln.Addr(), ln.Addr().Network())
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -156,7 +219,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// handler serves the API, identifying callers with auth.
+func (s *Server) handler(auth authenticator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, auth) })
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, auth authenticator) {
 	start := time.Now()
 	reqID := uuid.NewString()
 	action := ""
@@ -172,16 +240,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	var status int
 	var code string
-	action, status, code = s.serve(w, r, reqID)
-	s.log.Debug("request", logRequestID, reqID, logAction, action, logStatus, status, logCode, code,
-		logDuration, time.Since(start))
+	var caller Caller
+	action, caller, status, code = s.serve(w, r, reqID, auth)
+	level := slog.LevelDebug
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		level = slog.LevelInfo // refused callers are worth an operator's eye
+	}
+	s.log.Log(r.Context(), level, "request", logRequestID, reqID, logAction, action, logCaller, caller.String(),
+		logStatus, status, logCode, code, logDuration, time.Since(start))
 }
 
 // serve handles one request and returns what it did, for the log.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string) (action string, status int, code string) {
-	fail := func(e *APIError) (string, int, string) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) (action string, caller Caller, status int, code string) {
+	fail := func(e *APIError) (string, Caller, int, string) {
 		s.writeError(w, reqID, e)
-		return action, e.StatusCode, e.Code
+		return action, caller, e.StatusCode, e.Code
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -191,7 +264,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string) (ac
 			StatusCode: http.StatusMethodNotAllowed,
 		})
 	}
-	p, e := readParams(w, r)
+	body, e := readBody(w, r)
+	if e != nil {
+		return fail(e)
+	}
+	if caller, e = auth(r, body); e != nil {
+		return fail(e)
+	}
+	p, e := parseParams(r, body)
 	if e != nil {
 		return fail(e)
 	}
@@ -199,8 +279,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string) (ac
 	if !ok || action == "" {
 		return fail(apiErr(CodeMissingAction, "The request must contain the parameter Action."))
 	}
-	fn := s.actions[action]
-	if fn == nil {
+	act, ok := s.actions[action]
+	if !ok {
 		return fail(apiErr(CodeInvalidAction, "The action %s is not valid for this web service.", clip(action)))
 	}
 	version, ok := p.get("Version")
@@ -210,7 +290,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string) (ac
 	if version != APIVersion {
 		return fail(apiErr(CodeNoSuchVersion, "The requested version (%s) of service AmazonEC2 does not exist.", clip(version)))
 	}
-	resp, err := fn(r.Context(), p)
+	// Authorization before anything else of the request is looked at:
+	// a refused caller learns nothing and changes nothing, DryRun or not.
+	switch s.policy.access(caller) {
+	case AccessFull:
+	case AccessReadOnly:
+		if !act.readOnly {
+			return fail(errUnauthorized(caller, action))
+		}
+	default:
+		return fail(errUnauthorized(caller, action))
+	}
+	resp, err := act.fn(r.Context(), p)
 	if err != nil {
 		var ae *APIError
 		if !errors.As(err, &ae) {
@@ -220,13 +311,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string) (ac
 		return fail(ae)
 	}
 	resp.setRequestID(reqID)
-	body, err := xml.Marshal(resp)
+	out, err := xml.Marshal(resp)
 	if err != nil {
 		s.log.Error("cannot encode the answer", logRequestID, reqID, logAction, action, logErr, err)
 		return fail(errInternal())
 	}
-	writeXML(w, reqID, http.StatusOK, body)
-	return action, http.StatusOK, ""
+	writeXML(w, reqID, http.StatusOK, out)
+	return action, caller, http.StatusOK, ""
 }
 
 func (s *Server) writeError(w http.ResponseWriter, reqID string, e *APIError) {

@@ -12,12 +12,18 @@ import (
 )
 
 // ListenUnix listens on the unix socket path for the daemon. It creates
-// the parent directory (0750) if missing and replaces a stale socket left
+// the parent directory (0755) if missing and replaces a stale socket left
 // by a daemon that died, but it never removes anything that is not a
-// socket, nor a socket another process still answers on. The socket is
-// made 0660: owner and group may control the daemon.
+// socket, nor a socket another process still answers on.
+//
+// The socket is made 0666: anyone may connect, and the server decides what
+// each peer may do by the credentials the kernel gives for it (see
+// Policy), answering the refused with UnauthorizedOperation rather than
+// leaving them with "permission denied". An administrator who wants the
+// file system to keep others out too can create the directory with a
+// tighter mode; it is left as found.
 func ListenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	fi, err := os.Lstat(path)
@@ -45,9 +51,9 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	// Between bind and chmod the socket has the umask's mode; keep the
-	// parent directory closed to others (as the 0750 it is created with).
-	if err := os.Chmod(path, 0o660); err != nil {
+	// Between bind and chmod the socket has the umask's mode: at most
+	// what is granted next.
+	if err := os.Chmod(path, 0o666); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}

@@ -12,17 +12,17 @@ import (
 func TestListenUnix(t *testing.T) {
 	dir := socketDir(t)
 
-	// Creates the parent directory and a 0660 socket.
+	// Creates the parent directory (0755) and a 0666 socket: the server authorizes by peer credentials.
 	path := filepath.Join(dir, "a", "b.sock")
 	ln, err := ListenUnix(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode().Type() != os.ModeSocket {
+	if err != nil || fi.Mode().Perm() != 0o666 || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("socket: %v %v", fi.Mode(), err)
 	}
-	if di, err := os.Stat(filepath.Dir(path)); err != nil || di.Mode().Perm() != 0o750 {
+	if di, err := os.Stat(filepath.Dir(path)); err != nil || di.Mode().Perm() != 0o755 {
 		t.Fatalf("parent dir: %v %v", di.Mode(), err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,16 @@ func daemonCommand() *cli.Command {
 				Usage: "how long an un-fsynced write may stay volatile"},
 			&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
 				Usage: "12-digit owner ID reported in responses"},
+			&cli.StringSliceFlag{Name: "allow-uid", EnvVars: []string{"COWVOL_ALLOW_UID"},
+				Usage: "users (number or name) who may use the socket, besides root and the daemon's user"},
+			&cli.StringSliceFlag{Name: "allow-gid", EnvVars: []string{"COWVOL_ALLOW_GID"},
+				Usage: "groups (number or name) whose members may use the socket"},
+			&cli.StringSliceFlag{Name: "read-only-gid", EnvVars: []string{"COWVOL_READ_ONLY_GID"},
+				Usage: "groups whose members may call Describe* only"},
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"COWVOL_LISTEN"},
+				Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
+			&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
+				Usage: "access keys that may sign requests to --listen (AWS credentials file format)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
 				Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
@@ -58,6 +69,16 @@ func daemonCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
+			if err != nil {
+				return cli.Exit(err.Error(), 252)
+			}
+			if !validAccountID(c.String("account-id")) {
+				return cli.Exit(fmt.Sprintf("--account-id %q: want 12 digits", c.String("account-id")), 252)
+			}
+			if (c.String("listen") == "") != (c.String("credentials-file") == "") {
+				return cli.Exit("--listen and --credentials-file go together", 252)
+			}
 			cfg := daemonConfig{
 				dataDir:       c.String("data-dir"),
 				mount:         c.String("mount"),
@@ -68,6 +89,9 @@ func daemonCommand() *cli.Command {
 				localStore:    c.String("local-snapshot-store"),
 				outpostArn:    c.String("outpost-arn"),
 				debugFUSE:     c.Bool("debug-fuse"),
+				policy:        policy,
+				listen:        c.String("listen"),
+				credentials:   c.String("credentials-file"),
 				log:           log,
 			}
 			if err := runDaemon(c.Context, cfg); err != nil {
@@ -86,6 +110,8 @@ type daemonConfig struct {
 	snapshotStore          string
 	localStore, outpostArn string
 	debugFUSE              bool
+	policy                 control.Policy
+	listen, credentials    string
 	log                    *slog.Logger
 }
 
@@ -106,6 +132,12 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	if (cfg.outpostArn == "") != (cfg.localStore == "") {
 		return errors.New("--outpost-arn and --local-snapshot-store go together")
+	}
+	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy}
+	if cfg.credentials != "" {
+		if ctlOpts.AccessKeys, err = control.LoadCredentials(cfg.credentials); err != nil {
+			return err
+		}
 	}
 	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn}
 	if cfg.snapshotStore != "" {
@@ -135,16 +167,19 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	// The socket comes last: a client that reaches it finds the mount up.
-	ln, err := control.ListenUnix(cfg.socket)
+	listeners, err := listen(cfg)
 	if err != nil {
 		unmountOrReport(fsrv, eng, nil, log)
 		return err
 	}
-	ctl := control.NewServer(eng, control.Options{AccountID: cfg.accountID, Logger: log})
+	ctl := control.NewServer(eng, ctlOpts)
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan error, 1)
-	go func() { served <- ctl.Serve(serveCtx, ln) }()
-	log.Info("cowvol daemon ready", "data_dir", dataDir, "mount", mount, "socket", cfg.socket, "pid", os.Getpid())
+	served := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		go func() { served <- ctl.Serve(serveCtx, ln) }()
+	}
+	log.Info("cowvol daemon ready", "data_dir", dataDir, "mount", mount, "socket", cfg.socket,
+		"listen", cfg.listen, "access", cfg.policy.String(), "pid", os.Getpid())
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -157,7 +192,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		log.Error("control server stopped", "err", serveErr)
 	}
 	stopServe()
-	if serveErr == nil {
+	running := len(listeners)
+	if serveErr != nil {
+		running-- // that one has returned already
+	}
+	for ; running > 0; running-- {
 		if err := <-served; err != nil {
 			log.Warn("control server shutdown", "err", err)
 		}
@@ -174,6 +213,39 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	log.Info("unmounted; closing the metadata store")
 	return serveErr
+}
+
+func validAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// listen opens the control socket and, with --listen, the TCP listener.
+func listen(cfg daemonConfig) ([]net.Listener, error) {
+	ln, err := control.ListenUnix(cfg.socket)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.listen == "" {
+		return []net.Listener{ln}, nil
+	}
+	tcp, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	if a, ok := tcp.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		cfg.log.Warn("the TCP listener is not on loopback: SigV4 authenticates requests but does not encrypt them; put TLS in front of it",
+			"listen", tcp.Addr().String())
+	}
+	return []net.Listener{ln, tcp}, nil
 }
 
 // unmountOrReport unmounts the FUSE tree. While volume files are open (for

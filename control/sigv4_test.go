@@ -1,0 +1,217 @@
+package control
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+
+	"github.com/cowvol/cowvol/cow"
+)
+
+var (
+	adminKey  = AccessKey{Profile: "admin", AccessKeyID: "AKIAEXAMPLE00001", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", Access: AccessFull}
+	readerKey = AccessKey{Profile: "auditor", AccessKeyID: "AKIAEXAMPLE00002", SecretAccessKey: "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY", Access: AccessReadOnly}
+)
+
+// startTCPServer serves a real engine on a loopback TCP port that requires
+// SigV4 by adminKey or readerKey, and returns its address.
+func startTCPServer(t *testing.T) (addr string, eng *cow.Engine) {
+	t.Helper()
+	eng, err := cow.Open(cow.Options{DataDir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(eng, Options{Logger: quietLogger(), AccessKeys: []AccessKey{adminKey, readerKey}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), eng
+}
+
+// signedRequest builds a POST of body to addr, signed by key at when
+// (unsigned if key is nil).
+func signedRequest(t *testing.T, addr string, key *AccessKey, body string, when time.Time) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodPost, "http://"+addr+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	if key == nil {
+		return r
+	}
+	sum := sha256.Sum256([]byte(body))
+	creds := aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "ec2", "us-east-1", when); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func send(t *testing.T, r *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSigV4(t *testing.T) {
+	addr, eng := startTCPServer(t)
+	describe := "Action=DescribeVolumes" + v
+	create := "Action=CreateVolume&Size=1&AvailabilityZone=local" + v
+	now := time.Now()
+	wrongSecret := adminKey
+	wrongSecret.SecretAccessKey = "not-the-secret-at-all"
+	unknown := AccessKey{AccessKeyID: "AKIAUNKNOWN000001", SecretAccessKey: adminKey.SecretAccessKey}
+
+	for _, tc := range []struct {
+		name   string
+		req    func() *http.Request
+		status int
+		code   string
+	}{
+		{"signed by a full key", func() *http.Request { return signedRequest(t, addr, &adminKey, describe, now) }, 200, ""},
+		{"unsigned", func() *http.Request { return signedRequest(t, addr, nil, describe, now) }, 401, CodeMissingAuthenticationToken},
+		{"wrong secret", func() *http.Request { return signedRequest(t, addr, &wrongSecret, describe, now) }, 401, CodeAuthFailure},
+		{"unknown key", func() *http.Request { return signedRequest(t, addr, &unknown, describe, now) }, 401, CodeAuthFailure},
+		{"body changed after signing", func() *http.Request {
+			r := signedRequest(t, addr, &adminKey, describe, now)
+			r.Body = io.NopCloser(strings.NewReader(create[:len(describe)]))
+			return r
+		}, 401, CodeAuthFailure},
+		{"signed header changed", func() *http.Request {
+			r := signedRequest(t, addr, &adminKey, describe, now)
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return r
+		}, 401, CodeAuthFailure},
+		{"clock 10 minutes behind", func() *http.Request { return signedRequest(t, addr, &adminKey, describe, now.Add(-10*time.Minute)) }, 400, CodeRequestExpired},
+		{"clock 10 minutes ahead", func() *http.Request { return signedRequest(t, addr, &adminKey, describe, now.Add(10*time.Minute)) }, 400, CodeRequestExpired},
+		{"malformed header", func() *http.Request {
+			r := signedRequest(t, addr, nil, describe, now)
+			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=garbage")
+			return r
+		}, 400, CodeIncompleteSignature},
+		{"another service", func() *http.Request {
+			r := signedRequest(t, addr, nil, describe, now)
+			sum := sha256.Sum256([]byte(describe))
+			creds := aws.Credentials{AccessKeyID: adminKey.AccessKeyID, SecretAccessKey: adminKey.SecretAccessKey}
+			v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "s3", "us-east-1", now)
+			return r
+		}, 401, CodeAuthFailure},
+		{"presigned", func() *http.Request {
+			r := signedRequest(t, addr, nil, describe, now)
+			r.URL.RawQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00"
+			return r
+		}, 401, CodeAuthFailure},
+		{"read-only key describes", func() *http.Request { return signedRequest(t, addr, &readerKey, describe, now) }, 200, ""},
+		{"read-only key creates", func() *http.Request { return signedRequest(t, addr, &readerKey, create, now) }, 403, CodeUnauthorizedOperation},
+	} {
+		status, body := send(t, tc.req())
+		if status != tc.status || (tc.code != "" && !strings.Contains(body, "<Code>"+tc.code+"</Code>")) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, body, tc.status, tc.code)
+		}
+	}
+	if vols, _ := eng.DescribeVolumes(context.Background()); len(vols) != 0 {
+		t.Errorf("refused requests created %d volumes", len(vols))
+	}
+
+	t.Run("replay", func(t *testing.T) {
+		r := signedRequest(t, addr, &adminKey, create, time.Now())
+		replay := r.Clone(context.Background())
+		if status, body := send(t, r); status != 200 {
+			t.Fatalf("first: %d %s", status, body)
+		}
+		replay.Body = io.NopCloser(strings.NewReader(create))
+		if status, body := send(t, replay); status != 401 || !strings.Contains(body, "already been used") {
+			t.Errorf("replayed: %d %s, want 401 AuthFailure", status, body)
+		}
+		if vols, _ := eng.DescribeVolumes(context.Background()); len(vols) != 1 {
+			t.Errorf("%d volumes after a request and its replay, want 1", len(vols))
+		}
+	})
+
+	t.Run("the AWS SDK signs as the server verifies", func(t *testing.T) {
+		for _, key := range []AccessKey{adminKey, readerKey} {
+			c := awsec2.New(awsec2.Options{
+				Region:       "eu-west-3",
+				BaseEndpoint: aws.String("http://" + addr),
+				Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+					return aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}, nil
+				}),
+				RetryMaxAttempts: 1,
+			})
+			out, err := c.DescribeVolumes(context.Background(), &awsec2.DescribeVolumesInput{})
+			if err != nil || len(out.Volumes) != 1 {
+				t.Fatalf("%s: DescribeVolumes: %v", key.Profile, err)
+			}
+			_, err = c.CreateVolume(context.Background(), &awsec2.CreateVolumeInput{Size: aws.Int32(1), DryRun: aws.Bool(true)})
+			var ae smithy.APIError
+			want := CodeDryRunOperation
+			if key.Access == AccessReadOnly {
+				want = CodeUnauthorizedOperation
+			}
+			if !errors.As(err, &ae) || ae.ErrorCode() != want {
+				t.Errorf("%s: CreateVolume DryRun: %v, want %s", key.Profile, err, want)
+			}
+		}
+	})
+}
+
+func TestServeTCPNeedsKeys(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = NewServer(panicBackend{}, Options{Logger: quietLogger()}).Serve(context.Background(), ln)
+	if err == nil || !strings.Contains(err.Error(), "access keys") {
+		t.Errorf("TCP without access keys: %v", err)
+	}
+}
+
+func TestReplayCacheBounded(t *testing.T) {
+	v := newSigV4Verifier([]AccessKey{adminKey})
+	now := time.Now()
+	for i := 0; i < maxSeenSignatures; i++ {
+		if e := v.remember(strconv.Itoa(i), now, now); e != nil {
+			t.Fatalf("signature %d: %v", i, e)
+		}
+	}
+	if e := v.remember("one more", now, now); e == nil || e.Code != CodeRequestLimitExceeded {
+		t.Errorf("past the bound: %v, want RequestLimitExceeded", e)
+	}
+	later := now.Add(MaxClockSkew + time.Second)
+	if e := v.remember("one more", later, later); e != nil {
+		t.Errorf("after the window: %v", e)
+	}
+	if len(v.seen) != 1 {
+		t.Errorf("%d signatures remembered after the window, want 1", len(v.seen))
+	}
+}
