@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -47,6 +48,15 @@ func (d *daemon) cli(t testing.TB, args ...string) (stdout, stderr string, code 
 	t.Helper()
 	r := run(cliTimeout, d.environ(), cowvolBin, append([]string{"--socket", d.Socket}, args...)...)
 	t.Logf("$ cowvol %s -> exit %d%s", strings.Join(args, " "), r.Code, indentStderr(r.Stderr))
+	return r.Stdout, r.Stderr, r.Code
+}
+
+// cliAs is cli run as another user (uid, gid and supplementary groups).
+func (d *daemon) cliAs(t testing.TB, cred *syscall.Credential, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	r := runAs(cred, cliTimeout, d.environ(), cowvolBin, append([]string{"--socket", d.Socket}, args...)...)
+	t.Logf("$ (uid %d gid %d groups %v) cowvol %s -> exit %d%s", cred.Uid, cred.Gid, cred.Groups,
+		strings.Join(args, " "), r.Code, indentStderr(r.Stderr))
 	return r.Stdout, r.Stderr, r.Code
 }
 

@@ -109,3 +109,42 @@ func TestRestartRightAfterKill9(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonRefusesBadAccessConfiguration: access settings that cannot be
+// honoured stop the daemon at start, with a message saying which, before it
+// mounts or listens.
+func TestDaemonRefusesBadAccessConfiguration(t *testing.T) {
+	requirePrereqs(t)
+	good := writeCredentialsFile(t, sdkKeys...)
+	readable := writeCredentialsFile(t, sdkKeys...)
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"--listen without credentials", []string{"--listen", "127.0.0.1:1"}, "--listen and --credentials-file go together"},
+		{"a credentials file others can read", []string{"--listen", freeLoopbackAddr(t), "--credentials-file", readable}, "chmod 600"},
+		{"a missing credentials file", []string{"--listen", freeLoopbackAddr(t), "--credentials-file", good + ".missing"}, "no such file"},
+		{"an unknown user", []string{"--allow-uid", "no-such-user-cowvol"}, "--allow-uid no-such-user-cowvol"},
+		{"an unknown group", []string{"--read-only-gid", "no-such-group-cowvol"}, "--read-only-gid no-such-group-cowvol"},
+		{"an account ID that is not 12 digits", []string{"--account-id", "12345"}, "want 12 digits"},
+	} {
+		step(t, tc.name, func(t *testing.T) {
+			d := newDaemon(t, withDaemonArgs(tc.args...))
+			d.start(t)
+			err, exited := d.waitExit(15 * time.Second)
+			if !exited || err == nil {
+				t.Fatalf("daemon %v: exited %v (%v), want a quick failure", tc.args, exited, err)
+			}
+			if out := d.output(); !strings.Contains(out, tc.want) {
+				t.Errorf("daemon %v said:\n%s\nwant a message containing %q", tc.args, out, tc.want)
+			}
+			if isMountpoint(t, d.MountDir) {
+				t.Errorf("it left %s mounted", d.MountDir)
+			}
+		})
+	}
+}

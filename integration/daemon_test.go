@@ -84,6 +84,11 @@ func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Other users reach the socket too (the daemon authorizes them by
+	// their credentials), as they would in /run/cowvol.
+	if err := os.Chmod(sockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	d.Socket = filepath.Join(sockDir, "cowvol.sock")
 	d.LogPath = filepath.Join(t.TempDir(), "daemon.log")
 	d.log, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,11 +29,19 @@ func (r result) String() string {
 
 // run runs name with args and returns its output; it never fails the test.
 func run(timeout time.Duration, env []string, name string, args ...string) result {
+	return runAs(nil, timeout, env, name, args...)
+}
+
+// runAs is run as another user and groups (nil: as the test itself).
+func runAs(cred *syscall.Credential, timeout time.Duration, env []string, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	if env != nil {
 		cmd.Env = env
+	}
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -29,6 +29,11 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		// Tests run the CLI as other users too.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: ", err)
+			return 1
+		}
 		bin := filepath.Join(dir, "cowvol")
 		args := []string{"build", "-o", bin}
 		if os.Getenv("COWVOL_DAEMON_RACE") == "1" {

@@ -37,6 +37,24 @@ func sdkClient(d *daemon) *awsec2.Client {
 	})
 }
 
+// sdkTCPClient is an EC2 client that talks to the daemon's TCP listener at
+// addr, signing with the access key id and secret (anonymous, so unsigned,
+// if id is empty), without retries.
+func sdkTCPClient(addr, id, secret string) *awsec2.Client {
+	var creds aws.CredentialsProvider = aws.AnonymousCredentials{}
+	if id != "" {
+		creds = aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret, Source: "cowvol test"}, nil
+		}))
+	}
+	return awsec2.New(awsec2.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://" + addr),
+		Credentials:      creds,
+		RetryMaxAttempts: 1,
+	})
+}
+
 // sdkCtx is a context for one SDK call, cancelled when the (sub)test ends.
 func sdkCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), sdkCallTimeout)
@@ -89,13 +107,64 @@ func sdkTags(tags []types.Tag) map[string]string {
 }
 
 // TestAWSSDKDrivesCowvol is a user's session with the AWS SDK for Go v2's
-// EC2 client, unmodified, pointed at the daemon's socket: volumes,
-// snapshots, the snapshot-completed waiter, the paginator and errors must
-// all come through as they do from Amazon EC2.
+// EC2 client, unmodified, pointed at the daemon's socket and then at its
+// TCP listener with SigV4-signed requests: volumes, snapshots, the
+// snapshot-completed waiter, the paginator and errors must all come
+// through as they do from Amazon EC2. Then the TCP listener's refusals:
+// unsigned, wrongly signed, and signed by a read-only key.
 func TestAWSSDKDrivesCowvol(t *testing.T) {
 	requirePrereqs(t)
-	d := startDaemon(t)
-	c := sdkClient(d)
+	addr := freeLoopbackAddr(t)
+	creds := writeCredentialsFile(t, sdkKeys...)
+	d := startDaemon(t, withDaemonArgs("--listen", addr, "--credentials-file", creds, "--account-id", sdkAccountID))
+
+	t.Run("over the unix socket", func(t *testing.T) { sdkSession(t, d, sdkClient(d)) })
+	t.Run("over TCP with SigV4", func(t *testing.T) {
+		sdkSession(t, d, sdkTCPClient(addr, sdkKeys[0].id, sdkKeys[0].secret))
+	})
+	t.Run("TCP refusals", func(t *testing.T) {
+		vol := d.createVolume(t, "64MiB")
+		before := d.mustCLI(t, "describe-volumes")
+
+		_, err := sdkTCPClient(addr, "", "").DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{})
+		if st := requireAPIError(t, "unsigned DescribeVolumes", err, "MissingAuthenticationToken"); st != http.StatusUnauthorized {
+			t.Errorf("MissingAuthenticationToken: HTTP status %d, want 401", st)
+		}
+		_, err = sdkTCPClient(addr, sdkKeys[0].id, "wJalrXUtnFEMI/K7MDENG/notTheSecretKEY").
+			CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{Size: aws.Int32(1)})
+		if st := requireAPIError(t, "CreateVolume signed with a wrong secret", err, "AuthFailure"); st != http.StatusUnauthorized {
+			t.Errorf("AuthFailure: HTTP status %d, want 401", st)
+		}
+
+		reader := sdkTCPClient(addr, sdkKeys[1].id, sdkKeys[1].secret)
+		if _, err := reader.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{}); err != nil {
+			t.Errorf("DescribeVolumes with the read-only key: %v", err)
+		}
+		for _, dry := range []bool{false, true} {
+			_, err = reader.DeleteVolume(sdkCtx(t), &awsec2.DeleteVolumeInput{VolumeId: aws.String(vol.VolumeId), DryRun: aws.Bool(dry)})
+			if st := requireAPIError(t, "DeleteVolume with the read-only key", err, "UnauthorizedOperation"); st != http.StatusForbidden {
+				t.Errorf("UnauthorizedOperation: HTTP status %d, want 403", st)
+			}
+		}
+		if after := d.mustCLI(t, "describe-volumes"); after != before {
+			t.Errorf("refused requests changed the volumes:\nbefore %s\nafter %s", before, after)
+		}
+	})
+}
+
+// sdkAccountID is the test daemon's --account-id, the ownerId of everything.
+const sdkAccountID = "123456789012"
+
+// sdkKeys are the access keys of the SDK test's credentials file: a full
+// one and a read-only one.
+var sdkKeys = []accessKey{
+	{profile: "admin", id: "AKIACOWVOLTEST0001", secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+	{profile: "auditor", id: "AKIACOWVOLTEST0002", secret: "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY", access: "read-only"},
+}
+
+// sdkSession is the user's session of TestAWSSDKDrivesCowvol with client c.
+// It leaves no volume or snapshot behind.
+func sdkSession(t *testing.T, d *daemon, c *awsec2.Client) {
 
 	var volID string       // the volume of step 1
 	var snap string        // the snapshot of step 3
@@ -201,8 +270,8 @@ func TestAWSSDKDrivesCowvol(t *testing.T) {
 		if p := aws.ToString(out.Progress); !strings.HasSuffix(p, "%") {
 			t.Errorf("Progress %q, want N%%", p)
 		}
-		if aws.ToString(out.OwnerId) == "" {
-			t.Errorf("OwnerId not set")
+		if got := aws.ToString(out.OwnerId); got != sdkAccountID {
+			t.Errorf("OwnerId %q, want the daemon's --account-id %s", got, sdkAccountID)
 		}
 		if got := aws.ToInt32(out.VolumeSize); got != 1 {
 			t.Errorf("VolumeSize %d, want 1", got)

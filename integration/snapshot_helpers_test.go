@@ -2,9 +2,7 @@ package integration
 
 import "testing"
 
-// Helpers for the snapshot tests (create-snapshot, snapshots/<snap-id>
-// files), written with the volume harness so those tests reuse it. Unused
-// until then; the lint:ignore lines go when the first snapshot test lands.
+// Helpers for the snapshot tests (create-snapshot, describe-snapshots, wait).
 
 // snapshot is a snapshot as create-snapshot and describe-snapshots print it.
 type snapshot struct {
@@ -20,8 +18,6 @@ type snapshot struct {
 
 // createSnapshot runs `create-snapshot --volume-id ID [args...]` and returns
 // the snapshot it printed.
-//
-//lint:ignore U1000 used by the snapshot tests
 func (d *daemon) createSnapshot(t testing.TB, volumeID string, args ...string) snapshot {
 	t.Helper()
 	var s snapshot
@@ -33,8 +29,6 @@ func (d *daemon) createSnapshot(t testing.TB, volumeID string, args ...string) s
 }
 
 // describeSnapshots runs `describe-snapshots [args...]` and returns the snapshots.
-//
-//lint:ignore U1000 used by the snapshot tests
 func (d *daemon) describeSnapshots(t testing.TB, args ...string) []snapshot {
 	t.Helper()
 	var out struct{ Snapshots []snapshot }
@@ -43,8 +37,6 @@ func (d *daemon) describeSnapshots(t testing.TB, args ...string) []snapshot {
 }
 
 // waitSnapshotCompleted runs `wait snapshot-completed --snapshot-ids ID`.
-//
-//lint:ignore U1000 used by the snapshot tests
 func (d *daemon) waitSnapshotCompleted(t testing.TB, id string) {
 	t.Helper()
 	d.mustCLI(t, "wait", "snapshot-completed", "--snapshot-ids", id)
