@@ -2,7 +2,10 @@
 // socket that speaks the Amazon EC2 Query API (Action=CreateVolume&
 // Version=2016-11-15, XML answers exactly as EC2 sends them, so AWS SDKs
 // work unmodified), and the typed Client the cowvol CLI uses to talk to it.
-// Authorization of callers (by the peer's credentials) belongs here too.
+// Authentication and authorization of callers belong here too: on the unix
+// socket by the peer's credentials (SO_PEERCRED) and a Policy, on an
+// optional TCP listener by SigV4 signatures over access keys from a
+// credentials file (sigv4.go).
 //
 // The server consumes a small Backend interface, which *cow.Engine
 // satisfies; control never touches Badger, the data files or FUSE. Only
