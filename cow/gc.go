@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
 // collectGarbageLocked deletes the segments and chunks of store storeName
@@ -16,9 +18,9 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	}
 	var roots []string
 	for _, prefix := range []string{"snapshots/", "holds/"} {
-		err := st.List(ctx, prefix, func(k string) error {
-			if prefix == "holds/" || strings.HasSuffix(k, "/manifest") {
-				roots = append(roots, k)
+		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
+			if prefix == "holds/" || strings.HasSuffix(o.Key, "/manifest") {
+				roots = append(roots, o.Key)
 			}
 			return nil
 		})
@@ -50,9 +52,9 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	deleted := 0
 	for prefix, live := range map[string]map[string]bool{"segments/": liveSegs, "chunks/": liveChunks} {
 		var dead []string
-		err := st.List(ctx, prefix, func(k string) error {
-			if !live[k] {
-				dead = append(dead, k)
+		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
+			if !live[o.Key] {
+				dead = append(dead, o.Key)
 			}
 			return nil
 		})

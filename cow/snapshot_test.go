@@ -328,7 +328,7 @@ func TestDeleteSnapshotKeepsWhatOthersNeed(t *testing.T) {
 	// What is left is held: the restored volume holds s1 (32 blocks) and
 	// the source volume holds s2, the base of its next snapshot (one more).
 	n := 0
-	eng.stores[StoreRegional].List(ctx, "chunks/", func(string) error { n++; return nil })
+	eng.stores[StoreRegional].List(ctx, "chunks/", func(snapstore.ObjectInfo) error { n++; return nil })
 	if n != 33 {
 		t.Fatalf("%d chunks left, want 33", n)
 	}
@@ -340,7 +340,7 @@ func TestDeleteSnapshotKeepsWhatOthersNeed(t *testing.T) {
 		}
 	}
 	n = 0
-	eng.stores[StoreRegional].List(ctx, "", func(string) error { n++; return nil })
+	eng.stores[StoreRegional].List(ctx, "", func(snapstore.ObjectInfo) error { n++; return nil })
 	if n != 0 {
 		t.Fatalf("%d objects left in the store after deleting every snapshot and volume", n)
 	}
