@@ -231,4 +231,3 @@ func (s *Server) PID() int {
 	}
 	return s.cmd.Process.Pid
 }
-
