@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,7 +46,20 @@ type Options struct {
 	// store before the snapshot ends in state error. Zero means
 	// DefaultFlushDeadline.
 	FlushDeadline time.Duration
+	// AccountID owns the snapshots this daemon creates (their manifests'
+	// ownerId). Empty means DefaultAccountID.
+	AccountID string
+	// GCGrace: garbage collection deletes no object younger than this,
+	// nor one stored after the start of a live flush lease less this.
+	// Zero means DefaultGCGrace.
+	GCGrace time.Duration
+	// LeaseTTL: a flush lease not refreshed for this long is dead (its
+	// daemon stopped). Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
+
+// DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
+const DefaultAccountID = "000000000000"
 
 // DefaultSyncInterval is the background sync period (ext4's commit interval).
 const DefaultSyncInterval = 5 * time.Second
@@ -67,11 +81,19 @@ type Engine struct {
 	outpostArn    string
 	flushWake     chan struct{}
 	objects       *objectCache // decoded manifests and segments
+	packs         *packCache   // windows of packs read
 	flushDeadline time.Duration
+	accountID     string
+	gcGrace       time.Duration
+	leaseTTL      time.Duration
 	// gc is held shared by a snapshot flush and exclusively by garbage
 	// collection and snapshot deletion, so that chunks a flush is about to
 	// reference are never collected under it.
 	gc sync.RWMutex
+	// gcMu guards gcPending: per store, whether the last collection left
+	// garbage in its grace period.
+	gcMu      sync.Mutex
+	gcPending map[string]bool
 
 	// mu guards the fields that follow.
 	mu        sync.Mutex
@@ -138,7 +160,12 @@ func Open(opts Options) (*Engine, error) {
 		outpostArn:    opts.OutpostArn,
 		flushWake:     make(chan struct{}, 1),
 		objects:       newObjectCache(256),
+		packs:         newPackCache(packCacheBytes),
 		flushDeadline: opts.FlushDeadline,
+		accountID:     cmp.Or(opts.AccountID, DefaultAccountID),
+		gcGrace:       cmp.Or(opts.GCGrace, DefaultGCGrace),
+		leaseTTL:      cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
+		gcPending:     map[string]bool{},
 	}
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
@@ -154,9 +181,10 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go e.syncLoop(opts.SyncInterval)
 	go e.flushLoop()
+	go e.gcLoop()
 	e.startHydrators()
 	return e, nil
 }
@@ -556,6 +584,20 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	hold := holdKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {
 		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
+	}
+	// A daemon deleting the snapshot deletes its manifest, then marks
+	// from every manifest and hold. If the manifest is still there now,
+	// the deleter's mark comes after our hold and sees it; if it is gone,
+	// the deleter may not have seen the hold: give up.
+	ok, err := st.Exists(ctx, manifestKey(src.ID))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %s was deleted meanwhile", ErrSnapshotNotFound, src.ID)
+	}
+	if err != nil {
+		if derr := st.Delete(context.WithoutCancel(ctx), hold); derr != nil {
+			e.log.Warn("dropping the hold of a failed create", "key", hold, "err", derr)
+		}
+		return "", err
 	}
 	return hold, nil
 }

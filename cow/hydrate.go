@@ -23,11 +23,7 @@ func (v *volume) fetchBase(ctx context.Context, blk uint64, dst []byte) error {
 	v.mapMu.Lock()
 	key, storeName := v.record.BaseManifest, v.record.BaseStore
 	v.mapMu.Unlock()
-	st, err := v.eng.store(storeName)
-	if err != nil {
-		return err
-	}
-	if err := v.eng.readStoredBlock(ctx, st, key, blk, dst); err != nil {
+	if err := v.eng.readStoredBlock(ctx, storeName, key, blk, dst); err != nil {
 		return fmt.Errorf("hydrate %s block %d from %s: %w", v.id, blk, key, err)
 	}
 	return nil

@@ -246,8 +246,11 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	return nil
 }
 
-// releaseManifest removes a completed snapshot's manifest. A volume whose
-// next snapshot builds on it (its base) keeps a copy: a hold.
+// releaseManifest removes a completed snapshot's manifest. Volumes that
+// depend on the snapshot (its own, building the next snapshot on it; those
+// created from it, hydrating) hold their own copies of the manifest, here
+// or on other daemons, so the data they need stays. (A volume whose base is
+// the manifest itself, recorded before bases were held, gets a hold first.)
 func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) error {
 	st, err := e.store(r.Store)
 	if err != nil {
@@ -273,7 +276,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) err
 			return err
 		}
 	}
-	if err := st.Delete(ctx, key); err != nil {
+	if err := st.Delete(ctx, manifestKey(r.ID)); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
 	return nil
