@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -119,7 +120,7 @@ func (s *Server) wireSnapshot(si cow.SnapshotInfo) Snapshot {
 		StatusMessage: si.StatusMessage,
 		StartTime:     Timestamp{si.StartTime},
 		Progress:      strconv.Itoa(si.Progress) + "%",
-		OwnerID:       s.account,
+		OwnerID:       cmp.Or(si.OwnerID, s.account),
 		VolumeSize:    (si.VolumeSize + 1<<30 - 1) >> 30,
 		Description:   si.Description,
 		Encrypted:     si.Encrypted,

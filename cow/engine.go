@@ -53,6 +53,9 @@ type Options struct {
 	// nor one stored after the start of a live flush lease less this.
 	// Zero means DefaultGCGrace.
 	GCGrace time.Duration
+	// CatalogInterval is how often the catalogue of snapshots in the
+	// stores is refreshed. Zero means DefaultCatalogInterval.
+	CatalogInterval time.Duration
 	// LeaseTTL: a flush lease not refreshed for this long is dead (its
 	// daemon stopped). Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -105,6 +108,10 @@ type Engine struct {
 	// fork one step).
 	snapMu sync.Mutex
 	snaps  map[string]*snapshot
+	// catalog: completed snapshots of other daemons, from the stores'
+	// manifests (guarded by snapMu too).
+	catalog         map[string]*snapshot
+	catalogInterval time.Duration
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -150,22 +157,24 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("an Outpost needs both an Outpost ARN and a local snapshot store")
 	}
 	e := &Engine{
-		dir:           dir,
-		log:           log,
-		meta:          ms,
-		lock:          lock,
-		vols:          make(map[string]*volume),
-		snaps:         make(map[string]*snapshot),
-		stores:        map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
-		outpostArn:    opts.OutpostArn,
-		flushWake:     make(chan struct{}, 1),
-		objects:       newObjectCache(256),
-		packs:         newPackCache(packCacheBytes),
-		flushDeadline: opts.FlushDeadline,
-		accountID:     cmp.Or(opts.AccountID, DefaultAccountID),
-		gcGrace:       cmp.Or(opts.GCGrace, DefaultGCGrace),
-		leaseTTL:      cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
-		gcPending:     map[string]bool{},
+		dir:             dir,
+		log:             log,
+		meta:            ms,
+		lock:            lock,
+		vols:            make(map[string]*volume),
+		snaps:           make(map[string]*snapshot),
+		stores:          map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn:      opts.OutpostArn,
+		flushWake:       make(chan struct{}, 1),
+		objects:         newObjectCache(256),
+		packs:           newPackCache(packCacheBytes),
+		flushDeadline:   opts.FlushDeadline,
+		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
+		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
+		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
+		gcPending:       map[string]bool{},
+		catalog:         map[string]*snapshot{},
+		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
@@ -181,10 +190,11 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go e.syncLoop(opts.SyncInterval)
 	go e.flushLoop()
 	go e.gcLoop()
+	go e.catalogLoop()
 	e.startHydrators()
 	return e, nil
 }
@@ -456,7 +466,7 @@ func (e *Engine) lookup(id string) (*volume, error) {
 func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (VolumeInfo, error) {
 	var src meta.SnapshotRecord
 	if p.SnapshotID != "" {
-		s, err := e.lookupSnapshot(p.SnapshotID)
+		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
 		if err != nil {
 			return VolumeInfo{}, err
 		}
@@ -575,6 +585,9 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 		return "", err
 	}
 	b, err := st.Get(ctx, manifestKey(src.ID))
+	if errors.Is(err, snapstore.ErrNotFound) {
+		return "", fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, src.ID)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
 	}

@@ -317,6 +317,8 @@ func (e *Engine) flush(s *snapshot) error {
 		OutpostArn:  r.OutpostArn,
 		OwnerID:     e.accountID,
 		Tags:        tagsFromMeta(r.Tags),
+		// The manifest is stored, and the snapshot complete, just after.
+		CompletionTime: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	for _, sr := range segs {
 		m.Segments = append(m.Segments, sr)
@@ -345,7 +347,7 @@ func (e *Engine) flush(s *snapshot) error {
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
 	s.rec.Progress = 100
-	s.rec.CompletionTime = time.Now().UTC().Truncate(time.Millisecond)
+	s.rec.CompletionTime = m.CompletionTime
 	s.rec.DataBytes = m.DataBytes
 	r = s.rec
 	s.mu.Unlock()

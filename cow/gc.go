@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,6 +39,10 @@ const (
 	DefaultLeaseTTL = 10 * time.Minute
 )
 
+// leaseMargin: a lease starts this much before it is taken, since object
+// timestamps can be coarser than time.Now (a filesystem's mtime is).
+const leaseMargin = time.Second
+
 // leaseKey names the lease of snapshot snapID's flush, started at start.
 func leaseKey(snapID string, start time.Time) string {
 	return "leases/" + snapID + "." + strconv.FormatInt(start.UnixMilli(), 10)
@@ -59,7 +64,7 @@ func parseLease(key string) (time.Time, bool) {
 // holdLease stores a lease for snapshot snapID's flush into st and keeps it
 // fresh until the returned stop is called (which deletes it).
 func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (stop func(), err error) {
-	key := leaseKey(snapID, time.Now())
+	key := leaseKey(snapID, time.Now().Add(-leaseMargin))
 	body := []byte(e.accountID + "\n")
 	if err := st.Put(ctx, key, body); err != nil {
 		return nil, fmt.Errorf("store flush lease: %w", err)
@@ -134,6 +139,9 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	live := map[string]bool{}
 	for _, root := range roots {
 		m, err := e.loadManifest(ctx, st, root)
+		if errors.Is(err, snapstore.ErrNotFound) {
+			continue // deleted since the listing: it needs nothing
+		}
 		if err != nil {
 			return fmt.Errorf("gc: %w", err)
 		}

@@ -62,18 +62,20 @@ const manifestVersion = 1
 // segments are. It is written after every chunk and segment it names is
 // durable, so a reader never sees a partial snapshot.
 type manifest struct {
-	Version     int          `json:"version"`
-	SnapshotID  string       `json:"snapshotId"`
-	VolumeID    string       `json:"volumeId"`
-	VolumeSize  int64        `json:"volumeSize"` // bytes
-	BlockSize   int          `json:"blockSize"`
-	StartTime   time.Time    `json:"startTime"`
-	Description string       `json:"description,omitempty"`
-	Tags        []Tag        `json:"tags,omitempty"`
-	OwnerID     string       `json:"ownerId,omitempty"`
-	OutpostArn  string       `json:"outpostArn,omitempty"`
-	DataBytes   int64        `json:"dataBytes"` // non-zero blocks × block size
-	Segments    []segmentRef `json:"segments"`
+	Version    int       `json:"version"`
+	SnapshotID string    `json:"snapshotId"`
+	VolumeID   string    `json:"volumeId"`
+	VolumeSize int64     `json:"volumeSize"` // bytes
+	BlockSize  int       `json:"blockSize"`
+	StartTime  time.Time `json:"startTime"`
+	// CompletionTime: when the flush stored the manifest.
+	CompletionTime time.Time    `json:"completionTime,omitzero"`
+	Description    string       `json:"description,omitempty"`
+	Tags           []Tag        `json:"tags,omitempty"`
+	OwnerID        string       `json:"ownerId,omitempty"`
+	OutpostArn     string       `json:"outpostArn,omitempty"`
+	DataBytes      int64        `json:"dataBytes"` // non-zero blocks × block size
+	Segments       []segmentRef `json:"segments"`
 }
 
 // segmentRef names the segment object of segment Index.

@@ -57,6 +57,15 @@ func (c *objectCache) put(key string, val any) {
 	}
 }
 
+func (c *objectCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.Remove(el)
+		delete(c.items, key)
+	}
+}
+
 func (e *Engine) cacheManifest(key string, m *manifest) { e.objects.put("m:"+key, m) }
 
 // loadManifest reads and decodes a manifest (or a hold of one).
@@ -168,7 +177,7 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 // ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending
 // or completed. Past the end it returns io.EOF.
 func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int64) (int, error) {
-	s, err := e.lookupSnapshot(id)
+	s, err := e.lookupSnapshot(ctx, id)
 	if err != nil {
 		return 0, err
 	}
