@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -202,6 +204,11 @@ func (e *Engine) flush(s *snapshot) error {
 	for blk := range changes {
 		bySeg[blk>>segmentShift] = append(bySeg[blk>>segmentShift], blk)
 	}
+	// In block order, so that consecutive blocks land side by side in a
+	// pack and a reader's window of a pack reads ahead.
+	for _, blks := range bySeg {
+		slices.Sort(blks)
+	}
 	// A base in another store (a regional snapshot of a volume whose
 	// next goes to the Outpost, or back) is copied over segment by segment.
 	if baseStore != nil && baseStoreName != r.Store {
@@ -258,7 +265,14 @@ func (e *Engine) flush(s *snapshot) error {
 		return nil
 	}
 
-	total, done := len(changes), 0
+	total := len(changes)
+	var done atomic.Int64
+	progress := func() {
+		n := done.Add(1)
+		s.mu.Lock()
+		s.rec.Progress = min(99, int(n*100/int64(total)))
+		s.mu.Unlock()
+	}
 	for _, idx := range order {
 		if s.record().Deleted {
 			return errDeletedMidFlush
@@ -280,12 +294,11 @@ func (e *Engine) flush(s *snapshot) error {
 		} else {
 			dedup.addBase(seg)
 		}
-		n, err := e.uploadBlocks(ctx, v, pw, dedup, seg, bySeg[idx], changes)
+		n, err := e.uploadBlocks(ctx, v, pw, dedup, seg, bySeg[idx], changes, progress)
 		if err != nil {
 			return err
 		}
 		need = max(need, n)
-		done += len(bySeg[idx])
 		if len(seg) == 0 {
 			delete(segs, idx)
 		} else {
@@ -293,11 +306,6 @@ func (e *Engine) flush(s *snapshot) error {
 		}
 		if err := storeReady(false); err != nil {
 			return err
-		}
-		if total > 0 {
-			s.mu.Lock()
-			s.rec.Progress = min(99, done*100/total)
-			s.mu.Unlock()
 		}
 	}
 	if err := pw.finish(); err != nil {
@@ -366,7 +374,7 @@ func (e *Engine) flush(s *snapshot) error {
 // and updates seg to name their chunks; it returns the highest pack
 // sequence number seg now depends on (-1 for none). Zero versions and
 // all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent) (int, error) {
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -417,6 +425,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, de
 					need = max(need, seq)
 				}
 				mu.Unlock()
+				progress()
 			}
 		}()
 	}

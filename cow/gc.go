@@ -89,7 +89,10 @@ func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID strin
 	return func() {
 		cancel()
 		<-done
-		if err := st.Delete(context.WithoutCancel(ctx), key); err != nil {
+		// Bounded: at shutdown with the store down, the lease expires.
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer dcancel()
+		if err := st.Delete(dctx, key); err != nil {
 			e.log.Warn("dropping flush lease (it expires)", "snapshot", snapID, "err", err)
 		}
 	}, nil

@@ -126,4 +126,12 @@ func TestS3DetectsCorruptObject(t *testing.T) {
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, snapstore.ErrCorrupt) {
 		t.Fatalf("Get of a corrupt object: %v, want ErrCorrupt", err)
 	}
+	// A body that does not match the checksum sent with it is refused
+	// by the server, and nothing is stored.
+	if err := raw.PutWithWrongChecksumForTest(ctx, "damaged", []byte("payload")); err == nil {
+		t.Fatal("the server stored a body that fails its checksum")
+	}
+	if ok, err := s.Exists(ctx, "damaged"); ok || err != nil {
+		t.Fatalf("after a refused put: exists %v, %v", ok, err)
+	}
 }

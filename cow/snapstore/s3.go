@@ -3,7 +3,6 @@ package snapstore
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -29,9 +28,9 @@ import (
 // with path-style addressing, its standard retryer (exponential backoff with
 // jitter) and credentials from the standard AWS chain.
 //
-// Integrity: every Put sends Content-MD5, so the server refuses a body
-// damaged in transit, and records the SHA-256 of the object in its metadata;
-// Get verifies it, so a corrupt object is reported, never returned. Ranged
+// Integrity: every Put sends the body's SHA-256 (x-amz-checksum-sha256), so
+// the server refuses a body damaged in transit, and records it in the
+// object's metadata too; Get verifies it, so a corrupt object is reported, never returned. Ranged
 // reads cannot be checked against the whole object: their callers verify
 // what they read (the engine's chunks are named by their SHA-256).
 // The SDK's own flexible checksums (CRC32, CRC64NVME) are used only where
@@ -197,22 +196,23 @@ func isNotFound(err error) bool {
 
 func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	sum := sha256.Sum256(data)
-	return s.put(ctx, key, data, hex.EncodeToString(sum[:]))
+	return s.put(ctx, key, data, sum[:], hex.EncodeToString(sum[:]))
 }
 
-func (s *S3) put(ctx context.Context, key string, data []byte, sha string) error {
+// put stores data, sending sum (its SHA-256) for the server to verify the
+// body against and recording sha for readers.
+func (s *S3) put(ctx context.Context, key string, data, sum []byte, sha string) error {
 	k, err := s.key(key)
 	if err != nil {
 		return err
 	}
-	md := md5.Sum(data)
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        &s.bucket,
-		Key:           &k,
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
-		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(md[:])),
-		Metadata:      map[string]string{metaSHA256: sha},
+		Bucket:         &s.bucket,
+		Key:            &k,
+		Body:           bytes.NewReader(data),
+		ContentLength:  aws.Int64(int64(len(data))),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
+		Metadata:       map[string]string{metaSHA256: sha},
 	})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
