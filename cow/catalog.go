@@ -49,8 +49,8 @@ func (e *Engine) catalogLoop() {
 }
 
 // refreshCatalog lists the manifests in store name: it adds snapshots other
-// daemons created, drops those whose manifests are gone, and forgets this
-// daemon's own completed snapshots that another daemon deleted.
+// daemons created, drops those whose manifests are gone, and hides this
+// daemon's own completed snapshots whose manifests are gone.
 func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.Store) error {
 	start := time.Now()
 	// Own snapshots completed before the listing: their manifests were
@@ -88,23 +88,20 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 			delete(e.catalog, id)
 		}
 	}
-	var gone []string
+	// Own snapshots whose manifests are gone were deleted by another
+	// daemon, or the daemon now points at another bucket: hide them, but
+	// keep their records, so that pointing it back shows them again.
 	for id := range ownCompleted {
-		if !found[id] {
-			gone = append(gone, id)
+		s, ok := e.snaps[id]
+		if !ok {
+			continue
+		}
+		if gone := !found[id]; gone != s.gone.Load() {
+			s.gone.Store(gone)
+			e.log.Info("own snapshot's manifest", "snapshot", id, "store", name, "missing", gone)
 		}
 	}
 	e.snapMu.Unlock()
-
-	for _, id := range gone {
-		e.log.Info("snapshot deleted by another daemon", "snapshot", id, "store", name)
-		if err := e.meta.DeleteSnapshot(id); err != nil {
-			return err
-		}
-		e.snapMu.Lock()
-		delete(e.snaps, id)
-		e.snapMu.Unlock()
-	}
 	for _, id := range add {
 		if _, err := e.fetchCatalogEntry(ctx, name, st, id); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
 			e.log.Warn("cannot read a snapshot's manifest", "snapshot", id, "store", name, "err", err)

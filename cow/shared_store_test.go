@@ -278,3 +278,43 @@ func TestSharedStoreConcurrentGC(t *testing.T) {
 	}
 	t.Logf("%d snapshots kept, %d volumes created on B racing deletions on A", len(snaps), len(vols))
 }
+
+// TestOwnSnapshotDeletedElsewhere: a snapshot B took and A deleted drops out
+// of B's answers at B's next refresh; B keeps the record (pointing B at
+// another bucket by mistake must not destroy its catalogue).
+func TestOwnSnapshotDeletedElsewhere(t *testing.T) {
+	st := sharedDir(t)
+	a := openSharedEngine(t, st, "111111111111", time.Nanosecond)
+	b := openSharedEngine(t, st, "222222222222", time.Nanosecond)
+	vi, _ := b.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	h := openHandle(t, b, vi.ID)
+	h.WriteAt(pattern(3, 1<<20), 0)
+	h.Close()
+	s, _ := b.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, b, s.ID)
+	if err := a.DeleteSnapshot(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := b.SnapshotInfo(s.ID)
+		all, _ := b.DescribeSnapshots(ctx)
+		if errors.Is(err, ErrSnapshotNotFound) && len(all) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B still has its snapshot A deleted: %v, %d listed", err, len(all))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if recs, _ := b.meta.Snapshots(); len(recs) != 1 {
+		t.Fatalf("B has %d snapshot records, want its 1 kept", len(recs))
+	}
+	// The volume still builds its next snapshot on its hold.
+	s2, _ := b.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, b, s2.ID)
+	got := make([]byte, 1<<20)
+	if _, err := a.ReadSnapshot(ctx, s2.ID, got, 0); err != nil || !bytes.Equal(got, pattern(3, 1<<20)) {
+		t.Fatalf("A reads B's next snapshot: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -20,6 +21,9 @@ type snapshot struct {
 	// manifest was read.
 	store string
 	seen  time.Time
+	// gone: one of ours whose manifest is no longer in its store
+	// (deleted by another daemon); hidden, record kept.
+	gone atomic.Bool
 
 	// mu guards rec.
 	mu  sync.Mutex
@@ -173,7 +177,7 @@ func (e *Engine) DescribeSnapshots(ctx context.Context) ([]SnapshotInfo, error) 
 	e.snapMu.Lock()
 	out := make([]SnapshotInfo, 0, len(e.snaps)+len(e.catalog))
 	for _, s := range e.snaps {
-		if !s.record().Deleted {
+		if !s.record().Deleted && !s.gone.Load() {
 			out = append(out, s.info())
 		}
 	}
@@ -206,7 +210,7 @@ func (e *Engine) lookupSnapshot(ctx context.Context, id string) (*snapshot, erro
 	if !ok {
 		return e.lookupRemote(ctx, id)
 	}
-	if s.record().Deleted {
+	if s.record().Deleted || s.gone.Load() {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
 	return s, nil

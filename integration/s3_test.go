@@ -191,3 +191,34 @@ func fileSHA256(t testing.TB, path string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// A daemon pointed at an S3 store it cannot use exits at start with a
+// message naming the store, and leaves no mount or socket behind.
+func TestDaemonRefusesUnusableS3Store(t *testing.T) {
+	requirePrereqs(t)
+	srv := miniotest.Start(t)
+	for _, c := range []struct {
+		name, url string
+		env       []string
+		want      string
+	}{
+		{"no server at the endpoint", "s3://b?endpoint=http://127.0.0.1:1&max-attempts=2", srv.Env(), "cannot reach or use bucket"},
+		{"wrong credentials", srv.URL("b", ""), append(srv.Env(), "AWS_SECRET_ACCESS_KEY=wrong"), "cannot reach or use bucket"},
+		{"an invalid bucket name", srv.URL("Not_A_Bucket", ""), srv.Env(), `cannot reach or use bucket \"Not_A_Bucket\"`},
+	} {
+		step(t, c.name, func(t *testing.T) {
+			d := newDaemon(t, withDaemonArgs("--snapshot-store", c.url), withEnv(c.env...))
+			d.start(t)
+			err, exited := d.waitExit(60 * time.Second)
+			if !exited || err == nil {
+				t.Fatalf("daemon: exited %v (%v), want a quick failure", exited, exitString(err))
+			}
+			if out := d.output(); !strings.Contains(out, c.want) {
+				t.Fatalf("daemon's message does not contain %q:\n%s", c.want, out)
+			}
+			if isMountpoint(t, d.MountDir) {
+				t.Error("the daemon left its mount behind")
+			}
+		})
+	}
+}
