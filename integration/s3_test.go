@@ -222,3 +222,61 @@ func TestDaemonRefusesUnusableS3Store(t *testing.T) {
 		})
 	}
 }
+
+// With the S3 server down for longer than --flush-deadline the snapshot ends
+// in state error; nothing of it is visible in the bucket when the server is
+// back, and the volume's next snapshot completes with the volume's content.
+func TestS3ServerDownPastFlushDeadline(t *testing.T) {
+	requirePrereqs(t)
+	srv := miniotest.Start(t)
+	url := srv.URL("cowvol-deadline", "") + "&max-attempts=2"
+	a := startS3Daemon(t, srv, url, "111111111111", "--flush-deadline", "3s")
+	vol := a.createVolume(t, "1GiB")
+	fillVolume(t, a.volumePath(vol.VolumeId), 8, 64*mib)
+	sum := fileSHA256(t, a.volumePath(vol.VolumeId))
+	srv.Stop()
+	snap := a.createSnapshot(t, vol.VolumeId)
+
+	step(t, "the snapshot ends in state error", func(t *testing.T) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			got := a.describeSnapshots(t, "--snapshot-ids", snap.SnapshotId)
+			if got[0].State == "error" {
+				break
+			}
+			if got[0].State != "pending" || time.Now().After(deadline) {
+				t.Fatalf("snapshot %+v, want pending then error", got[0])
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		_, stderr, code := a.cli(t, "wait", "snapshot-completed", "--snapshot-ids", snap.SnapshotId)
+		if code != 255 || !strings.Contains(stderr, "Waiter SnapshotCompleted failed") {
+			t.Fatalf("wait: exit %d, %s", code, stderr)
+		}
+	})
+
+	step(t, "server back: no manifest in the bucket; the next snapshot completes and restores", func(t *testing.T) {
+		if err := srv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := snapstore.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var manifests []string
+		st.List(context.Background(), "snapshots/", func(o snapstore.ObjectInfo) error {
+			manifests = append(manifests, o.Key)
+			return nil
+		})
+		if len(manifests) != 0 {
+			t.Fatalf("manifests of a failed snapshot: %v", manifests)
+		}
+		next := a.createSnapshot(t, vol.VolumeId)
+		a.waitSnapshotCompleted(t, next.SnapshotId)
+		var rv volume
+		a.mustJSON(t, a.mustCLI(t, "create-volume", "--snapshot-id", next.SnapshotId), &rv)
+		if got := fileSHA256(t, a.volumePath(rv.VolumeId)); got != sum {
+			t.Fatalf("restored volume's SHA-256 %s, want %s", got, sum)
+		}
+	})
+}
