@@ -2,6 +2,7 @@ package cow
 
 import (
 	"crypto/rand"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func BenchmarkFlushS3(b *testing.B) {
 func benchFlush(b *testing.B, real snapstore.Store) {
 	const size = 1 << 30
 	cs := &countingStore{Store: real, puts: map[string]int{}}
-	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, SnapshotStore: cs})
+	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, SnapshotStore: cs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
