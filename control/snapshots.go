@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -119,7 +120,7 @@ func (s *Server) wireSnapshot(si cow.SnapshotInfo) Snapshot {
 		StatusMessage: si.StatusMessage,
 		StartTime:     Timestamp{si.StartTime},
 		Progress:      strconv.Itoa(si.Progress) + "%",
-		OwnerID:       s.account,
+		OwnerID:       cmp.Or(si.OwnerID, s.account),
 		VolumeSize:    (si.VolumeSize + 1<<30 - 1) >> 30,
 		Description:   si.Description,
 		Encrypted:     si.Encrypted,
@@ -189,8 +190,7 @@ func (s *Server) describeSnapshots(ctx context.Context, p *params) (response, er
 	if err != nil {
 		return nil, err
 	}
-	owned := s.ownedBy(owners)
-	page, next, e := snapshotKind.answer(all, r, func(*Snapshot) bool { return owned })
+	page, next, e := snapshotKind.answer(all, r, func(w *Snapshot) bool { return s.ownedBy(owners, w.OwnerID) })
 	if e != nil {
 		return nil, e
 	}
@@ -213,12 +213,12 @@ func (s *Server) snapshots(ctx context.Context) ([]Snapshot, error) {
 // ownedBy reports whether this daemon's snapshots match an Owner.N list:
 // "self" and the account ID match, anything else ("amazon", another
 // account) does not.
-func (s *Server) ownedBy(owners []string) bool {
+func (s *Server) ownedBy(owners []string, owner string) bool {
 	if len(owners) == 0 {
 		return true
 	}
 	for _, o := range owners {
-		if o == "self" || o == s.account {
+		if o == owner || o == "self" && owner == s.account {
 			return true
 		}
 	}

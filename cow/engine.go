@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,7 +46,23 @@ type Options struct {
 	// store before the snapshot ends in state error. Zero means
 	// DefaultFlushDeadline.
 	FlushDeadline time.Duration
+	// AccountID owns the snapshots this daemon creates (their manifests'
+	// ownerId). Empty means DefaultAccountID.
+	AccountID string
+	// GCGrace: garbage collection deletes no object younger than this,
+	// nor one stored after the start of a live flush lease less this.
+	// Zero means DefaultGCGrace.
+	GCGrace time.Duration
+	// CatalogInterval is how often the catalogue of snapshots in the
+	// stores is refreshed. Zero means DefaultCatalogInterval.
+	CatalogInterval time.Duration
+	// LeaseTTL: a flush lease not refreshed for this long is dead (its
+	// daemon stopped). Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
+
+// DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
+const DefaultAccountID = "000000000000"
 
 // DefaultSyncInterval is the background sync period (ext4's commit interval).
 const DefaultSyncInterval = 5 * time.Second
@@ -67,11 +84,19 @@ type Engine struct {
 	outpostArn    string
 	flushWake     chan struct{}
 	objects       *objectCache // decoded manifests and segments
+	packs         *packCache   // windows of packs read
 	flushDeadline time.Duration
+	accountID     string
+	gcGrace       time.Duration
+	leaseTTL      time.Duration
 	// gc is held shared by a snapshot flush and exclusively by garbage
 	// collection and snapshot deletion, so that chunks a flush is about to
 	// reference are never collected under it.
 	gc sync.RWMutex
+	// gcMu guards gcPending: per store, whether the last collection left
+	// garbage in its grace period.
+	gcMu      sync.Mutex
+	gcPending map[string]bool
 
 	// mu guards the fields that follow.
 	mu        sync.Mutex
@@ -83,6 +108,10 @@ type Engine struct {
 	// fork one step).
 	snapMu sync.Mutex
 	snaps  map[string]*snapshot
+	// catalog: completed snapshots of other daemons, from the stores'
+	// manifests (guarded by snapMu too).
+	catalog         map[string]*snapshot
+	catalogInterval time.Duration
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -128,17 +157,24 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("an Outpost needs both an Outpost ARN and a local snapshot store")
 	}
 	e := &Engine{
-		dir:           dir,
-		log:           log,
-		meta:          ms,
-		lock:          lock,
-		vols:          make(map[string]*volume),
-		snaps:         make(map[string]*snapshot),
-		stores:        map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
-		outpostArn:    opts.OutpostArn,
-		flushWake:     make(chan struct{}, 1),
-		objects:       newObjectCache(256),
-		flushDeadline: opts.FlushDeadline,
+		dir:             dir,
+		log:             log,
+		meta:            ms,
+		lock:            lock,
+		vols:            make(map[string]*volume),
+		snaps:           make(map[string]*snapshot),
+		stores:          map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn:      opts.OutpostArn,
+		flushWake:       make(chan struct{}, 1),
+		objects:         newObjectCache(256),
+		packs:           newPackCache(packCacheBytes),
+		flushDeadline:   opts.FlushDeadline,
+		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
+		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
+		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
+		gcPending:       map[string]bool{},
+		catalog:         map[string]*snapshot{},
+		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
@@ -154,9 +190,11 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(2)
+	e.wg.Add(4)
 	go e.syncLoop(opts.SyncInterval)
 	go e.flushLoop()
+	go e.gcLoop()
+	go e.catalogLoop()
 	e.startHydrators()
 	return e, nil
 }
@@ -428,7 +466,7 @@ func (e *Engine) lookup(id string) (*volume, error) {
 func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (VolumeInfo, error) {
 	var src meta.SnapshotRecord
 	if p.SnapshotID != "" {
-		s, err := e.lookupSnapshot(p.SnapshotID)
+		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
 		if err != nil {
 			return VolumeInfo{}, err
 		}
@@ -547,6 +585,9 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 		return "", err
 	}
 	b, err := st.Get(ctx, manifestKey(src.ID))
+	if errors.Is(err, snapstore.ErrNotFound) {
+		return "", fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, src.ID)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
 	}
@@ -556,6 +597,20 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	hold := holdKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {
 		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
+	}
+	// A daemon deleting the snapshot deletes its manifest, then marks
+	// from every manifest and hold. If the manifest is still there now,
+	// the deleter's mark comes after our hold and sees it; if it is gone,
+	// the deleter may not have seen the hold: give up.
+	ok, err := st.Exists(ctx, manifestKey(src.ID))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %s was deleted meanwhile", ErrSnapshotNotFound, src.ID)
+	}
+	if err != nil {
+		if derr := st.Delete(context.WithoutCancel(ctx), hold); derr != nil {
+			e.log.Warn("dropping the hold of a failed create", "key", hold, "err", derr)
+		}
+		return "", err
 	}
 	return hold, nil
 }

@@ -277,7 +277,7 @@ func TestSlotAllocatorRebuild(t *testing.T) {
 	}
 }
 
-func openHandle(t *testing.T, eng *Engine, id string) *Volume {
+func openHandle(t testing.TB, eng *Engine, id string) *Volume {
 	t.Helper()
 	h, err := eng.OpenVolume(id)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -202,6 +204,11 @@ func (e *Engine) flush(s *snapshot) error {
 	for blk := range changes {
 		bySeg[blk>>segmentShift] = append(bySeg[blk>>segmentShift], blk)
 	}
+	// In block order, so that consecutive blocks land side by side in a
+	// pack and a reader's window of a pack reads ahead.
+	for _, blks := range bySeg {
+		slices.Sort(blks)
+	}
 	// A base in another store (a regional snapshot of a volume whose
 	// next goes to the Outpost, or back) is copied over segment by segment.
 	if baseStore != nil && baseStoreName != r.Store {
@@ -217,7 +224,55 @@ func (e *Engine) flush(s *snapshot) error {
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 
-	total, done := len(changes), 0
+	// A flush in progress holds a lease, so that garbage collection by
+	// another daemon on the same store spares the packs and segments it
+	// stores before its manifest names them.
+	stopLease, err := e.holdLease(ctx, st, r.ID)
+	if err != nil {
+		return err
+	}
+	defer stopLease()
+
+	pw := newPackWriter(ctx, st)
+	defer pw.abort()
+	dedup := newDedupIndex()
+	// A segment is stored once every pack it names is: pend holds the
+	// finished segments waiting for their packs.
+	type pendingSeg struct {
+		idx  uint64
+		seg  segment
+		need int // the highest pack sequence number it names
+	}
+	var pend []pendingSeg
+	storeReady := func(all bool) error {
+		below, err := pw.durableBelow()
+		if err != nil {
+			return err
+		}
+		for len(pend) > 0 && (all || pend[0].need < below) {
+			ps := pend[0]
+			pend = pend[1:]
+			if err := pw.fillSizes(ps.seg); err != nil {
+				return err
+			}
+			enc := encodeSegment(ps.seg)
+			key := segmentKey(sha256.Sum256(enc))
+			if err := putIfAbsent(ctx, st, key, func() []byte { return enc }); err != nil {
+				return err
+			}
+			segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
+		}
+		return nil
+	}
+
+	total := len(changes)
+	var done atomic.Int64
+	progress := func() {
+		n := done.Add(1)
+		s.mu.Lock()
+		s.rec.Progress = min(99, int(n*100/int64(total)))
+		s.mu.Unlock()
+	}
 	for _, idx := range order {
 		if s.record().Deleted {
 			return errDeletedMidFlush
@@ -231,30 +286,33 @@ func (e *Engine) flush(s *snapshot) error {
 				return err
 			}
 		}
+		need := -1
 		if baseStore != nil && baseStoreName != r.Store {
-			if err := e.copyChunks(ctx, baseStore, st, seg, bySeg[idx]); err != nil {
+			if need, err = e.copyChunks(ctx, baseStoreName, baseStore, pw, dedup, seg, bySeg[idx]); err != nil {
 				return err
 			}
+		} else {
+			dedup.addBase(seg)
 		}
-		if err := e.uploadBlocks(ctx, v, st, seg, bySeg[idx], changes); err != nil {
+		n, err := e.uploadBlocks(ctx, v, pw, dedup, seg, bySeg[idx], changes, progress)
+		if err != nil {
 			return err
 		}
-		done += len(bySeg[idx])
+		need = max(need, n)
 		if len(seg) == 0 {
 			delete(segs, idx)
 		} else {
-			enc := encodeSegment(seg)
-			key := segmentKey(sha256.Sum256(enc))
-			if err := putIfAbsent(ctx, st, key, func() []byte { return enc }); err != nil {
-				return err
-			}
-			segs[idx] = segmentRef{Index: idx, Key: key, Blocks: len(seg)}
+			pend = append(pend, pendingSeg{idx, seg, need})
 		}
-		if total > 0 {
-			s.mu.Lock()
-			s.rec.Progress = min(99, done*100/total)
-			s.mu.Unlock()
+		if err := storeReady(false); err != nil {
+			return err
 		}
+	}
+	if err := pw.finish(); err != nil {
+		return err
+	}
+	if err := storeReady(true); err != nil {
+		return err
 	}
 
 	m := &manifest{
@@ -265,7 +323,10 @@ func (e *Engine) flush(s *snapshot) error {
 		StartTime:   r.StartTime,
 		Description: r.Description,
 		OutpostArn:  r.OutpostArn,
+		OwnerID:     e.accountID,
 		Tags:        tagsFromMeta(r.Tags),
+		// The manifest is stored, and the snapshot complete, just after.
+		CompletionTime: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	for _, sr := range segs {
 		m.Segments = append(m.Segments, sr)
@@ -281,32 +342,44 @@ func (e *Engine) flush(s *snapshot) error {
 		return fmt.Errorf("put manifest: %w", err)
 	}
 	e.cacheManifest(manifestKey(r.ID), m)
+	// The volume's next snapshot builds on this one: it keeps its own
+	// copy of the manifest (a hold), so that a deletion of the snapshot,
+	// by this daemon or another one on the same store, leaves the data
+	// the volume depends on in place.
+	hold := holdKey(v.id, r.ID)
+	if err := st.Put(ctx, hold, mb); err != nil {
+		return fmt.Errorf("hold manifest: %w", err)
+	}
+	e.cacheManifest(hold, m)
 
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
 	s.rec.Progress = 100
-	s.rec.CompletionTime = time.Now().UTC().Truncate(time.Millisecond)
+	s.rec.CompletionTime = m.CompletionTime
 	s.rec.DataBytes = m.DataBytes
 	r = s.rec
 	s.mu.Unlock()
 	if err := e.meta.PutSnapshot(r); err != nil {
 		return err
 	}
-	if err := e.setBase(v, manifestKey(r.ID), r.Store, r.Gen); err != nil {
+	if err := e.setBase(v, hold, r.Store, r.Gen); err != nil {
 		return err
 	}
-	e.log.Info("snapshot completed", "snapshot", r.ID, "volume", v.id, "changed_blocks", total, "data_bytes", m.DataBytes)
+	e.log.Info("snapshot completed", "snapshot", r.ID, "volume", v.id, "changed_blocks", total, "data_bytes", m.DataBytes,
+		"packs", pw.packs, "pack_bytes", pw.bytes)
 	return e.releaseFrozen(v, r.Gen)
 }
 
-// uploadBlocks stores the changed blocks blks of one segment and updates
-// seg to name their chunks. Zero versions and all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store, seg segment, blks []uint64, changes map[uint64]meta.Extent) error {
+// uploadBlocks stores the changed blocks blks of one segment into packs
+// and updates seg to name their chunks; it returns the highest pack
+// sequence number seg now depends on (-1 for none). Zero versions and
+// all-zero blocks leave seg.
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
+		need     = -1
 		wg       sync.WaitGroup
-		stored   = map[chunkID]bool{} // chunks this call stored or found
 	)
 	work := make(chan uint64)
 	for range min(flushWorkers, max(1, len(blks))) {
@@ -318,7 +391,6 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 			for blk := range work {
 				x := changes[blk]
 				off := uint32(blk & (1<<segmentShift - 1))
-				var id chunkID
 				zero := x.Zero()
 				if !zero {
 					// A frozen slot is never written again and not
@@ -331,29 +403,29 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, st snapstore.Store
 					}
 					zero = isZero(buf)
 				}
+				var loc chunkLoc
+				seq := -1
 				if !zero {
-					id = sha256.Sum256(buf)
-					mu.Lock()
-					dup := stored[id]
-					stored[id] = true
-					mu.Unlock()
-					if !dup {
-						if err := putIfAbsent(ctx, st, chunkKey(id), func() []byte { return encodeChunk(buf) }); err != nil {
-							mu.Lock()
-							firstErr = cmpErr(firstErr, err)
-							delete(stored, id)
-							mu.Unlock()
-							continue
-						}
+					var err error
+					loc, seq, err = dedup.store(sha256.Sum256(buf), func(id chunkID) (chunkLoc, int, error) {
+						return pw.add(id, encodeChunk(buf))
+					})
+					if err != nil {
+						mu.Lock()
+						firstErr = cmpErr(firstErr, err)
+						mu.Unlock()
+						continue
 					}
 				}
 				mu.Lock()
 				if zero {
 					delete(seg, off)
 				} else {
-					seg[off] = id
+					seg[off] = loc
+					need = max(need, seq)
 				}
 				mu.Unlock()
+				progress()
 			}
 		}()
 	}
@@ -370,7 +442,62 @@ feed:
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	return firstErr
+	return need, firstErr
+}
+
+// dedupIndex finds the chunks a flush stored already (or its base holds),
+// so that each content is stored once; concurrent stores of one content
+// wait for the first.
+type dedupIndex struct {
+	// mu guards m.
+	mu sync.Mutex
+	m  map[chunkID]*dedupEntry
+}
+
+type dedupEntry struct {
+	ready chan struct{} // closed when loc, seq and err are set
+	loc   chunkLoc
+	seq   int // pack sequence number in this flush; -1: stored before it
+	err   error
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func newDedupIndex() *dedupIndex { return &dedupIndex{m: map[chunkID]*dedupEntry{}} }
+
+// addBase records the chunks of a base segment (stored before the flush).
+func (d *dedupIndex) addBase(seg segment) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range seg {
+		if _, ok := d.m[l.id]; !ok {
+			d.m[l.id] = &dedupEntry{ready: closedChan, loc: l, seq: -1}
+		}
+	}
+}
+
+// store returns where chunk id is, calling put to store it if no one has.
+func (d *dedupIndex) store(id chunkID, put func(chunkID) (chunkLoc, int, error)) (chunkLoc, int, error) {
+	d.mu.Lock()
+	if e, ok := d.m[id]; ok {
+		d.mu.Unlock()
+		<-e.ready
+		if e.err != nil {
+			return chunkLoc{}, 0, e.err
+		}
+		return e.loc, e.seq, nil
+	}
+	e := &dedupEntry{ready: make(chan struct{})}
+	d.m[id] = e
+	d.mu.Unlock()
+	e.loc, e.seq, e.err = put(id)
+	if e.err != nil {
+		d.mu.Lock()
+		delete(d.m, id)
+		d.mu.Unlock()
+	}
+	close(e.ready)
+	return e.loc, e.seq, e.err
 }
 
 func cmpErr(first, err error) error {
@@ -397,33 +524,33 @@ func putIfAbsent(ctx context.Context, st snapstore.Store, key string, encode fun
 	return nil
 }
 
-// copyChunks copies the chunks of seg that are not being replaced from one
-// store to another.
-func (e *Engine) copyChunks(ctx context.Context, from, to snapstore.Store, seg segment, replaced []uint64) error {
+// copyChunks copies the chunks of seg that are not being replaced from
+// store from (named fromName) into packs of the flush's store, updating
+// seg; it returns the highest pack sequence number seg now depends on.
+func (e *Engine) copyChunks(ctx context.Context, fromName string, from snapstore.Store, pw *packWriter, dedup *dedupIndex, seg segment, replaced []uint64) (int, error) {
 	skip := map[uint32]bool{}
 	for _, b := range replaced {
 		skip[uint32(b&(1<<segmentShift-1))] = true
 	}
-	for off, id := range seg {
+	need := -1
+	for off, l := range seg {
 		if skip[off] {
 			continue
 		}
-		key := chunkKey(id)
-		if ok, err := to.Exists(ctx, key); err != nil || ok {
+		nl, seq, err := dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
+			b, err := e.packs.chunk(ctx, fromName, from, l)
 			if err != nil {
-				return err
+				return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 			}
-			continue
-		}
-		b, err := from.Get(ctx, key)
+			return pw.add(id, b)
+		})
 		if err != nil {
-			return fmt.Errorf("copy %s: %w", key, err)
+			return 0, err
 		}
-		if err := to.Put(ctx, key, b); err != nil {
-			return fmt.Errorf("copy %s: %w", key, err)
-		}
+		seg[off] = nl
+		need = max(need, seq)
 	}
-	return nil
+	return need, nil
 }
 
 // releaseFrozen runs after volume v's snapshot at generation gen completed:

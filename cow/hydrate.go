@@ -3,9 +3,11 @@ package cow
 import (
 	"context"
 	"fmt"
-	"github.com/cowvol/cowvol/meta"
 	"sort"
 	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/meta"
 )
 
 // A volume created from a snapshot is usable at once: a block not yet in
@@ -21,11 +23,7 @@ func (v *volume) fetchBase(ctx context.Context, blk uint64, dst []byte) error {
 	v.mapMu.Lock()
 	key, storeName := v.record.BaseManifest, v.record.BaseStore
 	v.mapMu.Unlock()
-	st, err := v.eng.store(storeName)
-	if err != nil {
-		return err
-	}
-	if err := v.eng.readStoredBlock(ctx, st, key, blk, dst); err != nil {
+	if err := v.eng.readStoredBlock(ctx, storeName, key, blk, dst); err != nil {
 		return fmt.Errorf("hydrate %s block %d from %s: %w", v.id, blk, key, err)
 	}
 	return nil
@@ -173,9 +171,9 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 func (e *Engine) dropHolds(ctx context.Context, volID, keep string) {
 	for name, st := range e.stores {
 		var keys []string
-		err := st.List(ctx, "holds/"+volID+"/", func(k string) error {
-			if k != keep {
-				keys = append(keys, k)
+		err := st.List(ctx, "holds/"+volID+"/", func(o snapstore.ObjectInfo) error {
+			if o.Key != keep {
+				keys = append(keys, o.Key)
 			}
 			return nil
 		})

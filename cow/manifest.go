@@ -17,15 +17,19 @@ import (
 
 // Snapshot storage layout (keys in a snapstore.Store):
 //
-//	chunks/<h[:2]>/<h>              one block, zstd-compressed; h = hex SHA-256 of the block
-//	segments/<h[:2]>/<h>            a segment: block -> chunk for 65536 consecutive blocks
+//	packs/<p[:2]>/<p>               many chunks (blocks, each zstd-compressed) and an index; p random
+//	segments/<h[:2]>/<h>            a segment: block -> chunk (ID, pack, offset, length) for 65536 blocks
 //	snapshots/<snap-id>/manifest    the manifest root (JSON), written last
+//	holds/<vol-id>/<snap-id>        a volume's copy of a manifest it depends on
+//	leases/<snap-id>                a flush in progress (refreshed while it runs)
+//	chunks/<h[:2]>/<h>              format 1: one chunk per object (still read)
 //
-// Chunks and segments are content-addressed, so identical blocks are stored
-// once across snapshots and volumes, an incremental snapshot writes only the
-// segments that changed, and re-uploading after a crash is idempotent.
-// All-zero blocks are not stored: a block missing from its segment reads as
-// zeros.
+// A chunk is named by the SHA-256 of its block, which every read verifies.
+// Segments are content-addressed, so an incremental snapshot writes only
+// the segments that changed. Packs batch a flush's chunks into objects of
+// several MiB, so a GiB of snapshot data is a few hundred requests, not
+// sixteen thousand. All-zero blocks are not stored: a block missing from
+// its segment reads as zeros.
 
 // segmentShift: a segment covers 1<<segmentShift blocks (4 GiB at 64 KiB),
 // so a 64 TiB volume's manifest root lists at most 16384 segments.
@@ -58,18 +62,20 @@ const manifestVersion = 1
 // segments are. It is written after every chunk and segment it names is
 // durable, so a reader never sees a partial snapshot.
 type manifest struct {
-	Version     int          `json:"version"`
-	SnapshotID  string       `json:"snapshotId"`
-	VolumeID    string       `json:"volumeId"`
-	VolumeSize  int64        `json:"volumeSize"` // bytes
-	BlockSize   int          `json:"blockSize"`
-	StartTime   time.Time    `json:"startTime"`
-	Description string       `json:"description,omitempty"`
-	Tags        []Tag        `json:"tags,omitempty"`
-	OwnerID     string       `json:"ownerId,omitempty"`
-	OutpostArn  string       `json:"outpostArn,omitempty"`
-	DataBytes   int64        `json:"dataBytes"` // non-zero blocks × block size
-	Segments    []segmentRef `json:"segments"`
+	Version    int       `json:"version"`
+	SnapshotID string    `json:"snapshotId"`
+	VolumeID   string    `json:"volumeId"`
+	VolumeSize int64     `json:"volumeSize"` // bytes
+	BlockSize  int       `json:"blockSize"`
+	StartTime  time.Time `json:"startTime"`
+	// CompletionTime: when the flush stored the manifest.
+	CompletionTime time.Time    `json:"completionTime,omitzero"`
+	Description    string       `json:"description,omitempty"`
+	Tags           []Tag        `json:"tags,omitempty"`
+	OwnerID        string       `json:"ownerId,omitempty"`
+	OutpostArn     string       `json:"outpostArn,omitempty"`
+	DataBytes      int64        `json:"dataBytes"` // non-zero blocks × block size
+	Segments       []segmentRef `json:"segments"`
 }
 
 // segmentRef names the segment object of segment Index.
@@ -98,30 +104,117 @@ func decodeManifest(b []byte) (*manifest, error) {
 	return &m, nil
 }
 
+// packID names a pack object (random: packs are not shared between
+// flushes, so content addressing would buy nothing).
+type packID [16]byte
+
+func (p packID) String() string { return hex.EncodeToString(p[:]) }
+
+func packKey(p packID) string {
+	h := p.String()
+	return "packs/" + h[:2] + "/" + h
+}
+
+// chunkLoc is where a block's stored chunk is: a byte range of a pack, or
+// (format 1, pack zero) a chunk object of its own.
+type chunkLoc struct {
+	id   chunkID
+	pack packID
+	// packSize is the pack's length, so that readers can read ahead
+	// within it without running past its end.
+	packSize uint32
+	off, n   uint32 // the compressed chunk within the pack
+}
+
+func (l chunkLoc) inPack() bool { return l.pack != packID{} }
+
+// objectKey is the key of the object holding the chunk.
+func (l chunkLoc) objectKey() string {
+	if l.inPack() {
+		return packKey(l.pack)
+	}
+	return chunkKey(l.id)
+}
+
 // segment maps block offsets within one segment to chunks.
-type segment map[uint32]chunkID
+type segment map[uint32]chunkLoc
 
-var segmentMagic = []byte("CVSG\x01")
+var (
+	segmentMagicV1 = []byte("CVSG\x01") // block -> chunk object
+	segmentMagic   = []byte("CVSG\x02") // block -> chunk in a pack
+)
 
-// encodeSegment serialises a segment: magic, count, then entries sorted by
-// block (delta-coded uvarint) each with its chunk ID; zstd-compressed.
+// encodeSegment serialises a segment: magic; the pack table (count, then
+// per pack its ID and size); the entry count; then entries sorted by block,
+// each the block (delta-coded uvarint), the chunk ID, the pack (uvarint
+// index into the table plus one; zero for a chunk object of its own) and,
+// for a pack, the chunk's offset and length; zstd-compressed.
 func encodeSegment(s segment) []byte {
 	blks := make([]uint32, 0, len(s))
-	for b := range s {
+	packs := map[packID]int{}
+	var table []chunkLoc
+	for b, l := range s {
 		blks = append(blks, b)
+		if _, ok := packs[l.pack]; !ok && l.inPack() {
+			packs[l.pack] = len(table)
+			table = append(table, l)
+		}
 	}
 	sort.Slice(blks, func(i, j int) bool { return blks[i] < blks[j] })
-	raw := make([]byte, 0, len(segmentMagic)+binary.MaxVarintLen64+len(s)*(sha256.Size+3))
+	raw := make([]byte, 0, len(segmentMagic)+2*binary.MaxVarintLen64+len(table)*24+len(s)*(sha256.Size+10))
 	raw = append(raw, segmentMagic...)
+	raw = binary.AppendUvarint(raw, uint64(len(table)))
+	for _, l := range table {
+		raw = append(raw, l.pack[:]...)
+		raw = binary.AppendUvarint(raw, uint64(l.packSize))
+	}
 	raw = binary.AppendUvarint(raw, uint64(len(s)))
 	prev := uint32(0)
 	for _, b := range blks {
 		raw = binary.AppendUvarint(raw, uint64(b-prev))
-		id := s[b]
-		raw = append(raw, id[:]...)
+		l := s[b]
+		raw = append(raw, l.id[:]...)
+		if l.inPack() {
+			raw = binary.AppendUvarint(raw, uint64(packs[l.pack]+1))
+			raw = binary.AppendUvarint(raw, uint64(l.off))
+			raw = binary.AppendUvarint(raw, uint64(l.n))
+		} else {
+			raw = binary.AppendUvarint(raw, 0)
+		}
 		prev = b
 	}
 	return zstdEncoder().EncodeAll(raw, nil)
+}
+
+// segReader decodes uvarints and fixed fields, remembering the first error.
+type segReader struct {
+	raw []byte
+	err error
+}
+
+func (r *segReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.raw)
+	if k <= 0 {
+		r.err = fmt.Errorf("%w: segment %s", ErrCorrupt, what)
+		return 0
+	}
+	r.raw = r.raw[k:]
+	return v
+}
+
+func (r *segReader) bytes(dst []byte, what string) {
+	if r.err != nil {
+		return
+	}
+	if len(r.raw) < len(dst) {
+		r.err = fmt.Errorf("%w: segment %s truncated", ErrCorrupt, what)
+		return
+	}
+	copy(dst, r.raw)
+	r.raw = r.raw[len(dst):]
 }
 
 func decodeSegment(b []byte) (segment, error) {
@@ -129,33 +222,65 @@ func decodeSegment(b []byte) (segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment: %v", ErrCorrupt, err)
 	}
-	if !bytes.HasPrefix(raw, segmentMagic) {
+	v1 := bytes.HasPrefix(raw, segmentMagicV1)
+	if !v1 && !bytes.HasPrefix(raw, segmentMagic) {
 		return nil, fmt.Errorf("%w: segment magic", ErrCorrupt)
 	}
-	raw = raw[len(segmentMagic):]
-	n, k := binary.Uvarint(raw)
-	if k <= 0 || n > 1<<segmentShift {
+	r := &segReader{raw: raw[len(segmentMagic):]}
+	var table []chunkLoc
+	if !v1 {
+		np := r.uvarint("pack count")
+		if np > 1<<segmentShift {
+			return nil, fmt.Errorf("%w: segment pack count %d", ErrCorrupt, np)
+		}
+		for i := uint64(0); i < np && r.err == nil; i++ {
+			var l chunkLoc
+			r.bytes(l.pack[:], "pack")
+			size := r.uvarint("pack size")
+			if size > 1<<32-1 || !l.inPack() {
+				return nil, fmt.Errorf("%w: segment pack %d", ErrCorrupt, i)
+			}
+			l.packSize = uint32(size)
+			table = append(table, l)
+		}
+	}
+	n := r.uvarint("count")
+	if r.err != nil {
+		return nil, r.err
+	}
+	if n > 1<<segmentShift {
 		return nil, fmt.Errorf("%w: segment count", ErrCorrupt)
 	}
-	raw = raw[k:]
 	s := make(segment, n)
 	blk := uint64(0)
 	for i := uint64(0); i < n; i++ {
-		d, k := binary.Uvarint(raw)
-		if k <= 0 || len(raw) < k+sha256.Size {
-			return nil, fmt.Errorf("%w: segment entry %d", ErrCorrupt, i)
-		}
+		d := r.uvarint("entry")
 		blk += d
-		if blk >= 1<<segmentShift || (i > 0 && d == 0) {
+		if r.err == nil && (blk >= 1<<segmentShift || (i > 0 && d == 0)) {
 			return nil, fmt.Errorf("%w: segment block %d", ErrCorrupt, blk)
 		}
-		var id chunkID
-		copy(id[:], raw[k:])
-		s[uint32(blk)] = id
-		raw = raw[k+sha256.Size:]
+		var l chunkLoc
+		r.bytes(l.id[:], "chunk ID")
+		if !v1 {
+			if p := r.uvarint("pack index"); p > 0 {
+				if p > uint64(len(table)) {
+					return nil, fmt.Errorf("%w: segment entry %d names pack %d of %d", ErrCorrupt, i, p, len(table))
+				}
+				t := table[p-1]
+				off, ln := r.uvarint("offset"), r.uvarint("length")
+				if off+ln > uint64(t.packSize) || ln == 0 {
+					return nil, fmt.Errorf("%w: segment entry %d: bytes %d+%d of a %d-byte pack", ErrCorrupt, i, off, ln, t.packSize)
+				}
+				l.pack, l.packSize, l.off, l.n = t.pack, t.packSize, uint32(off), uint32(ln)
+			}
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		s[uint32(blk)] = l
 	}
-	if len(raw) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes in segment", ErrCorrupt, len(raw))
+	if len(r.raw) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in segment", ErrCorrupt, len(r.raw))
 	}
 	return s, nil
 }

@@ -148,7 +148,8 @@ func countNonZeroBlocks(data []byte, bs int) int {
 
 func openTestEngine(t *testing.T, dir string) *Engine {
 	t.Helper()
-	eng, err := Open(Options{DataDir: dir, SyncInterval: time.Hour})
+	// No grace period: a single daemon's garbage goes at once.
+	eng, err := Open(Options{DataDir: dir, SyncInterval: time.Hour, GCGrace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -14,6 +15,16 @@ import (
 // snapshot is the engine's state for one snapshot: its record, with
 // progress kept in memory between the points where it is persisted.
 type snapshot struct {
+	owner string // ownerId of another daemon's snapshot; "" for ours (the control server fills in its account)
+	// Set for a snapshot another daemon created (known from its
+	// manifest, not in this daemon's records): its store and when the
+	// manifest was read.
+	store string
+	seen  time.Time
+	// gone: one of ours whose manifest is no longer in its store
+	// (deleted by another daemon); hidden, record kept.
+	gone atomic.Bool
+
 	// mu guards rec.
 	mu  sync.Mutex
 	rec meta.SnapshotRecord
@@ -41,6 +52,7 @@ func (s *snapshot) info() SnapshotInfo {
 		StatusMessage:  r.StatusMessage,
 		DataBytes:      r.DataBytes,
 		StorageTier:    "standard",
+		OwnerID:        s.owner,
 	}
 	si.Tags = tagsFromMeta(r.Tags)
 	return si
@@ -159,14 +171,18 @@ func (e *Engine) pendingSnapshotsLocked(volID string) int {
 	return n
 }
 
-// DescribeSnapshots returns every snapshot, sorted by ID.
+// DescribeSnapshots returns every snapshot, sorted by ID: this daemon's and
+// those in its stores' catalogue (see catalog.go).
 func (e *Engine) DescribeSnapshots(ctx context.Context) ([]SnapshotInfo, error) {
 	e.snapMu.Lock()
-	out := make([]SnapshotInfo, 0, len(e.snaps))
+	out := make([]SnapshotInfo, 0, len(e.snaps)+len(e.catalog))
 	for _, s := range e.snaps {
-		if !s.record().Deleted {
+		if !s.record().Deleted && !s.gone.Load() {
 			out = append(out, s.info())
 		}
+	}
+	for _, s := range e.catalog {
+		out = append(out, s.info())
 	}
 	e.snapMu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -175,18 +191,26 @@ func (e *Engine) DescribeSnapshots(ctx context.Context) ([]SnapshotInfo, error) 
 
 // SnapshotInfo describes one snapshot.
 func (e *Engine) SnapshotInfo(id string) (SnapshotInfo, error) {
-	s, err := e.lookupSnapshot(id)
+	s, err := e.lookupSnapshot(context.Background(), id)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
 	return s.info(), nil
 }
 
-func (e *Engine) lookupSnapshot(id string) (*snapshot, error) {
+// lookupSnapshot finds snapshot id: this daemon's, in the catalogue, or
+// else in the stores.
+func (e *Engine) lookupSnapshot(ctx context.Context, id string) (*snapshot, error) {
 	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
 	s, ok := e.snaps[id]
-	if !ok || s.record().Deleted {
+	if !ok {
+		s, ok = e.catalog[id]
+	}
+	e.snapMu.Unlock()
+	if !ok {
+		return e.lookupRemote(ctx, id)
+	}
+	if s.record().Deleted || s.gone.Load() {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
 	return s, nil
@@ -196,7 +220,7 @@ func (e *Engine) lookupSnapshot(id string) (*snapshot, error) {
 // changes fold into the volume's next snapshot); a completed one's manifest
 // goes, and with it every chunk no other snapshot or hydrating volume needs.
 func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
-	s, err := e.lookupSnapshot(id)
+	s, err := e.lookupSnapshot(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -234,6 +258,7 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	}
 	e.snapMu.Lock()
 	delete(e.snaps, id)
+	delete(e.catalog, id)
 	e.snapMu.Unlock()
 	if r.State == string(SnapshotCompleted) {
 		if err := e.collectGarbageLocked(ctx, r.Store); err != nil {
@@ -246,8 +271,11 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	return nil
 }
 
-// releaseManifest removes a completed snapshot's manifest. A volume whose
-// next snapshot builds on it (its base) keeps a copy: a hold.
+// releaseManifest removes a completed snapshot's manifest. Volumes that
+// depend on the snapshot (its own, building the next snapshot on it; those
+// created from it, hydrating) hold their own copies of the manifest, here
+// or on other daemons, so the data they need stays. (A volume whose base is
+// the manifest itself, recorded before bases were held, gets a hold first.)
 func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) error {
 	st, err := e.store(r.Store)
 	if err != nil {
@@ -276,6 +304,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) err
 	if err := st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
+	e.objects.remove("m:" + key)
 	return nil
 }
 

@@ -63,6 +63,9 @@ type SnapshotInfo struct {
 	// fullSnapshotSizeInBytes), known once completed.
 	DataBytes   int64
 	StorageTier string // "standard"
+	// OwnerID is the account that created it (another daemon's, for a
+	// snapshot found in a shared store).
+	OwnerID string
 }
 
 // CreateSnapshotParams are the inputs to Engine.CreateSnapshot.

@@ -150,7 +150,7 @@ func runSnapshotModel(t *testing.T, seed uint64, steps int) {
 }
 
 // waitSnapshot waits until snapshot id is completed.
-func waitSnapshot(t *testing.T, eng *Engine, id string) {
+func waitSnapshot(t testing.TB, eng *Engine, id string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -57,6 +57,15 @@ func (c *objectCache) put(key string, val any) {
 	}
 }
 
+func (c *objectCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.Remove(el)
+		delete(c.items, key)
+	}
+}
+
 func (e *Engine) cacheManifest(key string, m *manifest) { e.objects.put("m:"+key, m) }
 
 // loadManifest reads and decodes a manifest (or a hold of one).
@@ -102,32 +111,32 @@ func cloneSegment(s segment) segment {
 
 // lookupChunk finds block blk in the manifest under key: its chunk, or
 // ok=false when the block is all zeros.
-func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (id chunkID, ok bool, err error) {
+func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc chunkLoc, ok bool, err error) {
 	m, err := e.loadManifest(ctx, st, key)
 	if err != nil {
-		return id, false, err
+		return loc, false, err
 	}
 	idx := blk >> segmentShift
 	i, found := searchSegments(m.Segments, idx)
 	if !found {
-		return id, false, nil
+		return loc, false, nil
 	}
 	segKey := m.Segments[i].Key
 	sv, cached := e.objects.get("s:" + segKey)
 	if !cached {
 		if _, err := e.loadSegment(ctx, st, segKey); err != nil {
-			return id, false, err
+			return loc, false, err
 		}
 		sv, _ = e.objects.get("s:" + segKey)
 	}
 	seg, _ := sv.(segment)
 	if seg == nil { // evicted meanwhile
 		if seg, err = e.loadSegment(ctx, st, segKey); err != nil {
-			return id, false, err
+			return loc, false, err
 		}
 	}
-	id, ok = seg[uint32(blk&(1<<segmentShift-1))]
-	return id, ok, nil
+	loc, ok = seg[uint32(blk&(1<<segmentShift-1))]
+	return loc, ok, nil
 }
 
 func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
@@ -144,9 +153,13 @@ func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
 }
 
 // readStoredBlock fills dst (one block) with block blk of the manifest
-// under key in st.
-func (e *Engine) readStoredBlock(ctx context.Context, st snapstore.Store, key string, blk uint64, dst []byte) error {
-	id, ok, err := e.lookupChunk(ctx, st, key, blk)
+// under key in store storeName.
+func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk uint64, dst []byte) error {
+	st, err := e.store(storeName)
+	if err != nil {
+		return err
+	}
+	loc, ok, err := e.lookupChunk(ctx, st, key, blk)
 	if err != nil {
 		return err
 	}
@@ -154,17 +167,17 @@ func (e *Engine) readStoredBlock(ctx context.Context, st snapstore.Store, key st
 		clear(dst)
 		return nil
 	}
-	b, err := st.Get(ctx, chunkKey(id))
+	b, err := e.packs.chunk(ctx, storeName, st, loc)
 	if err != nil {
-		return fmt.Errorf("get chunk of block %d: %w", blk, err)
+		return fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)
 	}
-	return decodeChunk(id, b, dst)
+	return decodeChunk(loc.id, b, dst)
 }
 
 // ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending
 // or completed. Past the end it returns io.EOF.
 func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int64) (int, error) {
-	s, err := e.lookupSnapshot(id)
+	s, err := e.lookupSnapshot(ctx, id)
 	if err != nil {
 		return 0, err
 	}
@@ -202,11 +215,7 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
 	r := s.record()
 	if r.State == string(SnapshotCompleted) {
-		st, err := e.store(r.Store)
-		if err != nil {
-			return err
-		}
-		return e.readStoredBlock(ctx, st, manifestKey(r.ID), blk, dst)
+		return e.readStoredBlock(ctx, r.Store, manifestKey(r.ID), blk, dst)
 	}
 	if r.State != string(SnapshotPending) {
 		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
@@ -240,9 +249,5 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 		clear(dst)
 		return nil
 	}
-	st, err := e.store(baseStore)
-	if err != nil {
-		return err
-	}
-	return e.readStoredBlock(ctx, st, baseKey, blk, dst)
+	return e.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
 }

@@ -3,7 +3,9 @@ package cow
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,7 +16,8 @@ import (
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
-// countingStore wraps a real store and counts the objects put per prefix.
+// countingStore wraps a real store and counts the objects put per prefix,
+// and under "chunks in packs" the chunks the packs hold (their index).
 type countingStore struct {
 	snapstore.Store
 	mu   sync.Mutex
@@ -23,9 +26,21 @@ type countingStore struct {
 
 func (c *countingStore) Put(ctx context.Context, key string, data []byte) error {
 	c.mu.Lock()
-	c.puts[strings.SplitN(key, "/", 2)[0]]++
+	prefix := strings.SplitN(key, "/", 2)[0]
+	c.puts[prefix]++
+	if prefix == "packs" {
+		c.puts["chunks in packs"] += packChunks(data)
+	}
 	c.mu.Unlock()
 	return c.Store.Put(ctx, key, data)
+}
+
+// packChunks reads the chunk count from a pack's trailer (-1000 if it has none).
+func packChunks(b []byte) int {
+	if len(b) < 12 || !bytes.HasSuffix(b, packMagic) {
+		return -1000
+	}
+	return int(binary.BigEndian.Uint32(b[len(b)-12:]))
 }
 
 func (c *countingStore) take() map[string]int {
@@ -78,16 +93,17 @@ func TestIncrementalSnapshotUploadsOnlyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSnapshot(t, eng, s1.ID)
-	if got := cs.take()["chunks"]; got != 100 {
-		t.Fatalf("first snapshot stored %d chunks, want 100 (distinct non-zero blocks)", got)
+	if puts := cs.take(); puts["chunks in packs"] != 100 || puts["packs"] != 1 || puts["chunks"] != 0 {
+		t.Fatalf("first snapshot stored %v, want 100 chunks (distinct non-zero blocks) in 1 pack", puts)
 	}
 	h.WriteAt(pattern(200, 64<<10), 5<<16)
 	h.WriteAt(pattern(201, 64<<10), 300<<16)
 	s2, _ := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
 	waitSnapshot(t, eng, s2.ID)
 	puts := cs.take()
-	if puts["chunks"] != 2 || puts["segments"] != 1 || puts["snapshots"] != 1 {
-		t.Fatalf("incremental snapshot stored %v, want 2 chunks, 1 segment, 1 manifest", puts)
+	want := map[string]int{"chunks in packs": 2, "packs": 1, "segments": 1, "snapshots": 1, "holds": 1, "leases": 1}
+	if fmt.Sprint(puts) != fmt.Sprint(want) {
+		t.Fatalf("incremental snapshot stored %v, want %v", puts, want)
 	}
 	si, _ := eng.SnapshotInfo(s2.ID)
 	if want := int64(151 * 64 << 10); si.DataBytes != want {
@@ -325,12 +341,16 @@ func TestDeleteSnapshotKeepsWhatOthersNeed(t *testing.T) {
 	if err := eng.DeleteSnapshot(ctx, s2.ID); err != nil {
 		t.Fatal(err)
 	}
-	// What is left is held: the restored volume holds s1 (32 blocks) and
-	// the source volume holds s2, the base of its next snapshot (one more).
-	n := 0
-	eng.stores[StoreRegional].List(ctx, "chunks/", func(string) error { n++; return nil })
-	if n != 33 {
-		t.Fatalf("%d chunks left, want 33", n)
+	// What is left is held: the restored volume holds s1 (32 blocks, one
+	// pack) and the source volume holds s2, the base of its next snapshot
+	// (one more block, in the second pack).
+	var left []string
+	eng.stores[StoreRegional].List(ctx, "", func(o snapstore.ObjectInfo) error { left = append(left, o.Key); return nil })
+	if n := countPrefix(left, "packs/"); n != 2 {
+		t.Fatalf("%d packs left, want 2: %v", n, left)
+	}
+	if n := countPrefix(left, "snapshots/"); n != 0 {
+		t.Fatalf("%d manifests left, want 0: %v", n, left)
 	}
 	// Deleting both volumes releases the rest.
 	h.Close()
@@ -339,9 +359,19 @@ func TestDeleteSnapshotKeepsWhatOthersNeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n = 0
-	eng.stores[StoreRegional].List(ctx, "", func(string) error { n++; return nil })
-	if n != 0 {
-		t.Fatalf("%d objects left in the store after deleting every snapshot and volume", n)
+	left = nil
+	eng.stores[StoreRegional].List(ctx, "", func(o snapstore.ObjectInfo) error { left = append(left, o.Key); return nil })
+	if len(left) != 0 {
+		t.Fatalf("objects left in the store after deleting every snapshot and volume: %v", left)
 	}
+}
+
+func countPrefix(keys []string, prefix string) int {
+	n := 0
+	for _, k := range keys {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
 }

@@ -8,8 +8,10 @@
 //
 // # Prerequisites
 //
-// Root, /dev/fuse, loop devices (/dev/loop-control), and the tools losetup,
-// mount, umount, mkfs.ext4, e2fsck and fstrim. Without COWVOL_REQUIRE_ROOT the
+// Root, /dev/fuse, loop devices (/dev/loop-control), the tools losetup,
+// mount, umount, mkfs.ext4, e2fsck and fstrim, and for the S3 tests
+// (s3_test.go) the pinned MinIO binary (see cow/snapstore/miniotest; each
+// test starts its own server on a loopback port and stops it by PID). Without COWVOL_REQUIRE_ROOT the
 // tests skip when they are not root or /dev/fuse is missing, so a plain
 // `go test ./...` as a normal user stays green. With COWVOL_REQUIRE_ROOT=1
 // (what .ci/run sets) any missing prerequisite fails the test with t.Fatal;

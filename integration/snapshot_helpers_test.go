@@ -13,6 +13,7 @@ type snapshot struct {
 	VolumeSize  int64
 	StartTime   string
 	Description string
+	OwnerId     string
 	Tags        []tag
 }
 

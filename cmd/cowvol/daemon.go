@@ -60,6 +60,10 @@ func daemonCommand() *cli.Command {
 				Usage: "access keys that may sign requests to --listen (AWS credentials file format)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
 				Usage: "debug, info, warn or error"},
+			&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
+				Usage: "how long a snapshot retries a failing store before it ends in state error"},
+			&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
+				Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
 			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
 				Usage: "log every FUSE request"},
 		},
@@ -93,6 +97,8 @@ func daemonCommand() *cli.Command {
 				listen:        c.String("listen"),
 				credentials:   c.String("credentials-file"),
 				log:           log,
+				flushDeadline: c.Duration("flush-deadline"),
+				gcGrace:       c.Duration("gc-grace"),
 			}
 			if err := runDaemon(c.Context, cfg); err != nil {
 				log.Error("daemon failed", "err", err)
@@ -113,6 +119,7 @@ type daemonConfig struct {
 	policy                 control.Policy
 	listen, credentials    string
 	log                    *slog.Logger
+	flushDeadline, gcGrace time.Duration
 }
 
 // runDaemon serves until SIGTERM or SIGINT, then shuts down in order: stop
@@ -139,7 +146,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 			return err
 		}
 	}
-	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn}
+	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
+		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace}
 	if cfg.snapshotStore != "" {
 		if opts.SnapshotStore, err = snapstore.Open(ctx, cfg.snapshotStore); err != nil {
 			return err

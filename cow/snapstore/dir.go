@@ -114,13 +114,36 @@ func (d *Dir) Exists(ctx context.Context, key string) (bool, error) {
 	}
 }
 
-func (d *Dir) List(ctx context.Context, prefix string, fn func(key string) error) error {
+func (d *Dir) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, fmt.Errorf("get %s: bad range %d+%d", key, off, n)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("get %s bytes %d+%d: %w", key, off, n, err)
+	}
+	return b, nil
+}
+
+func (d *Dir) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	// Walk only the deepest directory the prefix names.
 	start := d.root
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
 	}
-	var keys []string
+	var objs []ObjectInfo
 	err := filepath.WalkDir(start, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -136,19 +159,26 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(key string) error
 			return err
 		}
 		if key := filepath.ToSlash(rel); strings.HasPrefix(key, prefix) && ValidKey(key) {
-			keys = append(keys, key)
+			fi, err := de.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			objs = append(objs, ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("list %q: %w", prefix, err)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	for _, o := range objs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(k); err != nil {
+		if err := fn(o); err != nil {
 			return err
 		}
 	}

@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // ErrNotFound is returned by Get for a key that holds no object.
 var ErrNotFound = errors.New("snapstore: object not found")
+
+// ErrCorrupt is returned by Get for an object whose content fails its
+// recorded checksum.
+var ErrCorrupt = errors.New("snapstore: object fails its checksum")
 
 // ErrInvalidKey is returned for a key outside the allowed syntax.
 var ErrInvalidKey = errors.New("snapstore: invalid key")
@@ -28,14 +33,27 @@ type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Exists reports whether an object is stored under key.
 	Exists(ctx context.Context, key string) (bool, error)
-	// List calls fn with every key that starts with prefix, in
-	// lexical order.
-	List(ctx context.Context, prefix string, fn func(key string) error) error
+	// GetRange returns n bytes of the object under key from offset
+	// off, or ErrNotFound; a range that runs past the object's end is
+	// an error (callers read ranges they were told of).
+	GetRange(ctx context.Context, key string, off, n int64) ([]byte, error)
+	// List calls fn with every object whose key starts with prefix, in
+	// lexical order of keys.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 	// Delete removes the object under key; deleting a missing key is
 	// not an error.
 	Delete(ctx context.Context, key string) error
 	// String describes the store for logs and errors (its URL).
 	String() string
+}
+
+// ObjectInfo describes a stored object as List reports it.
+type ObjectInfo struct {
+	Key  string
+	Size int64
+	// ModTime is when the object was last put, by the store's clock
+	// (the S3 server's, the directory's filesystem's).
+	ModTime time.Time
 }
 
 // ValidKey reports whether key has the allowed syntax.
@@ -57,7 +75,9 @@ func ValidKey(key string) bool {
 	return true
 }
 
-// Open opens the store a URL names: file:///path for a local directory.
+// Open opens the store a URL names: file:///path for a local directory,
+// s3://bucket/prefix?endpoint=URL&region=R for an S3-compatible bucket
+// (credentials from the standard AWS chain).
 func Open(ctx context.Context, rawURL string) (Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -72,9 +92,11 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 			return nil, fmt.Errorf("snapshot store %q: no path", rawURL)
 		}
 		return OpenDir(u.Path)
+	case "s3":
+		return openS3URL(ctx, u)
 	case "":
 		return nil, fmt.Errorf("snapshot store %q: want a URL such as file:///var/lib/cowvol/snapshots", rawURL)
 	default:
-		return nil, fmt.Errorf("snapshot store %q: unsupported scheme %q (supported: file)", rawURL, u.Scheme)
+		return nil, fmt.Errorf("snapshot store %q: unsupported scheme %q (supported: file, s3)", rawURL, u.Scheme)
 	}
 }

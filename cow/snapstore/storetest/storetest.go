@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
@@ -69,12 +70,44 @@ func Run(t *testing.T, newStore func(t *testing.T) snapstore.Store) {
 			"nothing/":   nil,
 		} {
 			var got []string
-			if err := s.List(ctx, prefix, func(k string) error { got = append(got, k); return nil }); err != nil {
+			err := s.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
+				got = append(got, o.Key)
+				if o.Size != int64(len(o.Key)) {
+					t.Errorf("List: %s has size %d, want %d", o.Key, o.Size, len(o.Key))
+				}
+				if age := time.Since(o.ModTime); age < -time.Minute || age > time.Hour {
+					t.Errorf("List: %s modified %v ago", o.Key, age)
+				}
+				return nil
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("List(%q) = %v, want %v", prefix, got, want)
 			}
+		}
+	})
+	t.Run("GetRange", func(t *testing.T) {
+		s := newStore(t)
+		data := make([]byte, 1<<20+7)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		if err := s.Put(ctx, "packs/p", data); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][2]int64{{0, 1}, {0, int64(len(data))}, {1000, 65536}, {int64(len(data)) - 3, 3}, {5, 0}} {
+			got, err := s.GetRange(ctx, "packs/p", r[0], r[1])
+			if err != nil || !bytes.Equal(got, data[r[0]:r[0]+r[1]]) {
+				t.Fatalf("GetRange(%d, %d) = %d bytes, %v", r[0], r[1], len(got), err)
+			}
+		}
+		if _, err := s.GetRange(ctx, "packs/p", int64(len(data))-3, 4); err == nil {
+			t.Error("GetRange past the end succeeded")
+		}
+		if _, err := s.GetRange(ctx, "packs/missing", 0, 1); !errors.Is(err, snapstore.ErrNotFound) {
+			t.Errorf("GetRange of a missing key: %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("Delete", func(t *testing.T) {

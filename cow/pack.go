@@ -1,0 +1,192 @@
+package cow
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+)
+
+// Pack tuning.
+const (
+	// packTarget: a pack is sealed and stored once it holds this much.
+	packTarget = 8 << 20
+	// packUploads bounds the sealed packs being stored at once; with the
+	// open one, a flush holds at most (packUploads+1) × packTarget of
+	// pack data in memory.
+	packUploads = 4
+)
+
+// Pack object layout: the compressed chunks back to back, then the index
+// (per chunk: ID, offset and length as big-endian uint32), then the entry
+// count (uint32) and packMagic. Readers go by the segments' locations; the
+// index makes a pack self-describing (checks, repair, repacking).
+var packMagic = []byte("CVPACK01")
+
+const packIndexEntry = 32 + 4 + 4
+
+// packWriter batches a flush's chunks into packs and stores them in the
+// background. It owns its upload goroutines: finish (or abort) waits for
+// them.
+type packWriter struct {
+	ctx context.Context
+	st  snapstore.Store
+	sem chan struct{} // one token per pack being stored
+	wg  sync.WaitGroup
+
+	// mu guards the fields that follow.
+	mu       sync.Mutex
+	cur      *openPack
+	seq      int          // sequence number of cur (or of the next pack)
+	done     map[int]bool // stored packs not yet below durable
+	durable  int          // every pack with a lower sequence number is stored
+	firstErr error
+	sizes    map[packID]uint32 // sealed packs
+	packs    int               // packs stored
+	bytes    int64             // pack bytes stored
+}
+
+type openPack struct {
+	id    packID
+	buf   []byte
+	index []byte
+}
+
+func newPackWriter(ctx context.Context, st snapstore.Store) *packWriter {
+	return &packWriter{ctx: ctx, st: st, sem: make(chan struct{}, packUploads), done: map[int]bool{}, sizes: map[packID]uint32{}}
+}
+
+// add appends a compressed chunk and returns where it will be and the
+// sequence number of its pack: the chunk is durable once durableBelow()
+// exceeds it. A full pack is sealed and stored in the background; add
+// blocks while packUploads packs are being stored (bounded memory).
+func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
+	w.mu.Lock()
+	if err := w.firstErr; err != nil {
+		w.mu.Unlock()
+		return chunkLoc{}, 0, err
+	}
+	if w.cur == nil {
+		p := &openPack{buf: make([]byte, 0, packTarget+MaxBlockSize+1024)}
+		rand.Read(p.id[:])
+		w.cur = p
+	}
+	p := w.cur
+	loc := chunkLoc{id: id, pack: p.id, off: uint32(len(p.buf)), n: uint32(len(data))}
+	p.buf = append(p.buf, data...)
+	p.index = append(p.index, id[:]...)
+	p.index = binary.BigEndian.AppendUint32(p.index, loc.off)
+	p.index = binary.BigEndian.AppendUint32(p.index, loc.n)
+	seq := w.seq
+	var sealed *openPack
+	if len(p.buf) >= packTarget {
+		sealed, w.cur = p, nil
+		w.seq++
+	}
+	w.mu.Unlock()
+	if sealed != nil {
+		if err := w.store(sealed, seq); err != nil {
+			return chunkLoc{}, 0, err
+		}
+	}
+	// The location's pack size is filled in when the pack is sealed
+	// (fillSizes).
+	return loc, seq, nil
+}
+
+// store seals p and stores it in the background.
+func (w *packWriter) store(p *openPack, seq int) error {
+	select {
+	case w.sem <- struct{}{}:
+	case <-w.ctx.Done():
+		w.fail(w.ctx.Err())
+		return w.ctx.Err()
+	}
+	p.buf = append(p.buf, p.index...)
+	p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(p.index)/packIndexEntry))
+	p.buf = append(p.buf, packMagic...)
+	w.mu.Lock()
+	w.sizes[p.id] = uint32(len(p.buf))
+	w.mu.Unlock()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() { <-w.sem }()
+		err := w.st.Put(w.ctx, packKey(p.id), p.buf)
+		if err != nil {
+			w.fail(fmt.Errorf("store pack %s: %w", p.id, err))
+			return
+		}
+		w.mu.Lock()
+		w.done[seq] = true
+		for w.done[w.durable] {
+			delete(w.done, w.durable)
+			w.durable++
+		}
+		w.packs++
+		w.bytes += int64(len(p.buf))
+		w.mu.Unlock()
+	}()
+	return nil
+}
+
+func (w *packWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.firstErr == nil {
+		w.firstErr = err
+	}
+}
+
+// durableBelow returns n: every pack with a sequence number below n is stored.
+func (w *packWriter) durableBelow() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.durable, w.firstErr
+}
+
+// finish seals the open pack, waits until every pack is stored and returns
+// the first error.
+func (w *packWriter) finish() error {
+	w.mu.Lock()
+	p, seq := w.cur, w.seq
+	w.cur = nil
+	if p != nil {
+		w.seq++
+	}
+	err := w.firstErr
+	w.mu.Unlock()
+	if p != nil && err == nil {
+		w.store(p, seq)
+	}
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.firstErr
+}
+
+// abort waits for the uploads in flight (the caller cancelled ctx or gives
+// up); what they stored is unreferenced and collected later.
+func (w *packWriter) abort() { w.wg.Wait() }
+
+// fillSizes sets the pack size of seg's locations that lack it (chunks
+// added by this writer). Every pack seg names must be sealed.
+func (w *packWriter) fillSizes(seg segment) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for off, l := range seg {
+		if !l.inPack() || l.packSize != 0 {
+			continue
+		}
+		size, ok := w.sizes[l.pack]
+		if !ok {
+			return fmt.Errorf("pack %s of block %d is not sealed", l.pack, off)
+		}
+		l.packSize = size
+		seg[off] = l
+	}
+	return nil
+}

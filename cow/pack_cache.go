@@ -1,0 +1,137 @@
+package cow
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+)
+
+// Reads of stored chunks go through a cache of pack windows: a chunk is
+// fetched with the rest of its packWindow-aligned window of the pack (one
+// ranged GET), so the blocks after it, which the flusher packed after it,
+// are read ahead. Sequential reads of a restored volume and its background
+// hydration cost one request per window, not one per block.
+const (
+	packWindow     = 4 << 20
+	packCacheBytes = 64 << 20
+)
+
+type windowKey struct {
+	store string
+	pack  packID
+	start uint32
+}
+
+// packCache is an LRU of pack windows with at most one fetch per window in
+// flight (later readers wait for it).
+type packCache struct {
+	max int64
+
+	// mu guards the fields that follow.
+	mu      sync.Mutex
+	size    int64
+	order   *list.List // of *windowEntry, most recent first
+	items   map[windowKey]*list.Element
+	loading map[windowKey]*windowLoad
+	fetches int // ranged reads issued (for tests and logs)
+}
+
+type windowEntry struct {
+	key  windowKey
+	data []byte
+}
+
+type windowLoad struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newPackCache(max int64) *packCache {
+	return &packCache{max: max, order: list.New(), items: map[windowKey]*list.Element{}, loading: map[windowKey]*windowLoad{}}
+}
+
+// chunk returns the stored (compressed) bytes of the chunk at l in store
+// st (named storeName).
+func (c *packCache) chunk(ctx context.Context, storeName string, st snapstore.Store, l chunkLoc) ([]byte, error) {
+	if !l.inPack() {
+		return st.Get(ctx, chunkKey(l.id))
+	}
+	if l.packSize == 0 || l.off+l.n > l.packSize {
+		return nil, fmt.Errorf("%w: chunk %s at %d+%d of a %d-byte pack", ErrCorrupt, l.id, l.off, l.n, l.packSize)
+	}
+	start := l.off / packWindow * packWindow
+	end := min(start+packWindow, l.packSize)
+	if l.off+l.n > end {
+		// It straddles two windows: read it alone.
+		c.mu.Lock()
+		c.fetches++
+		c.mu.Unlock()
+		return st.GetRange(ctx, packKey(l.pack), int64(l.off), int64(l.n))
+	}
+	w, err := c.window(ctx, windowKey{storeName, l.pack, start}, func() ([]byte, error) {
+		return st.GetRange(ctx, packKey(l.pack), int64(start), int64(end-start))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w[l.off-start : l.off-start+l.n], nil
+}
+
+func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if el, ok := c.items[k]; ok {
+		c.order.MoveToFront(el)
+		c.mu.Unlock()
+		return el.Value.(*windowEntry).data, nil
+	}
+	if ld, ok := c.loading[k]; ok {
+		c.mu.Unlock()
+		select {
+		case <-ld.done:
+			return ld.data, ld.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	ld := &windowLoad{done: make(chan struct{})}
+	c.loading[k] = ld
+	c.fetches++
+	c.mu.Unlock()
+
+	ld.data, ld.err = fetch()
+	c.mu.Lock()
+	delete(c.loading, k)
+	if ld.err == nil {
+		c.items[k] = c.order.PushFront(&windowEntry{k, ld.data})
+		c.size += int64(len(ld.data))
+		for c.size > c.max && c.order.Len() > 1 {
+			el := c.order.Back()
+			we := el.Value.(*windowEntry)
+			c.order.Remove(el)
+			delete(c.items, we.key)
+			c.size -= int64(len(we.data))
+		}
+	}
+	c.mu.Unlock()
+	close(ld.done)
+	return ld.data, ld.err
+}
+
+// drop forgets every window of pack p (after garbage collection deleted it).
+func (c *packCache) drop(storeName string, p packID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.order.Front(); el != nil; {
+		next := el.Next()
+		if we := el.Value.(*windowEntry); we.key.store == storeName && we.key.pack == p {
+			c.order.Remove(el)
+			delete(c.items, we.key)
+			c.size -= int64(len(we.data))
+		}
+		el = next
+	}
+}
