@@ -141,6 +141,12 @@ func backendError(err error, id string) (*APIError, bool) {
 	case errors.Is(err, cow.ErrIdempotentMismatch):
 		return apiErr(CodeIdempotentParameterMismatch,
 			"The client token you have provided is associated with a resource that is already created with different parameters."), true
+	case errors.Is(err, cow.ErrNotOwner):
+		return &APIError{
+			Code:       CodeUnauthorizedOperation,
+			Message:    fmt.Sprintf("You are not authorized to perform this operation: snapshot %s belongs to another account.", id),
+			StatusCode: http.StatusForbidden,
+		}, true
 	case errors.Is(err, cow.ErrNoSpace):
 		return &APIError{
 			Code:       CodeInsufficientVolumeCapacity,

@@ -26,6 +26,9 @@ var (
 	ErrOutOfRange = errors.New("offset beyond end of volume")
 	// ErrClosed: the engine or the volume handle is closed.
 	ErrClosed = errors.New("closed")
+	// ErrNotOwner: the snapshot belongs to another account (another
+	// daemon's, found in a shared store): it may be used, not deleted.
+	ErrNotOwner = errors.New("owned by another account")
 	// ErrNoSpace: the data directory's filesystem is full.
 	ErrNoSpace = errors.New("no space left in the data directory")
 )

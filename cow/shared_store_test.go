@@ -93,6 +93,10 @@ func TestSharedStoreCatalogue(t *testing.T) {
 		t.Fatalf("A's own snapshot has OwnerID %q; the control server fills it in", own.OwnerID)
 	}
 
+	// B's account may use A's snapshot, not delete it.
+	if err := b.DeleteSnapshot(ctx, snap.ID); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("B deleting A's snapshot: %v, want ErrNotOwner", err)
+	}
 	rv, err := b.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID})
 	if err != nil {
 		t.Fatal(err)

@@ -231,6 +231,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if r.Deleted {
 		return fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
+	if s.owner != "" && s.owner != e.accountID {
+		return fmt.Errorf("snapshot %s: %w %s", id, ErrNotOwner, s.owner)
+	}
 	if r.State == string(SnapshotPending) {
 		r.Deleted = true
 		if err := e.meta.PutSnapshot(r); err != nil {
