@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -179,4 +180,34 @@ func TestPeerCredentials(t *testing.T) {
 // peerCallerOf is what peerContext puts in a connection's context.
 func peerCallerOf(c net.Conn) (Caller, error) {
 	return callerFrom(peerContext(context.Background(), c))
+}
+
+// TestProfiling: with Profiling on, /debug/pprof/ answers full-access peers
+// of the unix socket, and no one else.
+func TestProfiling(t *testing.T) {
+	env := newTestEnvWith(t, cow.Options{}, Options{Profiling: true})
+	resp, err := env.raw.Get("http://cowvol/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "goroutine profile:") {
+		t.Errorf("goroutine profile as root: %d %.200s", resp.StatusCode, b)
+	}
+
+	// A request without a unix peer (as on TCP) is refused.
+	srv := NewServer(env.engine, Options{Logger: quietLogger(), Profiling: true})
+	w := httptest.NewRecorder()
+	srv.handler(rootCaller).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil))
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), CodeUnauthorizedOperation) {
+		t.Errorf("profile without a unix peer: %d %s", w.Code, w.Body)
+	}
+	// Off, the path is just a request without an Action.
+	srv = NewServer(env.engine, Options{Logger: quietLogger()})
+	w = httptest.NewRecorder()
+	srv.handler(rootCaller).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), CodeMissingAction) {
+		t.Errorf("profile with profiling off: %d %s", w.Code, w.Body)
+	}
 }

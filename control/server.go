@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,6 +62,9 @@ type Options struct {
 	// AccessKeys may sign requests on a TCP listener (SigV4). A server
 	// without them refuses to serve TCP.
 	AccessKeys []AccessKey
+	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
+	// socket, to callers with full access (for `go tool pprof`).
+	Profiling bool
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -76,6 +80,7 @@ type Server struct {
 	policy      Policy
 	sigv4       *sigV4Verifier // nil without access keys
 	readTimeout time.Duration  // for headers
+	profiling   bool
 	actions     map[string]action
 }
 
@@ -115,6 +120,7 @@ func NewServer(b Backend, opts Options) *Server {
 		log:         opts.Logger,
 		policy:      opts.Policy,
 		readTimeout: opts.ReadHeaderTimeout,
+		profiling:   opts.Profiling,
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -221,7 +227,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // handler serves the API, identifying callers with auth.
 func (s *Server) handler(auth authenticator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, auth) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.profiling && strings.HasPrefix(r.URL.Path, pprofPrefix) {
+			s.profilingHandler(w, r)
+			return
+		}
+		s.serveHTTP(w, r, auth)
+	})
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, auth authenticator) {

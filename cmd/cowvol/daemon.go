@@ -64,6 +64,8 @@ func daemonCommand() *cli.Command {
 				Usage: "how long a snapshot retries a failing store before it ends in state error"},
 			&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
 				Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
+			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
+				Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
 				Usage: "log every FUSE request"},
 		},
@@ -94,6 +96,7 @@ func daemonCommand() *cli.Command {
 				outpostArn:    c.String("outpost-arn"),
 				debugFUSE:     c.Bool("debug-fuse"),
 				policy:        policy,
+				pprof:         c.Bool("pprof"),
 				listen:        c.String("listen"),
 				credentials:   c.String("credentials-file"),
 				log:           log,
@@ -117,6 +120,7 @@ type daemonConfig struct {
 	localStore, outpostArn string
 	debugFUSE              bool
 	policy                 control.Policy
+	pprof                  bool
 	listen, credentials    string
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
@@ -140,7 +144,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if (cfg.outpostArn == "") != (cfg.localStore == "") {
 		return errors.New("--outpost-arn and --local-snapshot-store go together")
 	}
-	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy}
+	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof}
 	if cfg.credentials != "" {
 		if ctlOpts.AccessKeys, err = control.LoadCredentials(cfg.credentials); err != nil {
 			return err
