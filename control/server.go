@@ -62,6 +62,9 @@ type Options struct {
 	// AccessKeys may sign requests on a TCP listener (SigV4). A server
 	// without them refuses to serve TCP.
 	AccessKeys []AccessKey
+	// Keys, if set, is the key manager the KMS API (X-Amz-Target:
+	// TrentService.*) serves on the same listeners.
+	Keys KeyBackend
 	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
 	// socket, to callers with full access (for `go tool pprof`).
 	Profiling bool
@@ -81,6 +84,7 @@ type Server struct {
 	sigv4       *sigV4Verifier // nil without access keys
 	readTimeout time.Duration  // for headers
 	profiling   bool
+	keys        KeyBackend // nil: no keyring
 	actions     map[string]action
 }
 
@@ -121,6 +125,7 @@ func NewServer(b Backend, opts Options) *Server {
 		policy:      opts.Policy,
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
+		keys:        opts.Keys,
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -264,6 +269,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, auth authenti
 
 // serve handles one request and returns what it did, for the log.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) (action string, caller Caller, status int, code string) {
+	if isKMSRequest(r) {
+		return s.serveKMS(w, r, reqID, auth)
+	}
 	fail := func(e *APIError) (string, Caller, int, string) {
 		s.writeError(w, reqID, e)
 		return action, caller, e.StatusCode, e.Code

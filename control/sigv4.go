@@ -120,8 +120,12 @@ func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte
 		return Caller{}, apiErr(CodeIncompleteSignature,
 			"The Authorization header is not a valid AWS4-HMAC-SHA256 header (Credential=KEY/DATE/REGION/ec2/aws4_request, SignedHeaders=..., Signature=...).")
 	}
-	if a.service != sigV4Service {
-		return Caller{}, errAuthFailure("The credential scope names service %q; this endpoint is %q.", clip(a.service), sigV4Service)
+	service := sigV4Service
+	if isKMSRequest(r) {
+		service = kmsService
+	}
+	if a.service != service {
+		return Caller{}, errAuthFailure("The credential scope names service %q; this request is for %q.", clip(a.service), service)
 	}
 	key, ok := v.keys[a.accessKeyID]
 	if !ok {

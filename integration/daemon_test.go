@@ -28,6 +28,7 @@ type daemon struct {
 	MountDir string
 	Socket   string
 	LogPath  string
+	Keyring  string // --keyring: apart from the data dir, as in production
 
 	args []string // extra `daemon` flags, e.g. --snapshot-store URL
 	env  []string // extra environment, KEY=VALUE
@@ -75,7 +76,7 @@ func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
 	t.Helper()
 	requirePrereqs(t)
 	requireBinary(t)
-	d := &daemon{DataDir: t.TempDir(), MountDir: t.TempDir()}
+	d := &daemon{DataDir: t.TempDir(), MountDir: t.TempDir(), Keyring: filepath.Join(t.TempDir(), "keyring")}
 	for _, o := range opts {
 		o(d)
 	}
@@ -122,7 +123,8 @@ func (d *daemon) start(t testing.TB) {
 		t.Fatal("harness: start: daemon already running")
 	}
 	d.starts++
-	argv := append([]string{"--socket", d.Socket, "daemon", "--data-dir", d.DataDir, "--mount", d.MountDir}, d.args...)
+	argv := append([]string{"--socket", d.Socket, "daemon", "--data-dir", d.DataDir, "--mount", d.MountDir,
+		"--keyring", d.Keyring}, d.args...)
 	fmt.Fprintf(d.log, "----- harness: start #%d: cowvol %s\n", d.starts, strings.Join(argv, " "))
 	cmd := exec.Command(cowvolBin, argv...)
 	cmd.Env = d.environ()

@@ -21,15 +21,15 @@ import (
 // Sentinel errors; callers decide what to answer with errors.Is.
 var (
 	// ErrKeyNotFound: no key has that ID, ARN or alias.
-	ErrKeyNotFound = errors.New("kms key not found")
+	ErrKeyNotFound = errors.New("KMS key not found")
 	// ErrKeyDisabled: the key exists but is disabled; nothing it wraps
 	// can be unwrapped until it is enabled again.
-	ErrKeyDisabled = errors.New("kms key is disabled")
+	ErrKeyDisabled = errors.New("KMS key is disabled")
 	// ErrInvalidKeyID: a key ID that is neither a key ARN, a key UUID nor
 	// an alias/NAME.
-	ErrInvalidKeyID = errors.New("invalid kms key id")
+	ErrInvalidKeyID = errors.New("invalid KMS key id")
 	// ErrAliasExists: CreateKey with an alias another key has.
-	ErrAliasExists = errors.New("kms alias already exists")
+	ErrAliasExists = errors.New("KMS alias already exists")
 	// ErrInvalidCiphertext: a wrapped data key that was altered or is not
 	// one this key manager made.
 	ErrInvalidCiphertext = errors.New("invalid wrapped data key")
@@ -84,6 +84,10 @@ var (
 // region and 12-digit account. The directory is made 0700; an existing one
 // that others may read is refused, as are key files others may read.
 func OpenLocal(dir, region, account string) (*Local, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("keyring %s: %w", dir, err)
 	}
@@ -149,13 +153,20 @@ func readKeyFile(path string) (*keyFile, error) {
 	return &kf, nil
 }
 
+// Dir is the keyring's directory (absolute).
+func (k *Local) Dir() string { return k.dir }
+
 // arn is the ARN of the key with this UUID in this keyring.
 func (k *Local) arn(id string) string {
 	return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", k.region, k.account, id)
 }
 
-// CreateKey makes a new enabled key, with an optional alias.
+// CreateKey makes a new enabled key, with an optional alias (not under
+// alias/aws/, which is the keyring's own).
 func (k *Local) CreateKey(description, alias string) (KeyInfo, error) {
+	if strings.HasPrefix(alias, "alias/aws/") {
+		return KeyInfo{}, fmt.Errorf("%w: alias %q: alias/aws/ is reserved", ErrInvalidKeyID, alias)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.createLocked(description, alias)
@@ -274,6 +285,30 @@ func (k *Local) lookupLocked(id string) (*keyFile, error) {
 		return nil, fmt.Errorf("%w: %q (want a key ARN, a key ID or alias/NAME)", ErrInvalidKeyID, id)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrKeyNotFound, id)
+}
+
+// CreateAlias points a new alias/NAME at the key id names.
+func (k *Local) CreateAlias(alias, id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !aliasPattern.MatchString(alias) || strings.HasPrefix(alias, "alias/aws/") {
+		return fmt.Errorf("%w: alias %q (want alias/NAME, not under alias/aws/)", ErrInvalidKeyID, alias)
+	}
+	if _, err := k.lookupLocked(alias); err == nil {
+		return fmt.Errorf("%w: %s", ErrAliasExists, alias)
+	}
+	kf, err := k.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	next := *kf
+	next.Aliases = append(append([]string(nil), kf.Aliases...), alias)
+	sort.Strings(next.Aliases)
+	if err := k.writeLocked(&next); err != nil {
+		return err
+	}
+	k.keys[kf.KeyID] = &next
+	return nil
 }
 
 // DescribeKey describes the key a UUID, ARN or alias names.

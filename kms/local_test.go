@@ -100,6 +100,20 @@ func TestKeyLookupAndErrors(t *testing.T) {
 	if _, err := k.CreateKey("", "db"); !errors.Is(err, ErrInvalidKeyID) {
 		t.Errorf("alias without alias/: %v", err)
 	}
+	if err := k.CreateAlias("alias/db-too", info.ARN); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := k.DescribeKey("alias/db-too"); got.KeyID != info.KeyID || len(got.Aliases) != 2 {
+		t.Errorf("after CreateAlias: %+v", got)
+	}
+	for _, bad := range []string{"alias/db", "alias/aws/mine", "db2"} {
+		if err := k.CreateAlias(bad, info.KeyID); err == nil {
+			t.Errorf("CreateAlias(%q) succeeded", bad)
+		}
+	}
+	if err := k.CreateAlias("alias/orphan", "alias/none"); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("CreateAlias to a missing key: %v", err)
+	}
 	if n := len(k.ListKeys()); n != 1 {
 		t.Errorf("%d keys, want 1 (failed creates leave nothing)", n)
 	}

@@ -46,6 +46,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeSnapshotsCommand(),
 			deleteSnapshotCommand(),
 			waitCommand(),
+			createKeyCommand(),
+			describeKeysCommand(),
+			setKeyEnabledCommand("disable-key", false),
+			setKeyEnabledCommand("enable-key", true),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {

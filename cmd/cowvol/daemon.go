@@ -19,12 +19,15 @@ import (
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/fusefs"
+	"github.com/cowvol/cowvol/kms"
 )
 
 // Daemon defaults: the embedded configuration `make run` uses.
 const (
 	defaultDataDir = "/var/lib/cowvol"
 	defaultMount   = "/mnt/cowvol"
+	defaultKeyring = "/etc/cowvol/keyring"
+	defaultRegion  = "us-east-1"
 	// defaultAccountID is the ownerId a daemon reports unless told otherwise.
 	defaultAccountID = "000000000000"
 )
@@ -58,6 +61,10 @@ func daemonCommand() *cli.Command {
 				Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
 			&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
 				Usage: "access keys that may sign requests to --listen (AWS credentials file format)"},
+			&cli.StringFlag{Name: "keyring", Value: defaultKeyring, EnvVars: []string{"COWVOL_KEYRING"},
+				Usage: "the KMS keys (a private directory, kept apart from the data dir)"},
+			&cli.StringFlag{Name: "region", Value: defaultRegion, EnvVars: []string{"COWVOL_REGION"},
+				Usage: "the region in KMS key ARNs"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
 				Usage: "debug, info, warn or error"},
 			&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
@@ -97,6 +104,8 @@ func daemonCommand() *cli.Command {
 				debugFUSE:     c.Bool("debug-fuse"),
 				policy:        policy,
 				pprof:         c.Bool("pprof"),
+				keyring:       c.String("keyring"),
+				region:        c.String("region"),
 				listen:        c.String("listen"),
 				credentials:   c.String("credentials-file"),
 				log:           log,
@@ -121,6 +130,7 @@ type daemonConfig struct {
 	debugFUSE              bool
 	policy                 control.Policy
 	pprof                  bool
+	keyring, region        string
 	listen, credentials    string
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
@@ -145,6 +155,14 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return errors.New("--outpost-arn and --local-snapshot-store go together")
 	}
 	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof}
+	keys, err := kms.OpenLocal(cfg.keyring, cfg.region, cfg.accountID)
+	if err != nil {
+		return err
+	}
+	ctlOpts.Keys = keys
+	if isWithin(keys.Dir(), dataDir) {
+		log.Warn("the keyring is inside the data dir: a lost or shared disk gives away keys and data together", "keyring", keys.Dir())
+	}
 	if cfg.credentials != "" {
 		if ctlOpts.AccessKeys, err = control.LoadCredentials(cfg.credentials); err != nil {
 			return err
