@@ -138,10 +138,12 @@ func snapshotFigures(b *testing.B, d *daemon, r *benchReport, runtimeSec int) {
 	}
 }
 
-// fill writes gib GiB of incompressible data at the start of a volume file.
+// fill writes gib GiB of incompressible data at the start of a volume file,
+// different on every call (randrepeat=0: fio's buffers otherwise repeat
+// from run to run, and a flush of a refill would find every block known).
 func fill(b *testing.B, file string, gib int) {
 	out, err := exec.Command("fio", "--name=fill", "--filename="+file, "--rw=write", "--bs=1M", "--iodepth=8",
-		"--ioengine=libaio", "--direct=1", fmt.Sprintf("--size=%dG", gib), "--refill_buffers", "--end_fsync=1").CombinedOutput()
+		"--ioengine=libaio", "--direct=1", fmt.Sprintf("--size=%dG", gib), "--refill_buffers", "--randrepeat=0", "--end_fsync=1").CombinedOutput()
 	if err != nil {
 		b.Fatalf("fill %s: %v\n%s", file, err, out)
 	}
