@@ -59,6 +59,12 @@ type Options struct {
 	// LeaseTTL: a flush lease not refreshed for this long is dead (its
 	// daemon stopped). Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// StoreCallTimeout bounds each call to a snapshot store. Zero means
+	// DefaultStoreCallTimeout.
+	StoreCallTimeout time.Duration
+	// FlushRetryBase is the first backoff after a failed flush attempt;
+	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
+	FlushRetryBase time.Duration
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -86,6 +92,7 @@ type Engine struct {
 	objects       *objectCache // decoded manifests and segments
 	packs         *packCache   // windows of packs read
 	flushDeadline time.Duration
+	retryBase     time.Duration
 	accountID     string
 	gcGrace       time.Duration
 	leaseTTL      time.Duration
@@ -151,6 +158,9 @@ func Open(opts Options) (*Engine, error) {
 		}
 		opts.SnapshotStore = ds
 	}
+	callTimeout := cmp.Or(opts.StoreCallTimeout, DefaultStoreCallTimeout)
+	opts.SnapshotStore = withCallTimeout(opts.SnapshotStore, callTimeout)
+	opts.LocalSnapshotStore = withCallTimeout(opts.LocalSnapshotStore, callTimeout)
 	if (opts.LocalSnapshotStore == nil) != (opts.OutpostArn == "") {
 		ms.Close()
 		lock.Close()
@@ -169,6 +179,7 @@ func Open(opts Options) (*Engine, error) {
 		objects:         newObjectCache(256),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
+		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
 		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -356,7 +357,7 @@ func checkExact(t testing.TB, file string, pages uint64, content map[uint64]uint
 // rawCrashTrial: random writes through the loop device, kill -9, restart,
 // check. With snapshot, a snapshot is taken (writes paused at the call) and
 // the daemon killed while its flush is likely in flight.
-func rawCrashTrial(t *testing.T, seed uint64, snapshot bool) {
+func rawCrashTrial(t *testing.T, seed uint64, withSnapshot bool) {
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	d := startDaemon(t)
 	vol := d.createVolume(t, fmt.Sprintf("%dMiB", tortureVolSize/mib))
@@ -367,15 +368,24 @@ func rawCrashTrial(t *testing.T, seed uint64, snapshot bool) {
 
 	var snapID string
 	var atCall map[uint64]uint64
-	if snapshot {
+	if withSnapshot {
 		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		var thaw func()
 		atCall, thaw = w.freeze()
 		snapID = d.createSnapshot(t, vol.VolumeId).SnapshotId
 		thaw()
-		delay := time.Duration(rng.IntN(250)) * time.Millisecond
-		time.Sleep(delay)
-		t.Logf("snapshot %s of %d written pages; kill -9 %v after the call", snapID, len(atCall), delay)
+		// Kill once the flush is past a random point, so the kill lands
+		// mid-flush (unless the flush outruns the polling).
+		target := 1 + rng.IntN(90)
+		var at snapshot
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			at = d.describeSnapshots(t, "--snapshot-ids", snapID)[0]
+			p, _ := strconv.Atoi(strings.TrimSuffix(at.Progress, "%"))
+			if at.State != "pending" || p >= target {
+				break
+			}
+		}
+		t.Logf("snapshot %s of %d written pages; kill -9 at %s %s (target %d%%)", snapID, len(atCall), at.State, at.Progress, target)
 	} else {
 		time.Sleep(time.Duration(200+rng.IntN(2500)) * time.Millisecond)
 	}
@@ -395,7 +405,7 @@ func rawCrashTrial(t *testing.T, seed uint64, snapshot bool) {
 	lo2 := attachLoop(t, d.volumePath(vol.VolumeId))
 	w.check(t, lo2.Dev)
 
-	if snapshot {
+	if withSnapshot {
 		s := d.describeSnapshots(t, "--snapshot-ids", snapID)
 		if len(s) != 1 {
 			t.Fatalf("snapshot %s after the restart: %+v", snapID, s)
