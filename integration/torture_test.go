@@ -530,4 +530,3 @@ func fsyncPath(p string) error {
 	defer f.Close()
 	return f.Sync()
 }
-
