@@ -62,6 +62,10 @@ type Options struct {
 	// StoreCallTimeout bounds each call to a snapshot store. Zero means
 	// DefaultStoreCallTimeout.
 	StoreCallTimeout time.Duration
+	// MetadataReserve is the free space on the data dir's file system
+	// that block data never takes, so the metadata store always has room.
+	// Zero means DefaultMetadataReserve; negative means none (tests).
+	MetadataReserve int64
 	// FlushRetryBase is the first backoff after a failed flush attempt;
 	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
 	FlushRetryBase time.Duration
@@ -81,6 +85,7 @@ type Engine struct {
 	metaSync *groupSync // one Badger sync for many volumes' syncs
 	lock     *os.File   // flock on <dir>/lock
 	buffers  bufferPool
+	space    *spaceGuard // keeps block data out of the metadata reserve
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -144,6 +149,10 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMetadataSpace(dir); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
 		lock.Close()
@@ -179,6 +188,7 @@ func Open(opts Options) (*Engine, error) {
 		objects:         newObjectCache(256),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
+		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
