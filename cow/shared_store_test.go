@@ -283,12 +283,13 @@ func TestSharedStoreConcurrentGC(t *testing.T) {
 	t.Logf("%d snapshots kept, %d volumes created on B racing deletions on A", len(snaps), len(vols))
 }
 
-// TestOwnSnapshotDeletedElsewhere: a snapshot B took and A deleted drops out
-// of B's answers at B's next refresh; B keeps the record (pointing B at
+// TestOwnSnapshotDeletedElsewhere: a snapshot B took and A (a host of the
+// same account: another account may not delete it) deleted drops out of
+// B's answers at B's next refresh; B keeps the record (pointing B at
 // another bucket by mistake must not destroy its catalogue).
 func TestOwnSnapshotDeletedElsewhere(t *testing.T) {
 	st := sharedDir(t)
-	a := openSharedEngine(t, st, "111111111111", time.Nanosecond)
+	a := openSharedEngine(t, st, "222222222222", time.Nanosecond)
 	b := openSharedEngine(t, st, "222222222222", time.Nanosecond)
 	vi, _ := b.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
 	h := openHandle(t, b, vi.ID)
