@@ -16,7 +16,7 @@ UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration lint bench clean
+.PHONY: help build run test fmt-check vet test-unit test-integration torture lint bench clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -43,6 +43,12 @@ test-unit: ## Unit tests with -race (every package but integration)
 
 test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWVOL_REQUIRE_ROOT=1 fails instead of skipping)
 	$(GO) test $(INTEGRATION_FLAGS) -v ./integration/
+
+TORTURE_TRIALS     ?= 50
+
+torture: ## Crash trials (TORTURE_TRIALS=50; replay one: COWVOL_TORTURE_SEED=S), faults and load at full size (root)
+	COWVOL_REQUIRE_ROOT=1 COWVOL_TORTURE_TRIALS=$(TORTURE_TRIALS) COWVOL_TORTURE_LONG=1 \
+		$(GO) test -count=1 -timeout 90m -run '^TestTorture' -v ./integration/
 
 lint: vet $(STATICCHECK) ## go vet and staticcheck
 	$(STATICCHECK) ./...

@@ -59,6 +59,16 @@ type Options struct {
 	// LeaseTTL: a flush lease not refreshed for this long is dead (its
 	// daemon stopped). Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// StoreCallTimeout bounds each call to a snapshot store. Zero means
+	// DefaultStoreCallTimeout.
+	StoreCallTimeout time.Duration
+	// MetadataReserve is the free space on the data dir's file system
+	// that block data never takes, so the metadata store always has room.
+	// Zero means DefaultMetadataReserve; negative means none (tests).
+	MetadataReserve int64
+	// FlushRetryBase is the first backoff after a failed flush attempt;
+	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
+	FlushRetryBase time.Duration
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -75,6 +85,7 @@ type Engine struct {
 	metaSync *groupSync // one Badger sync for many volumes' syncs
 	lock     *os.File   // flock on <dir>/lock
 	buffers  bufferPool
+	space    *spaceGuard // keeps block data out of the metadata reserve
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,6 +97,7 @@ type Engine struct {
 	objects       *objectCache // decoded manifests and segments
 	packs         *packCache   // windows of packs read
 	flushDeadline time.Duration
+	retryBase     time.Duration
 	accountID     string
 	gcGrace       time.Duration
 	leaseTTL      time.Duration
@@ -137,6 +149,10 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMetadataSpace(dir); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
 		lock.Close()
@@ -151,6 +167,9 @@ func Open(opts Options) (*Engine, error) {
 		}
 		opts.SnapshotStore = ds
 	}
+	callTimeout := cmp.Or(opts.StoreCallTimeout, DefaultStoreCallTimeout)
+	opts.SnapshotStore = withCallTimeout(opts.SnapshotStore, callTimeout)
+	opts.LocalSnapshotStore = withCallTimeout(opts.LocalSnapshotStore, callTimeout)
 	if (opts.LocalSnapshotStore == nil) != (opts.OutpostArn == "") {
 		ms.Close()
 		lock.Close()
@@ -169,6 +188,8 @@ func Open(opts Options) (*Engine, error) {
 		objects:         newObjectCache(256),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
+		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
+		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
 		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),

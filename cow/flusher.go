@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -107,9 +108,12 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 	r := s.record()
 	log := e.log.With("snapshot", r.ID, "volume", r.VolumeID)
 	start := time.Now()
-	backoff := time.Second
+	backoff := e.retryBase
 	for attempt := 1; ; attempt++ {
-		err := e.flush(s)
+		// No deadline on the attempt itself: a healthy flush of a big
+		// volume may take longer than the retry window. A store call
+		// that hangs is cut off by the store's call timeout.
+		err := e.flush(e.ctx, s)
 		if err == nil {
 			return
 		}
@@ -148,6 +152,30 @@ func (e *Engine) failSnapshot(s *snapshot, cause error) {
 	if err != nil {
 		// It stays pending on disk: the next start tries it again.
 		e.log.Error("cannot record the snapshot's failure", "snapshot", r.ID, "err", err)
+		return
+	}
+	// An attempt may have stored the manifest (the snapshot's visible
+	// root, for other daemons too) and then failed on the hold: a failed
+	// snapshot must not be seen anywhere as completed.
+	st, err := e.store(r.Store)
+	if err != nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
+	defer cancel()
+	keys := []string{manifestKey(r.ID)}
+	if v, err := e.lookup(r.VolumeID); err == nil {
+		v.mapMu.Lock()
+		if v.record.BaseManifest != holdKey(r.VolumeID, r.ID) {
+			keys = append(keys, holdKey(r.VolumeID, r.ID))
+		}
+		v.mapMu.Unlock()
+	}
+	for _, key := range keys {
+		if err := st.Delete(dctx, key); err != nil {
+			e.log.Warn("cannot remove what a failed snapshot stored; garbage collection ignores it but another daemon may list it",
+				"snapshot", r.ID, "key", key, "err", err)
+		}
 	}
 }
 
@@ -156,7 +184,7 @@ var errDeletedMidFlush = errors.New("snapshot deleted during flush")
 // flush uploads snapshot s: the versions born since the volume's base,
 // merged into the base's segments; then the manifest; then it marks the
 // snapshot completed and releases the frozen blocks it no longer needs.
-func (e *Engine) flush(s *snapshot) error {
+func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	r := s.record()
@@ -171,7 +199,6 @@ func (e *Engine) flush(s *snapshot) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errPermanent, err)
 	}
-	ctx := e.ctx
 	v.mapMu.Lock()
 	baseKey, baseStoreName, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
 	v.mapMu.Unlock()
@@ -515,10 +542,21 @@ func putIfAbsent(ctx context.Context, st snapstore.Store, key string, encode fun
 	if err != nil {
 		return err
 	}
+	data := encode()
 	if ok {
-		return nil
+		// Trust an existing object only once it is seen whole: a put
+		// cut off midway (a store that is not atomic, an earlier attempt
+		// of this flush) may have left a prefix under the key, and a
+		// snapshot naming it would be unreadable.
+		got, err := st.Get(ctx, key)
+		if err == nil && bytes.Equal(got, data) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, snapstore.ErrNotFound) && !errors.Is(err, snapstore.ErrCorrupt) {
+			return fmt.Errorf("check %s: %w", key, err)
+		}
 	}
-	if err := st.Put(ctx, key, encode()); err != nil {
+	if err := st.Put(ctx, key, data); err != nil {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
 	return nil

@@ -54,6 +54,9 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 		v.mapMu.Unlock()
 		return nil
 	}
+	if err := v.eng.space.allocate(v.blockSize); err != nil {
+		return v.ioErr("hydrate", blk, err)
+	}
 	v.mapMu.Lock()
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()

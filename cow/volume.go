@@ -2,6 +2,7 @@ package cow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -146,6 +147,11 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 		return v.ioErr("write", blk, err)
 	}
 	fromBase := !e.mapped() && v.hydratingLocked() && int64(len(src)) < v.blockSize
+	v.mapMu.Unlock()
+	if err := v.eng.space.allocate(v.blockSize); err != nil {
+		return v.ioErr("write", blk, err)
+	}
+	v.mapMu.Lock()
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()
 
@@ -261,7 +267,7 @@ func (v *volume) ioErr(op string, blk uint64, err error) error {
 	if err == nil {
 		return nil
 	}
-	if isNoSpace(err) {
+	if isNoSpace(err) && !errors.Is(err, ErrNoSpace) {
 		return fmt.Errorf("%s %s block %d: %w: %w", op, v.id, blk, ErrNoSpace, err)
 	}
 	return fmt.Errorf("%s %s block %d: %w", op, v.id, blk, err)
