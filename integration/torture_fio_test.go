@@ -21,7 +21,8 @@ func TestTortureFioVerify(t *testing.T) {
 	d := startDaemon(t)
 	vol := d.createVolume(t, "256MiB")
 	job := []string{"--name=verify", "--rw=randwrite", "--bsrange=4k-256k", "--size=192M", "--direct=1",
-		"--ioengine=libaio", "--iodepth=8", "--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--fsync=16", "--end_fsync=1"}
+		"--ioengine=libaio", "--iodepth=8", "--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--fsync=16", "--end_fsync=1",
+		"--verify_state_save=0"} // no state file in the working directory
 	fioRun := func(t *testing.T, dev string, extra ...string) {
 		t.Helper()
 		r := run(cmdTimeout, nil, fio, append(append([]string{"--filename=" + dev}, job...), extra...)...)
