@@ -16,7 +16,7 @@ UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration torture lint bench clean
+.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -29,7 +29,7 @@ run: build ## Build and run `cowvol daemon` with its defaults (root; /var/lib/co
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the daemon mounts FUSE and serves /run/cowvol: run as root" >&2; exit 1; fi
 	./$(BIN) daemon
 
-test: fmt-check vet test-unit test-integration ## gofmt check, go vet, unit tests (-race), integration tests (root)
+test: fmt-check vet test-unit test-integration test-race-daemon ## gofmt check, go vet, unit tests (-race), integration tests (root), end-to-end again under -race
 
 fmt-check: ## Fail listing files that gofmt would change
 	@files="$$(gofmt -l .)"; \
@@ -43,6 +43,15 @@ test-unit: ## Unit tests with -race (every package but integration)
 
 test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWVOL_REQUIRE_ROOT=1 fails instead of skipping)
 	$(GO) test $(INTEGRATION_FLAGS) -v ./integration/
+
+# The daemon under -race is 3-9x slower (docs/ARCHITECTURE.md), so the whole
+# integration suite under it would take most of CI's budget: this runs the
+# tests that exercise the most concurrency (crash trials, snapshots of a live
+# file system, two hosts on one bucket, the SDK session, other users).
+RACE_TESTS ?= ^(TestTortureCrashTrials|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser)$$
+
+test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
+	COWVOL_DAEMON_RACE=1 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
 
 TORTURE_TRIALS     ?= 50
 
