@@ -17,6 +17,9 @@ import (
 //
 //   - Roots are every manifest (snapshots/<id>/manifest) and every hold
 //     (holds/<vol>/<snap>). Everything a root's segments name is live.
+//     Roots are read from the store, never the object cache, and a root
+//     listed but gone when read abandons the round (errRootVanished): the
+//     root that replaced it may be missing from the listing.
 //   - An object no root needs is deleted only if it is older than the grace
 //     period and was stored before the start of every live flush lease less
 //     the grace period. A flush holds a lease (leases/<snap>.<start-ms>,
@@ -98,6 +101,10 @@ func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID strin
 	}, nil
 }
 
+// errRootVanished: a root listed at the start of a mark was gone when the
+// mark read it. The round deletes nothing; the next one starts over.
+var errRootVanished = errors.New("a root vanished during the mark; round abandoned")
+
 // collectGarbageLocked deletes the segments, packs and chunks of store
 // storeName that no manifest and no hold references, subject to the grace
 // period and live flush leases (see above). e.gc is held exclusively.
@@ -141,12 +148,22 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	}
 	live := map[string]bool{}
 	for _, root := range roots {
-		m, err := e.loadManifest(ctx, st, root)
+		// From the store, never the object cache: the mark must see
+		// what the store holds now.
+		b, err := st.Get(ctx, root)
 		if errors.Is(err, snapstore.ErrNotFound) {
-			continue // deleted since the listing: it needs nothing
+			// Deleted since the listing, perhaps because a flush
+			// elsewhere stored a newer root that shares its data and
+			// then dropped this one: the newer root is not in our
+			// listing, so this mark is incomplete. Give up the round.
+			return fmt.Errorf("gc: %w: %s", errRootVanished, root)
 		}
 		if err != nil {
-			return fmt.Errorf("gc: %w", err)
+			return fmt.Errorf("gc: read root: %w", err)
+		}
+		m, err := decodeManifest(b)
+		if err != nil {
+			return fmt.Errorf("gc: %s: %w", root, err)
 		}
 		for _, ref := range m.Segments {
 			if live[ref.Key] {
@@ -233,6 +250,14 @@ func (e *Engine) gcLoop() {
 			e.gc.Lock()
 			err := e.collectGarbageLocked(e.ctx, name)
 			e.gc.Unlock()
+			if errors.Is(err, errRootVanished) {
+				// Raced a flush or a deletion: try again soon.
+				e.gcMu.Lock()
+				e.gcPending[name] = true
+				e.gcMu.Unlock()
+				e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
+				continue
+			}
 			if err != nil && e.ctx.Err() == nil {
 				e.log.Warn("background garbage collection failed", "store", name, "err", err)
 			}
