@@ -233,6 +233,23 @@ func (e *Engine) flush(s *snapshot) error {
 	}
 	defer stopLease()
 
+	// A manifest is immutable once stored: other daemons may have read
+	// (and cached) it. An earlier attempt that stored it and then failed
+	// left the snapshot complete in the store's eyes: adopt it.
+	if mb, err := st.Get(ctx, manifestKey(r.ID)); err == nil {
+		m, err := decodeManifest(mb)
+		if err != nil {
+			return fmt.Errorf("%w: stored manifest of %s: %v", errPermanent, r.ID, err)
+		}
+		if m.SnapshotID != r.ID || m.VolumeID != r.VolumeID {
+			return fmt.Errorf("%w: the stored manifest of %s names snapshot %s of %s", errPermanent, r.ID, m.SnapshotID, m.VolumeID)
+		}
+		e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
+		return e.completeFlush(ctx, s, v, st, m, mb, changesCount(len(changes)), nil)
+	} else if !errors.Is(err, snapstore.ErrNotFound) {
+		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
+	}
+
 	pw := newPackWriter(ctx, st)
 	defer pw.abort()
 	dedup := newDedupIndex()
@@ -341,7 +358,19 @@ func (e *Engine) flush(s *snapshot) error {
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
-	e.cacheManifest(manifestKey(r.ID), m)
+	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
+}
+
+// changesCount is the number of changed blocks a flush logs.
+type changesCount int
+
+// completeFlush finishes snapshot s of volume v once its manifest m (encoded
+// mb) is stored in st: the volume's hold, the completed record, the base,
+// the release of frozen versions. pw is nil when an earlier attempt stored
+// the manifest.
+func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st snapstore.Store, m *manifest, mb []byte, changed changesCount, pw *packWriter) error {
+	r := s.record()
+	e.cacheManifest(st, manifestKey(r.ID), m)
 	// The volume's next snapshot builds on this one: it keeps its own
 	// copy of the manifest (a hold), so that a deletion of the snapshot,
 	// by this daemon or another one on the same store, leaves the data
@@ -350,7 +379,7 @@ func (e *Engine) flush(s *snapshot) error {
 	if err := st.Put(ctx, hold, mb); err != nil {
 		return fmt.Errorf("hold manifest: %w", err)
 	}
-	e.cacheManifest(hold, m)
+	e.cacheManifest(st, hold, m)
 
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
@@ -365,8 +394,11 @@ func (e *Engine) flush(s *snapshot) error {
 	if err := e.setBase(v, hold, r.Store, r.Gen); err != nil {
 		return err
 	}
-	e.log.Info("snapshot completed", "snapshot", r.ID, "volume", v.id, "changed_blocks", total, "data_bytes", m.DataBytes,
-		"packs", pw.packs, "pack_bytes", pw.bytes)
+	log := e.log.With("snapshot", r.ID, "volume", v.id, "changed_blocks", int(changed), "data_bytes", m.DataBytes)
+	if pw != nil {
+		log = log.With("packs", pw.packs, "pack_bytes", pw.bytes)
+	}
+	log.Info("snapshot completed")
 	return e.releaseFrozen(v, r.Gen)
 }
 

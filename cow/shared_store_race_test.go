@@ -99,3 +99,71 @@ func TestGCHoldSwapRace(t *testing.T) {
 		t.Fatalf("snapshot %s differs at %d", s2, firstDiff(got, data))
 	}
 }
+
+// TestRetriedFlushAdoptsStoredManifest: A's flush stores the manifest,
+// then fails storing the hold; B reads the snapshot (and caches the
+// manifest) meanwhile. A's retry must adopt the stored manifest, not
+// rewrite it with new packs: afterwards the manifest is byte for byte the
+// one B cached, and both daemons read the snapshot after a collection.
+func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
+	st := sharedDir(t)
+	grace := 50 * time.Millisecond
+	hs := &hookStore{Store: st}
+	a := openSharedEngine(t, hs, "111111111111", grace)
+	b := openSharedEngine(t, st, "222222222222", grace)
+	b.StopBackground()
+	const size = 1 << 20
+	vi, _ := a.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: 64 << 10})
+	h := openHandle(t, a, vi.ID)
+	defer h.Close()
+	data := pattern(5, size)
+	h.WriteAt(data, 0)
+	var once sync.Once
+	var sid string
+	var first []byte
+	hs.setPut(func(key string) error {
+		if !strings.HasPrefix(key, "holds/") {
+			return nil
+		}
+		var err error
+		once.Do(func() {
+			first, err = st.Get(ctx, manifestKey(sid))
+			if err != nil {
+				t.Errorf("the manifest is not stored before the hold: %v", err)
+			}
+			got := make([]byte, size)
+			if _, rerr := b.ReadSnapshot(ctx, sid, got, 0); rerr != nil {
+				t.Errorf("B reads the snapshot during attempt 1: %v", rerr)
+			}
+			err = errors.New("injected: hold put fails")
+		})
+		return err
+	})
+	s, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	sid = s.ID
+	waitSnapshot(t, a, s.ID)
+	hs.setPut(nil)
+	if final, err := st.Get(ctx, manifestKey(s.ID)); err != nil || !bytes.Equal(final, first) {
+		t.Fatalf("the retry rewrote the manifest (err %v): it is not immutable", err)
+	}
+	// The next snapshot rewrites every block: S's data is needed only
+	// by S's manifest.
+	h.WriteAt(pattern(9, size), 0)
+	s3, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, a, s3.ID)
+	time.Sleep(leaseMargin/10 + 4*grace)
+	if err := collectOnce(b); err != nil {
+		t.Fatal(err)
+	}
+	b.packs = newPackCache(packCacheBytes) // B keeps its cached manifest
+	freshReader(a)
+	for _, eng := range []*Engine{a, b} {
+		got := make([]byte, size)
+		if _, err := eng.ReadSnapshot(ctx, s.ID, got, 0); err != nil {
+			t.Fatalf("snapshot %s unreadable after B's collection: %v", s.ID, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("snapshot %s differs at %d", s.ID, firstDiff(got, data))
+		}
+	}
+}

@@ -307,7 +307,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) err
 	if err := st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
-	e.objects.remove("m:" + key)
+	e.objects.remove(cacheKey("m", st, key))
 	return nil
 }
 

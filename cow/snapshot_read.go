@@ -13,8 +13,11 @@ import (
 )
 
 // objectCache is a small LRU of decoded manifests and segments, keyed by
-// object key. Both are immutable (content-addressed, or written once), so
-// cached copies never go stale.
+// store and object key (cacheKey). Both are immutable: segments are
+// content-addressed, and a manifest is written once (a retried flush that
+// finds its manifest stored adopts it, never rewrites it), so cached copies
+// never go stale. Garbage collection still reads its roots from the store:
+// a root may be deleted.
 type objectCache struct {
 	mu    sync.Mutex
 	max   int
@@ -66,11 +69,19 @@ func (c *objectCache) remove(key string) {
 	}
 }
 
-func (e *Engine) cacheManifest(key string, m *manifest) { e.objects.put("m:"+key, m) }
+// cacheKey names object key of store st, of kind ("m" manifest, "s"
+// segment), in the object cache.
+func cacheKey(kind string, st snapstore.Store, key string) string {
+	return kind + ":" + st.String() + ":" + key
+}
+
+func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
+	e.objects.put(cacheKey("m", st, key), m)
+}
 
 // loadManifest reads and decodes a manifest (or a hold of one).
 func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, error) {
-	if m, ok := e.objects.get("m:" + key); ok {
+	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
 		return m.(*manifest), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -81,12 +92,12 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.cacheManifest(key, m)
+	e.cacheManifest(st, key, m)
 	return m, nil
 }
 
 func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
-	if s, ok := e.objects.get("s:" + key); ok {
+	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
 		return cloneSegment(s.(segment)), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -97,7 +108,7 @@ func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put("s:"+key, s)
+	e.objects.put(cacheKey("s", st, key), s)
 	return cloneSegment(s), nil
 }
 
@@ -122,12 +133,12 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 		return loc, false, nil
 	}
 	segKey := m.Segments[i].Key
-	sv, cached := e.objects.get("s:" + segKey)
+	sv, cached := e.objects.get(cacheKey("s", st, segKey))
 	if !cached {
 		if _, err := e.loadSegment(ctx, st, segKey); err != nil {
 			return loc, false, err
 		}
-		sv, _ = e.objects.get("s:" + segKey)
+		sv, _ = e.objects.get(cacheKey("s", st, segKey))
 	}
 	seg, _ := sv.(segment)
 	if seg == nil { // evicted meanwhile
