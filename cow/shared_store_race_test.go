@@ -3,6 +3,9 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -166,4 +169,66 @@ func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
 			t.Fatalf("snapshot %s differs at %d", s.ID, firstDiff(got, data))
 		}
 	}
+}
+
+// TestDeleteCreateDeadlock: a flush holds e.gc shared (stopped in a pack
+// upload), DeleteSnapshot waits for e.gc, then CreateVolume from a
+// snapshot starts. Once the flush ends, both calls must return: none of
+// them may hold e.mu while waiting for e.gc.
+func TestDeleteCreateDeadlock(t *testing.T) {
+	st := sharedDir(t)
+	hs := &hookStore{Store: st}
+	e := openSharedEngine(t, hs, "111111111111", time.Hour)
+	vi, _ := e.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	h := openHandle(t, e, vi.ID)
+	h.WriteAt(pattern(1, 1<<20), 0)
+	s0, _ := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, e, s0.ID)
+
+	gate := make(chan struct{})
+	started := make(chan struct{})
+	var gated sync.Once
+	hs.setPut(func(key string) error {
+		if strings.HasPrefix(key, "packs/") {
+			gated.Do(func() { close(started); <-gate })
+		}
+		return nil
+	})
+	h.WriteAt(pattern(2, 1<<20), 0)
+	h.Close()
+	if _, err := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID}); err != nil {
+		t.Fatal(err)
+	}
+	<-started // the flush holds e.gc shared, stopped in a pack upload
+	done := make(chan string, 2)
+	go func() { err := e.DeleteSnapshot(ctx, s0.ID); done <- "delete: " + errString(err) }()
+	// No hook tells when DeleteSnapshot waits in gc.Lock; it does
+	// within a few milliseconds.
+	time.Sleep(100 * time.Millisecond)
+	go func() {
+		_, err := e.CreateVolume(ctx, CreateVolumeParams{SnapshotID: s0.ID})
+		done <- "create: " + errString(err)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	close(gate)
+	for range 2 {
+		select {
+		case r := <-done:
+			t.Log(r)
+		case <-time.After(10 * time.Second):
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			// Not t.Fatal nor panic: the engine's cleanup, which runs
+			// on both, would block on e.mu too.
+			fmt.Fprintf(os.Stderr, "--- FAIL: %s: DeleteSnapshot and CreateVolume deadlocked:\n%s\n", t.Name(), buf[:n])
+			os.Exit(1)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
 }

@@ -224,6 +224,10 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Before e.gc: e.mu comes after e.gc in the lock order, and a
+	// volume created from now on has a hold as its base, never the
+	// manifest itself (see releaseManifest).
+	vols := e.volumes()
 	// gc excludes flushes, so the snapshot cannot complete under us.
 	e.gc.Lock()
 	defer e.gc.Unlock()
@@ -249,7 +253,7 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		return nil
 	}
 	if r.State == string(SnapshotCompleted) {
-		if err := e.releaseManifest(ctx, r); err != nil {
+		if err := e.releaseManifest(ctx, r, vols); err != nil {
 			return err
 		}
 	}
@@ -278,14 +282,15 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 // depend on the snapshot (its own, building the next snapshot on it; those
 // created from it, hydrating) hold their own copies of the manifest, here
 // or on other daemons, so the data they need stays. (A volume whose base is
-// the manifest itself, recorded before bases were held, gets a hold first.)
-func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) error {
+// the manifest itself, recorded before bases were held, gets a hold first;
+// vols are the engine's volumes, listed by the caller before it took e.gc.)
+func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vols []*volume) error {
 	st, err := e.store(r.Store)
 	if err != nil {
 		return err
 	}
 	key := manifestKey(r.ID)
-	for _, v := range e.volumes() {
+	for _, v := range vols {
 		v.mapMu.Lock()
 		vr := v.record
 		v.mapMu.Unlock()
