@@ -10,12 +10,19 @@ import (
 // hookStore wraps a real store with injection points: onGet runs before
 // every Get, onPut before every Put (its error fails the Put). Tests set
 // them to run another daemon's operation at an exact point of this one, or
-// to fail a request.
+// to fail a request. afterPut runs after a Put landed.
 type hookStore struct {
 	snapstore.Store
-	mu    sync.Mutex
-	onGet func(key string)
-	onPut func(key string) error
+	mu       sync.Mutex
+	onGet    func(key string)
+	onPut    func(key string) error
+	afterPut func(key string)
+}
+
+func (h *hookStore) setAfterPut(f func(key string)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.afterPut = f
 }
 
 func (h *hookStore) setGet(f func(key string)) {
@@ -49,5 +56,14 @@ func (h *hookStore) Put(ctx context.Context, key string, b []byte) error {
 			return err
 		}
 	}
-	return h.Store.Put(ctx, key, b)
+	if err := h.Store.Put(ctx, key, b); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	after := h.afterPut
+	h.mu.Unlock()
+	if after != nil {
+		after(key)
+	}
+	return nil
 }

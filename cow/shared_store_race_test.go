@@ -8,8 +8,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
 // Races between daemons on one store, each placed exactly by a hookStore
@@ -231,4 +234,99 @@ func errString(err error) string {
 		return "ok"
 	}
 	return err.Error()
+}
+
+// TestHydrationKeepsNewHold: a volume created from a snapshot takes a
+// snapshot of its own while it hydrates; its flush stores the new hold,
+// and hydration ends just before the flush makes that hold the base. The
+// end of hydration must drop only the hold of the snapshot the volume came
+// from, never the new one.
+func TestHydrationKeepsNewHold(t *testing.T) {
+	st := sharedDir(t)
+	hs := &hookStore{Store: st}
+	e := openSharedEngine(t, hs, "111111111111", time.Hour)
+	const size = 1 << 20
+	vi, _ := e.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: 64 << 10})
+	h := openHandle(t, e, vi.ID)
+	h.WriteAt(pattern(1, size), 0)
+	h.Close()
+	s0, _ := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, e, s0.ID)
+
+	// The hydrator's first read of its base hold waits for gate.
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	defer open()
+	var gated atomic.Bool
+	hs.setGet(func(key string) {
+		// Only the first (the hydrator's): the flush reads it too.
+		if strings.HasPrefix(key, "holds/") && strings.HasSuffix(key, "/"+s0.ID) && gated.CompareAndSwap(false, true) {
+			<-gate
+		}
+	})
+	rv, err := e.CreateVolume(ctx, CreateVolumeParams{SnapshotID: s0.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.lookup(rv.ID)
+	rh := openHandle(t, e, rv.ID)
+	want := pattern(1, size)
+	p := pattern(2, 64<<10) // a whole block: no fetch from the base
+	copy(want, p)
+	rh.WriteAt(p, 0)
+	rh.Close()
+	var newHold string
+	hs.setAfterPut(func(key string) {
+		if !strings.HasPrefix(key, "holds/"+rv.ID+"/") {
+			return
+		}
+		newHold = key
+		// The flush stored the new hold: let hydration finish now.
+		open()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			v.mapMu.Lock()
+			done := !v.record.Hydrating
+			v.mapMu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Error("hydration did not finish")
+				break
+			}
+		}
+	})
+	s1, _ := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: rv.ID})
+	waitSnapshot(t, e, s1.ID)
+	hs.setAfterPut(nil)
+	hs.setGet(nil)
+	// setBase runs just after the snapshot is marked completed.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		v.mapMu.Lock()
+		base := v.record.BaseManifest
+		v.mapMu.Unlock()
+		if base == newHold {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("base %s, want %s", base, newHold)
+		}
+	}
+	var holds []string
+	st.List(ctx, "holds/"+rv.ID+"/", func(o snapstore.ObjectInfo) error { holds = append(holds, o.Key); return nil })
+	if len(holds) != 1 || holds[0] != newHold {
+		t.Fatalf("holds of %s: %v, want only its base %s", rv.ID, holds, newHold)
+	}
+	// The volume's next snapshot builds on that base.
+	if err := e.DeleteSnapshot(ctx, s0.ID); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: rv.ID})
+	waitSnapshot(t, e, s2.ID)
+	freshReader(e)
+	got := make([]byte, size)
+	if _, err := e.ReadSnapshot(ctx, s2.ID, got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("snapshot %s: %v (differs at %d)", s2.ID, err, firstDiff(got, want))
+	}
 }

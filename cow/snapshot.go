@@ -325,15 +325,18 @@ func holdKey(volID, snapID string) string { return "holds/" + volID + "/" + snap
 // manifest under key in store, and drops holds the volume no longer needs.
 func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {
 	var old, oldStore string
-	var hydrating bool
+	var keep bool
 	err := v.updateRecord(func(r *meta.VolumeRecord) {
-		old, oldStore, hydrating = r.BaseManifest, r.BaseStore, r.Hydrating
+		old, oldStore = r.BaseManifest, r.BaseStore
+		// A hydrating volume still reads the hold of the snapshot it
+		// was created from; hydrate drops that one when it is done.
+		keep = r.Hydrating && old == holdKey(v.id, r.SnapshotID)
 		r.BaseManifest, r.BaseStore, r.BaseGen = key, store, gen
 	}, nil)
 	if err != nil {
 		return err
 	}
-	if old != "" && old != key && isHoldKey(old) && !hydrating {
+	if old != "" && old != key && isHoldKey(old) && !keep {
 		if st, err := e.store(oldStore); err == nil {
 			if err := st.Delete(context.Background(), old); err != nil {
 				e.log.Warn("cannot drop hold", "key", old, "err", err)
