@@ -274,8 +274,12 @@ func (e *Engine) flush(s *snapshot) error {
 			}
 			enc := encodeSegment(ps.seg)
 			key := segmentKey(sha256.Sum256(enc))
-			if err := putIfAbsent(ctx, st, key, func() []byte { return enc }); err != nil {
-				return err
+			// Always stored, even if an identical segment exists: an
+			// old copy's mtime predates this flush's lease, so another
+			// daemon's collector could take it before the manifest
+			// lands. Segments are small.
+			if err := st.Put(ctx, key, enc); err != nil {
+				return fmt.Errorf("store %s: %w", key, err)
 			}
 			segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
 		}
@@ -537,23 +541,6 @@ func cmpErr(first, err error) error {
 		return first
 	}
 	return err
-}
-
-// putIfAbsent stores the object encode returns unless the store has one
-// under key already (content addressing makes it identical); encode runs
-// only when needed.
-func putIfAbsent(ctx context.Context, st snapstore.Store, key string, encode func() []byte) error {
-	ok, err := st.Exists(ctx, key)
-	if err != nil {
-		return err
-	}
-	if ok {
-		return nil
-	}
-	if err := st.Put(ctx, key, encode()); err != nil {
-		return fmt.Errorf("store %s: %w", key, err)
-	}
-	return nil
 }
 
 // copyChunks copies the chunks of seg that are not being replaced from

@@ -330,3 +330,53 @@ func TestHydrationKeepsNewHold(t *testing.T) {
 		t.Fatalf("snapshot %s: %v (differs at %d)", s2.ID, err, firstDiff(got, want))
 	}
 }
+
+// TestFlushRefreshesExistingSegment: a flush whose segment is byte for byte
+// one stored long ago (unreferenced since) must store it again: another
+// daemon's collection between the segment and the manifest would otherwise
+// delete it, as the lease protects only objects stored after it started.
+func TestFlushRefreshesExistingSegment(t *testing.T) {
+	st := sharedDir(t)
+	grace := 50 * time.Millisecond
+	hs := &hookStore{Store: st}
+	a := openSharedEngine(t, hs, "111111111111", time.Hour) // A's own collections keep all
+	b := openSharedEngine(t, st, "111111111111", grace)
+	b.StopBackground()
+	const size = 1 << 20
+	same := bytes.Repeat([]byte{7}, size) // every block the same chunk
+	vi, _ := a.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: 64 << 10})
+	h := openHandle(t, a, vi.ID)
+	defer h.Close()
+	h.WriteAt(same, 0)
+	s1, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, a, s1.ID)
+	h.WriteAt(pattern(2, 64<<10), 0) // block 0 changes...
+	s2, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, a, s2.ID)
+	if err := a.DeleteSnapshot(ctx, s1.ID); err != nil { // S1's segment: no root needs it
+		t.Fatal(err)
+	}
+	time.Sleep(leaseMargin + 4*grace) // ...and is older than any lease's cutoff
+	h.WriteAt(same[:64<<10], 0)       // ...and back: S3's segment is S1's
+	var s3 string
+	var once sync.Once
+	hs.setPut(func(key string) error {
+		if strings.HasSuffix(key, "/manifest") {
+			once.Do(func() {
+				if err := collectOnce(b); err != nil {
+					t.Errorf("B's collection: %v", err)
+				}
+			})
+		}
+		return nil
+	})
+	s, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	s3 = s.ID
+	waitSnapshot(t, a, s3)
+	hs.setPut(nil)
+	freshReader(a)
+	got := make([]byte, size)
+	if _, err := a.ReadSnapshot(ctx, s3, got, 0); err != nil || !bytes.Equal(got, same) {
+		t.Fatalf("snapshot %s after B's collection: %v", s3, err)
+	}
+}
