@@ -156,7 +156,7 @@ var errDeletedMidFlush = errors.New("snapshot deleted during flush")
 // flush uploads snapshot s: the versions born since the volume's base,
 // merged into the base's segments; then the manifest; then it marks the
 // snapshot completed and releases the frozen blocks it no longer needs.
-func (e *Engine) flush(s *snapshot) error {
+func (e *Engine) flush(s *snapshot) (err error) {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	r := s.record()
@@ -227,11 +227,18 @@ func (e *Engine) flush(s *snapshot) error {
 	// A flush in progress holds a lease, so that garbage collection by
 	// another daemon on the same store spares the packs and segments it
 	// stores before its manifest names them.
-	stopLease, err := e.holdLease(ctx, st, r.ID)
+	lease, stopLease, err := e.holdLease(ctx, st, r.ID)
 	if err != nil {
 		return err
 	}
 	defer stopLease()
+	// Every store request from here on stops when the lease is lost.
+	ctx = lease.ctx
+	defer func() {
+		if err != nil && context.Cause(ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
+			err = fmt.Errorf("%w: %w", errLeaseLost, err)
+		}
+	}()
 
 	// A manifest is immutable once stored: other daemons may have read
 	// (and cached) it. An earlier attempt that stored it and then failed
@@ -358,7 +365,12 @@ func (e *Engine) flush(s *snapshot) error {
 	if err != nil {
 		return err
 	}
-	// The manifest goes last: until it is durable, no reader sees the snapshot.
+	// The manifest goes last: until it is durable, no reader sees the
+	// snapshot. Not under a lease that may be dead: another daemon's
+	// collector may have taken what it protected.
+	if err := lease.valid(); err != nil {
+		return err
+	}
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}

@@ -141,7 +141,7 @@ func TestGCGraceAndLeases(t *testing.T) {
 	}
 	old := orphan(1)
 	time.Sleep(leaseMargin + 2*grace)
-	stop, err := a.holdLease(ctx, st, "snap-0000000000000000a") // another daemon's flush starts
+	_, stop, err := a.holdLease(ctx, st, "snap-0000000000000000a") // another daemon's flush starts
 	if err != nil {
 		t.Fatal(err)
 	}
