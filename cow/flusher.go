@@ -116,11 +116,21 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 		if e.ctx.Err() != nil {
 			return // shutting down: the flush resumes at the next start
 		}
-		if errors.Is(err, errDeletedMidFlush) {
+		giveUp := errors.Is(err, errDeletedMidFlush) || errors.Is(err, errPermanent) || time.Since(start) > e.flushDeadline
+		if giveUp {
+			// A stored manifest makes the snapshot complete in other
+			// daemons' eyes: an earlier attempt may have stored it.
+			// It goes first; until it is gone, keep retrying.
+			if derr := e.unpublish(r); derr != nil {
+				log.Warn("snapshot failed but its manifest is stored and cannot be deleted; retrying", "attempt", attempt, "err", err, "delete_err", derr)
+				giveUp = false
+			}
+		}
+		switch {
+		case giveUp && errors.Is(err, errDeletedMidFlush):
 			log.Info("snapshot deleted while flushing")
 			return
-		}
-		if errors.Is(err, errPermanent) || time.Since(start) > e.flushDeadline {
+		case giveUp:
 			log.Error("snapshot failed", "attempts", attempt, "err", err)
 			e.failSnapshot(s, err)
 			return
@@ -133,6 +143,22 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 		}
 		backoff = min(2*backoff, flushRetryMax)
 	}
+}
+
+// unpublish deletes snapshot r's manifest, stored by an attempt that then
+// failed, if there is one.
+func (e *Engine) unpublish(r meta.SnapshotRecord) error {
+	st, err := e.store(r.Store)
+	if err != nil {
+		return nil // no store, no manifest
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+	defer cancel()
+	if err := st.Delete(ctx, manifestKey(r.ID)); err != nil {
+		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
+	}
+	e.objects.remove(cacheKey("m", st, manifestKey(r.ID)))
+	return nil
 }
 
 func (e *Engine) failSnapshot(s *snapshot, cause error) {
