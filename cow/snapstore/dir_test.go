@@ -129,6 +129,13 @@ func TestS3DetectsCorruptObject(t *testing.T) {
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, snapstore.ErrCorrupt) {
 		t.Fatalf("Get of a corrupt object: %v, want ErrCorrupt", err)
 	}
+	// An object without its recorded checksum is not trusted either.
+	if err := raw.PutWithoutMetadataForTest(ctx, "bare", []byte("no checksum")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "bare"); !errors.Is(err, snapstore.ErrCorrupt) {
+		t.Fatalf("Get of an object without a recorded checksum: %v, want ErrCorrupt", err)
+	}
 	// A body that does not match the checksum sent with it is refused
 	// by the server, and nothing is stored.
 	if err := raw.PutWithWrongChecksumForTest(ctx, "damaged", []byte("payload")); err == nil {

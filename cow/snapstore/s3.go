@@ -260,11 +260,14 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	if want, ok := out.Metadata[metaSHA256]; ok {
-		sum := sha256.Sum256(b)
-		if hex.EncodeToString(sum[:]) != want {
-			return nil, fmt.Errorf("get %s: %w: SHA-256 mismatch (%d bytes)", key, ErrCorrupt, len(b))
-		}
+	// Every object this store puts records its checksum: one without it
+	// was not stored by us, or lost its metadata, and is not trusted.
+	want, ok := out.Metadata[metaSHA256]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w: no recorded SHA-256 (%s metadata)", key, ErrCorrupt, metaSHA256)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+		return nil, fmt.Errorf("get %s: %w: SHA-256 mismatch (%d bytes)", key, ErrCorrupt, len(b))
 	}
 	return b, nil
 }
