@@ -595,7 +595,9 @@ func (e *Engine) copyChunks(ctx context.Context, fromName string, from snapstore
 			continue
 		}
 		nl, seq, err := dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
-			b, err := e.packs.chunk(ctx, fromName, from, l)
+			// Verified before it is stored again: a damaged chunk
+			// must not get a second, trusted copy.
+			b, err := e.packs.checkedChunk(ctx, fromName, from, l, func(b []byte) error { return verifyChunk(l.id, b) })
 			if err != nil {
 				return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 			}

@@ -3,6 +3,7 @@ package cow
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,11 @@ func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return nil, fmt.Errorf("get segment %s: %w", key, err)
 	}
+	// Content-addressed: check it against its key (the directory store
+	// keeps no checksums of its own).
+	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
+		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
+	}
 	s, err := decodeSegment(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
@@ -178,11 +184,11 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 		clear(dst)
 		return nil
 	}
-	b, err := e.packs.chunk(ctx, storeName, st, loc)
+	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(loc.id, b, dst) })
 	if err != nil {
 		return fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)
 	}
-	return decodeChunk(loc.id, b, dst)
+	return nil
 }
 
 // ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending
