@@ -25,10 +25,24 @@ func collectOnce(eng *Engine) error {
 	return eng.collectGarbageLocked(ctx, StoreRegional)
 }
 
-// freshReader drops eng's caches, so that reads go to the store.
+// freshReader empties eng's caches (in place: its background goroutines
+// use them), so that reads go to the store.
 func freshReader(eng *Engine) {
-	eng.packs = newPackCache(packCacheBytes)
-	eng.objects = newObjectCache(256)
+	clearPackCache(eng)
+	o := eng.objects
+	o.mu.Lock()
+	o.order.Init()
+	clear(o.items)
+	o.mu.Unlock()
+}
+
+func clearPackCache(eng *Engine) {
+	p := eng.packs
+	p.mu.Lock()
+	p.order.Init()
+	clear(p.items)
+	p.size = 0
+	p.mu.Unlock()
 }
 
 // TestGCHoldSwapRace: B's collector lists the roots; before it reads A's
@@ -161,7 +175,7 @@ func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
 	if err := collectOnce(b); err != nil {
 		t.Fatal(err)
 	}
-	b.packs = newPackCache(packCacheBytes) // B keeps its cached manifest
+	clearPackCache(b) // B keeps its cached manifest
 	freshReader(a)
 	for _, eng := range []*Engine{a, b} {
 		got := make([]byte, size)
