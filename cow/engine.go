@@ -104,6 +104,7 @@ type Engine struct {
 	// garbage in its grace period.
 	gcMu      sync.Mutex
 	gcPending map[string]bool
+	gcWake    chan struct{} // requestGC wakes gcLoop
 
 	// mu guards the fields that follow.
 	mu        sync.Mutex
@@ -173,6 +174,7 @@ func Open(opts Options) (*Engine, error) {
 		stores:          map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
 		outpostArn:      opts.OutpostArn,
 		flushWake:       make(chan struct{}, 1),
+		gcWake:          make(chan struct{}, 1),
 		objects:         newObjectCache(256),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
@@ -744,13 +746,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	}
 	if r.BaseManifest != "" || r.SnapshotID != "" {
 		e.dropHolds(ctx, id, "")
-		e.gc.Lock()
+		// In the background: a collection marks and sweeps the whole
+		// store, too long to hold the caller (and e.gc) for.
 		for name := range e.stores {
-			if err := e.collectGarbageLocked(ctx, name); err != nil {
-				e.log.Warn("garbage collection after volume delete failed", "err", err)
-			}
+			e.requestGC(name)
 		}
-		e.gc.Unlock()
 	}
 	if fn != nil {
 		fn(id)

@@ -302,9 +302,11 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			return fmt.Errorf("gc: %w", err)
 		}
 	}
-	e.gcMu.Lock()
-	e.gcPending[storeName] = deferred > 0
-	e.gcMu.Unlock()
+	if deferred > 0 { // gcLoop cleared it before the round
+		e.gcMu.Lock()
+		e.gcPending[storeName] = true
+		e.gcMu.Unlock()
+	}
 	if deleted > 0 || deferred > 0 {
 		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
 			"deferred_in_grace", deferred, "roots", len(roots), "took", time.Since(start).Round(time.Millisecond))
@@ -312,9 +314,22 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	return nil
 }
 
-// gcLoop collects garbage in the background: again after a collection
-// that deferred objects still in their grace period, and once per grace
-// period in any case (another daemon may have left garbage behind).
+// requestGC asks the background collector for a round on store name soon
+// (after a deletion); the caller does not wait for it.
+func (e *Engine) requestGC(name string) {
+	e.gcMu.Lock()
+	e.gcPending[name] = true
+	e.gcMu.Unlock()
+	select {
+	case e.gcWake <- struct{}{}:
+	default:
+	}
+}
+
+// gcLoop collects garbage in the background: when a deletion asks
+// (requestGC), again after a collection that deferred objects still in
+// their grace period, and once per grace period in any case (another
+// daemon may have left garbage behind).
 func (e *Engine) gcLoop() {
 	defer e.wg.Done()
 	interval := max(e.gcGrace/4, time.Second)
@@ -326,10 +341,14 @@ func (e *Engine) gcLoop() {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
+		case <-e.gcWake:
 		}
 		for name := range e.stores {
+			// Taken and cleared before the round: a request that
+			// arrives during it asks for another.
 			e.gcMu.Lock()
 			pending := e.gcPending[name]
+			e.gcPending[name] = false
 			e.gcMu.Unlock()
 			if !pending && time.Since(last) < e.gcGrace {
 				continue
@@ -337,16 +356,17 @@ func (e *Engine) gcLoop() {
 			e.gc.Lock()
 			err := e.collectGarbageLocked(e.ctx, name)
 			e.gc.Unlock()
-			if errors.Is(err, errRootVanished) {
-				// Raced a flush or a deletion: try again soon.
+			if err != nil && e.ctx.Err() == nil {
+				// Raced a flush or a deletion (errRootVanished), or
+				// the store failed: try again at the next tick.
 				e.gcMu.Lock()
 				e.gcPending[name] = true
 				e.gcMu.Unlock()
-				e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
-				continue
-			}
-			if err != nil && e.ctx.Err() == nil {
-				e.log.Warn("background garbage collection failed", "store", name, "err", err)
+				if errors.Is(err, errRootVanished) {
+					e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
+				} else {
+					e.log.Warn("background garbage collection failed", "store", name, "err", err)
+				}
 			}
 		}
 		if time.Since(last) >= e.gcGrace {

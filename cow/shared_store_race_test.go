@@ -394,3 +394,73 @@ func TestFlushRefreshesExistingSegment(t *testing.T) {
 		t.Fatalf("snapshot %s after B's collection: %v", s3, err)
 	}
 }
+
+// waitStoreEmpty waits until st holds nothing under the prefixes the
+// collector sweeps and roots live in.
+func waitStoreEmpty(t *testing.T, st snapstore.Store) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var left []string
+		for _, p := range []string{"snapshots/", "holds/", "segments/", "packs/"} {
+			st.List(ctx, p, func(o snapstore.ObjectInfo) error { left = append(left, o.Key); return nil })
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("objects left in the store: %v", left)
+		}
+	}
+}
+
+// TestDeleteDoesNotWaitForGC: DeleteSnapshot and DeleteVolume return while
+// the collection they trigger is stopped in its sweep (a mark and sweep of
+// a whole bucket can take long); the collection then runs in the
+// background and leaves the store empty.
+func TestDeleteDoesNotWaitForGC(t *testing.T) {
+	st := sharedDir(t)
+	hs := &hookStore{Store: st}
+	e, err := Open(Options{DataDir: t.TempDir(), SyncInterval: time.Hour, SnapshotStore: hs, GCGrace: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	vi, _ := e.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	h := openHandle(t, e, vi.ID)
+	h.WriteAt(pattern(1, 1<<20), 0)
+	h.Close()
+	s, _ := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, e, s.ID)
+
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	defer open()
+	hs.setList(func(prefix string) {
+		if prefix == "segments/" {
+			<-gate
+		}
+	})
+	for _, c := range []struct {
+		name string
+		del  func() error
+	}{
+		{"DeleteSnapshot", func() error { return e.DeleteSnapshot(ctx, s.ID) }},
+		{"DeleteVolume", func() error { return e.DeleteVolume(ctx, vi.ID) }},
+	} {
+		name, del := c.name, c.del
+		done := make(chan error, 1)
+		go func() { done <- del() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			open()
+			t.Fatalf("%s waits for the garbage collection it triggers", name)
+		}
+	}
+	open()
+	waitStoreEmpty(t, st)
+}

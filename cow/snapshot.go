@@ -268,11 +268,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	delete(e.catalog, id)
 	e.snapMu.Unlock()
 	if r.State == string(SnapshotCompleted) {
-		if err := e.collectGarbageLocked(ctx, r.Store); err != nil {
-			// The snapshot is gone; unreferenced data is collected
-			// at the next deletion.
-			e.log.Warn("garbage collection after delete failed", "snapshot", id, "err", err)
-		}
+		// In the background: a collection marks and sweeps the whole
+		// store, too long to hold the caller (and e.gc) for.
+		e.requestGC(r.Store)
 	}
 	e.log.Info("snapshot deleted", "snapshot", id)
 	return nil
