@@ -239,3 +239,33 @@ func TestS3RequestTimeout(t *testing.T) {
 		t.Errorf("request-timeout=1ms: %v", err)
 	}
 }
+
+// TestDirSyncsNewFanOutDirectories: a Put that creates fan-out directories
+// syncs the parent of each (else a crash can forget the directory, and with
+// it an object Put reported durable); existing ones cost nothing.
+func TestDirSyncsNewFanOutDirectories(t *testing.T) {
+	root := t.TempDir()
+	s, err := snapstore.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	defer snapstore.ObserveDirSyncsForTest(func(p string) { synced = append(synced, p) })()
+	ctx := context.Background()
+	for _, c := range []struct {
+		key  string
+		want []string
+	}{
+		{"packs/ab/x", []string{filepath.Join(root, "packs"), root}},
+		{"packs/ab/y", nil},
+		{"packs/cd/z", []string{filepath.Join(root, "packs")}},
+	} {
+		synced = nil
+		if err := s.Put(ctx, c.key, []byte("data")); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(synced) != fmt.Sprint(c.want) {
+			t.Errorf("Put %s synced %v, want %v", c.key, synced, c.want)
+		}
+	}
+}

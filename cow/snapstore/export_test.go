@@ -32,3 +32,11 @@ func (s *S3) PutWithoutMetadataForTest(ctx context.Context, key string, data []b
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: bytes.NewReader(data)})
 	return err
 }
+
+// ObserveDirSyncsForTest calls f with every directory a Dir store syncs
+// when it creates fan-out directories, until the returned restore.
+func ObserveDirSyncsForTest(f func(path string)) (restore func()) {
+	old := syncDirHook
+	syncDirHook = func(path string) error { f(path); return old(path) }
+	return func() { syncDirHook = old }
+}
