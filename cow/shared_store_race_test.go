@@ -464,3 +464,53 @@ func TestDeleteDoesNotWaitForGC(t *testing.T) {
 	open()
 	waitStoreEmpty(t, st)
 }
+
+// TestCreateVolumeRechecksManifest: host B stores its hold of a snapshot
+// just as host A deletes the snapshot and collects: A's mark listed the
+// roots before B's hold landed, so it swept the data. B must see that the
+// manifest is gone after storing its hold, drop the hold and answer
+// NotFound, rather than create a volume whose base is gone.
+func TestCreateVolumeRechecksManifest(t *testing.T) {
+	st := sharedDir(t)
+	grace := 20 * time.Millisecond
+	a := openSharedEngine(t, st, "111111111111", grace)
+	hs := &hookStore{Store: st}
+	b := openSharedEngine(t, hs, "111111111111", grace)
+	vi, _ := a.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	h := openHandle(t, a, vi.ID)
+	h.WriteAt(pattern(7, 1<<20), 0)
+	h.Close()
+	s, _ := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	waitSnapshot(t, a, s.ID)
+	// The volume's own hold would keep the data: delete the volume.
+	if err := a.DeleteVolume(ctx, vi.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SnapshotInfo(s.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(leaseMargin/10 + 4*grace)
+	var once sync.Once
+	hs.setPut(func(key string) error {
+		if strings.HasPrefix(key, "holds/") {
+			once.Do(func() {
+				if err := a.DeleteSnapshot(ctx, s.ID); err != nil {
+					t.Error(err)
+				}
+				if err := collectOnce(a); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil
+	})
+	_, err := b.CreateVolume(ctx, CreateVolumeParams{SnapshotID: s.ID})
+	if !errors.Is(err, ErrSnapshotNotFound) {
+		t.Fatalf("CreateVolume from a snapshot deleted and collected under it: %v, want ErrSnapshotNotFound", err)
+	}
+	var holds []string
+	st.List(ctx, "holds/", func(o snapstore.ObjectInfo) error { holds = append(holds, o.Key); return nil })
+	if len(holds) != 0 {
+		t.Fatalf("holds left: %v", holds)
+	}
+}
