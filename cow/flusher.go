@@ -121,8 +121,12 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 			// A stored manifest makes the snapshot complete in other
 			// daemons' eyes: an earlier attempt may have stored it.
 			// It goes first; until it is gone, keep retrying.
-			if derr := e.unpublish(r); derr != nil {
-				log.Warn("snapshot failed but its manifest is stored and cannot be deleted; retrying", "attempt", attempt, "err", err, "delete_err", derr)
+			// (With the store down and no attempt of this run having
+			// sent the manifest, it gives up: the store never saw
+			// one from this run; DeleteSnapshot of a failed
+			// snapshot deletes any manifest an earlier run left.)
+			if derr := e.unpublish(r); derr != nil && s.manifestSent.Load() {
+				log.Warn("snapshot failed but its manifest may be stored and cannot be deleted; retrying", "attempt", attempt, "err", err, "delete_err", derr)
 				giveUp = false
 			}
 		}
@@ -397,6 +401,7 @@ func (e *Engine) flush(s *snapshot) (err error) {
 	if err := lease.valid(); err != nil {
 		return err
 	}
+	s.manifestSent.Store(true) // a failed Put may have landed too
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}

@@ -24,6 +24,9 @@ type snapshot struct {
 	// gone: one of ours whose manifest is no longer in its store
 	// (deleted by another daemon); hidden, record kept.
 	gone atomic.Bool
+	// manifestSent: a flush attempt of this run sent the manifest to
+	// the store (so it may be stored, though the attempt failed).
+	manifestSent atomic.Bool
 
 	// mu guards rec.
 	mu  sync.Mutex
@@ -254,6 +257,13 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	}
 	if r.State == string(SnapshotCompleted) {
 		if err := e.releaseManifest(ctx, r, vols); err != nil {
+			return err
+		}
+	}
+	if r.State == string(SnapshotError) {
+		// A failed snapshot may have left a manifest, if it failed
+		// with the store down after an earlier run stored it.
+		if err := e.unpublish(r); err != nil {
 			return err
 		}
 	}
