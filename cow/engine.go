@@ -101,14 +101,22 @@ type Engine struct {
 	accountID     string
 	gcGrace       time.Duration
 	leaseTTL      time.Duration
-	// gc is held shared by a snapshot flush and exclusively by garbage
-	// collection and snapshot deletion, so that chunks a flush is about to
-	// reference are never collected under it.
+	// gc is held shared by a snapshot flush (and by holdSnapshot) and
+	// exclusively by garbage collection and snapshot deletion, so that
+	// chunks a flush is about to reference are never collected under it.
+	//
+	// Lock order: gc, then snapMu or mu, then a volume's recMu, then its
+	// mapMu. Never take gc while holding mu or snapMu (CreateVolume stores
+	// its hold before it takes mu; DeleteSnapshot lists the volumes before
+	// it takes gc): with a flush holding gc shared and a deletion waiting
+	// for it, a third party holding mu and waiting for gc would block every
+	// caller of mu for good. gcMu and the caches' locks are leaves.
 	gc sync.RWMutex
 	// gcMu guards gcPending: per store, whether the last collection left
 	// garbage in its grace period.
 	gcMu      sync.Mutex
 	gcPending map[string]bool
+	gcWake    chan struct{} // requestGC wakes gcLoop
 
 	// mu guards the fields that follow.
 	mu        sync.Mutex
@@ -185,6 +193,7 @@ func Open(opts Options) (*Engine, error) {
 		stores:          map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
 		outpostArn:      opts.OutpostArn,
 		flushWake:       make(chan struct{}, 1),
+		gcWake:          make(chan struct{}, 1),
 		objects:         newObjectCache(256),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
@@ -522,10 +531,40 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 	digest := paramsDigest(p)
 
+	volID := newID("vol")
+	var hold string
+	if src.ID != "" {
+		// The volume holds its own copy of the snapshot's manifest, so
+		// deleting the snapshot never breaks it while it hydrates. Stored
+		// before e.mu is taken: it takes e.gc (see the lock order) and
+		// talks to the store.
+		var err error
+		if hold, err = e.holdSnapshot(ctx, volID, src); err != nil {
+			return VolumeInfo{}, err
+		}
+	}
+
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	vi, created, err := e.createVolumeLocked(p, digest, volID, src, hold)
+	e.mu.Unlock()
+	if !created && hold != "" {
+		// A failed create, or a repeated one that returns the volume
+		// the first call created.
+		if st, serr := e.store(src.Store); serr == nil {
+			if derr := st.Delete(context.WithoutCancel(ctx), hold); derr != nil {
+				e.log.Warn("dropping the hold of a failed or repeated create", "key", hold, "err", derr)
+			}
+		}
+	}
+	return vi, err
+}
+
+// createVolumeLocked is CreateVolume's part under e.mu: the client token
+// check, the data file and the record. created reports whether it created
+// volume volID (a hold, if any, is then the volume's).
+func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string) (_ VolumeInfo, created bool, _ error) {
 	if e.closed {
-		return VolumeInfo{}, ErrClosed
+		return VolumeInfo{}, false, ErrClosed
 	}
 	if p.ClientToken != "" {
 		id, err := e.meta.VolumeByClientToken(p.ClientToken)
@@ -533,16 +572,16 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		case err == nil:
 			v, ok := e.vols[id]
 			if !ok || v.record.ParamsDigest != digest {
-				return VolumeInfo{}, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
+				return VolumeInfo{}, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
 			}
-			return v.info(), nil
+			return v.info(), false, nil
 		case !errors.Is(err, meta.ErrNotFound):
-			return VolumeInfo{}, err
+			return VolumeInfo{}, false, err
 		}
 	}
 
 	r := meta.VolumeRecord{
-		ID:           newID("vol"),
+		ID:           volID,
 		Size:         p.Size,
 		BlockSize:    p.BlockSize,
 		Generation:   firstGeneration,
@@ -552,24 +591,18 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 	r.Tags = tagsToMeta(p.Tags)
 	if src.ID != "" {
-		// The volume holds its own copy of the snapshot's manifest, so
-		// deleting the snapshot never breaks it while it hydrates.
-		hold, err := e.holdSnapshot(ctx, r.ID, src)
-		if err != nil {
-			return VolumeInfo{}, err
-		}
 		r.SnapshotID = src.ID
 		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0
 		r.Hydrating = true
 	}
 	f, err := openOSFile(e.dataPath(r.ID), true)
 	if err != nil {
-		return VolumeInfo{}, e.diskErr("create data file", err)
+		return VolumeInfo{}, false, e.diskErr("create data file", err)
 	}
 	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, e.diskErr("create data file", err)
+		return VolumeInfo{}, false, e.diskErr("create data file", err)
 	}
 	err = e.meta.CreateVolume(r)
 	if err == nil {
@@ -586,7 +619,7 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	if err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, e.diskErr("create volume", err)
+		return VolumeInfo{}, false, e.diskErr("create volume", err)
 	}
 	v := e.newVolume(r, f)
 	e.vols[r.ID] = v
@@ -594,10 +627,11 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		e.startHydrator(v)
 	}
 	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID)
-	return v.info(), nil
+	return v.info(), true, nil
 }
 
 // holdSnapshot copies snapshot src's manifest to a hold of volume volID.
+// It takes e.gc shared: the caller holds neither e.gc nor e.mu.
 func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.SnapshotRecord) (string, error) {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
@@ -733,13 +767,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	}
 	if r.BaseManifest != "" || r.SnapshotID != "" {
 		e.dropHolds(ctx, id, "")
-		e.gc.Lock()
+		// In the background: a collection marks and sweeps the whole
+		// store, too long to hold the caller (and e.gc) for.
 		for name := range e.stores {
-			if err := e.collectGarbageLocked(ctx, name); err != nil {
-				e.log.Warn("garbage collection after volume delete failed", "err", err)
-			}
+			e.requestGC(name)
 		}
-		e.gc.Unlock()
 	}
 	if fn != nil {
 		fn(id)

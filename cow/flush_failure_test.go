@@ -86,3 +86,40 @@ func TestFlushAgainstFailingStore(t *testing.T) {
 		t.Fatalf("snapshot after the store recovered differs at byte %d", firstDiff(got, want))
 	}
 }
+
+// TestFailedFlushUnpublishesManifest: a flush that stores its manifest and
+// then fails until its deadline (here: every hold fails) ends in error with
+// no manifest left in the store; other daemons never list it as completed,
+// and nothing leaks when it is deleted.
+func TestFailedFlushUnpublishesManifest(t *testing.T) {
+	st := sharedDir(t)
+	hs := &hookStore{Store: st}
+	hs.setPut(func(key string) error {
+		if strings.HasPrefix(key, "holds/") {
+			return errInjected
+		}
+		return nil
+	})
+	eng, err := Open(Options{DataDir: t.TempDir(), SyncInterval: time.Hour, SnapshotStore: hs, FlushDeadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	vi, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	h := openHandle(t, eng, vi.ID)
+	h.WriteAt(pattern(4, 1<<20), 0)
+	h.Close()
+	s, _ := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	var si SnapshotInfo
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if si, _ = eng.SnapshotInfo(s.ID); si.State != SnapshotPending {
+			break
+		}
+	}
+	if si.State != SnapshotError {
+		t.Fatalf("snapshot %s is %s, want error", s.ID, si.State)
+	}
+	if ok, _ := st.Exists(ctx, manifestKey(s.ID)); ok {
+		t.Fatalf("snapshot %s is in state error on its owner, but its manifest is stored (complete for everyone else)", s.ID)
+	}
+}

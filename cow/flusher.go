@@ -1,7 +1,6 @@
 package cow
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -120,11 +119,25 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 		if e.ctx.Err() != nil {
 			return // shutting down: the flush resumes at the next start
 		}
-		if errors.Is(err, errDeletedMidFlush) {
+		giveUp := errors.Is(err, errDeletedMidFlush) || errors.Is(err, errPermanent) || time.Since(start) > e.flushDeadline
+		if giveUp {
+			// A stored manifest makes the snapshot complete in other
+			// daemons' eyes: an earlier attempt may have stored it.
+			// It goes first; until it is gone, keep retrying.
+			// (With the store down and no attempt of this run having
+			// sent the manifest, it gives up: the store never saw
+			// one from this run; DeleteSnapshot of a failed
+			// snapshot deletes any manifest an earlier run left.)
+			if derr := e.unpublish(r); derr != nil && s.manifestSent.Load() {
+				log.Warn("snapshot failed but its manifest may be stored and cannot be deleted; retrying", "attempt", attempt, "err", err, "delete_err", derr)
+				giveUp = false
+			}
+		}
+		switch {
+		case giveUp && errors.Is(err, errDeletedMidFlush):
 			log.Info("snapshot deleted while flushing")
 			return
-		}
-		if errors.Is(err, errPermanent) || time.Since(start) > e.flushDeadline {
+		case giveUp:
 			log.Error("snapshot failed", "attempts", attempt, "err", err)
 			e.failSnapshot(s, err)
 			return
@@ -137,6 +150,22 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 		}
 		backoff = min(2*backoff, flushRetryMax)
 	}
+}
+
+// unpublish deletes snapshot r's manifest, stored by an attempt that then
+// failed, if there is one.
+func (e *Engine) unpublish(r meta.SnapshotRecord) error {
+	st, err := e.store(r.Store)
+	if err != nil {
+		return nil // no store, no manifest
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+	defer cancel()
+	if err := st.Delete(ctx, manifestKey(r.ID)); err != nil {
+		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
+	}
+	e.objects.remove(cacheKey("m", st, manifestKey(r.ID)))
+	return nil
 }
 
 func (e *Engine) failSnapshot(s *snapshot, cause error) {
@@ -184,7 +213,7 @@ var errDeletedMidFlush = errors.New("snapshot deleted during flush")
 // flush uploads snapshot s: the versions born since the volume's base,
 // merged into the base's segments; then the manifest; then it marks the
 // snapshot completed and releases the frozen blocks it no longer needs.
-func (e *Engine) flush(ctx context.Context, s *snapshot) error {
+func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	r := s.record()
@@ -254,11 +283,42 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 	// A flush in progress holds a lease, so that garbage collection by
 	// another daemon on the same store spares the packs and segments it
 	// stores before its manifest names them.
-	stopLease, err := e.holdLease(ctx, st, r.ID)
+	lease, stopLease, err := e.holdLease(ctx, st, r.ID)
 	if err != nil {
 		return err
 	}
 	defer stopLease()
+	// Every store request from here on stops when the lease is lost.
+	ctx = lease.ctx
+	defer func() {
+		if err != nil && context.Cause(ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
+			err = fmt.Errorf("%w: %w", errLeaseLost, err)
+		}
+	}()
+
+	// A manifest is immutable once stored: other daemons may have read
+	// (and cached) it. An earlier attempt that stored it and then failed
+	// left the snapshot complete in the store's eyes: adopt it. One that
+	// does not decode (a put cut off midway, on a store whose puts are
+	// not atomic) no reader can have used: it is replaced below.
+	mb, err := st.Get(ctx, manifestKey(r.ID))
+	switch {
+	case err == nil:
+		m, derr := decodeManifest(mb)
+		if derr != nil {
+			e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
+			break
+		}
+		if m.SnapshotID != r.ID || m.VolumeID != r.VolumeID {
+			return fmt.Errorf("%w: the stored manifest of %s names snapshot %s of %s", errPermanent, r.ID, m.SnapshotID, m.VolumeID)
+		}
+		e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
+		return e.completeFlush(ctx, s, v, st, m, mb, changesCount(len(changes)), nil)
+	case errors.Is(err, snapstore.ErrCorrupt):
+		e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", err)
+	case !errors.Is(err, snapstore.ErrNotFound):
+		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
+	}
 
 	pw := newPackWriter(ctx, st)
 	defer pw.abort()
@@ -284,8 +344,12 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 			}
 			enc := encodeSegment(ps.seg)
 			key := segmentKey(sha256.Sum256(enc))
-			if err := putIfAbsent(ctx, st, key, func() []byte { return enc }); err != nil {
-				return err
+			// Always stored, even if an identical segment exists: an
+			// old copy's mtime predates this flush's lease, so another
+			// daemon's collector could take it before the manifest
+			// lands. Segments are small.
+			if err := st.Put(ctx, key, enc); err != nil {
+				return fmt.Errorf("store %s: %w", key, err)
 			}
 			segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
 		}
@@ -360,15 +424,33 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 		m.DataBytes += int64(sr.Blocks) * int64(r.BlockSize)
 	}
 	sort.Slice(m.Segments, func(i, j int) bool { return m.Segments[i].Index < m.Segments[j].Index })
-	mb, err := encodeManifest(m)
+	mb, err = encodeManifest(m)
 	if err != nil {
 		return err
 	}
-	// The manifest goes last: until it is durable, no reader sees the snapshot.
+	// The manifest goes last: until it is durable, no reader sees the
+	// snapshot. Not under a lease that may be dead: another daemon's
+	// collector may have taken what it protected.
+	if err := lease.valid(); err != nil {
+		return err
+	}
+	s.manifestSent.Store(true) // a failed Put may have landed too
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
-	e.cacheManifest(manifestKey(r.ID), m)
+	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
+}
+
+// changesCount is the number of changed blocks a flush logs.
+type changesCount int
+
+// completeFlush finishes snapshot s of volume v once its manifest m (encoded
+// mb) is stored in st: the volume's hold, the completed record, the base,
+// the release of frozen versions. pw is nil when an earlier attempt stored
+// the manifest.
+func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st snapstore.Store, m *manifest, mb []byte, changed changesCount, pw *packWriter) error {
+	r := s.record()
+	e.cacheManifest(st, manifestKey(r.ID), m)
 	// The volume's next snapshot builds on this one: it keeps its own
 	// copy of the manifest (a hold), so that a deletion of the snapshot,
 	// by this daemon or another one on the same store, leaves the data
@@ -377,7 +459,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 	if err := st.Put(ctx, hold, mb); err != nil {
 		return fmt.Errorf("hold manifest: %w", err)
 	}
-	e.cacheManifest(hold, m)
+	e.cacheManifest(st, hold, m)
 
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
@@ -392,8 +474,11 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) error {
 	if err := e.setBase(v, hold, r.Store, r.Gen); err != nil {
 		return err
 	}
-	e.log.Info("snapshot completed", "snapshot", r.ID, "volume", v.id, "changed_blocks", total, "data_bytes", m.DataBytes,
-		"packs", pw.packs, "pack_bytes", pw.bytes)
+	log := e.log.With("snapshot", r.ID, "volume", v.id, "changed_blocks", int(changed), "data_bytes", m.DataBytes)
+	if pw != nil {
+		log = log.With("packs", pw.packs, "pack_bytes", pw.bytes)
+	}
+	log.Info("snapshot completed")
 	return e.releaseFrozen(v, r.Gen)
 }
 
@@ -534,34 +619,6 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// putIfAbsent stores the object encode returns unless the store has one
-// under key already (content addressing makes it identical); encode runs
-// only when needed.
-func putIfAbsent(ctx context.Context, st snapstore.Store, key string, encode func() []byte) error {
-	ok, err := st.Exists(ctx, key)
-	if err != nil {
-		return err
-	}
-	data := encode()
-	if ok {
-		// Trust an existing object only once it is seen whole: a put
-		// cut off midway (a store that is not atomic, an earlier attempt
-		// of this flush) may have left a prefix under the key, and a
-		// snapshot naming it would be unreadable.
-		got, err := st.Get(ctx, key)
-		if err == nil && bytes.Equal(got, data) {
-			return nil
-		}
-		if err != nil && !errors.Is(err, snapstore.ErrNotFound) && !errors.Is(err, snapstore.ErrCorrupt) {
-			return fmt.Errorf("check %s: %w", key, err)
-		}
-	}
-	if err := st.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("store %s: %w", key, err)
-	}
-	return nil
-}
-
 // copyChunks copies the chunks of seg that are not being replaced from
 // store from (named fromName) into packs of the flush's store, updating
 // seg; it returns the highest pack sequence number seg now depends on.
@@ -576,7 +633,9 @@ func (e *Engine) copyChunks(ctx context.Context, fromName string, from snapstore
 			continue
 		}
 		nl, seq, err := dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
-			b, err := e.packs.chunk(ctx, fromName, from, l)
+			// Verified before it is stored again: a damaged chunk
+			// must not get a second, trusted copy.
+			b, err := e.packs.checkedChunk(ctx, fromName, from, l, func(b []byte) error { return verifyChunk(l.id, b) })
 			if err != nil {
 				return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 			}

@@ -2,11 +2,13 @@ package cow
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -17,13 +19,20 @@ import (
 //
 //   - Roots are every manifest (snapshots/<id>/manifest) and every hold
 //     (holds/<vol>/<snap>). Everything a root's segments name is live.
+//     Roots are read from the store, never the object cache, and a root
+//     listed but gone when read abandons the round (errRootVanished): the
+//     root that replaced it may be missing from the listing.
 //   - An object no root needs is deleted only if it is older than the grace
 //     period and was stored before the start of every live flush lease less
 //     the grace period. A flush holds a lease (leases/<snap>.<start-ms>,
-//     refreshed every LeaseTTL/3) from before it stores its first pack until
+//     refreshed every LeaseTTL/6) from before it stores its first pack until
 //     after its manifest and hold are stored, so what it stores is never
-//     collected under it, however long it runs. The grace period also
-//     absorbs clock skew between daemons and the store.
+//     collected under it, however long it runs. A flush whose lease was
+//     not stored for LeaseTTL/2 stops (errLeaseLost) and is retried; a
+//     collector judges a lease dead when the store's clock (the mtime of a
+//     probe object it puts) is LeaseTTL past the lease's mtime. The grace
+//     period also absorbs clock skew between daemons and the store (lease
+//     starts are the flushing host's clock).
 //   - A volume depends only on holds it owns (its base, and the snapshot it
 //     hydrates from), never on another snapshot's manifest; a daemon
 //     creating a volume stores its hold and then checks that the manifest
@@ -61,19 +70,53 @@ func parseLease(key string) (time.Time, bool) {
 	return time.UnixMilli(ms), true
 }
 
+// errLeaseLost: a flush's lease was not refreshed within LeaseTTL/2; the
+// flush stops (it is retried with a new lease), since another daemon's
+// collector may soon judge the lease dead and take what it stored.
+var errLeaseLost = errors.New("flush lease lost: not refreshed within half its TTL")
+
+// flushLease is a flush's lease: refreshed every LeaseTTL/6; ctx is
+// cancelled (cause errLeaseLost) once no refresh has succeeded for
+// LeaseTTL/2, and the flush checks valid before it stores its manifest.
+type flushLease struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	ttl    time.Duration
+	done   chan struct{} // closed when the refresher returns
+	// mu guards lastOK: when the lease was last stored.
+	mu     sync.Mutex
+	lastOK time.Time
+}
+
+// valid reports errLeaseLost if the lease is past half its TTL.
+func (l *flushLease) valid() error {
+	l.mu.Lock()
+	age := time.Since(l.lastOK)
+	l.mu.Unlock()
+	if age >= l.ttl/2 {
+		l.cancel(errLeaseLost)
+	}
+	if context.Cause(l.ctx) == errLeaseLost {
+		return fmt.Errorf("%w (last stored %s ago)", errLeaseLost, age.Round(time.Millisecond))
+	}
+	return l.ctx.Err()
+}
+
 // holdLease stores a lease for snapshot snapID's flush into st and keeps it
-// fresh until the returned stop is called (which deletes it).
-func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (stop func(), err error) {
+// fresh until the returned stop is called (which deletes it). The flush
+// does its store requests under the lease's ctx.
+func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (_ *flushLease, stop func(), err error) {
 	key := leaseKey(snapID, time.Now().Add(-leaseMargin))
 	body := []byte(e.accountID + "\n")
+	taken := time.Now()
 	if err := st.Put(ctx, key, body); err != nil {
-		return nil, fmt.Errorf("store flush lease: %w", err)
+		return nil, nil, fmt.Errorf("store flush lease: %w", err)
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	lctx, cancel := context.WithCancelCause(ctx)
+	l := &flushLease{ctx: lctx, cancel: cancel, ttl: e.leaseTTL, done: make(chan struct{}), lastOK: taken}
 	go func() {
-		defer close(done)
-		t := time.NewTicker(e.leaseTTL / 3)
+		defer close(l.done)
+		t := time.NewTicker(e.leaseTTL / 6)
 		defer t.Stop()
 		for {
 			select {
@@ -81,14 +124,26 @@ func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID strin
 				return
 			case <-t.C:
 			}
-			if err := st.Put(lctx, key, body); err != nil && lctx.Err() == nil {
+			sent := time.Now()
+			rctx, rcancel := context.WithTimeout(lctx, e.leaseTTL/6)
+			err := st.Put(rctx, key, body)
+			rcancel()
+			if err == nil {
+				l.mu.Lock()
+				l.lastOK = sent
+				l.mu.Unlock()
+			} else if lctx.Err() == nil {
 				e.log.Warn("refreshing flush lease", "snapshot", snapID, "err", err)
+			}
+			if l.valid() != nil {
+				e.log.Warn("flush lease lost; the flush stops and is retried", "snapshot", snapID)
+				return
 			}
 		}
 	}()
-	return func() {
-		cancel()
-		<-done
+	return l, func() {
+		cancel(context.Canceled)
+		<-l.done
 		// Bounded: at shutdown with the store down, the lease expires.
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer dcancel()
@@ -97,6 +152,40 @@ func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID strin
 		}
 	}, nil
 }
+
+// storeNow returns the store's clock: the mtime of a probe object put now.
+// Lease ages are judged by it, as the leases' mtimes are the store's too.
+func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (time.Time, error) {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return time.Time{}, fmt.Errorf("clock probe: %w", err)
+	}
+	key := "gc-clock/" + e.accountID + "-" + hex.EncodeToString(rnd[:])
+	if err := st.Put(ctx, key, nil); err != nil {
+		return time.Time{}, fmt.Errorf("clock probe: %w", err)
+	}
+	var now time.Time
+	err := st.List(ctx, key, func(o snapstore.ObjectInfo) error {
+		if o.Key == key {
+			now = o.ModTime
+		}
+		return nil
+	})
+	if derr := st.Delete(context.WithoutCancel(ctx), key); derr != nil {
+		e.log.Warn("dropping the clock probe", "key", key, "err", derr)
+	}
+	if err == nil && now.IsZero() {
+		err = errors.New("not listed")
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("clock probe %s: %w", key, err)
+	}
+	return now, nil
+}
+
+// errRootVanished: a root listed at the start of a mark was gone when the
+// mark read it. The round deletes nothing; the next one starts over.
+var errRootVanished = errors.New("a root vanished during the mark; round abandoned")
 
 // collectGarbageLocked deletes the segments, packs and chunks of store
 // storeName that no manifest and no hold references, subject to the grace
@@ -107,15 +196,20 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		return err
 	}
 	start := time.Now()
+	// The store's time: lease and object mtimes are by its clock.
+	now, err := e.storeNow(ctx, st)
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
 	// Leases first: a flush that starts after this listing stores only
 	// objects newer than the cutoff.
-	cutoff := start
+	cutoff := now
 	var deadLeases []string
 	err = st.List(ctx, "leases/", func(o snapstore.ObjectInfo) error {
 		ls, ok := parseLease(o.Key)
 		switch {
 		case !ok:
-		case start.Sub(o.ModTime) > e.leaseTTL:
+		case now.Sub(o.ModTime) > e.leaseTTL:
 			deadLeases = append(deadLeases, o.Key)
 		case ls.Before(cutoff):
 			cutoff = ls
@@ -141,12 +235,22 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	}
 	live := map[string]bool{}
 	for _, root := range roots {
-		m, err := e.loadManifest(ctx, st, root)
+		// From the store, never the object cache: the mark must see
+		// what the store holds now.
+		b, err := st.Get(ctx, root)
 		if errors.Is(err, snapstore.ErrNotFound) {
-			continue // deleted since the listing: it needs nothing
+			// Deleted since the listing, perhaps because a flush
+			// elsewhere stored a newer root that shares its data and
+			// then dropped this one: the newer root is not in our
+			// listing, so this mark is incomplete. Give up the round.
+			return fmt.Errorf("gc: %w: %s", errRootVanished, root)
 		}
 		if err != nil {
-			return fmt.Errorf("gc: %w", err)
+			return fmt.Errorf("gc: read root: %w", err)
+		}
+		m, err := decodeManifest(b)
+		if err != nil {
+			return fmt.Errorf("gc: %s: %w", root, err)
 		}
 		for _, ref := range m.Segments {
 			if live[ref.Key] {
@@ -198,9 +302,11 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			return fmt.Errorf("gc: %w", err)
 		}
 	}
-	e.gcMu.Lock()
-	e.gcPending[storeName] = deferred > 0
-	e.gcMu.Unlock()
+	if deferred > 0 { // gcLoop cleared it before the round
+		e.gcMu.Lock()
+		e.gcPending[storeName] = true
+		e.gcMu.Unlock()
+	}
 	if deleted > 0 || deferred > 0 {
 		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
 			"deferred_in_grace", deferred, "roots", len(roots), "took", time.Since(start).Round(time.Millisecond))
@@ -208,9 +314,22 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	return nil
 }
 
-// gcLoop collects garbage in the background: again after a collection
-// that deferred objects still in their grace period, and once per grace
-// period in any case (another daemon may have left garbage behind).
+// requestGC asks the background collector for a round on store name soon
+// (after a deletion); the caller does not wait for it.
+func (e *Engine) requestGC(name string) {
+	e.gcMu.Lock()
+	e.gcPending[name] = true
+	e.gcMu.Unlock()
+	select {
+	case e.gcWake <- struct{}{}:
+	default:
+	}
+}
+
+// gcLoop collects garbage in the background: when a deletion asks
+// (requestGC), again after a collection that deferred objects still in
+// their grace period, and once per grace period in any case (another
+// daemon may have left garbage behind).
 func (e *Engine) gcLoop() {
 	defer e.wg.Done()
 	interval := max(e.gcGrace/4, time.Second)
@@ -222,10 +341,14 @@ func (e *Engine) gcLoop() {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
+		case <-e.gcWake:
 		}
 		for name := range e.stores {
+			// Taken and cleared before the round: a request that
+			// arrives during it asks for another.
 			e.gcMu.Lock()
 			pending := e.gcPending[name]
+			e.gcPending[name] = false
 			e.gcMu.Unlock()
 			if !pending && time.Since(last) < e.gcGrace {
 				continue
@@ -234,7 +357,16 @@ func (e *Engine) gcLoop() {
 			err := e.collectGarbageLocked(e.ctx, name)
 			e.gc.Unlock()
 			if err != nil && e.ctx.Err() == nil {
-				e.log.Warn("background garbage collection failed", "store", name, "err", err)
+				// Raced a flush or a deletion (errRootVanished), or
+				// the store failed: try again at the next tick.
+				e.gcMu.Lock()
+				e.gcPending[name] = true
+				e.gcMu.Unlock()
+				if errors.Is(err, errRootVanished) {
+					e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
+				} else {
+					e.log.Warn("background garbage collection failed", "store", name, "err", err)
+				}
 			}
 		}
 		if time.Since(last) >= e.gcGrace {

@@ -157,20 +157,40 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 	if err := v.sync(); err != nil {
 		return err
 	}
-	var base string
+	// The hold of the snapshot the volume was created from is dropped
+	// unless it is still the base (no snapshot of the volume completed
+	// yet: setBase drops it then). Decided under the record's lock, the
+	// one setBase takes, so that a flush completing meanwhile either sees
+	// Hydrating cleared (and drops the hold itself) or finds it dropped
+	// here; no other hold is touched (a flush may have just stored one).
+	var drop string
 	err = v.updateRecord(func(r *meta.VolumeRecord) {
 		r.Hydrating = false
-		base = r.BaseManifest
+		if h := holdKey(v.id, r.SnapshotID); r.SnapshotID != "" && r.BaseManifest != h {
+			drop = h
+		}
 	}, nil)
 	if err != nil {
 		return err
 	}
-	e.dropHolds(ctx, v.id, base)
+	if drop != "" {
+		e.dropHold(ctx, drop)
+	}
 	e.log.Info("volume hydrated", "volume", v.id, "blocks", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// dropHolds deletes volume volID's holds except keep, in every store.
+// dropHold deletes the hold under key in every store (it is in one).
+func (e *Engine) dropHold(ctx context.Context, key string) {
+	for name, st := range e.stores {
+		if err := st.Delete(ctx, key); err != nil {
+			e.log.Warn("dropping a hold (garbage until the volume is deleted)", "key", key, "store", name, "err", err)
+		}
+	}
+}
+
+// dropHolds deletes volume volID's holds except keep, in every store; only
+// for a volume being deleted (nothing else may store its holds).
 func (e *Engine) dropHolds(ctx context.Context, volID, keep string) {
 	for name, st := range e.stores {
 		var keys []string

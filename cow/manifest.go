@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,16 @@ func chunkKey(id chunkID) string {
 func segmentKey(sum [sha256.Size]byte) string {
 	h := hex.EncodeToString(sum[:])
 	return "segments/" + h[:2] + "/" + h
+}
+
+// segmentSum returns the SHA-256 a segment key names.
+func segmentSum(key string) (sum [sha256.Size]byte, ok bool) {
+	h, found := strings.CutPrefix(key, "segments/")
+	if !found || len(h) != 3+2*sha256.Size || h[2] != '/' || h[:2] != h[3:5] {
+		return sum, false
+	}
+	n, err := hex.Decode(sum[:], []byte(h[3:]))
+	return sum, err == nil && n == sha256.Size
 }
 
 func manifestKey(snapID string) string { return "snapshots/" + snapID + "/manifest" }
@@ -100,6 +111,17 @@ func decodeManifest(b []byte) (*manifest, error) {
 	}
 	if m.BlockSize < MinBlockSize || m.BlockSize > MaxBlockSize || m.VolumeSize <= 0 || m.VolumeSize%int64(m.BlockSize) != 0 {
 		return nil, fmt.Errorf("%w: manifest geometry %d/%d", ErrCorrupt, m.VolumeSize, m.BlockSize)
+	}
+	// Readers binary-search the segments by index, and a segment past the
+	// volume's end names no block: sorted, unique, in range.
+	last := uint64(m.VolumeSize/int64(m.BlockSize)-1) >> segmentShift
+	for i, sr := range m.Segments {
+		if sr.Index > last || i > 0 && sr.Index <= m.Segments[i-1].Index {
+			return nil, fmt.Errorf("%w: manifest segment %d has index %d (want ascending, unique, at most %d)", ErrCorrupt, i, sr.Index, last)
+		}
+		if _, ok := segmentSum(sr.Key); !ok {
+			return nil, fmt.Errorf("%w: manifest segment %d has key %q", ErrCorrupt, i, sr.Key)
+		}
 	}
 	return &m, nil
 }
@@ -287,6 +309,18 @@ func decodeSegment(b []byte) (segment, error) {
 
 // encodeChunk compresses a block for storage.
 func encodeChunk(data []byte) []byte { return zstdEncoder().EncodeAll(data, nil) }
+
+// verifyChunk checks a stored chunk against its ID, block size unknown.
+func verifyChunk(id chunkID, stored []byte) error {
+	out, err := zstdDecoder().DecodeAll(stored, nil)
+	if err != nil {
+		return fmt.Errorf("%w: chunk %s: %v", ErrCorrupt, id, err)
+	}
+	if sha256.Sum256(out) != id {
+		return fmt.Errorf("%w: chunk %s fails its checksum", ErrCorrupt, id)
+	}
+	return nil
+}
 
 // decodeChunk decompresses a stored block into dst (len = block size) and
 // verifies it against its ID.

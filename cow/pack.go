@@ -14,9 +14,9 @@ import (
 const (
 	// packTarget: a pack is sealed and stored once it holds this much.
 	packTarget = 8 << 20
-	// packUploads bounds the sealed packs being stored at once; with the
-	// open one, a flush holds at most (packUploads+1) × packTarget of
-	// pack data in memory.
+	// packUploads bounds the sealed packs being stored at once; a pack
+	// takes its slot when it opens (see add), so with the open one a
+	// flush holds at most (packUploads+1) × packTarget of pack data.
 	packUploads = 4
 )
 
@@ -56,7 +56,7 @@ type openPack struct {
 }
 
 func newPackWriter(ctx context.Context, st snapstore.Store) *packWriter {
-	return &packWriter{ctx: ctx, st: st, sem: make(chan struct{}, packUploads), done: map[int]bool{}, sizes: map[packID]uint32{}}
+	return &packWriter{ctx: ctx, st: st, sem: make(chan struct{}, packUploads+1), done: map[int]bool{}, sizes: map[packID]uint32{}}
 }
 
 // add appends a compressed chunk and returns where it will be and the
@@ -70,8 +70,25 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 		return chunkLoc{}, 0, err
 	}
 	if w.cur == nil {
+		// A pack takes its token when it opens and returns it once
+		// stored, so that sealed packs waiting for an upload slot
+		// cannot pile up (one per worker): with the open one, at most
+		// packUploads+1 packs are in memory. Uploads return tokens
+		// without w.mu.
+		select {
+		case w.sem <- struct{}{}:
+		case <-w.ctx.Done():
+			err := w.ctx.Err()
+			w.firstErr = cmpErr(w.firstErr, err)
+			w.mu.Unlock()
+			return chunkLoc{}, 0, err
+		}
 		p := &openPack{buf: make([]byte, 0, packTarget+MaxBlockSize+1024)}
-		rand.Read(p.id[:])
+		if _, err := rand.Read(p.id[:]); err != nil {
+			<-w.sem
+			w.mu.Unlock()
+			return chunkLoc{}, 0, fmt.Errorf("pack ID: %w", err)
+		}
 		w.cur = p
 	}
 	p := w.cur
@@ -97,14 +114,8 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 	return loc, seq, nil
 }
 
-// store seals p and stores it in the background.
+// store seals p and stores it in the background (p holds a token).
 func (w *packWriter) store(p *openPack, seq int) error {
-	select {
-	case w.sem <- struct{}{}:
-	case <-w.ctx.Done():
-		w.fail(w.ctx.Err())
-		return w.ctx.Err()
-	}
 	p.buf = append(p.buf, p.index...)
 	p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(p.index)/packIndexEntry))
 	p.buf = append(p.buf, packMagic...)
@@ -114,8 +125,8 @@ func (w *packWriter) store(p *openPack, seq int) error {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		defer func() { <-w.sem }()
 		err := w.st.Put(w.ctx, packKey(p.id), p.buf)
+		<-w.sem // before w.mu: add waits for a token holding it
 		if err != nil {
 			w.fail(fmt.Errorf("store pack %s: %w", p.id, err))
 			return

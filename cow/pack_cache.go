@@ -3,6 +3,7 @@ package cow
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -79,6 +80,40 @@ func (c *packCache) chunk(ctx context.Context, storeName string, st snapstore.St
 		return nil, err
 	}
 	return w[l.off-start : l.off-start+l.n], nil
+}
+
+// checkedChunk returns chunk l's stored bytes once check accepts them. A
+// window that fails check with ErrCorrupt (read damaged, or damaged in
+// memory since) is dropped and fetched once more before the error stands.
+func (c *packCache) checkedChunk(ctx context.Context, storeName string, st snapstore.Store, l chunkLoc, check func([]byte) error) ([]byte, error) {
+	b, err := c.chunk(ctx, storeName, st, l)
+	if err != nil {
+		return nil, err
+	}
+	if err = check(b); err == nil || !errors.Is(err, ErrCorrupt) || !l.inPack() {
+		return b, err
+	}
+	c.dropWindow(storeName, l)
+	b, err2 := c.chunk(ctx, storeName, st, l)
+	if err2 != nil {
+		return nil, fmt.Errorf("%w; fetched again: %w", err, err2)
+	}
+	if err := check(b); err != nil {
+		return nil, fmt.Errorf("fetched twice: %w", err)
+	}
+	return b, nil
+}
+
+// dropWindow forgets the window holding chunk l.
+func (c *packCache) dropWindow(storeName string, l chunkLoc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := windowKey{storeName, l.pack, l.off / packWindow * packWindow}
+	if el, ok := c.items[k]; ok {
+		c.order.Remove(el)
+		delete(c.items, k)
+		c.size -= int64(len(el.Value.(*windowEntry).data))
+	}
 }
 
 func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byte, error)) ([]byte, error) {

@@ -2,11 +2,16 @@ package cow
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
@@ -140,4 +145,43 @@ func TestSegmentFormat1StillReads(t *testing.T) {
 	if len(s) != 2 || s[5].id != id1 || s[8].id != id2 || s[5].inPack() || s[8].objectKey() != chunkKey(id2) {
 		t.Fatalf("decoded %+v", s)
 	}
+}
+
+// TestPackWriterMemoryBound: with every upload stalled, the flush's
+// workers together get no more than (packUploads+1) packs of chunks
+// accepted: sealed packs do not pile up, one per worker, waiting for an
+// upload slot.
+func TestPackWriterMemoryBound(t *testing.T) {
+	hs := &hookStore{Store: sharedDir(t)}
+	gate := make(chan struct{})
+	hs.setPut(func(key string) error { <-gate; return nil })
+	wctx, cancel := context.WithCancel(ctx)
+	pw := newPackWriter(wctx, hs)
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	const chunk = 256 << 10
+	data := make([]byte, chunk)
+	for w := range flushWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := sha256.Sum256([]byte(fmt.Sprint(w, i)))
+				if _, _, err := pw.add(id, data); err != nil {
+					return
+				}
+				accepted.Add(chunk)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the workers fill what they may
+	got := accepted.Load()
+	cancel()
+	close(gate)
+	wg.Wait()
+	pw.abort()
+	if limit := int64(packUploads+1)*packTarget + flushWorkers*chunk; got > limit {
+		t.Fatalf("%d MiB of chunks accepted with every upload stalled, want at most %d MiB", got>>20, limit>>20)
+	}
+	t.Logf("%d MiB accepted with uploads stalled", got>>20)
 }

@@ -97,14 +97,37 @@ func TestSharedStoreCatalogue(t *testing.T) {
 	if err := b.DeleteSnapshot(ctx, snap.ID); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("B deleting A's snapshot: %v, want ErrNotOwner", err)
 	}
+	// B's hydration never starts (background stopped before the
+	// create): every block B reads comes from the store, through B's hold.
+	b.StopBackground()
 	rv, err := b.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.StopBackground() // B's volume keeps depending on the store
+	var packs []string
+	st.List(ctx, "packs/", func(o snapstore.ObjectInfo) error { packs = append(packs, o.Key); return nil })
 	if err := a.DeleteSnapshot(ctx, snap.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A's volume keeps its own hold; delete it, so only B's hold is left.
+	if err := a.DeleteVolume(ctx, vi.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // past the (1 ns) grace period by any clock
+	if err := collectOnce(a); err != nil {
+		t.Fatal(err)
+	}
+	var holds []string
+	st.List(ctx, "holds/", func(o snapstore.ObjectInfo) error { holds = append(holds, o.Key); return nil })
+	if len(holds) != 1 || holds[0] != holdKey(rv.ID, snap.ID) {
+		t.Fatalf("holds after A deleted its snapshot and volume: %v, want only B's", holds)
+	}
+	for _, k := range packs {
+		if ok, _ := st.Exists(ctx, k); !ok {
+			t.Fatalf("pack %s B's hold needs was collected", k)
+		}
+	}
+	freshReader(b)
 	if got := readVolume(t, b, rv.ID, len(data)); !bytes.Equal(got, data) {
 		t.Fatalf("B's volume differs at %d after A deleted the snapshot", firstDiff(got, data))
 	}
@@ -141,7 +164,7 @@ func TestGCGraceAndLeases(t *testing.T) {
 	}
 	old := orphan(1)
 	time.Sleep(leaseMargin + 2*grace)
-	stop, err := a.holdLease(ctx, st, "snap-0000000000000000a") // another daemon's flush starts
+	_, stop, err := a.holdLease(ctx, st, "snap-0000000000000000a") // another daemon's flush starts
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,10 +230,8 @@ func TestSharedStoreConcurrentGC(t *testing.T) {
 				return
 			default:
 			}
-			b.gc.Lock()
-			err := b.collectGarbageLocked(ctx, StoreRegional)
-			b.gc.Unlock()
-			if err != nil {
+			err := collectOnce(b)
+			if err != nil && !errors.Is(err, errRootVanished) {
 				t.Error(err)
 				return
 			}
@@ -240,6 +261,15 @@ func TestSharedStoreConcurrentGC(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitSnapshot(t, a, s.ID)
+		if round%4 == 3 {
+			// The newest goes at once: the volume's base is then only
+			// its hold, which the next flush swaps for another while
+			// B's collector may be marking.
+			if err := a.DeleteSnapshot(ctx, s.ID); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		snaps = append(snaps, kept{s.ID, bytes.Clone(content)})
 		if len(snaps) > 2 {
 			victim := snaps[0]

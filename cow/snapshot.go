@@ -24,6 +24,9 @@ type snapshot struct {
 	// gone: one of ours whose manifest is no longer in its store
 	// (deleted by another daemon); hidden, record kept.
 	gone atomic.Bool
+	// manifestSent: a flush attempt of this run sent the manifest to
+	// the store (so it may be stored, though the attempt failed).
+	manifestSent atomic.Bool
 
 	// mu guards rec.
 	mu  sync.Mutex
@@ -224,6 +227,10 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// Before e.gc: e.mu comes after e.gc in the lock order, and a
+	// volume created from now on has a hold as its base, never the
+	// manifest itself (see releaseManifest).
+	vols := e.volumes()
 	// gc excludes flushes, so the snapshot cannot complete under us.
 	e.gc.Lock()
 	defer e.gc.Unlock()
@@ -249,7 +256,14 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		return nil
 	}
 	if r.State == string(SnapshotCompleted) {
-		if err := e.releaseManifest(ctx, r); err != nil {
+		if err := e.releaseManifest(ctx, r, vols); err != nil {
+			return err
+		}
+	}
+	if r.State == string(SnapshotError) {
+		// A failed snapshot may have left a manifest, if it failed
+		// with the store down after an earlier run stored it.
+		if err := e.unpublish(r); err != nil {
 			return err
 		}
 	}
@@ -264,11 +278,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	delete(e.catalog, id)
 	e.snapMu.Unlock()
 	if r.State == string(SnapshotCompleted) {
-		if err := e.collectGarbageLocked(ctx, r.Store); err != nil {
-			// The snapshot is gone; unreferenced data is collected
-			// at the next deletion.
-			e.log.Warn("garbage collection after delete failed", "snapshot", id, "err", err)
-		}
+		// In the background: a collection marks and sweeps the whole
+		// store, too long to hold the caller (and e.gc) for.
+		e.requestGC(r.Store)
 	}
 	e.log.Info("snapshot deleted", "snapshot", id)
 	return nil
@@ -278,14 +290,15 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 // depend on the snapshot (its own, building the next snapshot on it; those
 // created from it, hydrating) hold their own copies of the manifest, here
 // or on other daemons, so the data they need stays. (A volume whose base is
-// the manifest itself, recorded before bases were held, gets a hold first.)
-func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) error {
+// the manifest itself, recorded before bases were held, gets a hold first;
+// vols are the engine's volumes, listed by the caller before it took e.gc.)
+func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vols []*volume) error {
 	st, err := e.store(r.Store)
 	if err != nil {
 		return err
 	}
 	key := manifestKey(r.ID)
-	for _, v := range e.volumes() {
+	for _, v := range vols {
 		v.mapMu.Lock()
 		vr := v.record
 		v.mapMu.Unlock()
@@ -307,7 +320,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord) err
 	if err := st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
-	e.objects.remove("m:" + key)
+	e.objects.remove(cacheKey("m", st, key))
 	return nil
 }
 
@@ -320,15 +333,18 @@ func holdKey(volID, snapID string) string { return "holds/" + volID + "/" + snap
 // manifest under key in store, and drops holds the volume no longer needs.
 func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {
 	var old, oldStore string
-	var hydrating bool
+	var keep bool
 	err := v.updateRecord(func(r *meta.VolumeRecord) {
-		old, oldStore, hydrating = r.BaseManifest, r.BaseStore, r.Hydrating
+		old, oldStore = r.BaseManifest, r.BaseStore
+		// A hydrating volume still reads the hold of the snapshot it
+		// was created from; hydrate drops that one when it is done.
+		keep = r.Hydrating && old == holdKey(v.id, r.SnapshotID)
 		r.BaseManifest, r.BaseStore, r.BaseGen = key, store, gen
 	}, nil)
 	if err != nil {
 		return err
 	}
-	if old != "" && old != key && isHoldKey(old) && !hydrating {
+	if old != "" && old != key && isHoldKey(old) && !keep {
 		if st, err := e.store(oldStore); err == nil {
 			if err := st.Delete(context.Background(), old); err != nil {
 				e.log.Warn("cannot drop hold", "key", old, "err", err)

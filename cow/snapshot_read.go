@@ -3,6 +3,7 @@ package cow
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +14,11 @@ import (
 )
 
 // objectCache is a small LRU of decoded manifests and segments, keyed by
-// object key. Both are immutable (content-addressed, or written once), so
-// cached copies never go stale.
+// store and object key (cacheKey). Both are immutable: segments are
+// content-addressed, and a manifest is written once (a retried flush that
+// finds its manifest stored adopts it, never rewrites it), so cached copies
+// never go stale. Garbage collection still reads its roots from the store:
+// a root may be deleted.
 type objectCache struct {
 	mu    sync.Mutex
 	max   int
@@ -66,11 +70,19 @@ func (c *objectCache) remove(key string) {
 	}
 }
 
-func (e *Engine) cacheManifest(key string, m *manifest) { e.objects.put("m:"+key, m) }
+// cacheKey names object key of store st, of kind ("m" manifest, "s"
+// segment), in the object cache.
+func cacheKey(kind string, st snapstore.Store, key string) string {
+	return kind + ":" + st.String() + ":" + key
+}
+
+func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
+	e.objects.put(cacheKey("m", st, key), m)
+}
 
 // loadManifest reads and decodes a manifest (or a hold of one).
 func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, error) {
-	if m, ok := e.objects.get("m:" + key); ok {
+	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
 		return m.(*manifest), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -81,23 +93,28 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.cacheManifest(key, m)
+	e.cacheManifest(st, key, m)
 	return m, nil
 }
 
 func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
-	if s, ok := e.objects.get("s:" + key); ok {
+	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
 		return cloneSegment(s.(segment)), nil
 	}
 	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("get segment %s: %w", key, err)
 	}
+	// Content-addressed: check it against its key (the directory store
+	// keeps no checksums of its own).
+	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
+		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
+	}
 	s, err := decodeSegment(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put("s:"+key, s)
+	e.objects.put(cacheKey("s", st, key), s)
 	return cloneSegment(s), nil
 }
 
@@ -122,12 +139,12 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 		return loc, false, nil
 	}
 	segKey := m.Segments[i].Key
-	sv, cached := e.objects.get("s:" + segKey)
+	sv, cached := e.objects.get(cacheKey("s", st, segKey))
 	if !cached {
 		if _, err := e.loadSegment(ctx, st, segKey); err != nil {
 			return loc, false, err
 		}
-		sv, _ = e.objects.get("s:" + segKey)
+		sv, _ = e.objects.get(cacheKey("s", st, segKey))
 	}
 	seg, _ := sv.(segment)
 	if seg == nil { // evicted meanwhile
@@ -167,11 +184,11 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 		clear(dst)
 		return nil
 	}
-	b, err := e.packs.chunk(ctx, storeName, st, loc)
+	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(loc.id, b, dst) })
 	if err != nil {
 		return fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)
 	}
-	return decodeChunk(loc.id, b, dst)
+	return nil
 }
 
 // ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending

@@ -209,28 +209,3 @@ func checkSnapshotContent(t *testing.T, eng *Engine, ds snapstore.Store, dir, id
 		t.Errorf("volume restored from %s differs at byte %d", id, firstDiff(got, want))
 	}
 }
-
-// TestPutIfAbsentReplacesTornObject: an object left torn by a failed put
-// (here: half of it) is not taken for the whole one; the regression of a
-// snapshot that completed naming a torn segment, found by
-// TestFlushUnderStoreFaults.
-func TestPutIfAbsentReplacesTornObject(t *testing.T) {
-	ds, err := snapstore.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := faulty.New(ds, 1)
-	data := pattern(3, 10000)
-	fs.Set(faulty.Faults{Torn: 1})
-	if err := fs.Put(ctx, "segments/ab/torn", data); err == nil {
-		t.Fatal("a torn put reported success")
-	}
-	fs.Set(faulty.Faults{})
-	if err := putIfAbsent(ctx, fs, "segments/ab/torn", func() []byte { return data }); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ds.Get(ctx, "segments/ab/torn")
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("after putIfAbsent over a torn object: %d bytes (%v), want the %d bytes whole", len(got), err, len(data))
-	}
-}

@@ -245,3 +245,14 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonRejectsBadGCGrace: a negative or too short --gc-grace stops
+// the daemon at once with a message naming the flag and the floor.
+func TestDaemonRejectsBadGCGrace(t *testing.T) {
+	for _, v := range []string{"-5m", "0s", "10s"} {
+		_, errOut, code := run(t, "daemon", "--data-dir", t.TempDir(), "--mount", t.TempDir(), "--gc-grace", v)
+		if code == 0 || !strings.Contains(errOut, "--gc-grace") || !strings.Contains(errOut, "at least 1m") {
+			t.Errorf("--gc-grace %s: exit %d, stderr %q", v, code, errOut)
+		}
+	}
+}

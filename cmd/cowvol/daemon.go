@@ -81,6 +81,9 @@ func daemonCommand() *cli.Command {
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
 			}
+			if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
+				return cli.Exit(err.Error(), 252)
+			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
 			if err != nil {
@@ -365,4 +368,16 @@ func unescapeMountinfo(s string) string {
 func isWithin(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// minGCGrace is the shortest --gc-grace: it must cover the time between a
+// flush storing an object and its manifest naming it when its lease is
+// read late, and clock skew between daemons and the store.
+const minGCGrace = time.Minute
+
+func validateGCGrace(d time.Duration) error {
+	if d < minGCGrace {
+		return fmt.Errorf("--gc-grace %v: must be at least %v (snapshot-store garbage younger than it is kept; it covers clock skew between daemons sharing a store); the default is %v", d, minGCGrace, cow.DefaultGCGrace)
+	}
+	return nil
 }

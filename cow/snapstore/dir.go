@@ -55,7 +55,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := d.mkdirAll(dir); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	f, err := os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
@@ -195,6 +195,35 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// mkdirAll creates dir (a fan-out directory under the root) and any
+// missing parents, and makes each new entry durable: the parent of every
+// directory it creates is synced, so that a durable object is never in a
+// directory a crash forgets.
+func (d *Dir) mkdirAll(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	var created []string
+	for p := dir; p != d.root && p != filepath.Dir(p); p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		created = append(created, p)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, c := range created { // deepest first; each parent once
+		if err := syncDirHook(filepath.Dir(c)); err != nil {
+			return fmt.Errorf("fsync %s: %w", filepath.Dir(c), err)
+		}
+	}
+	return nil
+}
+
+// syncDirHook is syncDir; tests observe the syncs through it.
+var syncDirHook = syncDir
 
 func syncDir(path string) error {
 	d, err := os.Open(path)

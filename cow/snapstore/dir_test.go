@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapstore/miniotest"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/cow/snapstore/miniotest"
 	"github.com/cowvol/cowvol/cow/snapstore/storetest"
 )
 
@@ -126,6 +129,13 @@ func TestS3DetectsCorruptObject(t *testing.T) {
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, snapstore.ErrCorrupt) {
 		t.Fatalf("Get of a corrupt object: %v, want ErrCorrupt", err)
 	}
+	// An object without its recorded checksum is not trusted either.
+	if err := raw.PutWithoutMetadataForTest(ctx, "bare", []byte("no checksum")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "bare"); !errors.Is(err, snapstore.ErrCorrupt) {
+		t.Fatalf("Get of an object without a recorded checksum: %v, want ErrCorrupt", err)
+	}
 	// A body that does not match the checksum sent with it is refused
 	// by the server, and nothing is stored.
 	if err := raw.PutWithWrongChecksumForTest(ctx, "damaged", []byte("payload")); err == nil {
@@ -133,5 +143,129 @@ func TestS3DetectsCorruptObject(t *testing.T) {
 	}
 	if ok, err := s.Exists(ctx, "damaged"); ok || err != nil {
 		t.Fatalf("after a refused put: exists %v, %v", ok, err)
+	}
+}
+
+// blackHoleProxy forwards TCP connections to target until hang is set;
+// from then on it accepts connections and never answers (and cuts the
+// ones it was forwarding, so that clients reconnect into the hole).
+type blackHoleProxy struct {
+	ln     net.Listener
+	target string
+	hang   atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startBlackHoleProxy(t *testing.T, target string) *blackHoleProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &blackHoleProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			if p.hang.Load() {
+				continue // held open, never read nor answered
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *blackHoleProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestS3RequestTimeout: a server that accepts connections and never
+// answers fails each request after request-timeout (per attempt), instead
+// of hanging the caller (a flush holding the engine's gc lock) for good.
+func TestS3RequestTimeout(t *testing.T) {
+	srv := miniotest.Start(t)
+	ctx := context.Background()
+	p := startBlackHoleProxy(t, strings.TrimPrefix(srv.Endpoint(), "http://"))
+	u := srv.URL("hang", "") // s3://hang?endpoint=...&...
+	u = strings.Replace(u, strings.TrimPrefix(srv.Endpoint(), "http://"), p.ln.Addr().String(), 1)
+	s, err := snapstore.Open(ctx, u+"&max-attempts=2&request-timeout=500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.hang.Store(true)
+	p.cut()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Put(ctx, "packs/00/x", []byte("data")) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a Put into a server that never answers succeeded")
+		}
+		t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a Put into a server that never answers still hangs after 30s")
+	}
+	if _, err := snapstore.Open(ctx, u+"&request-timeout=1ms"); err == nil || !strings.Contains(err.Error(), "request-timeout") {
+		t.Errorf("request-timeout=1ms: %v", err)
+	}
+}
+
+// TestDirSyncsNewFanOutDirectories: a Put that creates fan-out directories
+// syncs the parent of each (else a crash can forget the directory, and with
+// it an object Put reported durable); existing ones cost nothing.
+func TestDirSyncsNewFanOutDirectories(t *testing.T) {
+	root := t.TempDir()
+	s, err := snapstore.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	defer snapstore.ObserveDirSyncsForTest(func(p string) { synced = append(synced, p) })()
+	ctx := context.Background()
+	for _, c := range []struct {
+		key  string
+		want []string
+	}{
+		{"packs/ab/x", []string{filepath.Join(root, "packs"), root}},
+		{"packs/ab/y", nil},
+		{"packs/cd/z", []string{filepath.Join(root, "packs")}},
+	} {
+		synced = nil
+		if err := s.Put(ctx, c.key, []byte("data")); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(synced) != fmt.Sprint(c.want) {
+			t.Errorf("Put %s synced %v, want %v", c.key, synced, c.want)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -58,14 +59,23 @@ type S3Options struct {
 	Region string
 	// MaxAttempts per request, retries included; 0 means 5.
 	MaxAttempts int
+	// RequestTimeout bounds each attempt of a request, from sending it to
+	// the end of the response body, so that a server that accepts and
+	// never answers fails the attempt (it is retried); 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout bounds one attempt of an S3 request: an 8 MiB pack
+// in a minute is 140 KiB/s.
+const DefaultRequestTimeout = time.Minute
 
 // openS3URL opens s3://bucket/prefix?endpoint=URL&region=R.
 func openS3URL(ctx context.Context, u *url.URL) (*S3, error) {
 	q := u.Query()
 	for k := range q {
-		if k != "endpoint" && k != "region" && k != "max-attempts" {
-			return nil, fmt.Errorf("snapshot store %s: unknown parameter %q (supported: endpoint, region, max-attempts)", redact(u), k)
+		if k != "endpoint" && k != "region" && k != "max-attempts" && k != "request-timeout" {
+			return nil, fmt.Errorf("snapshot store %s: unknown parameter %q (supported: endpoint, region, max-attempts, request-timeout)", redact(u), k)
 		}
 	}
 	opts := S3Options{Endpoint: q.Get("endpoint"), Region: q.Get("region")}
@@ -75,6 +85,13 @@ func openS3URL(ctx context.Context, u *url.URL) (*S3, error) {
 			return nil, fmt.Errorf("snapshot store %s: max-attempts %q: want 1..100", redact(u), s)
 		}
 		opts.MaxAttempts = n
+	}
+	if s := q.Get("request-timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			return nil, fmt.Errorf("snapshot store %s: request-timeout %q: want a duration from 100ms to 1h (such as 30s)", redact(u), s)
+		}
+		opts.RequestTimeout = d
 	}
 	return OpenS3(ctx, u.Host, strings.Trim(u.Path, "/"), opts)
 }
@@ -95,7 +112,11 @@ func OpenS3(ctx context.Context, bucket, prefix string, opts S3Options) (*S3, er
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 5
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
 	loadOpts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(opts.RequestTimeout)),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
@@ -156,7 +177,9 @@ func (s *S3) prepare(ctx context.Context, region string) error {
 		}
 	}
 	var rnd [8]byte
-	rand.Read(rnd[:])
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("probe name: %w", err)
+	}
 	probe := "probe/" + hex.EncodeToString(rnd[:])
 	want := []byte("cowvol probe " + probe)
 	if err := s.Put(ctx, probe, want); err != nil {
@@ -237,11 +260,14 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	if want, ok := out.Metadata[metaSHA256]; ok {
-		sum := sha256.Sum256(b)
-		if hex.EncodeToString(sum[:]) != want {
-			return nil, fmt.Errorf("get %s: %w: SHA-256 mismatch (%d bytes)", key, ErrCorrupt, len(b))
-		}
+	// Every object this store puts records its checksum: one without it
+	// was not stored by us, or lost its metadata, and is not trusted.
+	want, ok := out.Metadata[metaSHA256]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w: no recorded SHA-256 (%s metadata)", key, ErrCorrupt, metaSHA256)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != want {
+		return nil, fmt.Errorf("get %s: %w: SHA-256 mismatch (%d bytes)", key, ErrCorrupt, len(b))
 	}
 	return b, nil
 }
