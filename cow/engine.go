@@ -132,6 +132,11 @@ type Engine struct {
 	// manifests (guarded by snapMu too).
 	catalog         map[string]*snapshot
 	catalogInterval time.Duration
+	// inFlight is the flush under way (nil when none; guarded by
+	// snapMu): a snapshot shows completed before its flush has moved
+	// the volume's base and released its frozen blocks, and
+	// DeleteVolume waits for that tail.
+	inFlight *flight
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -724,9 +729,19 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %s", ErrVolumeNotFound, id)
 	}
 	v.mapMu.Unlock()
-	// The flusher reads a pending snapshot's blocks from the volume.
+	// The flusher reads a pending snapshot's blocks from the volume,
+	// and finishes a completed one's flush on it.
 	e.snapMu.Lock()
 	pending := e.pendingSnapshotsLocked(id)
+	if f := e.inFlight; pending == 0 && f != nil && f.volID == id {
+		e.snapMu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return fmt.Errorf("delete volume %s: waiting for its snapshot's flush to finish: %w", id, ctx.Err())
+		}
+		return e.DeleteVolume(ctx, id)
+	}
 	v.mapMu.Lock()
 	if pending == 0 && v.opens == 0 {
 		v.doomed = true

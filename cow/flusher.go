@@ -62,14 +62,24 @@ func (e *Engine) flushLoop() {
 			}
 		}
 		e.flushWithRetry(s)
+		e.snapMu.Lock()
+		close(e.inFlight.done)
+		e.inFlight = nil
+		e.snapMu.Unlock()
 		if e.ctx.Err() != nil {
 			return
 		}
 	}
 }
 
+// flight is a flush under way, from its pick to its outcome recorded.
+type flight struct {
+	volID string
+	done  chan struct{} // closed when the flush is over
+}
+
 // nextFlush picks the pending snapshot to flush next, dropping pending
-// snapshots that were deleted.
+// snapshots that were deleted, and records it as e.inFlight.
 func (e *Engine) nextFlush() *snapshot {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
@@ -96,6 +106,9 @@ func (e *Engine) nextFlush() *snapshot {
 		if pick == nil || s.record().StartTime.Before(pick.record().StartTime) {
 			pick = s
 		}
+	}
+	if pick != nil {
+		e.inFlight = &flight{volID: pick.record().VolumeID, done: make(chan struct{})}
 	}
 	return pick
 }

@@ -514,3 +514,47 @@ func TestCreateVolumeRechecksManifest(t *testing.T) {
 		t.Fatalf("holds left: %v", holds)
 	}
 }
+
+// TestDeleteVolumeAsItsSnapshotCompletes: a snapshot shows completed
+// before its flush has moved the volume's base to the snapshot's hold.
+// A DeleteVolume in that moment must wait for the flush's tail, or the
+// hold the flush stores outlives the volume and pins the snapshot's data
+// in the shared store for ever.
+func TestDeleteVolumeAsItsSnapshotCompletes(t *testing.T) {
+	st := sharedDir(t)
+	e := openSharedEngine(t, st, "111111111111", time.Hour)
+	for i := range 20 {
+		vi, err := e.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := openHandle(t, e, vi.ID)
+		h.WriteAt(pattern(byte(i), 1<<20), 0)
+		h.Close()
+		s, err := e.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			si, err := e.SnapshotInfo(s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if si.State == SnapshotCompleted {
+				break
+			}
+			if si.State == SnapshotError || time.Now().After(deadline) {
+				t.Fatalf("snapshot %s: %s %s", s.ID, si.State, si.StatusMessage)
+			}
+			runtime.Gosched()
+		}
+		if err := e.DeleteVolume(ctx, vi.ID); err != nil {
+			t.Fatalf("trial %d: DeleteVolume: %v", i, err)
+		}
+		var holds []string
+		st.List(ctx, "holds/"+vi.ID+"/", func(o snapstore.ObjectInfo) error { holds = append(holds, o.Key); return nil })
+		if len(holds) != 0 {
+			t.Fatalf("trial %d: holds of the deleted volume left: %v", i, holds)
+		}
+	}
+}
