@@ -392,11 +392,14 @@ func (v *volume) syncRound() error {
 	v.mapMu.Unlock()
 
 	err := v.file.Sync()
-	if err == nil {
-		err = v.eng.meta.Apply(&b)
-	}
-	if err == nil {
-		err = v.eng.metaSync.sync()
+	// In-place writes change no metadata: then the data file's
+	// fdatasync is the whole round. Freed slots still need a Badger
+	// sync: the records that dropped them (written by releaseFrozen
+	// outside this round) must be durable before the slots are reused.
+	if err == nil && (b.Len() > 0 || len(freed) > 0) {
+		if err = v.eng.meta.Apply(&b); err == nil {
+			err = v.eng.metaSync.sync()
+		}
 	}
 	if err != nil {
 		// Nothing is known to be durable: put everything back so that

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -13,8 +14,9 @@ var ErrNotFound = errors.New("meta: not found")
 
 // Store is cowvol's metadata database.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
+	db    *badger.DB
+	log   *slog.Logger
+	syncs atomic.Uint64 // successful Syncs
 }
 
 // Options configure Open.
@@ -41,12 +43,12 @@ func Open(opts Options) (*Store, error) {
 		WithLogger(badgerLogger{log.With("component", "badger")}).
 		// Sized for a daemon that keeps its hot map in memory and
 		// uses Badger only for persistence: a small memory footprint.
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithNumCompactors(2).
 		WithValueLogFileSize(64 << 20).
 		WithMetricsEnabled(false).
@@ -74,8 +76,13 @@ func (s *Store) Sync() error {
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("meta: sync: %w", err)
 	}
+	s.syncs.Add(1)
 	return nil
 }
+
+// Syncs counts the Syncs that succeeded: each is a write to disk and a
+// device flush, the cost that group commit shares out.
+func (s *Store) Syncs() uint64 { return s.syncs.Load() }
 
 // Volumes returns every volume record, in key (ID) order.
 func (s *Store) Volumes() ([]VolumeRecord, error) {
