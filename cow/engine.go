@@ -69,6 +69,11 @@ type Options struct {
 	// FlushRetryBase is the first backoff after a failed flush attempt;
 	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
 	FlushRetryBase time.Duration
+	// BackgroundBusyRate is the rate (bytes per second) at which a flush
+	// or a hydration moves data while the volumes serve foreground I/O;
+	// while they are idle it runs at full speed. Zero means
+	// DefaultBackgroundBusyRate; negative means no limit.
+	BackgroundBusyRate int64
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -86,6 +91,7 @@ type Engine struct {
 	lock     *os.File   // flock on <dir>/lock
 	buffers  bufferPool
 	space    *spaceGuard // keeps block data out of the metadata reserve
+	bg       *ioGovernor // paces flushes and hydration against foreground I/O
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -199,10 +205,11 @@ func Open(opts Options) (*Engine, error) {
 		outpostArn:      opts.OutpostArn,
 		flushWake:       make(chan struct{}, 1),
 		gcWake:          make(chan struct{}, 1),
-		objects:         newObjectCache(256),
+		objects:         newObjectCache(objectCacheBytes),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
 		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
+		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),

@@ -513,7 +513,18 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, de
 			defer wg.Done()
 			buf := e.buffers.get(int(v.blockSize))
 			defer e.buffers.put(buf)
+			// The compressed chunk, copied into the pack by add: one
+			// scratch buffer per worker, so a flush makes no garbage
+			// per block.
+			scratch := e.buffers.get(int(v.blockSize) + int(v.blockSize)/8 + 64)
+			defer e.buffers.put(scratch)
 			for blk := range work {
+				if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+					continue
+				}
 				x := changes[blk]
 				off := uint32(blk & (1<<segmentShift - 1))
 				zero := x.Zero()
@@ -533,7 +544,8 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, de
 				if !zero {
 					var err error
 					loc, seq, err = dedup.store(sha256.Sum256(buf), func(id chunkID) (chunkLoc, int, error) {
-						return pw.add(id, encodeChunk(buf))
+						scratch = encodeChunk(scratch[:0], buf)
+						return pw.add(id, scratch)
 					})
 					if err != nil {
 						mu.Lock()
@@ -572,23 +584,31 @@ feed:
 
 // dedupIndex finds the chunks a flush stored already (or its base holds),
 // so that each content is stored once; concurrent stores of one content
-// wait for the first.
+// wait for the first. Entries are values (about 100 bytes per distinct
+// chunk); only the stores in flight, at most one per worker, have a
+// channel.
 type dedupIndex struct {
-	// mu guards m.
-	mu sync.Mutex
-	m  map[chunkID]*dedupEntry
+	// mu guards the fields that follow.
+	mu       sync.Mutex
+	m        map[chunkID]dedupEntry
+	inFlight map[chunkID]*dedupWait
 }
 
 type dedupEntry struct {
-	ready chan struct{} // closed when loc, seq and err are set
-	loc   chunkLoc
-	seq   int // pack sequence number in this flush; -1: stored before it
+	loc chunkLoc
+	seq int // pack sequence number in this flush; -1: stored before it
+}
+
+// dedupWait is a store in flight: done is closed once entry or err is set.
+type dedupWait struct {
+	done  chan struct{}
+	entry dedupEntry
 	err   error
 }
 
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func newDedupIndex() *dedupIndex { return &dedupIndex{m: map[chunkID]*dedupEntry{}} }
+func newDedupIndex() *dedupIndex {
+	return &dedupIndex{m: map[chunkID]dedupEntry{}, inFlight: map[chunkID]*dedupWait{}}
+}
 
 // addBase records the chunks of a base segment (stored before the flush).
 func (d *dedupIndex) addBase(seg segment) {
@@ -596,7 +616,7 @@ func (d *dedupIndex) addBase(seg segment) {
 	defer d.mu.Unlock()
 	for _, l := range seg {
 		if _, ok := d.m[l.id]; !ok {
-			d.m[l.id] = &dedupEntry{ready: closedChan, loc: l, seq: -1}
+			d.m[l.id] = dedupEntry{loc: l, seq: -1}
 		}
 	}
 }
@@ -606,23 +626,26 @@ func (d *dedupIndex) store(id chunkID, put func(chunkID) (chunkLoc, int, error))
 	d.mu.Lock()
 	if e, ok := d.m[id]; ok {
 		d.mu.Unlock()
-		<-e.ready
-		if e.err != nil {
-			return chunkLoc{}, 0, e.err
-		}
 		return e.loc, e.seq, nil
 	}
-	e := &dedupEntry{ready: make(chan struct{})}
-	d.m[id] = e
-	d.mu.Unlock()
-	e.loc, e.seq, e.err = put(id)
-	if e.err != nil {
-		d.mu.Lock()
-		delete(d.m, id)
+	if w, ok := d.inFlight[id]; ok {
 		d.mu.Unlock()
+		<-w.done
+		return w.entry.loc, w.entry.seq, w.err
 	}
-	close(e.ready)
-	return e.loc, e.seq, e.err
+	w := &dedupWait{done: make(chan struct{})}
+	d.inFlight[id] = w
+	d.mu.Unlock()
+	loc, seq, err := put(id)
+	d.mu.Lock()
+	w.entry, w.err = dedupEntry{loc: loc, seq: seq}, err
+	if err == nil {
+		d.m[id] = w.entry
+	}
+	delete(d.inFlight, id)
+	d.mu.Unlock()
+	close(w.done)
+	return loc, seq, err
 }
 
 func cmpErr(first, err error) error {

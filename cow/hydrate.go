@@ -129,7 +129,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 	start := time.Now()
 	n := 0
 	for _, ref := range m.Segments {
-		seg, err := e.loadSegment(ctx, st, ref.Key)
+		seg, err := e.sharedSegment(ctx, st, ref.Key)
 		if err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 		}
 		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
 		for _, off := range offs {
-			if err := ctx.Err(); err != nil {
+			if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
 				return err
 			}
 			blk := ref.Index<<segmentShift | uint64(off)

@@ -53,6 +53,7 @@ func (h *Volume) ReadAt(p []byte, off int64) (int, error) {
 	if rest := h.v.size - off; int64(len(p)) > rest {
 		p, eof = p[:rest], io.EOF
 	}
+	h.v.eng.bg.foreground()
 	if err := h.v.readAt(p, off); err != nil {
 		return 0, err
 	}
@@ -64,6 +65,7 @@ func (h *Volume) WriteAt(p []byte, off int64) (int, error) {
 	if err := h.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
+	h.v.eng.bg.foreground()
 	if err := h.v.writeAt(p, off); err != nil {
 		return 0, err
 	}
@@ -76,6 +78,7 @@ func (h *Volume) Punch(off, n int64) error {
 	if err := h.check(off, n); err != nil {
 		return err
 	}
+	h.v.eng.bg.foreground()
 	return h.v.punch(off, n)
 }
 
