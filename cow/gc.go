@@ -257,7 +257,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 				continue
 			}
 			live[ref.Key] = true
-			seg, err := e.loadSegment(ctx, st, ref.Key)
+			seg, err := e.sharedSegment(ctx, st, ref.Key)
 			if err != nil {
 				return fmt.Errorf("gc: %w", err)
 			}

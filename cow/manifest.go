@@ -307,8 +307,8 @@ func decodeSegment(b []byte) (segment, error) {
 	return s, nil
 }
 
-// encodeChunk compresses a block for storage.
-func encodeChunk(data []byte) []byte { return zstdEncoder().EncodeAll(data, nil) }
+// encodeChunk compresses a block for storage, appending to dst.
+func encodeChunk(dst, data []byte) []byte { return zstdEncoder().EncodeAll(data, dst) }
 
 // verifyChunk checks a stored chunk against its ID, block size unknown.
 func verifyChunk(id chunkID, stored []byte) error {

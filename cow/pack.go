@@ -83,8 +83,9 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 			w.mu.Unlock()
 			return chunkLoc{}, 0, err
 		}
-		p := &openPack{buf: make([]byte, 0, packTarget+MaxBlockSize+1024)}
+		p := &openPack{buf: getPackBuffer()}
 		if _, err := rand.Read(p.id[:]); err != nil {
+			putPackBuffer(p.buf)
 			<-w.sem
 			w.mu.Unlock()
 			return chunkLoc{}, 0, fmt.Errorf("pack ID: %w", err)
@@ -114,6 +115,27 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 	return loc, seq, nil
 }
 
+// packBuffers recycles pack buffers between packs and flushes: without it
+// a flush allocates (and the collector reclaims) its whole size in
+// buffers, which doubles the heap the daemon needs.
+var packBuffers sync.Pool
+
+const packBufferCap = packTarget + MaxBlockSize + 1024 + packIndexEntry*(packTarget/512)
+
+func getPackBuffer() []byte {
+	if b, ok := packBuffers.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, packBufferCap)
+}
+
+func putPackBuffer(b []byte) {
+	if cap(b) == packBufferCap {
+		b = b[:0]
+		packBuffers.Put(&b)
+	}
+}
+
 // store seals p and stores it in the background (p holds a token).
 func (w *packWriter) store(p *openPack, seq int) error {
 	p.buf = append(p.buf, p.index...)
@@ -126,7 +148,9 @@ func (w *packWriter) store(p *openPack, seq int) error {
 	go func() {
 		defer w.wg.Done()
 		err := w.st.Put(w.ctx, packKey(p.id), p.buf)
-		<-w.sem // before w.mu: add waits for a token holding it
+		size := len(p.buf)
+		putPackBuffer(p.buf) // a store keeps nothing of data once Put returns
+		<-w.sem              // before w.mu: add waits for a token holding it
 		if err != nil {
 			w.fail(fmt.Errorf("store pack %s: %w", p.id, err))
 			return
@@ -138,7 +162,7 @@ func (w *packWriter) store(p *openPack, seq int) error {
 			w.durable++
 		}
 		w.packs++
-		w.bytes += int64(len(p.buf))
+		w.bytes += int64(size)
 		w.mu.Unlock()
 	}()
 	return nil

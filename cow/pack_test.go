@@ -38,7 +38,7 @@ func TestPackWriterAndReader(t *testing.T) {
 		}
 		blocks[i] = b
 		id := chunkID(sha256.Sum256(b))
-		loc, seq, err := pw.add(id, encodeChunk(b))
+		loc, seq, err := pw.add(id, encodeChunk(nil, b))
 		if err != nil {
 			t.Fatal(err)
 		}

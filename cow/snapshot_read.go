@@ -20,19 +20,31 @@ import (
 // never go stale. Garbage collection still reads its roots from the store:
 // a root may be deleted.
 type objectCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of *cacheEntry, most recent first
-	items map[string]*list.Element
+	mu       sync.Mutex
+	maxBytes int
+	bytes    int        // the sum of the entries' costs
+	order    *list.List // of *cacheEntry, most recent first
+	items    map[string]*list.Element
 }
 
 type cacheEntry struct {
-	key string
-	val any
+	key  string
+	val  any
+	cost int // bytes, roughly, that val holds
 }
 
-func newObjectCache(max int) *objectCache {
-	return &objectCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+// objectCacheBytes bounds the object cache: about four full segments.
+const objectCacheBytes = 32 << 20
+
+// Rough memory costs of decoded objects, for the cache's bound: a segment
+// is a map of chunk locations, a manifest a list of segment references.
+const (
+	segmentEntryCost  = 112
+	manifestEntryCost = 96
+)
+
+func newObjectCache(maxBytes int) *objectCache {
+	return &objectCache{maxBytes: maxBytes, order: list.New(), items: map[string]*list.Element{}}
 }
 
 func (c *objectCache) get(key string) (any, bool) {
@@ -45,19 +57,27 @@ func (c *objectCache) get(key string) (any, bool) {
 	return nil, false
 }
 
-func (c *objectCache) put(key string, val any) {
+// put caches val, which holds about cost bytes, evicting the least
+// recently used entries beyond the cache's bound (the newest entry stays,
+// whatever its cost).
+func (c *objectCache) put(key string, val any, cost int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		el.Value.(*cacheEntry).val = val
+		ce := el.Value.(*cacheEntry)
+		c.bytes += cost - ce.cost
+		ce.val, ce.cost = val, cost
 		c.order.MoveToFront(el)
-		return
+	} else {
+		c.items[key] = c.order.PushFront(&cacheEntry{key, val, cost})
+		c.bytes += cost
 	}
-	c.items[key] = c.order.PushFront(&cacheEntry{key, val})
-	for c.order.Len() > c.max {
+	for c.bytes > c.maxBytes && c.order.Len() > 1 {
 		el := c.order.Back()
+		ce := el.Value.(*cacheEntry)
 		c.order.Remove(el)
-		delete(c.items, el.Value.(*cacheEntry).key)
+		delete(c.items, ce.key)
+		c.bytes -= ce.cost
 	}
 }
 
@@ -67,6 +87,7 @@ func (c *objectCache) remove(key string) {
 	if el, ok := c.items[key]; ok {
 		c.order.Remove(el)
 		delete(c.items, key)
+		c.bytes -= el.Value.(*cacheEntry).cost
 	}
 }
 
@@ -77,7 +98,7 @@ func cacheKey(kind string, st snapstore.Store, key string) string {
 }
 
 func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
-	e.objects.put(cacheKey("m", st, key), m)
+	e.objects.put(cacheKey("m", st, key), m, 256+len(m.Segments)*manifestEntryCost)
 }
 
 // loadManifest reads and decodes a manifest (or a hold of one).
@@ -97,9 +118,20 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	return m, nil
 }
 
+// loadSegment reads and decodes a segment, as a copy the caller may change.
 func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
+	s, err := e.sharedSegment(ctx, st, key)
+	if err != nil {
+		return nil, err
+	}
+	return cloneSegment(s), nil
+}
+
+// sharedSegment reads and decodes a segment through the object cache. The
+// segment is shared: callers only read it.
+func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
 	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
-		return cloneSegment(s.(segment)), nil
+		return s.(segment), nil
 	}
 	b, err := st.Get(ctx, key)
 	if err != nil {
@@ -114,8 +146,8 @@ func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put(cacheKey("s", st, key), s)
-	return cloneSegment(s), nil
+	e.objects.put(cacheKey("s", st, key), s, 64+len(s)*segmentEntryCost)
+	return s, nil
 }
 
 func cloneSegment(s segment) segment {
@@ -138,19 +170,9 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	if !found {
 		return loc, false, nil
 	}
-	segKey := m.Segments[i].Key
-	sv, cached := e.objects.get(cacheKey("s", st, segKey))
-	if !cached {
-		if _, err := e.loadSegment(ctx, st, segKey); err != nil {
-			return loc, false, err
-		}
-		sv, _ = e.objects.get(cacheKey("s", st, segKey))
-	}
-	seg, _ := sv.(segment)
-	if seg == nil { // evicted meanwhile
-		if seg, err = e.loadSegment(ctx, st, segKey); err != nil {
-			return loc, false, err
-		}
+	seg, err := e.sharedSegment(ctx, st, m.Segments[i].Key)
+	if err != nil {
+		return loc, false, err
 	}
 	loc, ok = seg[uint32(blk&(1<<segmentShift-1))]
 	return loc, ok, nil

@@ -33,6 +33,9 @@ type Server struct {
 // devices and O_DIRECT writers send.
 const maxWrite = 1 << 20
 
+// maxInflightBytes bounds the request buffers go-fuse holds at once.
+const maxInflightBytes = 64 << 20
+
 // Mount mounts the volumes of eng at dir and serves them until Unmount.
 func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 	log := opts.Logger
@@ -53,6 +56,11 @@ func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 			DirectMount:   true, // mount(2) as root; fusermount3 otherwise
 			MaxWrite:      maxWrite,
 			MaxBackground: 128,
+			// Every request go-fuse reads takes a buffer of max_write:
+			// bounding their bytes bounds the daemon's memory under a
+			// deep queue (a loop device sends up to MaxBackground
+			// requests at once) to about 64 requests in flight.
+			MaxInflightRequestBytes: maxInflightBytes,
 			// Without CAP_ASYNC_DIO the kernel serialises a loop
 			// device's direct I/O: one request at a time.
 			ExtraCapabilities: fuse.CAP_ASYNC_DIO,

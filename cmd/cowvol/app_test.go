@@ -256,3 +256,20 @@ func TestDaemonRejectsBadGCGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonRejectsBadMemoryLimit: a --memory-limit that is not a size, or
+// too small to run on, stops the daemon at once, saying why.
+func TestDaemonRejectsBadMemoryLimit(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	for _, tt := range []struct{ value, says string }{
+		{"lots", "invalid size"},
+		{"-1", "invalid size"},
+		{"8MiB", "below the 32MiB"},
+		{"1GB", "binary units"},
+	} {
+		_, errOut, code := run(t, "daemon", "--data-dir", t.TempDir(), "--mount", t.TempDir(), "--memory-limit", tt.value)
+		if code == 0 || !strings.Contains(errOut, "--memory-limit") || !strings.Contains(errOut, tt.says) {
+			t.Errorf("--memory-limit %s: exit %d, stderr %q", tt.value, code, errOut)
+		}
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +32,32 @@ const (
 	defaultRegion  = "us-east-1"
 	// defaultAccountID is the ownerId a daemon reports unless told otherwise.
 	defaultAccountID = "000000000000"
+	// defaultMemoryLimit is the Go runtime's soft memory limit: the
+	// collector works harder as the heap nears it, instead of letting it
+	// grow to twice what is live (docs/ARCHITECTURE.md, "Memory").
+	defaultMemoryLimit = "192MiB"
 )
+
+// applyMemoryLimit sets the runtime's soft memory limit from the
+// --memory-limit flag, unless GOMEMLIMIT set one already.
+func applyMemoryLimit(s string) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	if s == "off" {
+		debug.SetMemoryLimit(math.MaxInt64)
+		return nil
+	}
+	n, err := parseSize(s, mib)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %v", err)
+	}
+	if n < 32*mib {
+		return fmt.Errorf("--memory-limit %s: below the 32MiB the daemon needs to run", s)
+	}
+	debug.SetMemoryLimit(n)
+	return nil
+}
 
 func daemonCommand() *cli.Command {
 	return &cli.Command{
@@ -71,6 +98,8 @@ func daemonCommand() *cli.Command {
 				Usage: "how long a snapshot retries a failing store before it ends in state error"},
 			&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
 				Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
+			&cli.StringFlag{Name: "memory-limit", Value: defaultMemoryLimit, EnvVars: []string{"COWVOL_MEMORY_LIMIT"},
+				Usage: "soft limit on the daemon's Go memory (e.g. 192MiB; off: none); GOMEMLIMIT, when set, wins"},
 			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
 				Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
@@ -82,6 +111,9 @@ func daemonCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
 			}
 			if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
+				return cli.Exit(err.Error(), 252)
+			}
+			if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
 				return cli.Exit(err.Error(), 252)
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))

@@ -27,7 +27,8 @@ var ErrInvalidKey = errors.New("snapstore: invalid key")
 // replaces the object atomically (the engine only does so with identical
 // content, since keys of data are content addresses).
 type Store interface {
-	// Put stores data under key.
+	// Put stores data under key. It keeps no reference to data once it
+	// returns: callers reuse their buffers.
 	Put(ctx context.Context, key string, data []byte) error
 	// Get returns the object under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
