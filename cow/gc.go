@@ -261,8 +261,8 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			if err != nil {
 				return fmt.Errorf("gc: %w", err)
 			}
-			for _, l := range seg {
-				live[l.objectKey()] = true
+			for _, se := range seg.entries {
+				live[se.loc.objectKey()] = true
 			}
 		}
 	}

