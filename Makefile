@@ -67,7 +67,7 @@ $(STATICCHECK):
 
 bench: ## fio and snapshot figures against a plain file, in one run (root; installs fio); writes bench.json
 	@command -v fio >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fio; }
-	COWVOL_REQUIRE_ROOT=1 $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
+	COWVOL_REQUIRE_ROOT=1 COWVOL_BENCH_JSON=$(CURDIR)/bench.json $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
 
 clean: ## Remove bin/
 	rm -rf bin/

@@ -69,6 +69,7 @@ func BenchmarkCowvol(b *testing.B) {
 	}
 	snapshotFigures(b, d, report, runtimeSec)
 	report.add("daemon peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
+	report.checkTargets()
 	report.print(os.Stdout)
 	out := os.Getenv("COWVOL_BENCH_JSON")
 	if out == "" {
@@ -108,6 +109,8 @@ func snapshotFigures(b *testing.B, d *daemon, r *benchReport, runtimeSec int) {
 		if gib != 8 {
 			continue
 		}
+		// The RSS target: an 8 GiB volume fully written and snapshotted.
+		r.add("daemon peak RSS MiB (8 GiB written and snapshotted)", float64(peakRSS(d.pid()))/(1<<20))
 		// Write throughput without a flush, then during one.
 		quiet := fioJob{"", "write", "1M", 4, false}.run(b, file, runtimeSec)
 		fill(b, file, gib) // every block changed: the next flush has 8 GiB to move
@@ -134,7 +137,9 @@ func snapshotFigures(b *testing.B, d *daemon, r *benchReport, runtimeSec int) {
 		}
 		r.add("restored volume first read ms", float64(time.Since(t0).Microseconds())/1000)
 		f.Close()
-		r.add("restored volume seq read MiB/s", fioJob{"", "read", "1M", 4, false}.run(b, d.volumePath(rv), runtimeSec))
+		restored := fioJob{"", "read", "1M", 4, false}.run(b, d.volumePath(rv), runtimeSec)
+		r.add("restored volume seq read MiB/s", restored)
+		r.add("restored seq read / plain file seq read", restored/r.Figures["file: seq read 1M qd4 plain"])
 	}
 }
 
@@ -206,7 +211,59 @@ type benchReport struct {
 	Machine map[string]string
 	Rows    []benchRow
 	Figures map[string]float64
+	Targets []benchTarget
 	order   []string
+}
+
+// benchTarget is one of issue 6's targets, checked against a figure of
+// this run.
+type benchTarget struct {
+	Figure string
+	Atmost bool // the figure must be at most Bound (else at least)
+	Bound  float64
+	Value  float64
+	Met    bool
+}
+
+// targets are the data path's goals, as ratios to the plain file in the
+// same run or as absolute figures (docs/ARCHITECTURE.md, "Performance").
+var targets = []benchTarget{
+	{Figure: "file: seq write 1M qd4 ratio", Bound: 0.8},
+	{Figure: "file: seq read 1M qd4 ratio", Bound: 0.8},
+	{Figure: "loop: seq write 1M qd4 ratio", Bound: 0.8},
+	{Figure: "loop: seq read 1M qd4 ratio", Bound: 0.8},
+	{Figure: "file: rand write 4k qd16 ratio", Bound: 0.5},
+	{Figure: "file: rand read 4k qd16 ratio", Bound: 0.5},
+	{Figure: "loop: rand write 4k qd16 ratio", Bound: 0.5},
+	{Figure: "loop: rand read 4k qd16 ratio", Bound: 0.5},
+	{Figure: "file: rand write 4k+fsync qd1 ratio", Bound: 0.5},
+	{Figure: "loop: rand write 4k+fsync qd1 ratio", Bound: 0.5},
+	{Figure: "CreateSnapshot ms median (1 GiB written)", Atmost: true, Bound: 2},
+	{Figure: "CreateSnapshot ms median (8 GiB written)", Atmost: true, Bound: 2},
+	{Figure: "CreateSnapshot ms max (1 GiB written)", Atmost: true, Bound: 10},
+	{Figure: "CreateSnapshot ms max (8 GiB written)", Atmost: true, Bound: 10},
+	{Figure: "CreateSnapshot median 8 GiB / 1 GiB", Atmost: true, Bound: 1.5},
+	{Figure: "write during/without flush", Bound: 0.8},
+	{Figure: "flush MiB/s (8 GiB, first snapshot)", Bound: 200},
+	{Figure: "restored volume first read ms", Atmost: true, Bound: 50},
+	{Figure: "restored seq read / plain file seq read", Bound: 0.5},
+	{Figure: "daemon peak RSS MiB (8 GiB written and snapshotted)", Atmost: true, Bound: 256},
+}
+
+// checkTargets evaluates every target against this run's figures.
+func (r *benchReport) checkTargets() {
+	for _, row := range r.Rows {
+		r.Figures[row.Name+" ratio"] = row.Ratio
+	}
+	if m1 := r.Figures["CreateSnapshot ms median (1 GiB written)"]; m1 > 0 {
+		r.add("CreateSnapshot median 8 GiB / 1 GiB", r.Figures["CreateSnapshot ms median (8 GiB written)"]/m1)
+	}
+	for _, t := range targets {
+		v, ok := r.Figures[t.Figure]
+		t.Value = v
+		t.Met = ok && (t.Atmost && v <= t.Bound || !t.Atmost && v >= t.Bound)
+		r.Targets = append(r.Targets, t)
+	}
 }
 
 func (r *benchReport) add(name string, v float64) {
@@ -225,9 +282,23 @@ func (r *benchReport) print(w io.Writer) {
 		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") {
 			continue
 		}
-		fmt.Fprintf(w, "%-46s %10.2f\n", name, r.Figures[name])
+		fmt.Fprintf(w, "%-52s %10.2f\n", name, r.Figures[name])
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\n%-52s %10s %10s  %s\n", "target", "bound", "this run", "")
+	met := 0
+	for _, t := range r.Targets {
+		op, verdict := ">=", "met"
+		if t.Atmost {
+			op = "<="
+		}
+		if !t.Met {
+			verdict = "NOT MET"
+		} else {
+			met++
+		}
+		fmt.Fprintf(w, "%-52s %2s %7.2f %10.2f  %s\n", t.Figure, op, t.Bound, t.Value, verdict)
+	}
+	fmt.Fprintf(w, "%d of %d targets met\n\n", met, len(r.Targets))
 }
 
 func machine() map[string]string {
