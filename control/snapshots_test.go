@@ -448,6 +448,14 @@ func TestDescribeSnapshotsFilters(t *testing.T) {
 		env.waitCompleted(t, s.SnapshotID)
 	}
 	all := []string{a.SnapshotID, b.SnapshotID, c.SnapshotID}
+	// Start times have millisecond precision: snapshots taken within one
+	// millisecond share b's.
+	var sameStart []string
+	for _, s := range []Snapshot{a, b, c} {
+		if s.StartTime.String() == b.StartTime.String() {
+			sameStart = append(sameStart, s.SnapshotID)
+		}
+	}
 	tests := []struct {
 		name    string
 		filters []Filter
@@ -468,7 +476,7 @@ func TestDescribeSnapshotsFilters(t *testing.T) {
 		{"description empty", []Filter{{"description", []string{""}}}, nil, []string{c.SnapshotID}},
 		{"owner-id", []Filter{{"owner-id", []string{DefaultAccountID}}}, nil, all},
 		{"owner-id other", []Filter{{"owner-id", []string{"123456789012"}}}, nil, nil},
-		{"start-time", []Filter{{"start-time", []string{b.StartTime.String()}}}, nil, []string{b.SnapshotID}},
+		{"start-time", []Filter{{"start-time", []string{b.StartTime.String()}}}, nil, sameStart},
 		{"progress", []Filter{{"progress", []string{"100%"}}}, nil, all},
 		{"storage-tier", []Filter{{"storage-tier", []string{"standard"}}}, nil, all},
 		{"storage-tier archive", []Filter{{"storage-tier", []string{"archive"}}}, nil, nil},

@@ -143,6 +143,7 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 			Store:       name,
 			OutpostArn:  m.OutpostArn,
 			DataBytes:   m.DataBytes,
+			Encryption:  m.Encryption.meta(),
 		},
 		owner: cmpOr(m.OwnerID, DefaultAccountID),
 		store: name,

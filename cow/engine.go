@@ -69,6 +69,9 @@ type Options struct {
 	// FlushRetryBase is the first backoff after a failed flush attempt;
 	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
 	FlushRetryBase time.Duration
+	// Keys wraps and unwraps the data keys of encrypted volumes and
+	// snapshots. Without it, encryption is refused (ErrNoKeyManager).
+	Keys KeyManager
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -92,6 +95,8 @@ type Engine struct {
 	buffers  bufferPool
 	space    *spaceGuard // keeps block data out of the metadata reserve
 	bg       *ioGovernor // paces flushes and hydration against foreground I/O
+	keys     KeyManager  // nil: no encryption
+	lineages keyCache    // unwrapped data keys
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -210,6 +215,7 @@ func Open(opts Options) (*Engine, error) {
 		flushDeadline:   opts.FlushDeadline,
 		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
+		keys:            opts.Keys,
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
@@ -337,9 +343,10 @@ func (e *Engine) loadVolume(r meta.VolumeRecord) (*volume, error) {
 		if blk >= v.blocks {
 			return fmt.Errorf("live map entry for block %d beyond the volume's %d blocks", blk, v.blocks)
 		}
-		x := extent{slot: me.Slot, gen: uint32(me.Gen)}
+		// Loaded from durable metadata: sealed.
+		x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagSealed}
 		if me.Zero() {
-			x.flags = flagZero
+			x.flags |= flagZero
 		} else {
 			used = append(used, me.Slot)
 		}
@@ -402,6 +409,13 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 	}
 	for s := r.BlockSize; s > 1; s >>= 1 {
 		v.shift++
+	}
+	v.stride = v.blockSize
+	if r.Encryption != nil {
+		v.hot = &volumeSealer{enc: *r.Encryption}
+		v.hot.counter.Store(r.NonceHWM)
+		v.hot.hwm.Store(r.NonceHWM)
+		v.stride += v.sectors() * sealSize
 	}
 	v.syncer = newGroupSync(v.syncRound)
 	return v
@@ -529,6 +543,9 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 			return VolumeInfo{}, fmt.Errorf("%w: a volume from snapshot %s has its block size, %d", ErrInvalidBlockSize, src.ID, src.BlockSize)
 		}
 	}
+	if p.KMSKeyID != "" && !p.Encrypted && src.Encryption == nil {
+		return VolumeInfo{}, fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
+	}
 	if p.BlockSize == 0 {
 		p.BlockSize = DefaultBlockSize
 	}
@@ -542,6 +559,10 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		return VolumeInfo{}, fmt.Errorf("%w: client token longer than 64 characters", ErrInvalidParameter)
 	}
 	digest := paramsDigest(p)
+	enc, err := e.volumeEncryption(p, src)
+	if err != nil {
+		return VolumeInfo{}, err
+	}
 
 	volID := newID("vol")
 	var hold string
@@ -557,7 +578,7 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 
 	e.mu.Lock()
-	vi, created, err := e.createVolumeLocked(p, digest, volID, src, hold)
+	vi, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
 	e.mu.Unlock()
 	if !created && hold != "" {
 		// A failed create, or a repeated one that returns the volume
@@ -574,7 +595,7 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 // createVolumeLocked is CreateVolume's part under e.mu: the client token
 // check, the data file and the record. created reports whether it created
 // volume volID (a hold, if any, is then the volume's).
-func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string) (_ VolumeInfo, created bool, _ error) {
+func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ VolumeInfo, created bool, _ error) {
 	if e.closed {
 		return VolumeInfo{}, false, ErrClosed
 	}
@@ -600,6 +621,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		CreateTime:   time.Now().UTC().Truncate(time.Millisecond),
 		ClientToken:  p.ClientToken,
 		ParamsDigest: digest,
+		Encryption:   enc,
 	}
 	r.Tags = tagsToMeta(p.Tags)
 	if src.ID != "" {
@@ -638,7 +660,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	if r.Hydrating {
 		e.startHydrator(v)
 	}
-	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID)
+	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID, "encrypted", enc != nil)
 	return v.info(), true, nil
 }
 
@@ -692,7 +714,7 @@ func (e *Engine) diskErr(op string, err error) error {
 // paramsDigest identifies a CreateVolume request for idempotency.
 func paramsDigest(p CreateVolumeParams) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "size=%d\nblock=%d\n", p.Size, p.BlockSize)
+	fmt.Fprintf(h, "size=%d\nblock=%d\nsnapshot=%s\nencrypted=%t\nkey=%q\n", p.Size, p.BlockSize, p.SnapshotID, p.Encrypted, p.KMSKeyID)
 	for _, t := range p.Tags {
 		fmt.Fprintf(h, "tag=%q=%q\n", t.Key, t.Value)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var ctx = context.Background()
@@ -396,4 +397,15 @@ func snapshotAndWait(t *testing.T, eng *Engine, id string) {
 		t.Fatal(err)
 	}
 	waitSnapshot(t, eng, si.ID)
+	// Completed shows before the flush has made it the base and released
+	// frozen blocks: wait for that too.
+	for {
+		eng.snapMu.Lock()
+		busy := eng.inFlight != nil
+		eng.snapMu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

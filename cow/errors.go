@@ -31,4 +31,10 @@ var (
 	ErrNotOwner = errors.New("owned by another account")
 	// ErrNoSpace: the data directory's filesystem is full.
 	ErrNoSpace = errors.New("no space left in the data directory")
+	// ErrParameterDependency: a parameter that needs another one that is
+	// missing (KmsKeyId without Encrypted).
+	ErrParameterDependency = errors.New("parameter needs another")
+	// ErrDataAuth: an encrypted volume's data fails authentication: its
+	// data file was altered or damaged. Nothing of it is returned.
+	ErrDataAuth = errors.New("volume data fails authentication")
 )

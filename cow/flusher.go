@@ -52,7 +52,12 @@ func (e *Engine) flushLoop() {
 		}
 	}
 	for {
-		s := e.nextFlush()
+		s, dropped := e.nextFlush()
+		for _, r := range dropped {
+			if r.CopyOf != "" {
+				e.dropCopyHold(r)
+			}
+		}
 		if s == nil {
 			select {
 			case <-e.ctx.Done():
@@ -79,8 +84,9 @@ type flight struct {
 }
 
 // nextFlush picks the pending snapshot to flush next, dropping pending
-// snapshots that were deleted, and records it as e.inFlight.
-func (e *Engine) nextFlush() *snapshot {
+// snapshots that were deleted (it returns their records), and records it as
+// e.inFlight.
+func (e *Engine) nextFlush() (pick *snapshot, dropped []meta.SnapshotRecord) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	first := map[string]*snapshot{} // per volume: lowest generation pending
@@ -95,13 +101,13 @@ func (e *Engine) nextFlush() *snapshot {
 				continue
 			}
 			delete(e.snaps, id)
+			dropped = append(dropped, r)
 			continue
 		}
 		if f, ok := first[r.VolumeID]; !ok || r.Gen < f.record().Gen {
 			first[r.VolumeID] = s
 		}
 	}
-	var pick *snapshot
 	for _, s := range first {
 		if pick == nil || s.record().StartTime.Before(pick.record().StartTime) {
 			pick = s
@@ -110,7 +116,7 @@ func (e *Engine) nextFlush() *snapshot {
 	if pick != nil {
 		e.inFlight = &flight{volID: pick.record().VolumeID, done: make(chan struct{})}
 	}
-	return pick
+	return pick, dropped
 }
 
 // flushWithRetry flushes s, retrying with exponential backoff until it
@@ -206,6 +212,9 @@ func (e *Engine) failSnapshot(s *snapshot, cause error) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
 	defer cancel()
 	keys := []string{manifestKey(r.ID)}
+	if r.CopyOf != "" {
+		e.dropCopyHold(r)
+	}
 	if v, err := e.lookup(r.VolumeID); err == nil {
 		v.mapMu.Lock()
 		if v.record.BaseManifest != holdKey(r.VolumeID, r.ID) {
@@ -233,6 +242,9 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	if r.Deleted {
 		return errDeletedMidFlush
 	}
+	if r.CopyOf != "" {
+		return e.flushCopy(ctx, s)
+	}
 	v, err := e.lookup(r.VolumeID)
 	if err != nil {
 		return fmt.Errorf("%w: volume %s is gone", errPermanent, r.VolumeID)
@@ -241,12 +253,23 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errPermanent, err)
 	}
+	// The snapshot's lineage: its volume's (nil: plaintext).
+	k, err := e.lineage(r.Encryption)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", r.ID, err)
+	}
 	v.mapMu.Lock()
 	baseKey, baseStoreName, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
 	v.mapMu.Unlock()
 
 	segs := map[uint64]segmentRef{}
 	var baseStore snapstore.Store
+	var baseK *lineageKeys
+	// recode: the base's chunks are copied rather than referenced, when
+	// they are in another store (a regional snapshot of a volume whose
+	// next goes to the Outpost, or back) or of another lineage (an
+	// encrypted volume made from a plaintext snapshot).
+	recode := false
 	if baseKey != "" {
 		if baseStore, err = e.store(baseStoreName); err != nil {
 			return fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
@@ -258,6 +281,10 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		for _, sr := range bm.Segments {
 			segs[sr.Index] = sr
 		}
+		if baseK, err = e.lineage(bm.Encryption.meta()); err != nil {
+			return fmt.Errorf("base of %s: %w", v.id, err)
+		}
+		recode = baseStoreName != r.Store || !sameLineage(bm.Encryption.meta(), r.Encryption)
 	}
 
 	// The versions born after the base, newest per block.
@@ -278,9 +305,8 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	for _, blks := range bySeg {
 		slices.Sort(blks)
 	}
-	// A base in another store (a regional snapshot of a volume whose
-	// next goes to the Outpost, or back) is copied over segment by segment.
-	if baseStore != nil && baseStoreName != r.Store {
+	// A base to recode is copied over segment by segment.
+	if recode {
 		for idx := range segs {
 			if _, ok := bySeg[idx]; !ok {
 				bySeg[idx] = nil
@@ -318,6 +344,9 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	switch {
 	case err == nil:
 		m, derr := decodeManifest(mb)
+		if derr == nil {
+			derr = openManifest(k, m)
+		}
 		if derr != nil {
 			e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
 			break
@@ -336,38 +365,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	pw := newPackWriter(ctx, st)
 	defer pw.abort()
 	dedup := newDedupIndex()
-	// A segment is stored once every pack it names is: pend holds the
-	// finished segments waiting for their packs.
-	type pendingSeg struct {
-		idx  uint64
-		seg  segment
-		need int // the highest pack sequence number it names
-	}
-	var pend []pendingSeg
-	storeReady := func(all bool) error {
-		below, err := pw.durableBelow()
-		if err != nil {
-			return err
-		}
-		for len(pend) > 0 && (all || pend[0].need < below) {
-			ps := pend[0]
-			pend = pend[1:]
-			if err := pw.fillSizes(ps.seg); err != nil {
-				return err
-			}
-			enc := encodeSegment(ps.seg)
-			key := segmentKey(sha256.Sum256(enc))
-			// Always stored, even if an identical segment exists: an
-			// old copy's mtime predates this flush's lease, so another
-			// daemon's collector could take it before the manifest
-			// lands. Segments are small.
-			if err := st.Put(ctx, key, enc); err != nil {
-				return fmt.Errorf("store %s: %w", key, err)
-			}
-			segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
-		}
-		return nil
-	}
+	sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
 
 	total := len(changes)
 	var done atomic.Int64
@@ -386,58 +384,32 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		}
 		seg := segment{}
 		if ref, ok := segs[idx]; ok {
-			if seg, err = e.loadSegment(ctx, baseStore, ref.Key); err != nil {
+			if seg, err = e.loadSegment(ctx, baseStore, ref.Key, baseK); err != nil {
 				return err
 			}
 		}
 		need := -1
-		if baseStore != nil && baseStoreName != r.Store {
-			if need, err = e.copyChunks(ctx, baseStoreName, baseStore, pw, dedup, seg, bySeg[idx]); err != nil {
+		if recode {
+			from := copySource{name: baseStoreName, st: baseStore, k: baseK}
+			if need, err = e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, bySeg[idx]); err != nil {
 				return err
 			}
 		} else {
 			dedup.addBase(seg)
 		}
-		n, err := e.uploadBlocks(ctx, v, pw, dedup, seg, bySeg[idx], changes, progress)
+		n, err := e.uploadBlocks(ctx, v, k, pw, dedup, seg, bySeg[idx], changes, progress)
 		if err != nil {
 			return err
 		}
-		need = max(need, n)
-		if len(seg) == 0 {
-			delete(segs, idx)
-		} else {
-			pend = append(pend, pendingSeg{idx, seg, need})
-		}
-		if err := storeReady(false); err != nil {
+		if err := sink.add(ctx, idx, seg, max(need, n)); err != nil {
 			return err
 		}
 	}
-	if err := pw.finish(); err != nil {
+	if err := sink.finish(ctx); err != nil {
 		return err
 	}
-	if err := storeReady(true); err != nil {
-		return err
-	}
-
-	m := &manifest{
-		SnapshotID:  r.ID,
-		VolumeID:    r.VolumeID,
-		VolumeSize:  r.VolumeSize,
-		BlockSize:   r.BlockSize,
-		StartTime:   r.StartTime,
-		Description: r.Description,
-		OutpostArn:  r.OutpostArn,
-		OwnerID:     e.accountID,
-		Tags:        tagsFromMeta(r.Tags),
-		// The manifest is stored, and the snapshot complete, just after.
-		CompletionTime: time.Now().UTC().Truncate(time.Millisecond),
-	}
-	for _, sr := range segs {
-		m.Segments = append(m.Segments, sr)
-		m.DataBytes += int64(sr.Blocks) * int64(r.BlockSize)
-	}
-	sort.Slice(m.Segments, func(i, j int) bool { return m.Segments[i].Index < m.Segments[j].Index })
-	mb, err = encodeManifest(m)
+	m := e.newManifest(r, segs)
+	mb, err = encodeManifest(k, m)
 	if err != nil {
 		return err
 	}
@@ -452,6 +424,93 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		return fmt.Errorf("put manifest: %w", err)
 	}
 	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
+}
+
+// segmentSink stores a flush's finished segments, each once every pack it
+// names is stored, and records them in segs.
+type segmentSink struct {
+	st   snapstore.Store
+	k    *lineageKeys
+	pw   *packWriter
+	segs map[uint64]segmentRef
+	pend []pendingSegment
+}
+
+type pendingSegment struct {
+	idx  uint64
+	seg  segment
+	need int // the highest pack sequence number it names
+}
+
+// add takes segment idx, whose chunks are in packs up to sequence number
+// need; an empty one leaves the manifest.
+func (s *segmentSink) add(ctx context.Context, idx uint64, seg segment, need int) error {
+	if len(seg) == 0 {
+		delete(s.segs, idx)
+		return nil
+	}
+	s.pend = append(s.pend, pendingSegment{idx, seg, need})
+	return s.storeReady(ctx, false)
+}
+
+// finish waits for every pack and stores the segments still pending.
+func (s *segmentSink) finish(ctx context.Context) error {
+	if err := s.pw.finish(); err != nil {
+		return err
+	}
+	return s.storeReady(ctx, true)
+}
+
+func (s *segmentSink) storeReady(ctx context.Context, all bool) error {
+	below, err := s.pw.durableBelow()
+	if err != nil {
+		return err
+	}
+	for len(s.pend) > 0 && (all || s.pend[0].need < below) {
+		ps := s.pend[0]
+		s.pend = s.pend[1:]
+		if err := s.pw.fillSizes(ps.seg); err != nil {
+			return err
+		}
+		enc, err := encodeSegment(s.k, ps.seg)
+		if err != nil {
+			return err
+		}
+		key := segmentKey(sha256.Sum256(enc))
+		// Always stored, even if an identical segment exists: an old
+		// copy's mtime predates this flush's lease, so another daemon's
+		// collector could take it before the manifest lands. Segments
+		// are small.
+		if err := s.st.Put(ctx, key, enc); err != nil {
+			return fmt.Errorf("store %s: %w", key, err)
+		}
+		s.segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
+	}
+	return nil
+}
+
+// newManifest is snapshot r's manifest, of segments segs.
+func (e *Engine) newManifest(r meta.SnapshotRecord, segs map[uint64]segmentRef) *manifest {
+	m := &manifest{
+		SnapshotID:  r.ID,
+		VolumeID:    r.VolumeID,
+		VolumeSize:  r.VolumeSize,
+		BlockSize:   r.BlockSize,
+		StartTime:   r.StartTime,
+		Description: r.Description,
+		OutpostArn:  r.OutpostArn,
+		OwnerID:     e.accountID,
+		Tags:        tagsFromMeta(r.Tags),
+		Encryption:  manifestEncryptionOf(r.Encryption),
+		// The manifest is stored, and the snapshot complete, just after.
+		CompletionTime: time.Now().UTC().Truncate(time.Millisecond),
+	}
+	for _, sr := range segs {
+		m.Segments = append(m.Segments, sr)
+		m.DataBytes += int64(sr.Blocks) * int64(r.BlockSize)
+	}
+	sort.Slice(m.Segments, func(i, j int) bool { return m.Segments[i].Index < m.Segments[j].Index })
+	return m
 }
 
 // changesCount is the number of changed blocks a flush logs.
@@ -499,7 +558,7 @@ func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st s
 // and updates seg to name their chunks; it returns the highest pack
 // sequence number seg now depends on (-1 for none). Zero versions and
 // all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineageKeys, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -531,7 +590,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, de
 				if !zero {
 					// A frozen slot is never written again and not
 					// freed before this snapshot completes.
-					if _, err := v.file.ReadAt(buf, v.slotOffset(x.Slot)); err != nil {
+					if err := v.readSlot(blk, x.Slot, buf); err != nil {
 						mu.Lock()
 						firstErr = cmpErr(firstErr, fmt.Errorf("read frozen block %d of %s: %w", blk, v.id, err))
 						mu.Unlock()
@@ -543,8 +602,8 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, pw *packWriter, de
 				seq := -1
 				if !zero {
 					var err error
-					loc, seq, err = dedup.store(sha256.Sum256(buf), func(id chunkID) (chunkLoc, int, error) {
-						scratch = encodeChunk(scratch[:0], buf)
+					loc, seq, err = dedup.store(chunkIDOf(k, buf), func(id chunkID) (chunkLoc, int, error) {
+						scratch = encodeChunk(k, scratch[:0], id, buf)
 						return pw.add(id, scratch)
 					})
 					if err != nil {
@@ -655,28 +714,56 @@ func cmpErr(first, err error) error {
 	return err
 }
 
+// copySource is where copyChunks copies from: a store, by name, and the
+// lineage of the chunks there.
+type copySource struct {
+	name string
+	st   snapstore.Store
+	k    *lineageKeys
+}
+
 // copyChunks copies the chunks of seg that are not being replaced from
-// store from (named fromName) into packs of the flush's store, updating
-// seg; it returns the highest pack sequence number seg now depends on.
-func (e *Engine) copyChunks(ctx context.Context, fromName string, from snapstore.Store, pw *packWriter, dedup *dedupIndex, seg segment, replaced []uint64) (int, error) {
+// their store into packs of the flush's store, updating seg; it returns the
+// highest pack sequence number seg now depends on. Chunks of the target
+// lineage k are copied as they are stored; others are opened and sealed
+// again under k (blocks of blockSize bytes), with k's chunk IDs.
+func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineageKeys, blockSize int, pw *packWriter, dedup *dedupIndex, seg segment, replaced []uint64) (int, error) {
 	skip := map[uint32]bool{}
 	for _, b := range replaced {
 		skip[uint32(b&(1<<segmentShift-1))] = true
 	}
+	same := from.k == k || (from.k != nil && k != nil && sameLineage(&from.k.enc, &k.enc))
+	buf := e.buffers.get(blockSize)
+	defer e.buffers.put(buf)
+	var scratch []byte
 	need := -1
 	for off, l := range seg {
 		if skip[off] {
 			continue
 		}
-		nl, seq, err := dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
-			// Verified before it is stored again: a damaged chunk
-			// must not get a second, trusted copy.
-			b, err := e.packs.checkedChunk(ctx, fromName, from, l, func(b []byte) error { return verifyChunk(l.id, b) })
+		var nl chunkLoc
+		var seq int
+		var err error
+		if same {
+			nl, seq, err = dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
+				// Verified before it is stored again: a damaged chunk
+				// must not get a second, trusted copy.
+				b, err := e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return verifyChunk(from.k, l.id, b) })
+				if err != nil {
+					return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
+				}
+				return pw.add(id, b)
+			})
+		} else {
+			_, err = e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return decodeChunk(from.k, l.id, b, buf) })
 			if err != nil {
-				return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
+				return 0, fmt.Errorf("copy chunk %s: %w", l.id, err)
 			}
-			return pw.add(id, b)
-		})
+			nl, seq, err = dedup.store(chunkIDOf(k, buf), func(id chunkID) (chunkLoc, int, error) {
+				scratch = encodeChunk(k, scratch[:0], id, buf)
+				return pw.add(id, scratch)
+			})
+		}
 		if err != nil {
 			return 0, err
 		}

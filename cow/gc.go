@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -252,17 +253,19 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		if err != nil {
 			return fmt.Errorf("gc: %s: %w", root, err)
 		}
-		for _, ref := range m.Segments {
-			if live[ref.Key] {
+		// An encrypted manifest's references and its segments' pack
+		// tables are in the clear: no key is needed to mark.
+		for _, key := range m.segmentKeys() {
+			if live[key] {
 				continue
 			}
-			live[ref.Key] = true
-			seg, err := e.sharedSegment(ctx, st, ref.Key)
+			live[key] = true
+			objs, err := e.segmentObjectKeys(ctx, st, key)
 			if err != nil {
 				return fmt.Errorf("gc: %w", err)
 			}
-			for _, se := range seg.entries {
-				live[se.loc.objectKey()] = true
+			for _, o := range objs {
+				live[o] = true
 			}
 		}
 	}
@@ -373,4 +376,30 @@ func (e *Engine) gcLoop() {
 			last = time.Now()
 		}
 	}
+}
+
+// segmentObjectKeys returns the keys of the objects the segment under key
+// refers to, through the object cache (segments are immutable).
+func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key string) ([]string, error) {
+	ck := cacheKey("r", st, key)
+	if v, ok := e.objects.get(ck); ok {
+		return v.([]string), nil
+	}
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get segment %s: %w", key, err)
+	}
+	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
+		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
+	}
+	objs, err := segmentObjects(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	cost := 64
+	for _, o := range objs {
+		cost += len(o) + 16
+	}
+	e.objects.put(ck, objs, cost)
+	return objs, nil
 }

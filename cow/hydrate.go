@@ -53,13 +53,13 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 		v.mapMu.Unlock()
 		return nil
 	}
-	if err := v.eng.space.allocate(v.blockSize); err != nil {
+	if err := v.eng.space.allocate(v.stride); err != nil {
 		return v.ioErr("hydrate", blk, err)
 	}
 	v.mapMu.Lock()
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()
-	if _, err := v.file.WriteAt(buf, v.slotOffset(slot)); err != nil {
+	if err := v.writeSlot(blk, slot, buf); err != nil {
 		v.freeSlot(slot) // it may hold part of the failed write
 		return v.ioErr("hydrate", blk, err)
 	}
@@ -125,10 +125,14 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 	if err != nil {
 		return err
 	}
+	k, err := e.lineage(m.Encryption.meta())
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	n := 0
 	for _, ref := range m.Segments {
-		seg, err := e.sharedSegment(ctx, st, ref.Key)
+		seg, err := e.sharedSegment(ctx, st, ref.Key, k)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 func TestDecodeManifestValidatesSegments(t *testing.T) {
 	key := segmentKey([32]byte{1})
 	base := func(refs ...segmentRef) []byte {
-		b, err := encodeManifest(&manifest{SnapshotID: "snap-00000000000000001", VolumeSize: 3 << 32, BlockSize: 64 << 10, Segments: refs})
+		b, err := encodeManifest(nil, &manifest{SnapshotID: "snap-00000000000000001", VolumeSize: 3 << 32, BlockSize: 64 << 10, Segments: refs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,7 @@
 package cow
 
 import (
-	"bytes"
-	"cmp"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,12 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/cowvol/cowvol/meta"
 )
 
 // Snapshot storage layout (keys in a snapstore.Store):
@@ -74,6 +74,14 @@ const manifestVersion = 1
 // manifest is the root object of a snapshot: what it is and where its
 // segments are. It is written after every chunk and segment it names is
 // durable, so a reader never sees a partial snapshot.
+//
+// An encrypted snapshot's manifest says so (Encryption: the KMS key, the
+// wrapped data key, the lineage) and keeps what describes the snapshot in
+// the clear, for every daemon's catalogue; its segment list is sealed
+// (Sealed: a random nonce and the AES-256-GCM seal of the list, the rest
+// of the manifest as additional data, so that no field can be altered
+// unnoticed by a reader with the key). Refs names the segment objects for
+// collectors, which have no key.
 type manifest struct {
 	Version    int       `json:"version"`
 	SnapshotID string    `json:"snapshotId"`
@@ -82,13 +90,39 @@ type manifest struct {
 	BlockSize  int       `json:"blockSize"`
 	StartTime  time.Time `json:"startTime"`
 	// CompletionTime: when the flush stored the manifest.
-	CompletionTime time.Time    `json:"completionTime,omitzero"`
-	Description    string       `json:"description,omitempty"`
-	Tags           []Tag        `json:"tags,omitempty"`
-	OwnerID        string       `json:"ownerId,omitempty"`
-	OutpostArn     string       `json:"outpostArn,omitempty"`
-	DataBytes      int64        `json:"dataBytes"` // non-zero blocks × block size
-	Segments       []segmentRef `json:"segments"`
+	CompletionTime time.Time           `json:"completionTime,omitzero"`
+	Description    string              `json:"description,omitempty"`
+	Tags           []Tag               `json:"tags,omitempty"`
+	OwnerID        string              `json:"ownerId,omitempty"`
+	OutpostArn     string              `json:"outpostArn,omitempty"`
+	DataBytes      int64               `json:"dataBytes"` // non-zero blocks × block size
+	Encryption     *manifestEncryption `json:"encryption,omitempty"`
+	Refs           []string            `json:"refs,omitempty"`
+	Sealed         []byte              `json:"sealed,omitempty"`
+	// Segments: in the clear for a plaintext snapshot; an encrypted
+	// one's once opened (openManifest).
+	Segments []segmentRef `json:"segments,omitempty"`
+}
+
+// manifestEncryption is meta.Encryption as manifests spell it.
+type manifestEncryption struct {
+	KMSKeyARN  string `json:"kmsKeyArn"`
+	WrappedKey []byte `json:"wrappedKey"`
+	DataKeyID  string `json:"dataKeyId"`
+}
+
+func (m *manifestEncryption) meta() *meta.Encryption {
+	if m == nil {
+		return nil
+	}
+	return &meta.Encryption{KMSKeyARN: m.KMSKeyARN, WrappedKey: m.WrappedKey, DataKeyID: m.DataKeyID}
+}
+
+func manifestEncryptionOf(e *meta.Encryption) *manifestEncryption {
+	if e == nil {
+		return nil
+	}
+	return &manifestEncryption{KMSKeyARN: e.KMSKeyARN, WrappedKey: e.WrappedKey, DataKeyID: e.DataKeyID}
 }
 
 // segmentRef names the segment object of segment Index.
@@ -98,11 +132,37 @@ type segmentRef struct {
 	Blocks int    `json:"n"` // non-zero blocks in it
 }
 
-func encodeManifest(m *manifest) ([]byte, error) {
+// encodeManifest serialises m; under a lineage's keys k (which must be m's)
+// its segment list is sealed.
+func encodeManifest(k *lineageKeys, m *manifest) ([]byte, error) {
 	m.Version = manifestVersion
-	return json.Marshal(m)
+	if k == nil {
+		return json.Marshal(m)
+	}
+	pub := *m
+	pub.Encryption = manifestEncryptionOf(&k.enc)
+	pub.Segments, pub.Sealed, pub.Refs = nil, nil, nil
+	for _, sr := range m.Segments {
+		pub.Refs = append(pub.Refs, sr.Key)
+	}
+	aad, err := json.Marshal(&pub)
+	if err != nil {
+		return nil, err
+	}
+	private, err := json.Marshal(m.Segments)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, k.meta.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("manifest nonce: %w", err)
+	}
+	pub.Sealed = k.meta.Seal(nonce, nonce, private, aad)
+	return json.Marshal(&pub)
 }
 
+// decodeManifest decodes and checks what any daemon can of a manifest: an
+// encrypted one's segments stay sealed until openManifest.
 func decodeManifest(b []byte) (*manifest, error) {
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -114,18 +174,99 @@ func decodeManifest(b []byte) (*manifest, error) {
 	if m.BlockSize < MinBlockSize || m.BlockSize > MaxBlockSize || m.VolumeSize <= 0 || m.VolumeSize%int64(m.BlockSize) != 0 {
 		return nil, fmt.Errorf("%w: manifest geometry %d/%d", ErrCorrupt, m.VolumeSize, m.BlockSize)
 	}
-	// Readers binary-search the segments by index, and a segment past the
-	// volume's end names no block: sorted, unique, in range.
+	if m.Encryption != nil {
+		if len(m.Segments) != 0 || len(m.Sealed) == 0 {
+			return nil, fmt.Errorf("%w: an encrypted manifest with its segments in the clear", ErrCorrupt)
+		}
+		for i, key := range m.Refs {
+			if _, ok := segmentSum(key); !ok {
+				return nil, fmt.Errorf("%w: manifest reference %d is %q", ErrCorrupt, i, key)
+			}
+		}
+		return &m, nil
+	}
+	if len(m.Sealed) != 0 || len(m.Refs) != 0 {
+		return nil, fmt.Errorf("%w: a plaintext manifest with sealed parts", ErrCorrupt)
+	}
+	if err := m.checkSegments(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// openManifest unseals an encrypted manifest's segment list with its
+// lineage's keys k, checking the whole manifest on the way.
+func openManifest(k *lineageKeys, m *manifest) error {
+	if m.Encryption == nil || m.Segments != nil {
+		return nil
+	}
+	if k == nil || !sameLineage(&k.enc, m.Encryption.meta()) {
+		return fmt.Errorf("%w: manifest of %s opened with another lineage's key", ErrCorrupt, m.SnapshotID)
+	}
+	pub := *m
+	pub.Sealed = nil
+	aad, err := json.Marshal(&pub)
+	if err != nil {
+		return err
+	}
+	ns := k.meta.NonceSize()
+	if len(m.Sealed) < ns {
+		return fmt.Errorf("%w: manifest of %s: sealed part truncated", ErrCorrupt, m.SnapshotID)
+	}
+	private, err := k.meta.Open(nil, m.Sealed[:ns], m.Sealed[ns:], aad)
+	if err != nil {
+		return fmt.Errorf("%w: manifest of %s fails authentication", ErrCorrupt, m.SnapshotID)
+	}
+	var segs []segmentRef
+	if err := json.Unmarshal(private, &segs); err != nil {
+		return fmt.Errorf("%w: manifest of %s: %v", ErrCorrupt, m.SnapshotID, err)
+	}
+	opened := *m
+	opened.Segments = segs
+	if err := opened.checkSegments(); err != nil {
+		return err
+	}
+	if len(segs) != len(m.Refs) {
+		return fmt.Errorf("%w: manifest of %s: %d references for %d segments", ErrCorrupt, m.SnapshotID, len(m.Refs), len(segs))
+	}
+	for i, sr := range segs {
+		if m.Refs[i] != sr.Key {
+			return fmt.Errorf("%w: manifest of %s: reference %d is not segment %d", ErrCorrupt, m.SnapshotID, i, sr.Index)
+		}
+	}
+	m.Segments = segs
+	if m.Segments == nil {
+		m.Segments = []segmentRef{} // opened: empty, not sealed
+	}
+	return nil
+}
+
+// checkSegments: readers binary-search the segments by index, and a segment
+// past the volume's end names no block: sorted, unique, in range.
+func (m *manifest) checkSegments() error {
 	last := uint64(m.VolumeSize/int64(m.BlockSize)-1) >> segmentShift
 	for i, sr := range m.Segments {
 		if sr.Index > last || i > 0 && sr.Index <= m.Segments[i-1].Index {
-			return nil, fmt.Errorf("%w: manifest segment %d has index %d (want ascending, unique, at most %d)", ErrCorrupt, i, sr.Index, last)
+			return fmt.Errorf("%w: manifest segment %d has index %d (want ascending, unique, at most %d)", ErrCorrupt, i, sr.Index, last)
 		}
 		if _, ok := segmentSum(sr.Key); !ok {
-			return nil, fmt.Errorf("%w: manifest segment %d has key %q", ErrCorrupt, i, sr.Key)
+			return fmt.Errorf("%w: manifest segment %d has key %q", ErrCorrupt, i, sr.Key)
 		}
 	}
-	return &m, nil
+	return nil
+}
+
+// segmentKeys are the keys of the segment objects m names, for a collector:
+// an encrypted manifest's references, sealed or not.
+func (m *manifest) segmentKeys() []string {
+	if m.Encryption != nil {
+		return m.Refs
+	}
+	keys := make([]string, len(m.Segments))
+	for i, sr := range m.Segments {
+		keys[i] = sr.Key
+	}
+	return keys
 }
 
 // packID names a pack object (random: packs are not shared between
@@ -160,206 +301,56 @@ func (l chunkLoc) objectKey() string {
 	return chunkKey(l.id)
 }
 
-// segment maps block offsets within one segment to chunks.
-type segment map[uint32]chunkLoc
-
-var (
-	segmentMagicV1 = []byte("CVSG\x01") // block -> chunk object
-	segmentMagic   = []byte("CVSG\x02") // block -> chunk in a pack
-)
-
-// encodeSegment serialises a segment: magic; the pack table (count, then
-// per pack its ID and size); the entry count; then entries sorted by block,
-// each the block (delta-coded uvarint), the chunk ID, the pack (uvarint
-// index into the table plus one; zero for a chunk object of its own) and,
-// for a pack, the chunk's offset and length; zstd-compressed.
-func encodeSegment(s segment) []byte {
-	blks := make([]uint32, 0, len(s))
-	packs := map[packID]int{}
-	var table []chunkLoc
-	for b, l := range s {
-		blks = append(blks, b)
-		if _, ok := packs[l.pack]; !ok && l.inPack() {
-			packs[l.pack] = len(table)
-			table = append(table, l)
-		}
+// chunkIDOf names block: its SHA-256, or in an encrypted lineage (k not
+// nil) the lineage's HMAC-SHA256 of it.
+func chunkIDOf(k *lineageKeys, block []byte) chunkID {
+	if k != nil {
+		return k.chunkID(block)
 	}
-	sort.Slice(blks, func(i, j int) bool { return blks[i] < blks[j] })
-	raw := make([]byte, 0, len(segmentMagic)+2*binary.MaxVarintLen64+len(table)*24+len(s)*(sha256.Size+10))
-	raw = append(raw, segmentMagic...)
-	raw = binary.AppendUvarint(raw, uint64(len(table)))
-	for _, l := range table {
-		raw = append(raw, l.pack[:]...)
-		raw = binary.AppendUvarint(raw, uint64(l.packSize))
-	}
-	raw = binary.AppendUvarint(raw, uint64(len(s)))
-	prev := uint32(0)
-	for _, b := range blks {
-		raw = binary.AppendUvarint(raw, uint64(b-prev))
-		l := s[b]
-		raw = append(raw, l.id[:]...)
-		if l.inPack() {
-			raw = binary.AppendUvarint(raw, uint64(packs[l.pack]+1))
-			raw = binary.AppendUvarint(raw, uint64(l.off))
-			raw = binary.AppendUvarint(raw, uint64(l.n))
-		} else {
-			raw = binary.AppendUvarint(raw, 0)
-		}
-		prev = b
-	}
-	return zstdEncoder().EncodeAll(raw, nil)
+	return sha256.Sum256(block)
 }
 
-// segReader decodes uvarints and fixed fields, remembering the first error.
-type segReader struct {
-	raw []byte
-	err error
+// encodeChunk compresses block (named id) for storage, appending to dst. In
+// an encrypted lineage the compressed chunk is then sealed with AES-256-GCM,
+// the nonce the ID's first 12 bytes and the ID the additional data: as the
+// ID is a keyed hash of the block, equal blocks seal alike (and dedupe) and
+// different blocks never share a nonce.
+func encodeChunk(k *lineageKeys, dst []byte, id chunkID, block []byte) []byte {
+	start := len(dst)
+	dst = zstdEncoder().EncodeAll(block, dst)
+	if k == nil {
+		return dst
+	}
+	dst = slices.Grow(dst, k.chunk.Overhead())
+	sealed := k.chunk.Seal(dst[start:start], id[:k.chunk.NonceSize()], dst[start:], id[:])
+	return dst[:start+len(sealed)]
 }
 
-func (r *segReader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
+// openChunk undoes the sealing of an encrypted lineage's chunk, into a
+// fresh buffer (stored may be a shared cache window); a plaintext chunk is
+// returned as it is.
+func openChunk(k *lineageKeys, id chunkID, stored []byte) ([]byte, error) {
+	if k == nil {
+		return stored, nil
 	}
-	v, k := binary.Uvarint(r.raw)
-	if k <= 0 {
-		r.err = fmt.Errorf("%w: segment %s", ErrCorrupt, what)
-		return 0
-	}
-	r.raw = r.raw[k:]
-	return v
-}
-
-func (r *segReader) bytes(dst []byte, what string) {
-	if r.err != nil {
-		return
-	}
-	if len(r.raw) < len(dst) {
-		r.err = fmt.Errorf("%w: segment %s truncated", ErrCorrupt, what)
-		return
-	}
-	copy(dst, r.raw)
-	r.raw = r.raw[len(dst):]
-}
-
-func decodeSegmentIndex(b []byte) (*segmentIndex, error) {
-	raw, err := zstdDecoder().DecodeAll(b, nil)
+	z, err := k.chunk.Open(nil, id[:k.chunk.NonceSize()], stored, id[:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: segment: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: chunk %s fails authentication", ErrCorrupt, id)
 	}
-	v1 := bytes.HasPrefix(raw, segmentMagicV1)
-	if !v1 && !bytes.HasPrefix(raw, segmentMagic) {
-		return nil, fmt.Errorf("%w: segment magic", ErrCorrupt)
-	}
-	r := &segReader{raw: raw[len(segmentMagic):]}
-	var table []chunkLoc
-	if !v1 {
-		np := r.uvarint("pack count")
-		if np > 1<<segmentShift {
-			return nil, fmt.Errorf("%w: segment pack count %d", ErrCorrupt, np)
-		}
-		for i := uint64(0); i < np && r.err == nil; i++ {
-			var l chunkLoc
-			r.bytes(l.pack[:], "pack")
-			size := r.uvarint("pack size")
-			if size > 1<<32-1 || !l.inPack() {
-				return nil, fmt.Errorf("%w: segment pack %d", ErrCorrupt, i)
-			}
-			l.packSize = uint32(size)
-			table = append(table, l)
-		}
-	}
-	n := r.uvarint("count")
-	if r.err != nil {
-		return nil, r.err
-	}
-	if n > 1<<segmentShift {
-		return nil, fmt.Errorf("%w: segment count", ErrCorrupt)
-	}
-	s := &segmentIndex{entries: make([]segmentEntry, 0, n)}
-	blk := uint64(0)
-	for i := uint64(0); i < n; i++ {
-		d := r.uvarint("entry")
-		blk += d
-		if r.err == nil && (blk >= 1<<segmentShift || (i > 0 && d == 0)) {
-			return nil, fmt.Errorf("%w: segment block %d", ErrCorrupt, blk)
-		}
-		var l chunkLoc
-		r.bytes(l.id[:], "chunk ID")
-		if !v1 {
-			if p := r.uvarint("pack index"); p > 0 {
-				if p > uint64(len(table)) {
-					return nil, fmt.Errorf("%w: segment entry %d names pack %d of %d", ErrCorrupt, i, p, len(table))
-				}
-				t := table[p-1]
-				off, ln := r.uvarint("offset"), r.uvarint("length")
-				if off+ln > uint64(t.packSize) || ln == 0 {
-					return nil, fmt.Errorf("%w: segment entry %d: bytes %d+%d of a %d-byte pack", ErrCorrupt, i, off, ln, t.packSize)
-				}
-				l.pack, l.packSize, l.off, l.n = t.pack, t.packSize, uint32(off), uint32(ln)
-			}
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		s.entries = append(s.entries, segmentEntry{off: uint32(blk), loc: l})
-	}
-	if len(r.raw) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes in segment", ErrCorrupt, len(r.raw))
-	}
-	return s, nil
+	return z, nil
 }
-
-// decodeSegment decodes a segment into its mutable form.
-func decodeSegment(b []byte) (segment, error) {
-	idx, err := decodeSegmentIndex(b)
-	if err != nil {
-		return nil, err
-	}
-	return idx.toMap(), nil
-}
-
-// segmentIndex is a decoded segment in read-only form: its entries in
-// block order, found by binary search. Decoding into it costs a fraction of
-// building the map (a full segment: about 26 ms as a map on this machine,
-// which a restored volume's first read waited for), and it holds an entry
-// in 64 bytes instead of about 110.
-type segmentIndex struct {
-	entries []segmentEntry // sorted by off, no duplicates
-}
-
-type segmentEntry struct {
-	off uint32 // block offset within the segment
-	loc chunkLoc
-}
-
-// lookup finds block offset off.
-func (s *segmentIndex) lookup(off uint32) (chunkLoc, bool) {
-	i, found := slices.BinarySearchFunc(s.entries, off, func(e segmentEntry, off uint32) int { return cmp.Compare(e.off, off) })
-	if !found {
-		return chunkLoc{}, false
-	}
-	return s.entries[i].loc, true
-}
-
-// toMap returns the segment in the mutable form a flush merges into.
-func (s *segmentIndex) toMap() segment {
-	m := make(segment, len(s.entries))
-	for _, e := range s.entries {
-		m[e.off] = e.loc
-	}
-	return m
-}
-
-// encodeChunk compresses a block for storage, appending to dst.
-func encodeChunk(dst, data []byte) []byte { return zstdEncoder().EncodeAll(data, dst) }
 
 // verifyChunk checks a stored chunk against its ID, block size unknown.
-func verifyChunk(id chunkID, stored []byte) error {
-	out, err := zstdDecoder().DecodeAll(stored, nil)
+func verifyChunk(k *lineageKeys, id chunkID, stored []byte) error {
+	z, err := openChunk(k, id, stored)
+	if err != nil {
+		return err
+	}
+	out, err := zstdDecoder().DecodeAll(z, nil)
 	if err != nil {
 		return fmt.Errorf("%w: chunk %s: %v", ErrCorrupt, id, err)
 	}
-	if sha256.Sum256(out) != id {
+	if chunkIDOf(k, out) != id {
 		return fmt.Errorf("%w: chunk %s fails its checksum", ErrCorrupt, id)
 	}
 	return nil
@@ -367,8 +358,12 @@ func verifyChunk(id chunkID, stored []byte) error {
 
 // decodeChunk decompresses a stored block into dst (len = block size) and
 // verifies it against its ID.
-func decodeChunk(id chunkID, stored, dst []byte) error {
-	out, err := zstdDecoder().DecodeAll(stored, dst[:0])
+func decodeChunk(k *lineageKeys, id chunkID, stored, dst []byte) error {
+	z, err := openChunk(k, id, stored)
+	if err != nil {
+		return err
+	}
+	out, err := zstdDecoder().DecodeAll(z, dst[:0])
 	if err != nil {
 		return fmt.Errorf("%w: chunk %s: %v", ErrCorrupt, id, err)
 	}
@@ -378,7 +373,7 @@ func decodeChunk(id chunkID, stored, dst []byte) error {
 		}
 		copy(dst, out)
 	}
-	if sha256.Sum256(dst) != id {
+	if chunkIDOf(k, dst) != id {
 		return fmt.Errorf("%w: chunk %s fails its checksum", ErrCorrupt, id)
 	}
 	return nil

@@ -38,7 +38,7 @@ func TestPackWriterAndReader(t *testing.T) {
 		}
 		blocks[i] = b
 		id := chunkID(sha256.Sum256(b))
-		loc, seq, err := pw.add(id, encodeChunk(nil, b))
+		loc, seq, err := pw.add(id, encodeChunk(nil, nil, id, b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,11 @@ func TestPackWriterAndReader(t *testing.T) {
 	if err := pw.fillSizes(seg); err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decodeSegment(encodeSegment(seg))
+	enc, err := encodeSegment(nil, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := decodeSegment(nil, enc)
 	if err != nil || len(dec) != len(seg) {
 		t.Fatalf("segment round trip: %d entries, %v", len(dec), err)
 	}
@@ -107,7 +111,7 @@ func TestPackWriterAndReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := decodeChunk(l.id, b, dst); err != nil || !bytes.Equal(dst, blocks[i]) {
+		if err := decodeChunk(nil, l.id, b, dst); err != nil || !bytes.Equal(dst, blocks[i]) {
 			t.Fatalf("block %d: %v", i, err)
 		}
 	}
@@ -122,7 +126,7 @@ func TestPackWriterAndReader(t *testing.T) {
 		t.Fatalf("location past the pack's end: %v", err)
 	}
 	b, _ := pc.chunk(ctx, "test", st, dec[1])
-	if err := decodeChunk(dec[0].id, b, dst); !errors.Is(err, ErrCorrupt) {
+	if err := decodeChunk(nil, dec[0].id, b, dst); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a chunk under another's ID: %v", err)
 	}
 }
@@ -138,7 +142,7 @@ func TestSegmentFormat1StillReads(t *testing.T) {
 	raw = append(raw, id1[:]...)
 	raw = binary.AppendUvarint(raw, 3)
 	raw = append(raw, id2[:]...)
-	s, err := decodeSegment(zstdEncoder().EncodeAll(raw, nil))
+	s, err := decodeSegment(nil, zstdEncoder().EncodeAll(raw, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,11 @@ func TestSegmentIndexAgreesWithMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 2, 100, 5000} {
 		want := randomSegment(rng, n)
-		idx, err := decodeSegmentIndex(encodeSegment(want))
+		enc, err := encodeSegment(nil, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := decodeSegmentIndex(nil, enc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,17 +65,17 @@ func TestSegmentIndexAgreesWithMap(t *testing.T) {
 // BenchmarkDecodeSegment: a full segment (65536 blocks), decoded into the
 // read-only index a reader uses and into the map a flush merges into.
 func BenchmarkDecodeSegment(b *testing.B) {
-	enc := encodeSegment(randomSegment(rand.New(rand.NewPCG(1, 2)), 1<<segmentShift))
+	enc, _ := encodeSegment(nil, randomSegment(rand.New(rand.NewPCG(1, 2)), 1<<segmentShift))
 	b.Run("index", func(b *testing.B) {
 		for range b.N {
-			if _, err := decodeSegmentIndex(enc); err != nil {
+			if _, err := decodeSegmentIndex(nil, enc); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("map", func(b *testing.B) {
 		for range b.N {
-			if _, err := decodeSegment(enc); err != nil {
+			if _, err := decodeSegment(nil, enc); err != nil {
 				b.Fatal(err)
 			}
 		}

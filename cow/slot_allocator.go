@@ -16,6 +16,22 @@ type slotAllocator struct {
 	next    uint64   // slots >= next have never been used
 	free    []uint64 // reusable slots, popped from the end
 	pending []uint64 // freed, awaiting durability
+	// retired slots are no longer mapped, but durable metadata still
+	// refers to them: they are punched and freed only once the sync round
+	// that drops that reference has made it durable (a crash before would
+	// find the durable mapping pointing at a hole).
+	retired []uint64
+}
+
+// retire queues a slot that durable metadata still refers to; see retired.
+func (a *slotAllocator) retire(s uint64) { a.retired = append(a.retired, s) }
+
+// takeRetired detaches the retired list: the caller frees the slots once
+// the changes captured with them are durable.
+func (a *slotAllocator) takeRetired() []uint64 {
+	r := a.retired
+	a.retired = nil
+	return r
 }
 
 // alloc returns a slot that reads as zeros.
@@ -55,7 +71,7 @@ func (a *slotAllocator) reuse(slots []uint64) {
 // before the allocator hands them out.
 func (a *slotAllocator) rebuild(used []uint64) (holes [][2]uint64) {
 	sort.Slice(used, func(i, j int) bool { return used[i] < used[j] })
-	a.free, a.pending = nil, nil
+	a.free, a.pending, a.retired = nil, nil, nil
 	var prev uint64 // first slot not yet accounted for
 	for _, s := range used {
 		if s < prev {

@@ -56,6 +56,10 @@ func (s *snapshot) info() SnapshotInfo {
 		DataBytes:      r.DataBytes,
 		StorageTier:    "standard",
 		OwnerID:        s.owner,
+		CopyOf:         r.CopyOf,
+	}
+	if r.Encryption != nil {
+		si.Encrypted, si.KMSKeyARN, si.DataKeyID = true, r.Encryption.KMSKeyARN, r.Encryption.DataKeyID
 	}
 	si.Tags = tagsFromMeta(r.Tags)
 	return si
@@ -131,6 +135,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		VolumeSize:  v.size,
 		BlockSize:   int(v.blockSize),
 		Store:       storeName,
+		// A snapshot of an encrypted volume is encrypted, under the
+		// volume's data key.
+		Encryption: v.record.Encryption,
 	}
 	if storeName == StoreLocal {
 		sr.OutpostArn = e.outpostArn

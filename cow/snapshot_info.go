@@ -66,6 +66,13 @@ type SnapshotInfo struct {
 	// OwnerID is the account that created it (another daemon's, for a
 	// snapshot found in a shared store).
 	OwnerID string
+	// KMSKeyARN is the KMS key that protects an encrypted snapshot's
+	// data key; DataKeyID names the data key's lineage (EC2's
+	// dataEncryptionKeyId).
+	KMSKeyARN string
+	DataKeyID string
+	// CopyOf is the source of a snapshot made by CopySnapshot.
+	CopyOf string
 }
 
 // CreateSnapshotParams are the inputs to Engine.CreateSnapshot.

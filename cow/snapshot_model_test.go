@@ -13,21 +13,42 @@ import (
 // snapshot deletions and engine restarts against a reference model. Every
 // snapshot (pending and completed) and every volume restored from one must
 // equal the model's view at the snapshot's call, byte for byte.
+//
+// It runs three ways: plaintext volumes; an encrypted volume and its
+// lineage; and mixed, where restores of plaintext snapshots randomly ask
+// for encryption (a new lineage whose first snapshot recodes its base).
 func TestModelSnapshots(t *testing.T) {
-	seed := *modelSeed
-	if seed == 0 {
-		seed = rand.Uint64()
+	for _, mode := range []snapshotModelMode{plaintextModel, encryptedModel, mixedModel} {
+		t.Run(string(mode), func(t *testing.T) {
+			seed := *modelSeed
+			if seed == 0 {
+				seed = rand.Uint64()
+			}
+			t.Logf("seed %d (replay with -run TestModelSnapshots/%s -model.seed=%d)", seed, mode, seed)
+			runSnapshotModel(t, seed, *modelSteps/2, mode)
+		})
 	}
-	t.Logf("seed %d (replay with -run TestModelSnapshots -model.seed=%d)", seed, seed)
-	runSnapshotModel(t, seed, *modelSteps/2)
 }
 
-func runSnapshotModel(t *testing.T, seed uint64, steps int) {
+type snapshotModelMode string
+
+const (
+	plaintextModel snapshotModelMode = "plaintext"
+	encryptedModel snapshotModelMode = "encrypted"
+	mixedModel     snapshotModelMode = "mixed"
+)
+
+func runSnapshotModel(t *testing.T, seed uint64, steps int, mode snapshotModelMode) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	dir := t.TempDir()
+	var keys KeyManager
+	if mode != plaintextModel {
+		keys = testKeyring(t)
+	}
+	openTestEngine := func(t *testing.T, dir string) *Engine { return openKeyedEngine(t, dir, keys) }
 	eng := openTestEngine(t, dir)
 	const size, bs = 2 << 20, 16 << 10
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: bs})
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: bs, Encrypted: mode == encryptedModel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +125,7 @@ func runSnapshotModel(t *testing.T, seed uint64, steps int) {
 			// Restore a completed snapshot into a new volume.
 			id := snapIDs[rng.IntN(len(snapIDs))]
 			waitSnapshot(t, eng, id)
-			nv, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: id})
+			nv, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: id, Encrypted: mode == mixedModel && rng.IntN(2) == 0})
 			if err != nil {
 				t.Fatalf("step %d: restore %s: %v", step, id, err)
 			}

@@ -101,7 +101,10 @@ func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
 	e.objects.put(cacheKey("m", st, key), m, 256+len(m.Segments)*manifestEntryCost)
 }
 
-// loadManifest reads and decodes a manifest (or a hold of one).
+// loadManifest reads and decodes a manifest (or a hold of one), opened:
+// an encrypted one's segments are unsealed with its lineage's keys, which
+// fails while its KMS key is disabled or missing. Only opened manifests are
+// cached.
 func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, error) {
 	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
 		return m.(*manifest), nil
@@ -114,23 +117,30 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
+	k, err := e.lineage(m.Encryption.meta())
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
+	}
+	if err := openManifest(k, m); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
 	e.cacheManifest(st, key, m)
 	return m, nil
 }
 
 // loadSegment reads and decodes a segment, in the mutable form a flush
 // merges into.
-func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string) (segment, error) {
-	s, err := e.sharedSegment(ctx, st, key)
+func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string, k *lineageKeys) (segment, error) {
+	s, err := e.sharedSegment(ctx, st, key, k)
 	if err != nil {
 		return nil, err
 	}
 	return s.toMap(), nil
 }
 
-// sharedSegment reads and decodes a segment through the object cache. The
-// index is shared: callers only read it.
-func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string) (*segmentIndex, error) {
+// sharedSegment reads and decodes a segment of lineage k (nil: plaintext)
+// through the object cache. The index is shared: callers only read it.
+func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string, k *lineageKeys) (*segmentIndex, error) {
 	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
 		return s.(*segmentIndex), nil
 	}
@@ -143,7 +153,7 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
 		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
 	}
-	s, err := decodeSegmentIndex(b)
+	s, err := decodeSegmentIndex(k, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
@@ -151,24 +161,27 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 	return s, nil
 }
 
-// lookupChunk finds block blk in the manifest under key: its chunk, or
-// ok=false when the block is all zeros.
-func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc chunkLoc, ok bool, err error) {
+// lookupChunk finds block blk in the manifest under key: its chunk and the
+// lineage it is sealed in, or ok=false when the block is all zeros.
+func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc chunkLoc, k *lineageKeys, ok bool, err error) {
 	m, err := e.loadManifest(ctx, st, key)
 	if err != nil {
-		return loc, false, err
+		return loc, nil, false, err
+	}
+	if k, err = e.lineage(m.Encryption.meta()); err != nil {
+		return loc, nil, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	idx := blk >> segmentShift
 	i, found := searchSegments(m.Segments, idx)
 	if !found {
-		return loc, false, nil
+		return loc, k, false, nil
 	}
-	seg, err := e.sharedSegment(ctx, st, m.Segments[i].Key)
+	seg, err := e.sharedSegment(ctx, st, m.Segments[i].Key, k)
 	if err != nil {
-		return loc, false, err
+		return loc, k, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	loc, ok = seg.lookup(uint32(blk & (1<<segmentShift - 1)))
-	return loc, ok, nil
+	return loc, k, ok, nil
 }
 
 func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
@@ -191,7 +204,7 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 	if err != nil {
 		return err
 	}
-	loc, ok, err := e.lookupChunk(ctx, st, key, blk)
+	loc, k, ok, err := e.lookupChunk(ctx, st, key, blk)
 	if err != nil {
 		return err
 	}
@@ -199,7 +212,7 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 		clear(dst)
 		return nil
 	}
-	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(loc.id, b, dst) })
+	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(k, loc.id, b, dst) })
 	if err != nil {
 		return fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)
 	}
@@ -252,6 +265,10 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 	if r.State != string(SnapshotPending) {
 		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
 	}
+	if r.CopyOf != "" {
+		// A pending copy reads as its source, through its hold.
+		return e.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
+	}
 	v, err := e.lookup(r.VolumeID)
 	if err != nil {
 		return err
@@ -274,8 +291,7 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 			clear(dst)
 			return nil
 		}
-		_, err = v.file.ReadAt(dst, v.slotOffset(x.Slot))
-		return err
+		return v.readSlot(blk, x.Slot, dst)
 	}
 	if baseKey == "" {
 		clear(dst)

@@ -21,8 +21,13 @@ type volume struct {
 	blockSize int64
 	blocks    uint64 // size / blockSize
 	shift     uint   // log2(blockSize)
-	created   time.Time
-	snapshot  string // parent snapshot ID, if created from one
+	// stride is a slot's length in the data file: the block, and for an
+	// encrypted volume its sectors' seals.
+	stride int64
+	// hot is an encrypted volume's cipher state; nil for a plaintext one.
+	hot      *volumeSealer
+	created  time.Time
+	snapshot string // parent snapshot ID, if created from one
 
 	eng  *Engine
 	file blockFile
@@ -63,7 +68,7 @@ func (v *volume) blockOf(off int64) (uint64, int64) {
 	return uint64(off) >> v.shift, off & (v.blockSize - 1)
 }
 
-func (v *volume) slotOffset(slot uint64) int64 { return int64(slot) << v.shift }
+func (v *volume) slotOffset(slot uint64) int64 { return int64(slot) * v.stride }
 
 // hasBase reports whether a discarded block must be recorded as a zero
 // version rather than dropped: when an older version of it may exist in an
@@ -91,9 +96,12 @@ func (v *volume) readAt(p []byte, off int64) error {
 			continue
 		}
 		var err error
-		if e.hasData() {
+		switch {
+		case e.hasData() && v.hot != nil:
+			err = v.readSealed(blk, e.slot, in, p[:n])
+		case e.hasData():
 			_, err = v.file.ReadAt(p[:n], v.slotOffset(e.slot)+in)
-		} else {
+		default:
 			clear(p[:n])
 		}
 		lk.RUnlock()
@@ -103,6 +111,24 @@ func (v *volume) readAt(p []byte, off int64) error {
 		p, off = p[n:], off+n
 	}
 	return nil
+}
+
+// readSlot reads the whole of block blk's version in slot into dst.
+func (v *volume) readSlot(blk, slot uint64, dst []byte) error {
+	if v.hot != nil {
+		return v.readSlotPlain(blk, slot, dst)
+	}
+	_, err := v.file.ReadAt(dst[:v.blockSize], v.slotOffset(slot))
+	return err
+}
+
+// writeSlot writes the whole of block blk (src) into a fresh slot.
+func (v *volume) writeSlot(blk, slot uint64, src []byte) error {
+	if v.hot != nil {
+		return v.writeSealedSlot(blk, slot, src)
+	}
+	_, err := v.file.WriteAt(src[:v.blockSize], v.slotOffset(slot))
+	return err
 }
 
 // writeAt writes p at off. The caller has checked the range.
@@ -123,6 +149,9 @@ func (v *volume) writeAt(p []byte, off int64) error {
 
 // writeBlock writes src at offset in of block blk.
 func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
+	if v.hot != nil {
+		return v.writeBlockSealed(blk, in, src)
+	}
 	lk := v.locks.of(blk)
 	// Fast path: the block's version was born in this generation, so
 	// it is written in place; its mapping does not change.
@@ -185,16 +214,34 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	}
 
 	v.mapMu.Lock()
-	v.live.set(blk, extent{slot: slot, gen: gen})
-	v.dirty[blk] = struct{}{}
+	free, ok := v.replaceLocked(blk, extent{slot: slot, gen: gen})
 	v.mapMu.Unlock()
-	if e.hasData() && e.gen == hydratedGen {
-		// A hydrated copy of the base: no snapshot needs it.
-		v.freeSlot(e.slot)
+	if ok {
+		v.freeSlot(free)
 	}
-	// An older version born in a snapshot's generation belongs to that
-	// snapshot now; it is freed once the snapshot is flushed.
 	return nil
+}
+
+// replaceLocked makes x, in a new slot, block blk's newest version. The
+// version it replaces is the volume's alone when it was born in this
+// generation or is a hydrated copy of the base: if durable metadata refers
+// to its slot (sealed), the slot is retired until the next sync round makes
+// the new mapping durable; if not, replaceLocked returns it for the caller
+// to free at once, without v.mapMu. An older version belongs to a snapshot
+// now; it is freed once the snapshot is flushed (releaseFrozen). v.mapMu is
+// held, and blk's lock exclusively.
+func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
+	old := v.live.get(blk)
+	v.live.set(blk, x)
+	v.dirty[blk] = struct{}{}
+	if !old.hasData() || (old.gen != x.gen && old.gen != hydratedGen) {
+		return 0, false
+	}
+	if old.sealed() {
+		v.slots.retire(old.slot)
+		return 0, false
+	}
+	return old.slot, true
 }
 
 // updateRecord applies fn to a copy of the volume's record, persists it
@@ -330,6 +377,14 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 	// A version born now, or a hydrated copy of the base, is ours alone;
 	// an older one belongs to a snapshot until it is flushed.
 	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
+	if ours && e.sealed() && v.hot != nil {
+		// A plaintext volume may punch it at once: a crash before the
+		// discard is durable finds the block reading zeros, which is
+		// what the discard asked. A sealed sector turned into a hole
+		// would fail authentication instead: it waits for the round.
+		v.slots.retire(e.slot)
+		return 0, false, nil
+	}
 	return e.slot, ours, nil
 }
 
@@ -355,24 +410,39 @@ func (v *volume) sync() error { return v.syncer.sync() }
 // syncRound is one group-commit round: capture what changed, fdatasync the
 // data file, write and sync the metadata, then let freed slots be reused.
 func (v *volume) syncRound() error {
+	if v.hot != nil {
+		// No write in place may be in flight into a slot this round
+		// makes durable (volume_sealed.go).
+		v.hot.capture.Lock()
+	}
 	v.mapMu.Lock()
+	unlock := func() {
+		v.mapMu.Unlock()
+		if v.hot != nil {
+			v.hot.capture.Unlock()
+		}
+	}
 	if v.doomed {
 		// Deleted: its records are being removed; writing any back
 		// would leave orphans.
-		v.mapMu.Unlock()
+		unlock()
 		return nil
 	}
 	writes := v.writes.Swap(0)
-	if writes == 0 && len(v.dirty) == 0 && len(v.slots.pending) == 0 {
-		v.mapMu.Unlock()
+	if writes == 0 && len(v.dirty) == 0 && len(v.slots.pending) == 0 && len(v.slots.retired) == 0 {
+		unlock()
 		return nil
 	}
 	var b meta.Batch
 	captured := v.dirty
 	v.dirty = make(map[uint64]struct{}, len(captured))
+	retired := v.slots.takeRetired()
 	for blk := range captured {
 		e := v.live.get(blk)
 		if e.mapped() {
+			// From this round on, durable metadata refers to it.
+			e.flags |= flagSealed
+			v.live.set(blk, e)
 			me := meta.Extent{Slot: e.slot, Gen: uint64(e.gen)}
 			if e.zero() {
 				me.Flags |= meta.ExtentZero
@@ -390,6 +460,9 @@ func (v *volume) syncRound() error {
 	}
 	freed := v.slots.takePending()
 	v.mapMu.Unlock()
+	if v.hot != nil {
+		v.hot.capture.Unlock()
+	}
 
 	err := v.file.Sync()
 	// In-place writes change no metadata: then the data file's
@@ -403,13 +476,16 @@ func (v *volume) syncRound() error {
 	}
 	if err != nil {
 		// Nothing is known to be durable: put everything back so that
-		// the next round tries again, and keep the freed slots out of use.
+		// the next round tries again, and keep the freed slots out of
+		// use. (The captured entries stay sealed: durable metadata may
+		// or may not refer to them now; sealed is the safe side.)
 		v.mapMu.Lock()
 		for blk := range captured {
 			v.dirty[blk] = struct{}{}
 		}
 		v.writes.Add(writes)
 		v.slots.pending = append(v.slots.pending, freed...)
+		v.slots.retired = append(v.slots.retired, retired...)
 		v.mapMu.Unlock()
 		return fmt.Errorf("sync %s: %w", v.id, err)
 	}
@@ -418,7 +494,8 @@ func (v *volume) syncRound() error {
 		v.slots.reuse(freed)
 		v.mapMu.Unlock()
 	}
-	return nil
+	// The mappings that replaced the retired slots are durable now.
+	return v.freeSlots(context.Background(), retired)
 }
 
 // dirtyLen is the number of blocks with unsynced metadata.
@@ -442,6 +519,9 @@ func (v *volume) info() VolumeInfo {
 		OpenCount:      v.opens,
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
 		Hydrating:      v.record.Hydrating,
+	}
+	if enc := v.record.Encryption; enc != nil {
+		vi.Encrypted, vi.KMSKeyARN, vi.DataKeyID = true, enc.KMSKeyARN, enc.DataKeyID
 	}
 	vi.Tags = tagsFromMeta(v.record.Tags)
 	switch {

@@ -50,6 +50,10 @@ type VolumeInfo struct {
 	Tags       []Tag
 	SnapshotID string // the snapshot the volume was created from, if any
 	Encrypted  bool
+	// KMSKeyARN is the KMS key that protects an encrypted volume's data
+	// key; DataKeyID names the data key's lineage.
+	KMSKeyARN string
+	DataKeyID string
 	// OpenCount is the number of open handles on the volume file.
 	OpenCount int
 	// AllocatedBytes is the block data the volume holds in the data
@@ -85,6 +89,13 @@ type CreateVolumeParams struct {
 	// then means the snapshot's size; a larger size is allowed, a smaller
 	// one is not. BlockSize 0 means the snapshot's.
 	SnapshotID string
+	// Encrypted makes the volume encrypted, under a fresh data key
+	// wrapped by the KMS key KMSKeyID names ("": the default key). A
+	// volume from an encrypted snapshot is encrypted whatever Encrypted
+	// says, under the snapshot's data key; KMSKeyID may then only name
+	// the snapshot's KMS key.
+	Encrypted bool
+	KMSKeyID  string
 }
 
 var (

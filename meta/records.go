@@ -40,6 +40,22 @@ type VolumeRecord struct {
 	// Hydrating: blocks not in the live map are read from BaseManifest
 	// (a volume created from a snapshot, until every block is local).
 	Hydrating bool `json:"hydrating,omitempty"`
+
+	// Encryption is set for an encrypted volume: its data key, wrapped.
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// NonceHWM: every counter an encrypted volume's sectors were sealed
+	// with is below it; the counters go on from here after a restart.
+	NonceHWM uint64 `json:"nonce_hwm,omitempty"`
+}
+
+// Encryption says how a volume's or snapshot's data is encrypted: the data
+// key, wrapped by a KMS key, and its lineage. Volumes and snapshots that
+// share a data key (a snapshot of a volume, a volume from a snapshot) share
+// its lineage ID, which EC2 calls the dataEncryptionKeyId.
+type Encryption struct {
+	KMSKeyARN  string `json:"kms_key_arn"`
+	WrappedKey []byte `json:"wrapped_key"`
+	DataKeyID  string `json:"data_key_id"`
 }
 
 func encodeVolume(r VolumeRecord) ([]byte, error) { return json.Marshal(r) }

@@ -38,6 +38,13 @@ type SnapshotRecord struct {
 	// Deleted: DeleteSnapshot was called while it was pending; the
 	// flusher drops it instead of uploading it.
 	Deleted bool `json:"deleted,omitempty"`
+	// Encryption is set for an encrypted snapshot: the data key of its
+	// volume, or for a copy its own.
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// CopyOf is set for a snapshot made by CopySnapshot: the source
+	// snapshot, in store CopyFromStore. The flusher copies its content.
+	CopyOf        string `json:"copy_of,omitempty"`
+	CopyFromStore string `json:"copy_from_store,omitempty"`
 }
 
 // PutSnapshot writes a snapshot record.

@@ -1,0 +1,247 @@
+package cow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/meta"
+)
+
+// CopySnapshotParams are the inputs to Engine.CopySnapshot.
+type CopySnapshotParams struct {
+	SourceSnapshotID string
+	Description      string
+	Tags             []Tag
+	// Encrypted makes the copy of a plaintext snapshot encrypted; the copy
+	// of an encrypted snapshot is encrypted whatever it says. The copy
+	// gets a data key of its own (a new lineage) under the KMS key
+	// KMSKeyID names: by default the source's, or for a plaintext source
+	// the default key.
+	Encrypted bool
+	KMSKeyID  string
+}
+
+// CopyVolumeID is the volume ID of a snapshot made by CopySnapshot, as EC2
+// reports it: an arbitrary ID that names no volume.
+const CopyVolumeID = "vol-ffffffff"
+
+// CopySnapshot makes a new snapshot with the content of a completed one. It
+// returns at once with the copy pending; the flusher copies the content,
+// recoding every chunk when the copy's lineage differs from the source's
+// (always when either is encrypted: a copy has a data key of its own), and
+// sharing the source's segments when both are plaintext in one store. The
+// copy holds its source meanwhile, so deleting the source does not break it.
+func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (SnapshotInfo, error) {
+	if err := validateSnapshotParams(CreateSnapshotParams{Description: p.Description, Tags: p.Tags}); err != nil {
+		return SnapshotInfo{}, err
+	}
+	src, err := e.lookupSnapshot(ctx, p.SourceSnapshotID)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	sr := src.record()
+	if sr.State != string(SnapshotCompleted) {
+		return SnapshotInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
+	}
+	if p.KMSKeyID != "" && !p.Encrypted && sr.Encryption == nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
+	}
+	if _, err := e.store(StoreRegional); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrInvalidParameter, err)
+	}
+	// The source must be readable now: its KMS key usable.
+	if _, err := e.lineage(sr.Encryption); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", sr.ID, err)
+	}
+	var enc *meta.Encryption
+	if sr.Encryption != nil || p.Encrypted {
+		keyID := p.KMSKeyID
+		if keyID == "" && sr.Encryption != nil {
+			keyID = sr.Encryption.KMSKeyARN
+		}
+		k, err := e.newLineage(keyID)
+		if err != nil {
+			return SnapshotInfo{}, err
+		}
+		enc = &k.enc
+	}
+	id := newID("snap")
+	hold, err := e.holdSnapshot(ctx, id, sr)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	r := meta.SnapshotRecord{
+		ID:            id,
+		VolumeID:      CopyVolumeID,
+		State:         string(SnapshotPending),
+		StartTime:     time.Now().UTC().Truncate(time.Millisecond),
+		Description:   p.Description,
+		Tags:          tagsToMeta(p.Tags),
+		VolumeSize:    sr.VolumeSize,
+		BlockSize:     sr.BlockSize,
+		Store:         StoreRegional,
+		Encryption:    enc,
+		CopyOf:        sr.ID,
+		CopyFromStore: sr.Store,
+	}
+	err = e.meta.PutSnapshot(r)
+	if err == nil {
+		err = e.metaSync.sync()
+	}
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		e.dropHold(ctx, hold)
+		return SnapshotInfo{}, fmt.Errorf("copy snapshot %s: %w", sr.ID, err)
+	}
+	s := &snapshot{rec: r}
+	e.snapMu.Lock()
+	e.snaps[id] = s
+	e.snapMu.Unlock()
+	e.wakeFlusher()
+	e.log.Info("snapshot copy created", "snapshot", id, "source", sr.ID, "encrypted", enc != nil)
+	return s.info(), nil
+}
+
+// copyHold is the key of the hold a copy keeps on its source.
+func copyHold(r meta.SnapshotRecord) string { return holdKey(r.ID, r.CopyOf) }
+
+// dropCopyHold deletes copy r's hold on its source, failing quietly: an
+// orphan hold only keeps garbage from being collected.
+func (e *Engine) dropCopyHold(r meta.SnapshotRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+	defer cancel()
+	e.dropHold(ctx, copyHold(r))
+}
+
+// flushCopy copies the content of copy s's source into its store.
+func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
+	r := s.record()
+	st, err := e.store(r.Store)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errPermanent, err)
+	}
+	from, err := e.store(r.CopyFromStore)
+	if err != nil {
+		return fmt.Errorf("%w: source of %s: %v", errPermanent, r.ID, err)
+	}
+	sm, err := e.loadManifest(ctx, from, copyHold(r))
+	if errors.Is(err, snapstore.ErrNotFound) {
+		return fmt.Errorf("%w: the hold of %s on its source %s is gone", errPermanent, r.ID, r.CopyOf)
+	}
+	if err != nil {
+		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
+	}
+	srcK, err := e.lineage(sm.Encryption.meta())
+	if err != nil {
+		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
+	}
+	k, err := e.lineage(r.Encryption)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", r.ID, err)
+	}
+	lease, stopLease, err := e.holdLease(ctx, st, r.ID)
+	if err != nil {
+		return err
+	}
+	defer stopLease()
+	ctx = lease.ctx
+	defer func() {
+		if err != nil && context.Cause(ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
+			err = fmt.Errorf("%w: %w", errLeaseLost, err)
+		}
+	}()
+	// An earlier attempt's manifest is adopted, as by flush.
+	if mb, err := st.Get(ctx, manifestKey(r.ID)); err == nil {
+		m, derr := decodeManifest(mb)
+		if derr == nil {
+			derr = openManifest(k, m)
+		}
+		if derr == nil && m.SnapshotID == r.ID {
+			e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
+			return e.completeCopy(s, st, m)
+		}
+		e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
+	} else if !errors.Is(err, snapstore.ErrNotFound) && !errors.Is(err, snapstore.ErrCorrupt) {
+		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
+	}
+
+	segs := map[uint64]segmentRef{}
+	if r.CopyFromStore == r.Store && sameLineage(sm.Encryption.meta(), r.Encryption) {
+		// Plaintext to plaintext in one store: the copy shares the
+		// source's segments, which the copy's hold keeps meanwhile.
+		for _, sr := range sm.Segments {
+			segs[sr.Index] = sr
+		}
+	} else {
+		pw := newPackWriter(ctx, st)
+		defer pw.abort()
+		dedup := newDedupIndex()
+		sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
+		total, done := 0, 0
+		for _, sr := range sm.Segments {
+			total += sr.Blocks
+		}
+		for _, sr := range sm.Segments {
+			if s.record().Deleted {
+				return errDeletedMidFlush
+			}
+			seg, err := e.loadSegment(ctx, from, sr.Key, srcK)
+			if err != nil {
+				return err
+			}
+			need, err := e.copyChunks(ctx, copySource{name: r.CopyFromStore, st: from, k: srcK}, k, r.BlockSize, pw, dedup, seg, nil)
+			if err != nil {
+				return err
+			}
+			if err := sink.add(ctx, sr.Index, seg, need); err != nil {
+				return err
+			}
+			done += sr.Blocks
+			s.mu.Lock()
+			s.rec.Progress = min(99, done*100/max(total, 1))
+			s.mu.Unlock()
+		}
+		if err := sink.finish(ctx); err != nil {
+			return err
+		}
+	}
+	m := e.newManifest(r, segs)
+	mb, err := encodeManifest(k, m)
+	if err != nil {
+		return err
+	}
+	if err := lease.valid(); err != nil {
+		return err
+	}
+	s.manifestSent.Store(true)
+	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
+		return fmt.Errorf("put manifest: %w", err)
+	}
+	return e.completeCopy(s, st, m)
+}
+
+// completeCopy marks copy s completed once its manifest m is stored, and
+// drops its hold on the source.
+func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *manifest) error {
+	e.cacheManifest(st, manifestKey(m.SnapshotID), m)
+	s.mu.Lock()
+	s.rec.State = string(SnapshotCompleted)
+	s.rec.Progress = 100
+	s.rec.CompletionTime = m.CompletionTime
+	s.rec.DataBytes = m.DataBytes
+	r := s.rec
+	s.mu.Unlock()
+	if err := e.meta.PutSnapshot(r); err != nil {
+		return err
+	}
+	if err := e.metaSync.sync(); err != nil {
+		return err
+	}
+	e.dropCopyHold(r)
+	e.log.Info("snapshot copy completed", "snapshot", r.ID, "source", r.CopyOf, "data_bytes", m.DataBytes)
+	return nil
+}

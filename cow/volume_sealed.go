@@ -1,0 +1,290 @@
+package cow
+
+import (
+	"context"
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cowvol/cowvol/meta"
+)
+
+// An encrypted volume's data file holds only sealed data. Each 4 KiB sector
+// is encrypted and authenticated with AES-256-GCM under the volume's own key
+// (derived from its lineage's data key and its ID), the nonce a counter of
+// the volume's, the sector's logical address as additional data: a sector
+// copied elsewhere, or altered, fails to open. A slot holds its block's
+// sectors, then one seal per sector: the nonce counter (8 bytes) and the
+// GCM tag (16 bytes).
+//
+// A sector and its seal are two writes that a crash can separate, so an
+// encrypted volume never rewrites in place what durable metadata refers to:
+// once a sync round has made a block's mapping durable (the entry is
+// sealed, flagSealed), the next write to the block goes to a new slot, as
+// after a snapshot. A crash therefore finds every durably mapped slot as it
+// was when its round completed: an acknowledged write reads back, and
+// nothing reads back that fails authentication unless it was altered.
+const (
+	sealSector = 4096   // bytes encrypted under one nonce
+	sealSize   = 8 + 16 // per sector: nonce counter, GCM tag
+	// nonceReserve counters are reserved (persisted in the volume's
+	// record) at a time; a restart goes on past the reservation.
+	nonceReserve = 1 << 20
+)
+
+// volumeSealer is an encrypted volume's cipher state.
+type volumeSealer struct {
+	enc meta.Encryption
+	// aead is the volume's cipher; nil until first use and after KMS
+	// keys changed (forget): the data key is unwrapped again then.
+	aead atomic.Pointer[cipher.AEAD]
+	// counter is the next nonce counter; hwm bounds what is reserved.
+	counter atomic.Uint64
+	hwm     atomic.Uint64
+	hwmMu   sync.Mutex // one reservation at a time
+	// capture is held shared by every write and exclusively while a sync
+	// round captures the dirty blocks, so that no write in place is in
+	// flight into a slot the round makes durable.
+	capture sync.RWMutex
+}
+
+func (s *volumeSealer) forget() { s.aead.Store(nil) }
+
+// cipher returns the volume's cipher, unwrapping its data key if needed:
+// it fails, naming the KMS key, while that key is disabled or missing.
+func (v *volume) cipher() (cipher.AEAD, error) {
+	if a := v.hot.aead.Load(); a != nil {
+		return *a, nil
+	}
+	k, err := v.eng.lineage(&v.hot.enc)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", v.id, err)
+	}
+	a, err := k.hotAEAD(v.id)
+	if err != nil {
+		return nil, err
+	}
+	v.hot.aead.Store(&a)
+	return a, nil
+}
+
+// reserveNonces returns the first of n fresh nonce counters, persisting a
+// new reservation first when they run past the current one.
+func (v *volume) reserveNonces(n uint64) (uint64, error) {
+	first := v.hot.counter.Add(n) - n
+	if first+n <= v.hot.hwm.Load() {
+		return first, nil
+	}
+	v.hot.hwmMu.Lock()
+	defer v.hot.hwmMu.Unlock()
+	if need := first + n; need > v.hot.hwm.Load() {
+		hwm := need + nonceReserve
+		if err := v.updateRecord(func(r *meta.VolumeRecord) { r.NonceHWM = max(r.NonceHWM, hwm) }, nil); err != nil {
+			return 0, fmt.Errorf("reserve nonces of %s: %w", v.id, err)
+		}
+		v.hot.hwm.Store(hwm)
+	}
+	return first, nil
+}
+
+// sectors is the number of sealed sectors in a block.
+func (v *volume) sectors() int64 { return v.blockSize / sealSector }
+
+// sectorNonce and sectorAAD build a sector's nonce and additional data.
+func sectorNonce(ctr uint64) [12]byte {
+	var n [12]byte
+	binary.BigEndian.PutUint64(n[:8], ctr)
+	return n
+}
+
+func (v *volume) sectorAAD(blk uint64, i int64) [8]byte {
+	var a [8]byte
+	binary.BigEndian.PutUint64(a[:], blk*uint64(v.sectors())+uint64(i))
+	return a
+}
+
+// sealSectors encrypts plain (whole sectors first..first+len/4096 of block
+// blk) into out (the same length) and their seals into seals, under fresh
+// nonces.
+func (v *volume) sealSectors(aead cipher.AEAD, blk uint64, first int64, plain, out, seals []byte) error {
+	n := int64(len(plain)) / sealSector
+	ctr, err := v.reserveNonces(uint64(n))
+	if err != nil {
+		return err
+	}
+	var scratch [sealSector + 16]byte
+	for i := range n {
+		nonce, aad := sectorNonce(ctr+uint64(i)), v.sectorAAD(blk, first+i)
+		sealed := aead.Seal(scratch[:0], nonce[:], plain[i*sealSector:(i+1)*sealSector], aad[:])
+		copy(out[i*sealSector:], sealed[:sealSector])
+		s := seals[i*sealSize:]
+		binary.BigEndian.PutUint64(s, ctr+uint64(i))
+		copy(s[8:sealSize], sealed[sealSector:])
+	}
+	return nil
+}
+
+// openSectors decrypts and verifies sealed sectors first.. of block blk
+// (data and their seals) into out.
+func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, seals, out []byte) error {
+	var scratch [sealSector + 16]byte
+	for i := range int64(len(data)) / sealSector {
+		s := seals[i*sealSize : (i+1)*sealSize]
+		nonce, aad := sectorNonce(binary.BigEndian.Uint64(s)), v.sectorAAD(blk, first+i)
+		copy(scratch[:sealSector], data[i*sealSector:])
+		copy(scratch[sealSector:], s[8:])
+		if _, err := aead.Open(out[i*sealSector:i*sealSector], nonce[:], scratch[:], aad[:]); err != nil {
+			return fmt.Errorf("%w: volume %s block %d sector %d: its data file was altered or damaged", ErrDataAuth, v.id, blk, first+i)
+		}
+	}
+	return nil
+}
+
+// readSealed reads bytes [in, in+len(dst)) of block blk from its sealed
+// slot.
+func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
+	aead, err := v.cipher()
+	if err != nil {
+		return err
+	}
+	s0, s1 := in/sealSector, (in+int64(len(dst))+sealSector-1)/sealSector
+	n := s1 - s0
+	buf := v.eng.buffers.get(int(n * (2*sealSector + sealSize)))
+	defer v.eng.buffers.put(buf)
+	data, plain, seals := buf[:n*sealSector], buf[n*sealSector:2*n*sealSector], buf[2*n*sealSector:]
+	base := v.slotOffset(slot)
+	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
+		return err
+	}
+	if _, err := v.file.ReadAt(seals, base+v.blockSize+s0*sealSize); err != nil {
+		return err
+	}
+	if err := v.openSectors(aead, blk, s0, data, seals, plain); err != nil {
+		return err
+	}
+	copy(dst, plain[in-s0*sealSector:])
+	return nil
+}
+
+// readSlotPlain reads the whole of block blk from its sealed slot.
+func (v *volume) readSlotPlain(blk, slot uint64, dst []byte) error {
+	return v.readSealed(blk, slot, 0, dst[:v.blockSize])
+}
+
+// writeSealedSlot seals plain, the whole of block blk, into slot: data and
+// seals in one write.
+func (v *volume) writeSealedSlot(blk, slot uint64, plain []byte) error {
+	aead, err := v.cipher()
+	if err != nil {
+		return err
+	}
+	buf := v.eng.buffers.get(int(v.stride))
+	defer v.eng.buffers.put(buf)
+	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:]); err != nil {
+		return err
+	}
+	_, err = v.file.WriteAt(buf[:v.stride], v.slotOffset(slot))
+	return err
+}
+
+// rewriteSealed writes src at offset in of block blk in its slot, which no
+// durable metadata refers to yet: the sectors it covers are sealed again
+// under new nonces (the partly covered ones read and opened first).
+func (v *volume) rewriteSealed(blk, slot uint64, in int64, src []byte) error {
+	aead, err := v.cipher()
+	if err != nil {
+		return err
+	}
+	s0, s1 := in/sealSector, (in+int64(len(src))+sealSector-1)/sealSector
+	n := s1 - s0
+	buf := v.eng.buffers.get(int(n * (2*sealSector + sealSize)))
+	defer v.eng.buffers.put(buf)
+	plain, out, seals := buf[:n*sealSector], buf[n*sealSector:2*n*sealSector], buf[2*n*sealSector:]
+	base := v.slotOffset(slot)
+	// Partly covered edge sectors keep the rest of their content.
+	lead, tail := in-s0*sealSector, s1*sealSector-(in+int64(len(src)))
+	var edges []int64
+	if lead > 0 {
+		edges = append(edges, 0)
+	}
+	if tail > 0 && (n > 1 || lead == 0) {
+		edges = append(edges, n-1)
+	}
+	for _, i := range edges {
+		var sb [sealSize]byte
+		if _, err := v.file.ReadAt(out[:sealSector], base+(s0+i)*sealSector); err != nil {
+			return err
+		}
+		if _, err := v.file.ReadAt(sb[:], base+v.blockSize+(s0+i)*sealSize); err != nil {
+			return err
+		}
+		if err := v.openSectors(aead, blk, s0+i, out[:sealSector], sb[:], plain[i*sealSector:]); err != nil {
+			return err
+		}
+	}
+	copy(plain[lead:], src)
+	if err := v.sealSectors(aead, blk, s0, plain, out, seals); err != nil {
+		return err
+	}
+	if _, err := v.file.WriteAt(out, base+s0*sealSector); err != nil {
+		return err
+	}
+	_, err = v.file.WriteAt(seals, base+v.blockSize+s0*sealSize)
+	return err
+}
+
+// writeBlockSealed is writeBlock for an encrypted volume: in place into a
+// slot born in this generation that no sync round has made durable yet;
+// otherwise the whole block, old content merged, into a new slot.
+func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
+	if _, err := v.cipher(); err != nil {
+		return err
+	}
+	lk := v.locks.of(blk)
+	lk.Lock() // readers must not see a sector between its data and its seal
+	defer lk.Unlock()
+	v.hot.capture.RLock()
+	defer v.hot.capture.RUnlock()
+	v.mapMu.RLock()
+	e, gen, hydrating := v.live.get(blk), v.gen, v.hydratingLocked()
+	v.mapMu.RUnlock()
+	if e.hasData() && e.gen == gen && !e.sealed() {
+		return v.ioErr("write", blk, v.rewriteSealed(blk, e.slot, in, src))
+	}
+
+	plain := v.eng.buffers.get(int(v.blockSize))
+	defer v.eng.buffers.put(plain)
+	var err error
+	switch {
+	case in == 0 && int64(len(src)) == v.blockSize:
+	case e.hasData():
+		err = v.readSlotPlain(blk, e.slot, plain)
+	case !e.mapped() && hydrating:
+		err = v.fetchBase(context.Background(), blk, plain)
+	default:
+		clear(plain)
+	}
+	if err != nil {
+		return v.ioErr("write", blk, err)
+	}
+	copy(plain[in:], src)
+	if err := v.eng.space.allocate(v.stride); err != nil {
+		return v.ioErr("write", blk, err)
+	}
+	v.mapMu.Lock()
+	slot := v.slots.alloc()
+	v.mapMu.Unlock()
+	if err := v.writeSealedSlot(blk, slot, plain); err != nil {
+		v.freeSlot(slot)
+		return v.ioErr("write", blk, err)
+	}
+	v.mapMu.Lock()
+	free, ok := v.replaceLocked(blk, extent{slot: slot, gen: gen})
+	v.mapMu.Unlock()
+	if ok {
+		v.freeSlot(free)
+	}
+	return nil
+}
