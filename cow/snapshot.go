@@ -135,9 +135,6 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		VolumeSize:  v.size,
 		BlockSize:   int(v.blockSize),
 		Store:       storeName,
-		// A snapshot of an encrypted volume is encrypted, under the
-		// volume's data key.
-		Encryption: v.record.Encryption,
 	}
 	if storeName == StoreLocal {
 		sr.OutpostArn = e.outpostArn
@@ -148,6 +145,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	v.mapMu.Lock()
 	vr := v.record
 	v.mapMu.Unlock()
+	// A snapshot of an encrypted volume is encrypted, under the volume's
+	// data key.
+	sr.Encryption = vr.Encryption
 	vr.Generation = uint64(gen) + 1
 	err = e.meta.Fork(vr, sr)
 	if err == nil {
