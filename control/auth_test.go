@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cowvol/cowvol/cow"
 )
@@ -64,6 +65,10 @@ func TestAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Completed, so that a dry run of CopySnapshot would succeed.
+	for si, _ := eng.SnapshotInfo(snap.ID); si.State != cow.SnapshotCompleted; si, _ = eng.SnapshotInfo(snap.ID) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	srv := NewServer(eng, Options{Logger: quietLogger(), Policy: Policy{ReadOnlyGIDs: []uint32{3000}}})
 	as := func(c Caller) http.Handler {
 		return srv.handler(func(*http.Request, []byte) (Caller, *APIError) { return c, nil })
@@ -83,6 +88,7 @@ func TestAuthorization(t *testing.T) {
 		{"CreateSnapshot", "VolumeId=" + vol.ID, false},
 		{"DescribeSnapshots", "", true},
 		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false},
+		{"CopySnapshot", "SourceSnapshotId=" + snap.ID, false},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

@@ -71,3 +71,36 @@ func (c *Client) DeleteSnapshot(ctx context.Context, id string, dryRun bool) err
 	var out DeleteSnapshotResponse
 	return c.call(ctx, "DeleteSnapshot", f, &out)
 }
+
+// CopySnapshotInput are the parameters of CopySnapshot.
+type CopySnapshotInput struct {
+	SourceSnapshotID string
+	// SourceRegion is the daemon's region (copies stay within it); empty
+	// sends none.
+	SourceRegion string
+	Description  string
+	Tags         []Tag
+	// Encrypted makes the copy of a plaintext snapshot encrypted, under
+	// the KMS key KmsKeyID names (empty: the source's, or the default).
+	Encrypted bool
+	KmsKeyID  string
+	DryRun    bool
+}
+
+// CopySnapshot copies a completed snapshot; the copy is pending until its
+// content is copied. It returns the copy's ID.
+func (c *Client) CopySnapshot(ctx context.Context, in CopySnapshotInput) (string, error) {
+	f := url.Values{}
+	f.Set("SourceSnapshotId", in.SourceSnapshotID)
+	setString(f, "SourceRegion", in.SourceRegion)
+	setString(f, "Description", in.Description)
+	setTagSpecification(f, "snapshot", in.Tags)
+	setBool(f, "Encrypted", in.Encrypted)
+	setString(f, "KmsKeyId", in.KmsKeyID)
+	setBool(f, "DryRun", in.DryRun)
+	var out CopySnapshotResponse
+	if err := c.call(ctx, "CopySnapshot", f, &out); err != nil {
+		return "", err
+	}
+	return out.SnapshotID, nil
+}

@@ -20,7 +20,10 @@ type CreateVolumeInput struct {
 	// SnapshotID creates the volume from a snapshot.
 	SnapshotID string
 	Encrypted  bool
-	DryRun     bool
+	// KmsKeyID names the KMS key of an encrypted volume (an ARN, key ID
+	// or alias/NAME; empty: the default key).
+	KmsKeyID string
+	DryRun   bool
 }
 
 // CreateVolume creates a volume.
@@ -34,6 +37,7 @@ func (c *Client) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume
 	setString(f, "AvailabilityZone", in.AvailabilityZone)
 	setString(f, "SnapshotId", in.SnapshotID)
 	setBool(f, "Encrypted", in.Encrypted)
+	setString(f, "KmsKeyId", in.KmsKeyID)
 	setBool(f, "DryRun", in.DryRun)
 	var out CreateVolumeResponse
 	if err := c.call(ctx, "CreateVolume", f, &out); err != nil {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/kms"
 )
 
 // EC2 error codes this package answers with.
@@ -43,6 +44,9 @@ const (
 	CodeInvalidSnapshotNotFound     = "InvalidSnapshot.NotFound"
 	CodeIncorrectState              = "IncorrectState"
 	CodeConcurrentSnapshotLimit     = "ConcurrentSnapshotLimitExceeded"
+	CodeInvalidKMSKeyInvalidState   = "InvalidKMSKey.InvalidState"
+	CodeInvalidKMSKeyNotFound       = "InvalidKMSKey.NotFound"
+	CodeInvalidParameterDependency  = "InvalidParameterDependency"
 )
 
 // APIError is an EC2 error: the server answers with it and the Client
@@ -153,6 +157,16 @@ func backendError(err error, id string) (*APIError, bool) {
 			Message:    "There is not enough free space in the daemon's data directory.",
 			StatusCode: http.StatusInternalServerError,
 		}, true
+	case errors.Is(err, kms.ErrKeyDisabled):
+		return apiErr(CodeInvalidKMSKeyInvalidState, "The KMS key provided is in an incorrect state: %s", sentence(err.Error())), true
+	case errors.Is(err, kms.ErrKeyNotFound):
+		return apiErr(CodeInvalidKMSKeyNotFound, "The KMS key provided does not exist: %s", sentence(err.Error())), true
+	case errors.Is(err, kms.ErrInvalidKeyID):
+		return invalidValue("Invalid KmsKeyId: %s (expecting a key ID, key ARN, alias/NAME or alias ARN).", sentence(err.Error())), true
+	case errors.Is(err, cow.ErrParameterDependency):
+		return apiErr(CodeInvalidParameterDependency, "The parameter KmsKeyId requires the parameter Encrypted to be set."), true
+	case errors.Is(err, cow.ErrNoKeyManager):
+		return invalidValue("%s", sentence(err.Error())), true
 	case errors.Is(err, cow.ErrClosed):
 		return &APIError{
 			Code:       CodeServiceUnavailable,

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/kms"
 )
 
 // FuzzServeQuery feeds arbitrary request bodies, as POST forms and as GET
@@ -32,10 +34,16 @@ func FuzzServeQuery(f *testing.F) {
 		"Action=DescribeSnapshots&Version=2016-11-15&SnapshotId.1=snap-0123456789abcdef0",
 		"Action=DeleteSnapshot&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0",
 		"Action=CreateVolume&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0",
+		"Action=CreateVolume&Version=2016-11-15&Size=1&Encrypted=true&KmsKeyId=alias/aws/ebs",
+		"Action=CopySnapshot&Version=2016-11-15&SourceSnapshotId=snap-0123456789abcdef0&SourceRegion=us-east-1&Encrypted=true&KmsKeyId=alias/k&Description=d",
 	} {
 		f.Add([]byte(seed))
 	}
-	eng, err := cow.Open(cow.Options{DataDir: f.TempDir(), Logger: quietLogger()})
+	keys, err := kms.OpenLocal(filepath.Join(f.TempDir(), "keyring"), DefaultRegion, DefaultAccountID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	eng, err := cow.Open(cow.Options{DataDir: f.TempDir(), Logger: quietLogger(), Keys: keys})
 	if err != nil {
 		f.Fatal(err)
 	}

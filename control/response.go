@@ -76,6 +76,7 @@ type Volume struct {
 	Attachments        *AttachmentSet `xml:"attachmentSet"`
 	VolumeType         string         `xml:"volumeType"`
 	Encrypted          bool           `xml:"encrypted"`
+	KmsKeyID           string         `xml:"kmsKeyId,omitempty"`
 	MultiAttachEnabled bool           `xml:"multiAttachEnabled"`
 	Tags               TagSet         `xml:"tagSet,omitempty"`
 	SizeBytes          int64          `xml:"sizeBytes"`
@@ -135,9 +136,9 @@ type DeleteVolumeResponse struct {
 
 // Snapshot is a snapshot as CreateSnapshot answers it and as an <item> of
 // DescribeSnapshots' <snapshotSet>, with EC2's element names and order.
-// Optional elements are omitted when unset, as EC2 omits them; kmsKeyId
-// and dataEncryptionKeyId only come with encryption, which cowvol does
-// not have yet, and sseType ("reserved for future use") is never sent.
+// Optional elements are omitted when unset, as EC2 omits them: kmsKeyId
+// and dataEncryptionKeyId come with encryption (the latter from
+// DescribeSnapshots only).
 type Snapshot struct {
 	SnapshotID              string     `xml:"snapshotId"`
 	VolumeID                string     `xml:"volumeId"`
@@ -152,6 +153,7 @@ type Snapshot struct {
 	KmsKeyID                string     `xml:"kmsKeyId,omitempty"`
 	DataEncryptionKeyID     string     `xml:"dataEncryptionKeyId,omitempty"`
 	StorageTier             string     `xml:"storageTier"`
+	SseType                 string     `xml:"sseType,omitempty"`
 	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"` // archived snapshots: never yet
 	Tags                    TagSet     `xml:"tagSet,omitempty"`
 	OutpostArn              string     `xml:"outpostArn,omitempty"`
@@ -177,6 +179,14 @@ type DescribeSnapshotsResponse struct {
 // SnapshotSet is the <snapshotSet> of DescribeSnapshots.
 type SnapshotSet struct {
 	Items []Snapshot `xml:"item"`
+}
+
+// CopySnapshotResponse answers CopySnapshot.
+type CopySnapshotResponse struct {
+	XMLName xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ CopySnapshotResponse"`
+	ResponseMetadata
+	SnapshotID string `xml:"snapshotId"`
+	Tags       TagSet `xml:"tagSet,omitempty"`
 }
 
 // DeleteSnapshotResponse answers DeleteSnapshot.

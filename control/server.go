@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -32,6 +33,12 @@ type Backend interface {
 	// there is none with that ID).
 	SnapshotInfo(id string) (cow.SnapshotInfo, error)
 	DeleteSnapshot(ctx context.Context, id string) error
+	CopySnapshot(ctx context.Context, p cow.CopySnapshotParams) (cow.SnapshotInfo, error)
+	// CheckVolumeEncryption and CheckCopySnapshot answer dry runs: the
+	// error the real call would give for its encryption parameters (for
+	// CopySnapshot, for all of them).
+	CheckVolumeEncryption(ctx context.Context, p cow.CreateVolumeParams) error
+	CheckCopySnapshot(ctx context.Context, p cow.CopySnapshotParams) error
 	// OutpostArn is the ARN of the Outpost the daemon is, or "".
 	OutpostArn() string
 }
@@ -42,6 +49,7 @@ var _ Backend = (*cow.Engine)(nil)
 const (
 	DefaultAccountID        = "000000000000"
 	DefaultAvailabilityZone = "local"
+	DefaultRegion           = "us-east-1"
 	// DefaultSocket is where the daemon listens unless told otherwise.
 	DefaultSocket = "/run/cowvol/cowvol.sock"
 )
@@ -54,6 +62,9 @@ type Options struct {
 	// AvailabilityZone is reported for every volume, and the only zone
 	// CreateVolume accepts. Empty means DefaultAvailabilityZone.
 	AvailabilityZone string
+	// Region is the daemon's region: CopySnapshot copies within it only.
+	// Empty means DefaultRegion.
+	Region string
 	// Logger receives request logs (debug) and internal errors. Nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -79,6 +90,7 @@ type Server struct {
 	backend     Backend
 	account     string
 	zone        string
+	region      string
 	log         *slog.Logger
 	policy      Policy
 	sigv4       *sigV4Verifier // nil without access keys
@@ -121,6 +133,7 @@ func NewServer(b Backend, opts Options) *Server {
 		backend:     b,
 		account:     opts.AccountID,
 		zone:        opts.AvailabilityZone,
+		region:      cmp.Or(opts.Region, DefaultRegion),
 		log:         opts.Logger,
 		policy:      opts.Policy,
 		readTimeout: opts.ReadHeaderTimeout,
@@ -151,6 +164,7 @@ func NewServer(b Backend, opts Options) *Server {
 		"CreateSnapshot":    {fn: s.createSnapshot},
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
+		"CopySnapshot":      {fn: s.copySnapshot},
 	}
 	return s
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/kms"
 )
 
 // testEnv is a real engine behind a real server on a unix socket.
@@ -85,6 +86,13 @@ func newTestEnvWith(t testing.TB, engOpts cow.Options, opts Options) *testEnv {
 	t.Helper()
 	engOpts.DataDir = t.TempDir()
 	engOpts.Logger = quietLogger()
+	if engOpts.Keys == nil {
+		keys, err := kms.OpenLocal(filepath.Join(t.TempDir(), "keyring"), DefaultRegion, DefaultAccountID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engOpts.Keys = keys
+	}
 	eng, err := cow.Open(engOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +310,18 @@ func TestRequestErrors(t *testing.T) {
 		{"create: huge block size", "Action=CreateVolume" + v + "&Size=1&BlockSize=99999999999999", 400, CodeInvalidParameterValue, "block size"},
 		{"create: malformed snapshot", "Action=CreateVolume" + v + "&SnapshotId=snap-x", 400, CodeInvalidSnapshotIDMalformed, `"snap-x"`},
 		{"create: from a missing snapshot", "Action=CreateVolume" + v + "&SnapshotId=snap-0123456789abcdef0", 400, CodeInvalidSnapshotNotFound, "snap-0123456789abcdef0"},
-		{"create: encrypted", "Action=CreateVolume" + v + "&Size=1&Encrypted=true", 400, CodeInvalidParameterValue, "encryption is not supported yet"},
+		{"create: encrypted, dry run", "Action=CreateVolume" + v + "&Size=1&Encrypted=true&DryRun=true", 412, CodeDryRunOperation, ""},
+		{"create: KmsKeyId without Encrypted", "Action=CreateVolume" + v + "&Size=1&KmsKeyId=alias/x", 400, CodeInvalidParameterDependency, "KmsKeyId"},
+		{"create: malformed KmsKeyId", "Action=CreateVolume" + v + "&Size=1&Encrypted=true&KmsKeyId=not-a-key", 400, CodeInvalidParameterValue, "KmsKeyId"},
+		{"create: no such KMS key", "Action=CreateVolume" + v + "&Size=1&Encrypted=true&KmsKeyId=alias/nope", 400, CodeInvalidKMSKeyNotFound, "alias/nope"},
+		{"create: no such KMS key, dry run", "Action=CreateVolume" + v + "&Size=1&Encrypted=true&KmsKeyId=alias/nope&DryRun=true", 400, CodeInvalidKMSKeyNotFound, "alias/nope"},
+		{"copy: no source", "Action=CopySnapshot" + v + "&SourceRegion=us-east-1", 400, CodeMissingParameter, "SourceSnapshotId"},
+		{"copy: malformed source", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-x", 400, CodeInvalidSnapshotIDMalformed, "snap-x"},
+		{"copy: missing source", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&SourceRegion=us-east-1", 400, CodeInvalidSnapshotNotFound, "snap-0123456789abcdef0"},
+		{"copy: missing source, dry run", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&DryRun=true", 400, CodeInvalidSnapshotNotFound, "snap-0123456789abcdef0"},
+		{"copy: other region", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&SourceRegion=eu-west-1", 400, CodeInvalidParameterValue, "eu-west-1"},
+		{"copy: to an Outpost", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&DestinationOutpostArn=arn:aws:outposts:us-east-1:123456789012:outpost/op-0", 400, CodeInvalidParameterValue, "Outpost"},
+		{"copy: timed", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&CompletionDurationMinutes=60", 400, CodeInvalidParameterValue, "CompletionDurationMinutes"},
 		{"create: not encrypted", "Action=CreateVolume" + v + "&Size=1&Encrypted=false&DryRun=true", 412, CodeDryRunOperation, ""},
 		{"create: other zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=us-east-1a", 400, CodeInvalidParameterValue, "us-east-1a"},
 		{"create: our zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=local&VolumeType=standard&DryRun=true", 412, CodeDryRunOperation, ""},
@@ -585,6 +604,13 @@ func (panicBackend) DescribeSnapshots(context.Context) ([]cow.SnapshotInfo, erro
 func (panicBackend) DeleteSnapshot(context.Context, string) error                  { panic("boom") }
 func (panicBackend) SnapshotInfo(string) (cow.SnapshotInfo, error)                 { panic("boom") }
 func (panicBackend) OutpostArn() string                                            { return "" }
+func (panicBackend) CopySnapshot(context.Context, cow.CopySnapshotParams) (cow.SnapshotInfo, error) {
+	panic("boom")
+}
+func (panicBackend) CheckVolumeEncryption(context.Context, cow.CreateVolumeParams) error {
+	panic("boom")
+}
+func (panicBackend) CheckCopySnapshot(context.Context, cow.CopySnapshotParams) error { panic("boom") }
 
 func TestInternalErrors(t *testing.T) {
 	c := NewClient(startServer(t, panicBackend{}))

@@ -3,6 +3,7 @@ package control
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -126,6 +127,9 @@ func (s *Server) wireSnapshot(si cow.SnapshotInfo) Snapshot {
 		Encrypted:     si.Encrypted,
 		StorageTier:   si.StorageTier,
 		OutpostArn:    si.OutpostArn,
+	}
+	if si.Encrypted {
+		w.KmsKeyID, w.DataEncryptionKeyID, w.SseType = si.KMSKeyARN, si.DataKeyID, "sse-kms"
 	}
 	for _, t := range si.Tags {
 		w.Tags = append(w.Tags, Tag{Key: t.Key, Value: t.Value})
@@ -279,4 +283,76 @@ func (s *Server) checkSnapshotForVolume(id string, size int64, blockSize int) er
 		return backendErr("validate geometry", err, id)
 	}
 	return nil
+}
+
+// copySnapshot: SourceSnapshotId, SourceRegion, Description, Encrypted,
+// KmsKeyId, TagSpecification.N, DryRun; PresignedUrl and
+// DestinationRegion (which SDKs fill in for cross-region copies) are
+// accepted and must name this daemon's region.
+func (s *Server) copySnapshot(ctx context.Context, p *params) (response, error) {
+	dryRun, e := p.boolean("DryRun")
+	if e != nil {
+		return nil, e
+	}
+	encrypted, e := p.boolean("Encrypted")
+	if e != nil {
+		return nil, e
+	}
+	srcID, _ := p.get("SourceSnapshotId")
+	srcRegion, hasSrcRegion := p.get("SourceRegion")
+	dstRegion, hasDstRegion := p.get("DestinationRegion")
+	p.get("PresignedUrl") // the SDK's presigned source request: nothing to check it against
+	desc, _ := p.get("Description")
+	kmsKeyID, _ := p.get("KmsKeyId")
+	outpost, hasOutpost := p.get("DestinationOutpostArn")
+	_, hasDuration := p.get("CompletionDurationMinutes")
+	tags, e := readTagSpecifications(p, "snapshot")
+	if e != nil {
+		return nil, e
+	}
+	if e := p.unknown(); e != nil {
+		return nil, e
+	}
+	switch {
+	case srcID == "":
+		return nil, missingParam("SourceSnapshotId")
+	case !cow.ValidSnapshotID(srcID):
+		return nil, malformedSnapshotID(srcID)
+	case hasSrcRegion && srcRegion != s.region:
+		return nil, invalidValue("Cross-region copies are not supported: the source region must be %s, not %s.", s.region, clip(srcRegion))
+	case hasDstRegion && dstRegion != s.region:
+		return nil, invalidValue("Cross-region copies are not supported: the destination region must be %s, not %s.", s.region, clip(dstRegion))
+	case hasOutpost:
+		return nil, invalidValue("Copies to an Outpost are not supported (DestinationOutpostArn %s).", clip(outpost))
+	case hasDuration:
+		return nil, invalidValue("Time-based copies (CompletionDurationMinutes) are not supported: copies run as fast as the snapshot store allows.")
+	case utf8.RuneCountInString(desc) > cow.MaxDescriptionLen, len(desc) > cow.MaxDescriptionLen:
+		return nil, invalidValue("The description is longer than %d characters.", cow.MaxDescriptionLen)
+	}
+	if err := cow.ValidateTags(tags); err != nil {
+		return nil, backendErr("validate tags", err, "")
+	}
+	cp := cow.CopySnapshotParams{SourceSnapshotID: srcID, Description: desc, Tags: tags, Encrypted: encrypted, KMSKeyID: kmsKeyID}
+	if dryRun {
+		if err := s.backend.CheckCopySnapshot(ctx, cp); err != nil {
+			return nil, s.copyError(err, srcID)
+		}
+		return nil, errDryRun()
+	}
+	info, err := s.backend.CopySnapshot(ctx, cp)
+	if err != nil {
+		return nil, s.copyError(err, srcID)
+	}
+	out := &CopySnapshotResponse{SnapshotID: info.ID}
+	for _, t := range info.Tags {
+		out.Tags = append(out.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	return out, nil
+}
+
+func (s *Server) copyError(err error, srcID string) error {
+	if errors.Is(err, cow.ErrIncorrectState) {
+		return snapshotNotCompleted(srcID)
+	}
+	return backendErr("copy snapshot", err, srcID)
 }

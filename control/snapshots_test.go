@@ -621,3 +621,58 @@ func TestCreateVolumeFromSnapshot(t *testing.T) {
 		t.Errorf("delete the restored volume: %v", err)
 	}
 }
+
+// TestEncryptionWireFormat: an encrypted volume, its snapshot and a copy
+// carry encrypted, kmsKeyId, dataEncryptionKeyId (DescribeSnapshots only)
+// and sseType where EC2 puts them; CopySnapshot answers its snapshotId and
+// tagSet.
+func TestEncryptionWireFormat(t *testing.T) {
+	env := newTestEnv(t)
+	_, h, body := env.post(t, "Action=CreateVolume"+v+"&Size=1&Encrypted=true")
+	arn := regexp.MustCompile(`<kmsKeyId>(arn:aws:kms:us-east-1:000000000000:key/[0-9a-f-]{36})</kmsKeyId>`).FindStringSubmatch(body)
+	if arn == nil || !strings.Contains(body, "<encrypted>true</encrypted><kmsKeyId>") {
+		t.Fatalf("CreateVolume Encrypted=true: %s", body)
+	}
+	volID := regexp.MustCompile(`vol-[0-9a-f]{17}`).FindString(body)
+	_, _, body = env.post(t, "Action=DescribeVolumes"+v+"&VolumeId.1="+volID)
+	if !strings.Contains(body, "<encrypted>true</encrypted><kmsKeyId>"+arn[1]+"</kmsKeyId>") {
+		t.Fatalf("DescribeVolumes of an encrypted volume: %s", body)
+	}
+
+	_, h, body = env.post(t, "Action=CreateSnapshot"+v+"&VolumeId="+volID)
+	if !strings.Contains(body, "<encrypted>true</encrypted><kmsKeyId>"+arn[1]+"</kmsKeyId><storageTier>standard</storageTier><sseType>sse-kms</sseType>") ||
+		strings.Contains(body, "dataEncryptionKeyId") {
+		t.Fatalf("CreateSnapshot of an encrypted volume (%s): %s", h.Get("X-Amzn-RequestId"), body)
+	}
+	snapID := snapIDRE.FindString(body)
+	env.waitCompleted(t, snapID)
+	_, _, body = env.post(t, "Action=DescribeSnapshots"+v+"&SnapshotId.1="+snapID)
+	dek := regexp.MustCompile(`<dataEncryptionKeyId>([0-9a-f-]{36})</dataEncryptionKeyId>`).FindStringSubmatch(body)
+	if dek == nil || !strings.Contains(body, "<encrypted>true</encrypted><kmsKeyId>"+arn[1]+"</kmsKeyId><dataEncryptionKeyId>") {
+		t.Fatalf("DescribeSnapshots of an encrypted snapshot: %s", body)
+	}
+
+	_, h, body = env.post(t, "Action=CopySnapshot"+v+"&SourceSnapshotId="+snapID+"&SourceRegion=us-east-1&Description=copy"+
+		"&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=k&TagSpecification.1.Tag.1.Value=v")
+	want := regexp.MustCompile(`^<\?xml version="1.0" encoding="UTF-8"\?>\n` +
+		`<CopySnapshotResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>` + h.Get("X-Amzn-RequestId") + `</requestId>` +
+		`<snapshotId>(snap-[0-9a-f]{17})</snapshotId><tagSet><item><key>k</key><value>v</value></item></tagSet></CopySnapshotResponse>$`)
+	m := want.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("CopySnapshot answer:\n%s\ndoes not match\n%s", body, want)
+	}
+	env.waitCompleted(t, m[1])
+	_, _, body = env.post(t, "Action=DescribeSnapshots"+v+"&SnapshotId.1="+m[1])
+	if !strings.Contains(body, "<volumeId>vol-ffffffff</volumeId>") || !strings.Contains(body, "<kmsKeyId>"+arn[1]+"</kmsKeyId>") ||
+		strings.Contains(body, dek[1]) || !strings.Contains(body, "<dataEncryptionKeyId>") {
+		t.Fatalf("DescribeSnapshots of the copy (want the source's key, a data key of its own): %s", body)
+	}
+	// An unencrypted snapshot says nothing of keys.
+	plain := env.create(t, CreateVolumeInput{Size: 1})
+	_, _, body = env.post(t, "Action=CreateSnapshot"+v+"&VolumeId="+plain.VolumeID)
+	for _, absent := range []string{"kmsKeyId", "sseType", "dataEncryptionKeyId"} {
+		if strings.Contains(body, absent) {
+			t.Errorf("CreateSnapshot of a plaintext volume has %s: %s", absent, body)
+		}
+	}
+}

@@ -44,7 +44,7 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	if e != nil {
 		return nil, e
 	}
-	_, hasKMS := p.get("KmsKeyId")
+	kmsKeyID, _ := p.get("KmsKeyId")
 	zone, hasZone := p.get("AvailabilityZone")
 	vtype, hasType := p.get("VolumeType")
 	token, _ := p.get("ClientToken")
@@ -58,9 +58,6 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 
 	if hasSnapshot && !cow.ValidSnapshotID(snapshotID) {
 		return nil, malformedSnapshotID(snapshotID)
-	}
-	if encrypted || hasKMS {
-		return nil, invalidValue("encryption is not supported yet")
 	}
 	if hasZone && zone != s.zone {
 		return nil, invalidValue("Invalid availability zone: [%s]", clip(zone))
@@ -111,21 +108,27 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	if err := cow.ValidateTags(tags); err != nil {
 		return nil, backendErr("validate tags", err, "")
 	}
+	cp := cow.CreateVolumeParams{
+		Size:        size,
+		BlockSize:   bs,
+		Tags:        tags,
+		ClientToken: token,
+		SnapshotID:  snapshotID,
+		Encrypted:   encrypted,
+		KMSKeyID:    kmsKeyID,
+	}
 	if dryRun {
 		if hasSnapshot {
 			if err := s.checkSnapshotForVolume(snapshotID, size, bs); err != nil {
 				return nil, err
 			}
 		}
+		if err := s.backend.CheckVolumeEncryption(ctx, cp); err != nil {
+			return nil, backendErr("create volume", err, snapshotID)
+		}
 		return nil, errDryRun()
 	}
-	info, err := s.backend.CreateVolume(ctx, cow.CreateVolumeParams{
-		Size:        size,
-		BlockSize:   bs,
-		Tags:        tags,
-		ClientToken: token,
-		SnapshotID:  snapshotID,
-	})
+	info, err := s.backend.CreateVolume(ctx, cp)
 	if err != nil {
 		if hasSnapshot && errors.Is(err, cow.ErrIncorrectState) {
 			return nil, snapshotNotCompleted(snapshotID)
@@ -185,6 +188,7 @@ func (s *Server) wireVolume(v cow.VolumeInfo, describe bool) Volume {
 		CreateTime:       Timestamp{v.CreateTime},
 		VolumeType:       volumeType,
 		Encrypted:        v.Encrypted,
+		KmsKeyID:         v.KMSKeyARN,
 		SizeBytes:        v.Size,
 		BlockSize:        v.BlockSize,
 	}

@@ -106,6 +106,26 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 	return s.info(), nil
 }
 
+// CheckCopySnapshot returns the error CopySnapshot would give for p,
+// without copying: a dry run's answer.
+func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) error {
+	if err := validateSnapshotParams(CreateSnapshotParams{Description: p.Description, Tags: p.Tags}); err != nil {
+		return err
+	}
+	src, err := e.lookupSnapshot(ctx, p.SourceSnapshotID)
+	if err != nil {
+		return err
+	}
+	sr := src.record()
+	if sr.State != string(SnapshotCompleted) {
+		return fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
+	}
+	if _, err := e.lineage(sr.Encryption); err != nil {
+		return fmt.Errorf("snapshot %s: %w", sr.ID, err)
+	}
+	return e.checkNewLineage(p.Encrypted || sr.Encryption != nil, p.KMSKeyID)
+}
+
 // copyHold is the key of the hold a copy keeps on its source.
 func copyHold(r meta.SnapshotRecord) string { return holdKey(r.ID, r.CopyOf) }
 

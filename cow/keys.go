@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -250,4 +251,40 @@ func (e *Engine) volumeEncryption(p CreateVolumeParams, src meta.SnapshotRecord)
 	}
 	enc := k.enc
 	return &enc, nil
+}
+
+// CheckVolumeEncryption returns the error CreateVolume would give for p's
+// encryption parameters, without making a data key: a dry run's answer. (A
+// dry run that names no key does not create the default key either.)
+func (e *Engine) CheckVolumeEncryption(ctx context.Context, p CreateVolumeParams) error {
+	var src meta.SnapshotRecord
+	if p.SnapshotID != "" {
+		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
+		if err != nil {
+			return err
+		}
+		src = s.record()
+	}
+	if src.Encryption != nil {
+		_, err := e.volumeEncryption(p, src)
+		return err
+	}
+	return e.checkNewLineage(p.Encrypted, p.KMSKeyID)
+}
+
+// checkNewLineage checks, without making one, that a new lineage could be
+// made for the given parameters.
+func (e *Engine) checkNewLineage(encrypted bool, keyID string) error {
+	switch {
+	case keyID != "" && !encrypted:
+		return fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
+	case !encrypted:
+		return nil
+	case e.keys == nil:
+		return ErrNoKeyManager
+	case keyID == "":
+		return nil
+	}
+	_, err := e.keys.ResolveKey(keyID)
+	return err
 }
