@@ -87,9 +87,15 @@ type CopySnapshotInput struct {
 	DryRun    bool
 }
 
+// CopySnapshotOutput is CopySnapshot's answer.
+type CopySnapshotOutput struct {
+	SnapshotID string
+	Tags       []Tag
+}
+
 // CopySnapshot copies a completed snapshot; the copy is pending until its
-// content is copied. It returns the copy's ID.
-func (c *Client) CopySnapshot(ctx context.Context, in CopySnapshotInput) (string, error) {
+// content is copied.
+func (c *Client) CopySnapshot(ctx context.Context, in CopySnapshotInput) (CopySnapshotOutput, error) {
 	f := url.Values{}
 	f.Set("SourceSnapshotId", in.SourceSnapshotID)
 	setString(f, "SourceRegion", in.SourceRegion)
@@ -100,7 +106,7 @@ func (c *Client) CopySnapshot(ctx context.Context, in CopySnapshotInput) (string
 	setBool(f, "DryRun", in.DryRun)
 	var out CopySnapshotResponse
 	if err := c.call(ctx, "CopySnapshot", f, &out); err != nil {
-		return "", err
+		return CopySnapshotOutput{}, err
 	}
-	return out.SnapshotID, nil
+	return CopySnapshotOutput{SnapshotID: out.SnapshotID, Tags: out.Tags}, nil
 }

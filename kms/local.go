@@ -70,8 +70,18 @@ type Local struct {
 	region  string
 	account string
 
-	mu   sync.Mutex
-	keys map[string]*keyFile // by UUID
+	mu       sync.Mutex
+	keys     map[string]*keyFile // by UUID
+	onChange []func()            // called after a key's state changed
+}
+
+// OnChange registers fn to be called after any key is enabled or disabled:
+// the engine then drops the data keys it unwrapped, so that a disabled key
+// stops opening anything at once.
+func (k *Local) OnChange(fn func()) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.onChange = append(k.onChange, fn)
 }
 
 var (
@@ -344,9 +354,9 @@ func (k *Local) ListKeys() []KeyInfo {
 // ErrKeyDisabled, until it is enabled again.
 func (k *Local) SetEnabled(id string, enabled bool) (KeyInfo, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	kf, err := k.lookupLocked(id)
 	if err != nil {
+		k.mu.Unlock()
 		return KeyInfo{}, err
 	}
 	next := *kf
@@ -355,9 +365,15 @@ func (k *Local) SetEnabled(id string, enabled bool) (KeyInfo, error) {
 		next.State = StateEnabled
 	}
 	if err := k.writeLocked(&next); err != nil {
+		k.mu.Unlock()
 		return KeyInfo{}, err
 	}
 	k.keys[kf.KeyID] = &next
+	fns := k.onChange
+	k.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 	return next.info(), nil
 }
 

@@ -45,6 +45,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			createSnapshotCommand(),
 			describeSnapshotsCommand(),
 			deleteSnapshotCommand(),
+			copySnapshotCommand(),
 			waitCommand(),
 			createKeyCommand(),
 			describeKeysCommand(),

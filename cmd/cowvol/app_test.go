@@ -17,6 +17,7 @@ import (
 
 	"github.com/cowvol/cowvol/control"
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/kms"
 )
 
 // startDaemon serves a real engine on a control socket in a temporary
@@ -32,10 +33,16 @@ func startDaemonWith(t *testing.T, opts cow.Options) string {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts.DataDir, opts.Logger = t.TempDir(), quiet
+	keys, err := kms.OpenLocal(filepath.Join(t.TempDir(), "keyring"), "us-east-1", control.DefaultAccountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Keys = keys
 	eng, err := cow.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys.OnChange(eng.KeysChanged)
 	dir, err := os.MkdirTemp("", "cvcli")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +54,7 @@ func startDaemonWith(t *testing.T, opts cow.Options) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- control.NewServer(eng, control.Options{Logger: quiet}).Serve(ctx, ln) }()
+	go func() { done <- control.NewServer(eng, control.Options{Logger: quiet, Keys: keys}).Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

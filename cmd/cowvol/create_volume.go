@@ -10,8 +10,8 @@ func createVolumeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "create-volume",
 		Usage: "create a volume (as aws ec2 create-volume)",
-		UsageText: "cowvol create-volume --size 4GiB [--block-size 64KiB] [--tag k=v ...] [--client-token T] [--dry-run]\n" +
-			"   cowvol create-volume --snapshot-id ID [--size SIZE] [--tag k=v ...]   (size defaults to the snapshot's)",
+		UsageText: "cowvol create-volume --size 4GiB [--block-size 64KiB] [--encrypted [--kms-key-id KEY]] [--tag k=v ...] [--client-token T] [--dry-run]\n" +
+			"   cowvol create-volume --snapshot-id ID [--size SIZE] [--tag k=v ...]   (size defaults to the snapshot's; encrypted if it is)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "size", Usage: "size with a binary unit (512MiB, 4GiB, 1TiB); a plain integer is GiB, as aws"},
 			&cli.StringFlag{Name: "block-size", Usage: "copy-on-write grain, a power of two from 4KiB to 1MiB (plain integer: bytes); default 64KiB"},
@@ -19,7 +19,8 @@ func createVolumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "client-token", Usage: "idempotency token: retrying with it returns the same volume"},
 			&cli.StringFlag{Name: "availability-zone", Usage: "must be the daemon's zone if given"},
 			&cli.StringFlag{Name: "snapshot-id", Usage: "create the volume from this completed snapshot; --size is then optional (at least the snapshot's)"},
-			&cli.BoolFlag{Name: "encrypted", Usage: "encrypt the volume"},
+			&cli.BoolFlag{Name: "encrypted", Usage: "encrypt the volume (a volume from an encrypted snapshot always is)"},
+			&cli.StringFlag{Name: "kms-key-id", Usage: "the KMS key (ARN, key ID, alias/NAME) that wraps the volume's data key; default alias/aws/ebs"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without creating anything"},
 		},
 		Action: createVolume,
@@ -35,6 +36,7 @@ func createVolume(c *cli.Context) error {
 		AvailabilityZone: c.String("availability-zone"),
 		SnapshotID:       c.String("snapshot-id"),
 		Encrypted:        c.Bool("encrypted"),
+		KmsKeyID:         c.String("kms-key-id"),
 		DryRun:           c.Bool("dry-run"),
 	}
 	switch {

@@ -203,8 +203,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 			return err
 		}
 	}
+	ctlOpts.Region = cfg.region
 	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
-		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace}
+		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys}
 	if cfg.snapshotStore != "" {
 		if opts.SnapshotStore, err = snapstore.Open(ctx, cfg.snapshotStore); err != nil {
 			return err
@@ -219,6 +220,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
+	keys.OnChange(eng.KeysChanged)
 	defer func() {
 		if err := eng.Close(); err != nil {
 			log.Error("closing engine", "err", err)

@@ -16,6 +16,7 @@ type volumeJSON struct {
 	AvailabilityZone   string      `json:"AvailabilityZone"`
 	CreateTime         string      `json:"CreateTime"`
 	Encrypted          bool        `json:"Encrypted"`
+	KmsKeyID           string      `json:"KmsKeyId,omitempty"`
 	Size               int64       `json:"Size"`
 	SnapshotID         string      `json:"SnapshotId"`
 	State              string      `json:"State"`
@@ -37,6 +38,7 @@ func volumeOutput(v control.Volume, describe bool) volumeJSON {
 		AvailabilityZone:   v.AvailabilityZone,
 		CreateTime:         v.CreateTime.String(),
 		Encrypted:          v.Encrypted,
+		KmsKeyID:           v.KmsKeyID,
 		Size:               v.Size,
 		SnapshotID:         v.SnapshotID,
 		State:              v.Status,
@@ -72,6 +74,8 @@ func printJSON(w io.Writer, v any) error {
 type snapshotJSON struct {
 	Description             string    `json:"Description"`
 	Encrypted               bool      `json:"Encrypted"`
+	KmsKeyID                string    `json:"KmsKeyId,omitempty"`
+	DataEncryptionKeyID     string    `json:"DataEncryptionKeyId,omitempty"`
 	OwnerID                 string    `json:"OwnerId"`
 	Progress                string    `json:"Progress"`
 	SnapshotID              string    `json:"SnapshotId"`
@@ -81,6 +85,7 @@ type snapshotJSON struct {
 	VolumeID                string    `json:"VolumeId"`
 	VolumeSize              int64     `json:"VolumeSize"`
 	StorageTier             string    `json:"StorageTier"`
+	SseType                 string    `json:"SseType,omitempty"`
 	Tags                    []tagJSON `json:"Tags,omitempty"`
 	OutpostArn              string    `json:"OutpostArn,omitempty"`
 	CompletionTime          string    `json:"CompletionTime,omitempty"`
@@ -91,6 +96,8 @@ func snapshotOutput(s control.Snapshot) snapshotJSON {
 	out := snapshotJSON{
 		Description:             s.Description,
 		Encrypted:               s.Encrypted,
+		KmsKeyID:                s.KmsKeyID,
+		DataEncryptionKeyID:     s.DataEncryptionKeyID,
 		OwnerID:                 s.OwnerID,
 		Progress:                s.Progress,
 		SnapshotID:              s.SnapshotID,
@@ -100,6 +107,7 @@ func snapshotOutput(s control.Snapshot) snapshotJSON {
 		VolumeID:                s.VolumeID,
 		VolumeSize:              s.VolumeSize,
 		StorageTier:             s.StorageTier,
+		SseType:                 s.SseType,
 		OutpostArn:              s.OutpostArn,
 		FullSnapshotSizeInBytes: s.FullSnapshotSizeInBytes,
 	}
