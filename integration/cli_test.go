@@ -29,6 +29,7 @@ type volume struct {
 	SnapshotId string
 	CreateTime string
 	Encrypted  bool
+	KmsKeyId   string
 	Tags       []tag
 }
 

@@ -46,6 +46,10 @@ type daemonOption func(*daemon)
 // withDataDir runs the daemon on an existing data dir instead of a fresh one.
 func withDataDir(dir string) daemonOption { return func(d *daemon) { d.DataDir = dir } }
 
+// withKeyring runs the daemon on an existing keyring (another host's copy
+// of a shared one) instead of a fresh one.
+func withKeyring(dir string) daemonOption { return func(d *daemon) { d.Keyring = dir } }
+
 // withDaemonArgs appends flags to `cowvol daemon`, e.g. "--snapshot-store", url.
 //
 //lint:ignore U1000 used by the snapshot tests (--snapshot-store)

@@ -15,6 +15,11 @@ type snapshot struct {
 	Description string
 	OwnerId     string
 	Tags        []tag
+
+	Encrypted           bool
+	KmsKeyId            string
+	DataEncryptionKeyId string
+	SseType             string
 }
 
 // createSnapshot runs `create-snapshot --volume-id ID [args...]` and returns

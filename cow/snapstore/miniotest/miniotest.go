@@ -131,6 +131,10 @@ func freeAddr(t testing.TB) string {
 // Endpoint is the server's base URL.
 func (s *Server) Endpoint() string { return "http://" + s.addr }
 
+// DataDir is the directory the server keeps its objects in (tests search
+// it for what must not be stored in the clear).
+func (s *Server) DataDir() string { return s.dir }
+
 // URL is the snapshot-store URL of bucket/prefix on this server.
 func (s *Server) URL(bucket, prefix string) string {
 	u := "s3://" + bucket
