@@ -438,6 +438,77 @@ func sdkSession(t *testing.T, d *daemon, c *awsec2.Client) {
 		// second request could reach the daemon.
 	})
 
+	step(t, "encryption: an encrypted volume, its snapshot, a copy, their lineages", func(t *testing.T) {
+		vol, err := c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{
+			Size: aws.Int32(1), Encrypted: aws.Bool(true), KmsKeyId: aws.String("alias/aws/ebs"),
+		})
+		if err != nil {
+			t.Fatalf("CreateVolume Encrypted: %v", err)
+		}
+		arn := aws.ToString(vol.KmsKeyId)
+		if !aws.ToBool(vol.Encrypted) || !strings.HasPrefix(arn, "arn:aws:kms:us-east-1:"+sdkAccountID+":key/") {
+			t.Fatalf("CreateVolume Encrypted: Encrypted %v, KmsKeyId %q", aws.ToBool(vol.Encrypted), arn)
+		}
+		sn, err := c.CreateSnapshot(sdkCtx(t), &awsec2.CreateSnapshotInput{VolumeId: vol.VolumeId})
+		if err != nil {
+			t.Fatalf("CreateSnapshot of an encrypted volume: %v", err)
+		}
+		if !aws.ToBool(sn.Encrypted) || aws.ToString(sn.KmsKeyId) != arn || sn.SseType != types.SSETypeSseKms {
+			t.Errorf("CreateSnapshot of an encrypted volume: Encrypted %v, KmsKeyId %q, SseType %q", aws.ToBool(sn.Encrypted), aws.ToString(sn.KmsKeyId), sn.SseType)
+		}
+		waitCompleted(t, aws.ToString(sn.SnapshotId))
+		cp, err := c.CopySnapshot(sdkCtx(t), &awsec2.CopySnapshotInput{
+			SourceSnapshotId: sn.SnapshotId, SourceRegion: aws.String("us-east-1"), Description: aws.String("sdk copy"),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSnapshot, Tags: []types.Tag{{Key: aws.String("copy"), Value: aws.String("yes")}}}},
+		})
+		if err != nil {
+			t.Fatalf("CopySnapshot: %v", err)
+		}
+		requireRequestID(t, "CopySnapshot", cp.ResultMetadata)
+		if !validID("snap-", aws.ToString(cp.SnapshotId)) || sdkTags(cp.Tags)["copy"] != "yes" {
+			t.Fatalf("CopySnapshot: SnapshotId %q, Tags %v", aws.ToString(cp.SnapshotId), sdkTags(cp.Tags))
+		}
+		waitCompleted(t, aws.ToString(cp.SnapshotId))
+		out, err := c.DescribeSnapshots(sdkCtx(t), &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{aws.ToString(sn.SnapshotId), aws.ToString(cp.SnapshotId)}})
+		if err != nil || len(out.Snapshots) != 2 {
+			t.Fatalf("DescribeSnapshots: %v, %d snapshots", err, len(out.Snapshots))
+		}
+		dek := map[string]string{}
+		for _, s := range out.Snapshots {
+			if !aws.ToBool(s.Encrypted) || aws.ToString(s.KmsKeyId) != arn || aws.ToString(s.DataEncryptionKeyId) == "" {
+				t.Errorf("DescribeSnapshots %s: Encrypted %v, KmsKeyId %q, DataEncryptionKeyId %q", aws.ToString(s.SnapshotId),
+					aws.ToBool(s.Encrypted), aws.ToString(s.KmsKeyId), aws.ToString(s.DataEncryptionKeyId))
+			}
+			dek[aws.ToString(s.SnapshotId)] = aws.ToString(s.DataEncryptionKeyId)
+		}
+		if dek[aws.ToString(sn.SnapshotId)] == dek[aws.ToString(cp.SnapshotId)] {
+			t.Errorf("the copy shares its source's lineage %s; want a data key of its own", dek[aws.ToString(cp.SnapshotId)])
+		}
+		from, err := c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{SnapshotId: cp.SnapshotId})
+		if err != nil || !aws.ToBool(from.Encrypted) || aws.ToString(from.KmsKeyId) != arn {
+			t.Fatalf("CreateVolume from the encrypted copy: %v %+v", err, from)
+		}
+
+		_, err = c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{Size: aws.Int32(1), KmsKeyId: aws.String("alias/aws/ebs")})
+		requireAPIError(t, "CreateVolume KmsKeyId without Encrypted", err, "InvalidParameterDependency")
+		_, err = c.CreateVolume(sdkCtx(t), &awsec2.CreateVolumeInput{Size: aws.Int32(1), Encrypted: aws.Bool(true), KmsKeyId: aws.String("alias/none-such")})
+		requireAPIError(t, "CreateVolume with a missing KMS key", err, "InvalidKMSKey.NotFound")
+		_, err = c.CopySnapshot(sdkCtx(t), &awsec2.CopySnapshotInput{SourceSnapshotId: sn.SnapshotId, SourceRegion: aws.String("us-east-1"), DryRun: aws.Bool(true)})
+		if st := requireAPIError(t, "CopySnapshot with DryRun", err, "DryRunOperation"); st != http.StatusPreconditionFailed {
+			t.Errorf("DryRunOperation: HTTP status %d, want 412", st)
+		}
+		for _, id := range []*string{cp.SnapshotId, sn.SnapshotId} {
+			if _, err := c.DeleteSnapshot(sdkCtx(t), &awsec2.DeleteSnapshotInput{SnapshotId: id}); err != nil {
+				t.Errorf("DeleteSnapshot %s: %v", aws.ToString(id), err)
+			}
+		}
+		for _, id := range []*string{from.VolumeId, vol.VolumeId} {
+			if _, err := c.DeleteVolume(sdkCtx(t), &awsec2.DeleteVolumeInput{VolumeId: id}); err != nil {
+				t.Errorf("DeleteVolume %s: %v", aws.ToString(id), err)
+			}
+		}
+	})
+
 	step(t, "delete the snapshots and volumes", func(t *testing.T) {
 		// The snapshots first (EC2 lets a snapshot go while a volume
 		// made from it lives on), then both volumes.
