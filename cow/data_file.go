@@ -40,6 +40,19 @@ func openOSFile(path string, create bool) (*osFile, error) {
 	return &osFile{f: f}, nil
 }
 
+// openDataFile opens a volume's data file (creating it, exclusively, if
+// create is set).
+func (e *Engine) openDataFile(path string, create bool) (blockFile, error) {
+	if e.openFile != nil {
+		return e.openFile(path, create)
+	}
+	f, err := openOSFile(path, create)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 func (o *osFile) ReadAt(p []byte, off int64) (int, error) {
 	n, err := o.f.ReadAt(p, off)
 	if errors.Is(err, io.EOF) {

@@ -72,6 +72,9 @@ type Options struct {
 	// Keys wraps and unwraps the data keys of encrypted volumes and
 	// snapshots. Without it, encryption is refused (ErrNoKeyManager).
 	Keys KeyManager
+	// openFile, if set, opens the volumes' data files (tests: files that
+	// simulate a power cut).
+	openFile func(path string, create bool) (blockFile, error)
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -96,6 +99,7 @@ type Engine struct {
 	space    *spaceGuard // keeps block data out of the metadata reserve
 	bg       *ioGovernor // paces flushes and hydration against foreground I/O
 	keys     KeyManager  // nil: no encryption
+	openFile func(path string, create bool) (blockFile, error)
 	lineages keyCache    // unwrapped data keys
 
 	ctx    context.Context
@@ -216,6 +220,7 @@ func Open(opts Options) (*Engine, error) {
 		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
 		keys:            opts.Keys,
+		openFile:        opts.openFile,
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
@@ -324,7 +329,7 @@ func (e *Engine) recover() error {
 
 // loadVolume rebuilds a volume's in-memory state from its records.
 func (e *Engine) loadVolume(r meta.VolumeRecord) (*volume, error) {
-	f, err := openOSFile(e.dataPath(r.ID), false)
+	f, err := e.openDataFile(e.dataPath(r.ID), false)
 	if errors.Is(err, os.ErrNotExist) {
 		// A create whose record outlived its data file; harmless only
 		// if no block was ever recorded.
@@ -332,7 +337,7 @@ func (e *Engine) loadVolume(r meta.VolumeRecord) (*volume, error) {
 			return nil, fmt.Errorf("data file %s is missing but the metadata records data in it: refusing to serve the volume as zeros", e.dataPath(r.ID))
 		}
 		e.log.Warn("recreating the missing data file of an empty volume", "volume", r.ID)
-		f, err = openOSFile(e.dataPath(r.ID), true)
+		f, err = e.openDataFile(e.dataPath(r.ID), true)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
@@ -629,7 +634,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0
 		r.Hydrating = true
 	}
-	f, err := openOSFile(e.dataPath(r.ID), true)
+	f, err := e.openDataFile(e.dataPath(r.ID), true)
 	if err != nil {
 		return VolumeInfo{}, false, e.diskErr("create data file", err)
 	}

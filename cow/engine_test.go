@@ -355,17 +355,28 @@ func TestSyncSyncsMetadataOnlyWhenItChanged(t *testing.T) {
 			snapshotAndWait(t, eng, vi.ID)
 			h.WriteAt(page, 0)
 		}, 1},
-		{"slots freed by a completed snapshot, nothing written", func(t *testing.T) {
-			// The flush's release of the version the write above
-			// superseded is written outside the round; the round
-			// makes it durable before the slot is reused.
+		{"slots released by a completed snapshot: punched, nothing to sync", func(t *testing.T) {
+			// The flush retires the version the write above superseded;
+			// this round punches it (its records are already durable).
 			snapshotAndWait(t, eng, vi.ID)
+			v, _ := eng.lookup(vi.ID)
+			v.mapMu.Lock()
+			retired := len(v.slots.retired)
+			v.mapMu.Unlock()
+			if retired == 0 {
+				t.Fatal("the snapshot released no slot")
+			}
+		}, 0},
+		{"the punched slots, before their reuse", func(t *testing.T) {
+			// The records that dropped them were written outside any
+			// round; this one makes them durable, then the slots
+			// may be reused.
 			v, _ := eng.lookup(vi.ID)
 			v.mapMu.Lock()
 			pending := len(v.slots.pending)
 			v.mapMu.Unlock()
 			if pending == 0 {
-				t.Fatal("the snapshot freed no slot")
+				t.Fatal("no slot waits for reuse")
 			}
 		}, 1},
 	}

@@ -800,7 +800,14 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 		cur := v.live.get(r.blk)
 		v.mapMu.Unlock()
 		live := cur.mapped() && uint64(cur.gen) == r.gen
-		if !live {
+		switch {
+		case live:
+		case cur.mapped() && !cur.sealed():
+			// Superseded by a mapping no sync round has made durable
+			// yet: the durable live map still refers to this slot, and
+			// a crash now would find it punched. A later release (the
+			// next completed snapshot, or the next start) frees it.
+		default:
 			b.DeleteChange(v.id, r.gen, r.blk)
 			if !r.x.Zero() {
 				free = append(free, r.x.Slot)
@@ -808,15 +815,19 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 		}
 		lk.Unlock()
 	}
-	// The records go first: a slot is reused only after the change that
-	// freed it is durable (the next sync round).
 	if err := e.meta.Apply(&b); err != nil {
 		return err
 	}
-	if err := v.freeSlots(e.ctx, free); err != nil {
-		return err // shutting down: the next start punches what is left
+	// The slots are retired, not punched here: the mapping that superseded
+	// each may have been captured by a sync round that has not committed
+	// it yet. The next round, which commits after that one, punches them
+	// once its own changes are durable; a slot is reused a round later.
+	v.mapMu.Lock()
+	for _, s := range free {
+		v.slots.retire(s)
 	}
-	if len(free) > 0 { // the next sync round makes the frees durable
+	v.mapMu.Unlock()
+	if len(free) > 0 {
 		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", len(free))
 	}
 	return nil

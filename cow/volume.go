@@ -494,15 +494,20 @@ func (v *volume) syncRound() error {
 		v.slots.reuse(freed)
 		v.mapMu.Unlock()
 	}
-	// The mappings that replaced the retired slots are durable now.
-	return v.freeSlots(context.Background(), retired)
+	// The mappings that replaced the retired slots are durable now. (A
+	// shutdown may cut the punching short: the next start punches every
+	// slot no durable record refers to.)
+	if err := v.freeSlots(v.eng.ctx, retired); err != nil && v.eng.ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 // dirtyLen is the number of blocks with unsynced metadata.
 func (v *volume) dirtyLen() int {
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
-	return len(v.dirty) + len(v.slots.pending) + int(v.writes.Load())
+	return len(v.dirty) + len(v.slots.pending) + len(v.slots.retired) + int(v.writes.Load())
 }
 
 // info describes the volume.
