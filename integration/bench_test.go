@@ -67,6 +67,7 @@ func BenchmarkCowvol(b *testing.B) {
 			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0]})
 		}
 	}
+	encryptionFigures(b, d, report, jobs, runtimeSec)
 	snapshotFigures(b, d, report, runtimeSec)
 	report.add("daemon peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
 	report.checkTargets()
@@ -80,6 +81,31 @@ func BenchmarkCowvol(b *testing.B) {
 		b.Fatal(err)
 	}
 	fmt.Printf("figures written to %s\n", out)
+}
+
+// encryptionFigures runs the fio jobs against an encrypted volume file,
+// next to the unencrypted volume's figures of this run (the encryption
+// target is a ratio to those), and times the first flush of 1 GiB written
+// to an encrypted volume.
+func encryptionFigures(b *testing.B, d *daemon, r *benchReport, jobs []fioJob, runtimeSec int) {
+	var vol volume
+	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", "2GiB", "--encrypted"), &vol)
+	file := d.volumePath(vol.VolumeId)
+	fill(b, file, 1) // as the unencrypted volume was filled by its first job
+	for _, j := range jobs {
+		enc := j.run(b, file, runtimeSec)
+		plain := r.Figures["file: "+j.name+" cowvol"]
+		r.add("encrypted: "+j.name+" "+j.unit(), enc)
+		r.EncRows = append(r.EncRows, benchRow{"file: " + j.name, j.unit(), plain, enc, enc / plain})
+	}
+	var fv volume
+	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", "2GiB", "--encrypted"), &fv)
+	fill(b, d.volumePath(fv.VolumeId), 1)
+	api := newEC2(d.Socket)
+	start := time.Now()
+	id, _ := api.createSnapshot(b, fv.VolumeId)
+	api.waitCompleted(b, id)
+	r.add("flush MiB/s (1 GiB, encrypted, first snapshot)", 1024/time.Since(start).Seconds())
 }
 
 // snapshotFigures measures CreateSnapshot latency at 1 GiB and 8 GiB
@@ -210,6 +236,8 @@ type benchRow struct {
 type benchReport struct {
 	Machine map[string]string
 	Rows    []benchRow
+	// EncRows: the encrypted volume against the unencrypted one.
+	EncRows []benchRow
 	Figures map[string]float64
 	Targets []benchTarget
 	order   []string
@@ -248,12 +276,21 @@ var targets = []benchTarget{
 	{Figure: "restored volume first read ms", Atmost: true, Bound: 50},
 	{Figure: "restored seq read / plain file seq read", Bound: 0.5},
 	{Figure: "daemon peak RSS MiB (8 GiB written and snapshotted)", Atmost: true, Bound: 256},
+	// Issue 8: an encrypted volume against an unencrypted one.
+	{Figure: "encrypted/unencrypted: seq write 1M qd4", Bound: 0.8},
+	{Figure: "encrypted/unencrypted: seq read 1M qd4", Bound: 0.8},
+	{Figure: "encrypted/unencrypted: rand write 4k qd16", Bound: 0.8},
+	{Figure: "encrypted/unencrypted: rand read 4k qd16", Bound: 0.8},
+	{Figure: "encrypted/unencrypted: rand write 4k+fsync qd1", Bound: 0.8},
 }
 
 // checkTargets evaluates every target against this run's figures.
 func (r *benchReport) checkTargets() {
 	for _, row := range r.Rows {
 		r.Figures[row.Name+" ratio"] = row.Ratio
+	}
+	for _, row := range r.EncRows {
+		r.Figures["encrypted/unencrypted: "+strings.TrimPrefix(row.Name, "file: ")] = row.Ratio
 	}
 	if m1 := r.Figures["CreateSnapshot ms median (1 GiB written)"]; m1 > 0 {
 		r.add("CreateSnapshot median 8 GiB / 1 GiB", r.Figures["CreateSnapshot ms median (8 GiB written)"]/m1)
@@ -277,9 +314,13 @@ func (r *benchReport) print(w io.Writer) {
 	for _, row := range r.Rows {
 		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio)
 	}
+	fmt.Fprintf(w, "\n%-34s %-6s %12s %12s %7s\n", "encrypted volume (O_DIRECT, libaio)", "unit", "unencrypted", "encrypted", "ratio")
+	for _, row := range r.EncRows {
+		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio)
+	}
 	fmt.Fprintln(w)
 	for _, name := range r.order {
-		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") {
+		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") || strings.HasPrefix(name, "encrypted: ") {
 			continue
 		}
 		fmt.Fprintf(w, "%-52s %10.2f\n", name, r.Figures[name])
