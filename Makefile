@@ -48,7 +48,7 @@ test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWV
 # integration suite under it would take most of CI's budget: this runs the
 # tests that exercise the most concurrency (crash trials, snapshots of a live
 # file system, two hosts on one bucket, the SDK session, other users).
-RACE_TESTS ?= ^(TestTortureCrashTrials|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser)$$
+RACE_TESTS ?= ^(TestTortureCrashTrials|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
 
 test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
 	COWVOL_DAEMON_RACE=1 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/

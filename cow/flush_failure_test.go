@@ -123,3 +123,42 @@ func TestFailedFlushUnpublishesManifest(t *testing.T) {
 		t.Fatalf("snapshot %s is in state error on its owner, but its manifest is stored (complete for everyone else)", s.ID)
 	}
 }
+
+// TestFlushAtShutdownIsNotPermanent: Close marks the engine closed before
+// it stops the flusher; a flush that starts in between must not fail its
+// snapshot for good ("volume is gone"), only stop until the next start.
+func TestFlushAtShutdownIsNotPermanent(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.gc.Lock() // the flusher waits for it before it looks the volume up
+	si, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		eng.gc.Unlock()
+		t.Fatal(err)
+	}
+	for {
+		eng.snapMu.Lock()
+		picked := eng.inFlight != nil
+		eng.snapMu.Unlock()
+		if picked {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	eng.mu.Lock()
+	eng.closed = true // as Close does first
+	eng.mu.Unlock()
+	eng.gc.Unlock()
+	time.Sleep(50 * time.Millisecond) // the flush runs into the closed engine
+	eng.StopBackground()
+	s, _ := eng.lookupSnapshot(ctx, si.ID)
+	if st := s.record().State; st != string(SnapshotPending) {
+		t.Fatalf("a flush cut off by shutdown left the snapshot %s (%s), want pending", st, s.record().StatusMessage)
+	}
+	eng.mu.Lock()
+	eng.closed = false // let the test's Close close it
+	eng.mu.Unlock()
+}

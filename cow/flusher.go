@@ -246,6 +246,9 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		return e.flushCopy(ctx, s)
 	}
 	v, err := e.lookup(r.VolumeID)
+	if errors.Is(err, ErrClosed) {
+		return err // shutting down (Close marks the engine closed before it stops the flusher)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: volume %s is gone", errPermanent, r.VolumeID)
 	}
