@@ -100,7 +100,7 @@ type Engine struct {
 	bg       *ioGovernor // paces flushes and hydration against foreground I/O
 	keys     KeyManager  // nil: no encryption
 	openFile func(path string, create bool) (blockFile, error)
-	lineages keyCache    // unwrapped data keys
+	lineages keyCache // unwrapped data keys
 
 	ctx    context.Context
 	cancel context.CancelFunc
