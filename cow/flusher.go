@@ -827,7 +827,7 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 	// once its own changes are durable; a slot is reused a round later.
 	v.mapMu.Lock()
 	for _, s := range free {
-		v.slots.retire(s)
+		v.slots.retire(s, true)
 	}
 	v.mapMu.Unlock()
 	if len(free) > 0 {

@@ -21,18 +21,34 @@ type slotAllocator struct {
 	// that drops that reference has made it durable (a crash before would
 	// find the durable mapping pointing at a hole).
 	retired []uint64
+	// recycled slots are retired ones that are not punched: an encrypted
+	// volume's redirects leave one behind per block and round, and every
+	// later use of a slot there writes it whole, so the hole (an extent
+	// change that makes the next fdatasync commit the file system's
+	// journal) would buy nothing.
+	recycled []uint64
 }
 
 // retire queues a slot that durable metadata still refers to; see retired.
-func (a *slotAllocator) retire(s uint64) { a.retired = append(a.retired, s) }
-
-// takeRetired detaches the retired list: the caller frees the slots once
-// the changes captured with them are durable.
-func (a *slotAllocator) takeRetired() []uint64 {
-	r := a.retired
-	a.retired = nil
-	return r
+// punch: whether its space goes back to the file system.
+func (a *slotAllocator) retire(s uint64, punch bool) {
+	if punch {
+		a.retired = append(a.retired, s)
+	} else {
+		a.recycled = append(a.recycled, s)
+	}
 }
+
+// takeRetired detaches the retired and recycled lists: the caller frees the
+// slots once the changes captured with them are durable.
+func (a *slotAllocator) takeRetired() (retired, recycled []uint64) {
+	retired, recycled = a.retired, a.recycled
+	a.retired, a.recycled = nil, nil
+	return retired, recycled
+}
+
+// waiting counts the slots waiting on a sync round.
+func (a *slotAllocator) waiting() int { return len(a.pending) + len(a.retired) + len(a.recycled) }
 
 // alloc returns a slot that reads as zeros.
 func (a *slotAllocator) alloc() uint64 {
@@ -71,7 +87,7 @@ func (a *slotAllocator) reuse(slots []uint64) {
 // before the allocator hands them out.
 func (a *slotAllocator) rebuild(used []uint64) (holes [][2]uint64) {
 	sort.Slice(used, func(i, j int) bool { return used[i] < used[j] })
-	a.free, a.pending, a.retired = nil, nil, nil
+	a.free, a.pending, a.retired, a.recycled = nil, nil, nil, nil
 	var prev uint64 // first slot not yet accounted for
 	for _, s := range used {
 		if s < prev {

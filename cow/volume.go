@@ -238,7 +238,8 @@ func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
 		return 0, false
 	}
 	if old.sealed() {
-		v.slots.retire(old.slot)
+		// An encrypted volume writes every slot whole: no hole needed.
+		v.slots.retire(old.slot, v.hot == nil)
 		return 0, false
 	}
 	return old.slot, true
@@ -382,7 +383,7 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 		// discard is durable finds the block reading zeros, which is
 		// what the discard asked. A sealed sector turned into a hole
 		// would fail authentication instead: it waits for the round.
-		v.slots.retire(e.slot)
+		v.slots.retire(e.slot, true)
 		return 0, false, nil
 	}
 	return e.slot, ours, nil
@@ -429,14 +430,14 @@ func (v *volume) syncRound() error {
 		return nil
 	}
 	writes := v.writes.Swap(0)
-	if writes == 0 && len(v.dirty) == 0 && len(v.slots.pending) == 0 && len(v.slots.retired) == 0 {
+	if writes == 0 && len(v.dirty) == 0 && v.slots.waiting() == 0 {
 		unlock()
 		return nil
 	}
 	var b meta.Batch
 	captured := v.dirty
 	v.dirty = make(map[uint64]struct{}, len(captured))
-	retired := v.slots.takeRetired()
+	retired, recycled := v.slots.takeRetired()
 	for blk := range captured {
 		e := v.live.get(blk)
 		if e.mapped() {
@@ -486,6 +487,7 @@ func (v *volume) syncRound() error {
 		v.writes.Add(writes)
 		v.slots.pending = append(v.slots.pending, freed...)
 		v.slots.retired = append(v.slots.retired, retired...)
+		v.slots.recycled = append(v.slots.recycled, recycled...)
 		v.mapMu.Unlock()
 		return fmt.Errorf("sync %s: %w", v.id, err)
 	}
@@ -494,9 +496,17 @@ func (v *volume) syncRound() error {
 		v.slots.reuse(freed)
 		v.mapMu.Unlock()
 	}
-	// The mappings that replaced the retired slots are durable now. (A
-	// shutdown may cut the punching short: the next start punches every
-	// slot no durable record refers to.)
+	// The mappings that replaced the retired and recycled slots are
+	// durable now. A recycled slot was replaced under the same record
+	// keys (its generation's change record, the live entry), so nothing
+	// durable refers to it any more: it is reusable at once. A retired one
+	// is punched first. (A shutdown may cut the punching short: the next
+	// start punches every slot no durable record refers to.)
+	if len(recycled) > 0 {
+		v.mapMu.Lock()
+		v.slots.reuse(recycled)
+		v.mapMu.Unlock()
+	}
 	if err := v.freeSlots(v.eng.ctx, retired); err != nil && v.eng.ctx.Err() == nil {
 		return err
 	}
@@ -507,7 +517,7 @@ func (v *volume) syncRound() error {
 func (v *volume) dirtyLen() int {
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
-	return len(v.dirty) + len(v.slots.pending) + len(v.slots.retired) + int(v.writes.Load())
+	return len(v.dirty) + v.slots.waiting() + int(v.writes.Load())
 }
 
 // info describes the volume.

@@ -106,36 +106,48 @@ func (v *volume) sectorAAD(blk uint64, i int64) [8]byte {
 }
 
 // sealSectors encrypts plain (whole sectors first..first+len/4096 of block
-// blk) into out (the same length) and their seals into seals, under fresh
-// nonces.
+// blk) into out (the same length; plain may be out itself) and their seals
+// into seals, under fresh nonces. out's capacity must reach 16 bytes past
+// its length: GCM writes each tag right after its sector, where the next
+// sector goes, and the bytes there are put back once the tag is taken.
 func (v *volume) sealSectors(aead cipher.AEAD, blk uint64, first int64, plain, out, seals []byte) error {
 	n := int64(len(plain)) / sealSector
 	ctr, err := v.reserveNonces(uint64(n))
 	if err != nil {
 		return err
 	}
-	var scratch [sealSector + 16]byte
+	out = out[:n*sealSector+16]
 	for i := range n {
+		lo, hi := i*sealSector, (i+1)*sealSector
+		var saved, tag [16]byte
+		copy(saved[:], out[hi:])
 		nonce, aad := sectorNonce(ctr+uint64(i)), v.sectorAAD(blk, first+i)
-		sealed := aead.Seal(scratch[:0], nonce[:], plain[i*sealSector:(i+1)*sealSector], aad[:])
-		copy(out[i*sealSector:], sealed[:sealSector])
+		sealed := aead.Seal(out[lo:lo], nonce[:], plain[lo:hi], aad[:])
+		copy(tag[:], sealed[sealSector:])
+		copy(out[hi:], saved[:])
 		s := seals[i*sealSize:]
 		binary.BigEndian.PutUint64(s, ctr+uint64(i))
-		copy(s[8:sealSize], sealed[sealSector:])
+		copy(s[8:sealSize], tag[:])
 	}
 	return nil
 }
 
-// openSectors decrypts and verifies sealed sectors first.. of block blk
-// (data and their seals) into out.
-func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, seals, out []byte) error {
-	var scratch [sealSector + 16]byte
-	for i := range int64(len(data)) / sealSector {
+// openSectors decrypts and verifies, in place, sealed sectors first.. of
+// block blk (data, with their seals). data's capacity must reach 16 bytes
+// past its length (see sealSectors).
+func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, seals []byte) error {
+	n := int64(len(data)) / sealSector
+	data = data[:n*sealSector+16]
+	for i := range n {
+		lo, hi := i*sealSector, (i+1)*sealSector
 		s := seals[i*sealSize : (i+1)*sealSize]
+		var saved [16]byte
+		copy(saved[:], data[hi:])
+		copy(data[hi:], s[8:])
 		nonce, aad := sectorNonce(binary.BigEndian.Uint64(s)), v.sectorAAD(blk, first+i)
-		copy(scratch[:sealSector], data[i*sealSector:])
-		copy(scratch[sealSector:], s[8:])
-		if _, err := aead.Open(out[i*sealSector:i*sealSector], nonce[:], scratch[:], aad[:]); err != nil {
+		_, err := aead.Open(data[lo:lo], nonce[:], data[lo:hi+16], aad[:])
+		copy(data[hi:], saved[:])
+		if err != nil {
 			return fmt.Errorf("%w: volume %s block %d sector %d: its data file was altered or damaged", ErrDataAuth, v.id, blk, first+i)
 		}
 	}
@@ -151,9 +163,9 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	}
 	s0, s1 := in/sealSector, (in+int64(len(dst))+sealSector-1)/sealSector
 	n := s1 - s0
-	buf := v.eng.buffers.get(int(n * (2*sealSector + sealSize)))
+	buf := v.eng.buffers.get(int(n*(sealSector+sealSize) + 16))
 	defer v.eng.buffers.put(buf)
-	data, plain, seals := buf[:n*sealSector], buf[n*sealSector:2*n*sealSector], buf[2*n*sealSector:]
+	data, seals := buf[:n*sealSector], buf[n*sealSector+16:]
 	base := v.slotOffset(slot)
 	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
 		return err
@@ -161,10 +173,10 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	if _, err := v.file.ReadAt(seals, base+v.blockSize+s0*sealSize); err != nil {
 		return err
 	}
-	if err := v.openSectors(aead, blk, s0, data, seals, plain); err != nil {
+	if err := v.openSectors(aead, blk, s0, data, seals); err != nil {
 		return err
 	}
-	copy(dst, plain[in-s0*sealSector:])
+	copy(dst, data[in-s0*sealSector:])
 	return nil
 }
 
@@ -180,9 +192,12 @@ func (v *volume) writeSealedSlot(blk, slot uint64, plain []byte) error {
 	if err != nil {
 		return err
 	}
+	// The seals follow the data, in the buffer as in the slot; the 16
+	// bytes of tag spill that sealSectors needs past the data are the
+	// seals' own, put back before they are written.
 	buf := v.eng.buffers.get(int(v.stride))
 	defer v.eng.buffers.put(buf)
-	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:]); err != nil {
+	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:v.stride]); err != nil {
 		return err
 	}
 	_, err = v.file.WriteAt(buf[:v.stride], v.slotOffset(slot))
@@ -199,32 +214,33 @@ func (v *volume) rewriteSealed(blk, slot uint64, in int64, src []byte) error {
 	}
 	s0, s1 := in/sealSector, (in+int64(len(src))+sealSector-1)/sealSector
 	n := s1 - s0
-	buf := v.eng.buffers.get(int(n * (2*sealSector + sealSize)))
+	buf := v.eng.buffers.get(int(n*(2*sealSector+sealSize) + 16))
 	defer v.eng.buffers.put(buf)
-	plain, out, seals := buf[:n*sealSector], buf[n*sealSector:2*n*sealSector], buf[2*n*sealSector:]
+	out, plain, seals := buf[:n*sealSector], buf[n*sealSector+16:2*n*sealSector+16], buf[2*n*sealSector+16:]
 	base := v.slotOffset(slot)
-	// Partly covered edge sectors keep the rest of their content.
+	// Partly covered edge sectors keep the rest of their content; a write
+	// of whole sectors is sealed straight from src.
 	lead, tail := in-s0*sealSector, s1*sealSector-(in+int64(len(src)))
-	var edges []int64
-	if lead > 0 {
-		edges = append(edges, 0)
+	if lead == 0 && tail == 0 {
+		plain = src
 	}
-	if tail > 0 && (n > 1 || lead == 0) {
-		edges = append(edges, n-1)
-	}
-	for _, i := range edges {
+	for _, i := range partlyCovered(n, lead, tail) {
 		var sb [sealSize]byte
-		if _, err := v.file.ReadAt(out[:sealSector], base+(s0+i)*sealSector); err != nil {
+		sector := out[i*sealSector : (i+1)*sealSector]
+		if _, err := v.file.ReadAt(sector, base+(s0+i)*sealSector); err != nil {
 			return err
 		}
 		if _, err := v.file.ReadAt(sb[:], base+v.blockSize+(s0+i)*sealSize); err != nil {
 			return err
 		}
-		if err := v.openSectors(aead, blk, s0+i, out[:sealSector], sb[:], plain[i*sealSector:]); err != nil {
+		if err := v.openSectors(aead, blk, s0+i, sector, sb[:]); err != nil {
 			return err
 		}
+		copy(plain[i*sealSector:], sector)
 	}
-	copy(plain[lead:], src)
+	if lead > 0 || tail > 0 {
+		copy(plain[lead:], src)
+	}
 	if err := v.sealSectors(aead, blk, s0, plain, out, seals); err != nil {
 		return err
 	}
@@ -233,6 +249,58 @@ func (v *volume) rewriteSealed(blk, slot uint64, in int64, src []byte) error {
 	}
 	_, err = v.file.WriteAt(seals, base+v.blockSize+s0*sealSize)
 	return err
+}
+
+// redirectSealed writes block blk, from slot from with src written at
+// offset in, to slot to: one read and one write of the stored slot, the
+// covered sectors sealed anew in between.
+func (v *volume) redirectSealed(blk, from, to uint64, in int64, src []byte) error {
+	aead, err := v.cipher()
+	if err != nil {
+		return err
+	}
+	img := v.eng.buffers.get(int(v.stride) + 16) // 16: the tag spill (sealSectors)
+	defer v.eng.buffers.put(img)
+	if _, err := v.file.ReadAt(img[:v.stride], v.slotOffset(from)); err != nil {
+		return err
+	}
+	s0, s1 := in/sealSector, (in+int64(len(src))+sealSector-1)/sealSector
+	n := s1 - s0
+	data := img[s0*sealSector : s1*sealSector]
+	seals := img[v.blockSize+s0*sealSize : v.blockSize+s1*sealSize]
+	plain := src
+	lead, tail := in-s0*sealSector, s1*sealSector-(in+int64(len(src)))
+	if lead > 0 || tail > 0 {
+		buf := v.eng.buffers.get(int(n*sealSector) + 16)
+		defer v.eng.buffers.put(buf)
+		plain = buf[:n*sealSector]
+		for _, i := range partlyCovered(n, lead, tail) {
+			copy(plain[i*sealSector:(i+1)*sealSector], data[i*sealSector:])
+			if err := v.openSectors(aead, blk, s0+i, plain[i*sealSector:(i+1)*sealSector], seals[i*sealSize:(i+1)*sealSize]); err != nil {
+				return err
+			}
+		}
+		copy(plain[lead:], src)
+	}
+	if err := v.sealSectors(aead, blk, s0, plain, data, seals); err != nil {
+		return err
+	}
+	_, err = v.file.WriteAt(img[:v.stride], v.slotOffset(to))
+	return err
+}
+
+// partlyCovered lists which of a write's n sectors it covers only in part,
+// given the bytes it leaves uncovered before (lead) and after (tail) it:
+// each sector once, also when the write lies within one sector.
+func partlyCovered(n, lead, tail int64) []int64 {
+	var edges []int64
+	if lead > 0 {
+		edges = append(edges, 0)
+	}
+	if tail > 0 && (n > 1 || lead == 0) {
+		edges = append(edges, n-1)
+	}
+	return edges
 }
 
 // writeBlockSealed is writeBlock for an encrypted volume: in place into a
@@ -254,29 +322,38 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 		return v.ioErr("write", blk, v.rewriteSealed(blk, e.slot, in, src))
 	}
 
-	plain := v.eng.buffers.get(int(v.blockSize))
-	defer v.eng.buffers.put(plain)
-	var err error
-	switch {
-	case in == 0 && int64(len(src)) == v.blockSize:
-	case e.hasData():
-		err = v.readSlotPlain(blk, e.slot, plain)
-	case !e.mapped() && hydrating:
-		err = v.fetchBase(context.Background(), blk, plain)
-	default:
-		clear(plain)
-	}
-	if err != nil {
-		return v.ioErr("write", blk, err)
-	}
-	copy(plain[in:], src)
+	whole := in == 0 && int64(len(src)) == v.blockSize
 	if err := v.eng.space.allocate(v.stride); err != nil {
 		return v.ioErr("write", blk, err)
 	}
 	v.mapMu.Lock()
 	slot := v.slots.alloc()
 	v.mapMu.Unlock()
-	if err := v.writeSealedSlot(blk, slot, plain); err != nil {
+	var err error
+	switch {
+	case whole:
+		// A whole block is sealed straight from src.
+		err = v.writeSealedSlot(blk, slot, src)
+	case e.hasData():
+		// The old slot, copied as it is stored, with the sectors the
+		// write covers sealed anew: the others keep their ciphertext
+		// and seals, valid anywhere (the address, not the slot, is
+		// what they are bound to), so they need no opening and sealing.
+		err = v.redirectSealed(blk, e.slot, slot, in, src)
+	default:
+		plain := v.eng.buffers.get(int(v.blockSize))
+		if !e.mapped() && hydrating {
+			err = v.fetchBase(context.Background(), blk, plain)
+		} else {
+			clear(plain)
+		}
+		if err == nil {
+			copy(plain[in:], src)
+			err = v.writeSealedSlot(blk, slot, plain)
+		}
+		v.eng.buffers.put(plain)
+	}
+	if err != nil {
 		v.freeSlot(slot)
 		return v.ioErr("write", blk, err)
 	}
