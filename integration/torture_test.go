@@ -54,11 +54,15 @@ const (
 	trialRaw      trialKind = iota // random O_DIRECT writes + fdatasync on the loop device
 	trialSnapshot                  // the same, with a snapshot flush in flight at the kill
 	trialExt4                      // files + fsync in ext4; e2fsck after journal replay
+	// The raw and snapshot trials on an encrypted volume: a crash must
+	// never separate a sealed sector from its seal (a read would fail).
+	trialEncryptedRaw
+	trialEncryptedSnapshot
 	trialKinds
 )
 
 func (k trialKind) String() string {
-	return [...]string{"raw", "snapshot", "ext4"}[k]
+	return [...]string{"raw", "snapshot", "ext4", "encrypted-raw", "encrypted-snapshot"}[k]
 }
 
 func TestTortureCrashTrials(t *testing.T) {
@@ -91,8 +95,9 @@ func TestTortureCrashTrials(t *testing.T) {
 		ok := t.Run(fmt.Sprintf("seed=%d/%s", seed, kind), func(t *testing.T) {
 			t.Logf("torture trial seed %d (%s); replay: COWVOL_TORTURE_SEED=%d make torture", seed, kind, seed)
 			switch kind {
-			case trialRaw, trialSnapshot:
-				rawCrashTrial(t, seed, kind == trialSnapshot)
+			case trialRaw, trialSnapshot, trialEncryptedRaw, trialEncryptedSnapshot:
+				rawCrashTrial(t, seed, kind == trialSnapshot || kind == trialEncryptedSnapshot,
+					kind == trialEncryptedRaw || kind == trialEncryptedSnapshot)
 			case trialExt4:
 				ext4CrashTrial(t, seed)
 			}
@@ -356,11 +361,20 @@ func checkExact(t testing.TB, file string, pages uint64, content map[uint64]uint
 
 // rawCrashTrial: random writes through the loop device, kill -9, restart,
 // check. With snapshot, a snapshot is taken (writes paused at the call) and
-// the daemon killed while its flush is likely in flight.
-func rawCrashTrial(t *testing.T, seed uint64, withSnapshot bool) {
+// the daemon killed while its flush is likely in flight. Encrypted runs it
+// on an encrypted volume.
+func rawCrashTrial(t *testing.T, seed uint64, withSnapshot, encrypted bool) {
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	d := startDaemon(t)
-	vol := d.createVolume(t, fmt.Sprintf("%dMiB", tortureVolSize/mib))
+	var vol volume
+	args := []string{"create-volume", "--size", fmt.Sprintf("%dMiB", tortureVolSize/mib)}
+	if encrypted {
+		args = append(args, "--encrypted")
+	}
+	d.mustJSON(t, d.mustCLI(t, args...), &vol)
+	if vol.Encrypted != encrypted {
+		t.Fatalf("create-volume %v: %+v", args, vol)
+	}
 	lo := attachLoop(t, d.volumePath(vol.VolumeId))
 	w := newRawWriters(lo.Dev, tortureVolSize)
 	done := make(chan struct{})
