@@ -629,6 +629,9 @@ func TestCreateVolumeFromSnapshot(t *testing.T) {
 func TestEncryptionWireFormat(t *testing.T) {
 	env := newTestEnv(t)
 	_, h, body := env.post(t, "Action=CreateVolume"+v+"&Size=1&Encrypted=true")
+	if h.Get("X-Amzn-RequestId") == "" {
+		t.Errorf("CreateVolume answered no X-Amzn-RequestId")
+	}
 	arn := regexp.MustCompile(`<kmsKeyId>(arn:aws:kms:us-east-1:000000000000:key/[0-9a-f-]{36})</kmsKeyId>`).FindStringSubmatch(body)
 	if arn == nil || !strings.Contains(body, "<encrypted>true</encrypted><kmsKeyId>") {
 		t.Fatalf("CreateVolume Encrypted=true: %s", body)
