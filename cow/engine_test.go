@@ -145,7 +145,8 @@ func TestDeleteVolume(t *testing.T) {
 }
 
 func TestClientTokenIdempotency(t *testing.T) {
-	eng := openTestEngine(t, t.TempDir())
+	dir := t.TempDir()
+	eng := openTestEngine(t, dir)
 	p := CreateVolumeParams{Size: 1 << 30, ClientToken: "tok-1", Tags: []Tag{{"a", "b"}}}
 	first, err := eng.CreateVolume(ctx, p)
 	if err != nil {
@@ -161,6 +162,21 @@ func TestClientTokenIdempotency(t *testing.T) {
 	}
 	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
 		t.Fatalf("%d volumes, want 1", len(vols))
+	}
+	// The token outlives the daemon: a client retrying across a restart
+	// gets the volume it made, not a second one.
+	eng.Close()
+	eng = openTestEngine(t, dir)
+	p.Size = 1 << 30
+	if again, err := eng.CreateVolume(ctx, p); err != nil || again.ID != first.ID {
+		t.Fatalf("same token after a restart = %v, %v; want %s", again.ID, err, first.ID)
+	}
+	p.Size = 2 << 30
+	if _, err := eng.CreateVolume(ctx, p); !errors.Is(err, ErrIdempotentMismatch) {
+		t.Fatalf("token reused with another size after a restart: %v, want ErrIdempotentMismatch", err)
+	}
+	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
+		t.Fatalf("%d volumes after a restart, want 1", len(vols))
 	}
 }
 
