@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os/exec"
 	"testing"
 )
 
@@ -11,13 +10,7 @@ import (
 // wrote, on the volume after the restart and on the restored volume.
 func TestTortureFioVerify(t *testing.T) {
 	requirePrereqs(t)
-	fio, err := exec.LookPath("fio")
-	if err != nil {
-		if requireRoot() {
-			t.Fatal("fio is not installed (.ci/run installs it)")
-		}
-		t.Skip("fio is not installed")
-	}
+	fio := tool(t, "fio")
 	d := startDaemon(t)
 	vol := d.createVolume(t, "256MiB")
 	job := []string{"--name=verify", "--rw=randwrite", "--bsrange=4k-256k", "--size=192M", "--direct=1",
