@@ -20,6 +20,18 @@ const maxDescribeSnapshots = 1000
 // Whether it names this daemon's Outpost is the engine's decision.
 var outpostArnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:outposts:[a-z0-9-]+:[0-9]{12}:outpost/op-[0-9a-f]+$`)
 
+// descriptionError refuses a snapshot description the engine cannot store:
+// at most 255 characters, and at most 255 bytes of UTF-8.
+func descriptionError(desc string) *APIError {
+	switch {
+	case utf8.RuneCountInString(desc) > cow.MaxDescriptionLen:
+		return invalidValue("The description is longer than %d characters.", cow.MaxDescriptionLen)
+	case len(desc) > cow.MaxDescriptionLen:
+		return invalidValue("The description is longer than %d bytes of UTF-8.", cow.MaxDescriptionLen)
+	}
+	return nil
+}
+
 // createSnapshot: VolumeId, Description, DryRun, TagSpecification.N, OutpostArn.
 func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error) {
 	dryRun, e := p.boolean("DryRun")
@@ -36,16 +48,14 @@ func (s *Server) createSnapshot(ctx context.Context, p *params) (response, error
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
+	descErr := descriptionError(desc)
 	switch {
 	case volID == "":
 		return nil, missingParam("VolumeId")
 	case !cow.ValidVolumeID(volID):
 		return nil, malformedVolumeID(volID)
-	case utf8.RuneCountInString(desc) > cow.MaxDescriptionLen:
-		return nil, invalidValue("The description is longer than %d characters.", cow.MaxDescriptionLen)
-	case len(desc) > cow.MaxDescriptionLen:
-		// The engine stores at most 255 bytes of UTF-8.
-		return nil, invalidValue("The description is longer than %d bytes of UTF-8.", cow.MaxDescriptionLen)
+	case descErr != nil:
+		return nil, descErr
 	case hasOutpost && outpost != s.backend.OutpostArn() && !outpostArnPattern.MatchString(outpost):
 		return nil, invalidValue("Value (%s) for parameter OutpostArn is invalid: expected arn:aws:outposts:<region>:<account>:outpost/op-<id>.", clip(outpost))
 	}
@@ -313,6 +323,7 @@ func (s *Server) copySnapshot(ctx context.Context, p *params) (response, error) 
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
+	descErr := descriptionError(desc)
 	switch {
 	case srcID == "":
 		return nil, missingParam("SourceSnapshotId")
@@ -326,8 +337,8 @@ func (s *Server) copySnapshot(ctx context.Context, p *params) (response, error) 
 		return nil, invalidValue("Copies to an Outpost are not supported (DestinationOutpostArn %s).", clip(outpost))
 	case hasDuration:
 		return nil, invalidValue("Time-based copies (CompletionDurationMinutes) are not supported: copies run as fast as the snapshot store allows.")
-	case utf8.RuneCountInString(desc) > cow.MaxDescriptionLen, len(desc) > cow.MaxDescriptionLen:
-		return nil, invalidValue("The description is longer than %d characters.", cow.MaxDescriptionLen)
+	case descErr != nil:
+		return nil, descErr
 	}
 	if err := cow.ValidateTags(tags); err != nil {
 		return nil, backendErr("validate tags", err, "")
