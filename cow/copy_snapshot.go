@@ -169,11 +169,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	}
 	defer stopLease()
 	ctx = lease.ctx
-	defer func() {
-		if err != nil && context.Cause(ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
-			err = fmt.Errorf("%w: %w", errLeaseLost, err)
-		}
-	}()
+	defer func() { err = lease.blame(err) }()
 	// An earlier attempt's manifest is adopted, as by flush.
 	if mb, err := st.Get(ctx, manifestKey(r.ID)); err == nil {
 		m, derr := decodeManifest(mb)

@@ -332,11 +332,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	defer stopLease()
 	// Every store request from here on stops when the lease is lost.
 	ctx = lease.ctx
-	defer func() {
-		if err != nil && context.Cause(ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
-			err = fmt.Errorf("%w: %w", errLeaseLost, err)
-		}
-	}()
+	defer func() { err = lease.blame(err) }()
 
 	// A manifest is immutable once stored: other daemons may have read
 	// (and cached) it. An earlier attempt that stored it and then failed

@@ -103,6 +103,15 @@ func (l *flushLease) valid() error {
 	return l.ctx.Err()
 }
 
+// blame returns err, marked errLeaseLost when the lease's loss is what
+// stopped the work (the store request failed because l.ctx ended).
+func (l *flushLease) blame(err error) error {
+	if err != nil && context.Cause(l.ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
+		return fmt.Errorf("%w: %w", errLeaseLost, err)
+	}
+	return err
+}
+
 // holdLease stores a lease for snapshot snapID's flush into st and keeps it
 // fresh until the returned stop is called (which deletes it). The flush
 // does its store requests under the lease's ctx.

@@ -208,11 +208,17 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	default:
 		_, err = v.file.WriteAt(src, v.slotOffset(slot)+in)
 	}
-	if err != nil {
-		v.freeSlot(slot) // it may hold part of the failed write
-		return v.ioErr("write", blk, err)
-	}
+	return v.installRedirect(blk, slot, gen, err)
+}
 
+// installRedirect ends a redirect: slot, just written (werr its error),
+// becomes block blk's newest version, born in gen; if the write failed,
+// slot is freed (it may hold part of the write) and the mapping is kept.
+func (v *volume) installRedirect(blk, slot uint64, gen uint32, werr error) error {
+	if werr != nil {
+		v.freeSlot(slot)
+		return v.ioErr("write", blk, werr)
+	}
 	v.mapMu.Lock()
 	free, ok := v.replaceLocked(blk, extent{slot: slot, gen: gen})
 	v.mapMu.Unlock()

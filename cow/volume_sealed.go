@@ -353,15 +353,5 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 		}
 		v.eng.buffers.put(plain)
 	}
-	if err != nil {
-		v.freeSlot(slot)
-		return v.ioErr("write", blk, err)
-	}
-	v.mapMu.Lock()
-	free, ok := v.replaceLocked(blk, extent{slot: slot, gen: gen})
-	v.mapMu.Unlock()
-	if ok {
-		v.freeSlot(free)
-	}
-	return nil
+	return v.installRedirect(blk, slot, gen, err)
 }
