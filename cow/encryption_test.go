@@ -510,10 +510,7 @@ func TestCopySnapshot(t *testing.T) {
 	if err := eng.DeleteSnapshot(ctx, src.ID); err != nil {
 		t.Fatal(err)
 	}
-	eng.gc.Lock()
-	err = eng.collectGarbageLocked(ctx, StoreRegional)
-	eng.gc.Unlock()
-	if err != nil {
+	if err := collectOnce(eng); err != nil {
 		t.Fatal(err)
 	}
 	env.hooks.setPut(nil)

@@ -152,32 +152,26 @@ func TestClientTokenIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := eng.CreateVolume(ctx, p)
-	if err != nil || again.ID != first.ID {
-		t.Fatalf("same token again = %v, %v; want %s", again.ID, err, first.ID)
+	retry := func(when string) {
+		t.Helper()
+		if again, err := eng.CreateVolume(ctx, p); err != nil || again.ID != first.ID {
+			t.Fatalf("same token again%s = %v, %v; want %s", when, again.ID, err, first.ID)
+		}
+		other := p
+		other.Size = 2 << 30
+		if _, err := eng.CreateVolume(ctx, other); !errors.Is(err, ErrIdempotentMismatch) {
+			t.Fatalf("token reused with another size%s: %v, want ErrIdempotentMismatch", when, err)
+		}
+		if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
+			t.Fatalf("%d volumes%s, want 1", len(vols), when)
+		}
 	}
-	p.Size = 2 << 30
-	if _, err := eng.CreateVolume(ctx, p); !errors.Is(err, ErrIdempotentMismatch) {
-		t.Fatalf("token reused with another size: %v, want ErrIdempotentMismatch", err)
-	}
-	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
-		t.Fatalf("%d volumes, want 1", len(vols))
-	}
+	retry("")
 	// The token outlives the daemon: a client retrying across a restart
 	// gets the volume it made, not a second one.
 	eng.Close()
 	eng = openTestEngine(t, dir)
-	p.Size = 1 << 30
-	if again, err := eng.CreateVolume(ctx, p); err != nil || again.ID != first.ID {
-		t.Fatalf("same token after a restart = %v, %v; want %s", again.ID, err, first.ID)
-	}
-	p.Size = 2 << 30
-	if _, err := eng.CreateVolume(ctx, p); !errors.Is(err, ErrIdempotentMismatch) {
-		t.Fatalf("token reused with another size after a restart: %v, want ErrIdempotentMismatch", err)
-	}
-	if vols, _ := eng.DescribeVolumes(ctx); len(vols) != 1 {
-		t.Fatalf("%d volumes after a restart, want 1", len(vols))
-	}
+	retry(" after a restart")
 }
 
 func TestDataDirLock(t *testing.T) {

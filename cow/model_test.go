@@ -30,6 +30,15 @@ func (r *reference) punch(off, n int64)        { clear(r.data[off : off+n]) }
 // Encrypted volumes run the same model: sealed sectors, partial sectors,
 // redirects of sealed blocks and restarts must all read back as written.
 func TestModelRandomOps(t *testing.T) {
+	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
+		runModel(t, seed, bs, *modelSteps, encrypted)
+	})
+}
+
+// forEachModelCase runs run as a subtest for plaintext and encrypted
+// volumes at 4 KiB and 64 KiB blocks, each with its seed: -model.seed, or
+// a random one, logged with the command line that replays it.
+func forEachModelCase(t *testing.T, run func(t *testing.T, seed uint64, bs int, encrypted bool)) {
 	for _, encrypted := range []bool{false, true} {
 		for _, bs := range []int{4 << 10, 64 << 10} {
 			name := fmt.Sprintf("block=%dK", bs>>10)
@@ -37,15 +46,20 @@ func TestModelRandomOps(t *testing.T) {
 				name = "encrypted/" + name
 			}
 			t.Run(name, func(t *testing.T) {
-				seed := *modelSeed
-				if seed == 0 {
-					seed = rand.Uint64()
-				}
-				t.Logf("seed %d (replay with -model.seed=%d)", seed, seed)
-				runModel(t, seed, bs, *modelSteps, encrypted)
+				seed := modelSeedOrRandom()
+				t.Logf("seed %d (replay with -run %s -model.seed=%d)", seed, t.Name(), seed)
+				run(t, seed, bs, encrypted)
 			})
 		}
 	}
+}
+
+// modelSeedOrRandom is -model.seed if given, else a random seed.
+func modelSeedOrRandom() uint64 {
+	if *modelSeed != 0 {
+		return *modelSeed
+	}
+	return rand.Uint64()
 }
 
 func runModel(t *testing.T, seed uint64, blockSize, steps int, encrypted bool) {

@@ -3,7 +3,6 @@ package cow
 import (
 	"bytes"
 	"crypto/sha256"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -181,22 +180,9 @@ func (cf *crashFiles) powerCut(eng *Engine, rng *rand.Rand) (lost int) {
 // separated from its seal would); every snapshot, resumed after the cuts,
 // must hold exactly its call's content.
 func TestPowerCutModel(t *testing.T) {
-	for _, encrypted := range []bool{false, true} {
-		for _, bs := range []int{4 << 10, 64 << 10} {
-			name := fmt.Sprintf("block=%dK", bs>>10)
-			if encrypted {
-				name = "encrypted/" + name
-			}
-			t.Run(name, func(t *testing.T) {
-				seed := *modelSeed
-				if seed == 0 {
-					seed = rand.Uint64()
-				}
-				t.Logf("seed %d (replay with -run TestPowerCutModel/%s -model.seed=%d)", seed, name, seed)
-				runPowerCutModel(t, seed, bs, encrypted, *modelSteps)
-			})
-		}
-	}
+	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
+		runPowerCutModel(t, seed, bs, encrypted, *modelSteps)
+	})
 }
 
 func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps int) {

@@ -156,9 +156,7 @@ func TestGCGraceAndLeases(t *testing.T) {
 	}
 	exists := func(k string) bool { ok, _ := st.Exists(ctx, k); return ok }
 	gc := func() {
-		a.gc.Lock()
-		defer a.gc.Unlock()
-		if err := a.collectGarbageLocked(ctx, StoreRegional); err != nil {
+		if err := collectOnce(a); err != nil {
 			t.Fatal(err)
 		}
 	}

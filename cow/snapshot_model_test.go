@@ -20,10 +20,7 @@ import (
 func TestModelSnapshots(t *testing.T) {
 	for _, mode := range []snapshotModelMode{plaintextModel, encryptedModel, mixedModel} {
 		t.Run(string(mode), func(t *testing.T) {
-			seed := *modelSeed
-			if seed == 0 {
-				seed = rand.Uint64()
-			}
+			seed := modelSeedOrRandom()
 			t.Logf("seed %d (replay with -run TestModelSnapshots/%s -model.seed=%d)", seed, mode, seed)
 			runSnapshotModel(t, seed, *modelSteps/2, mode)
 		})

@@ -342,10 +342,7 @@ func TestDeleteSnapshotKeepsWhatOthersNeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The collection runs in the background: one round, here, now.
-	eng.gc.Lock()
-	err = eng.collectGarbageLocked(ctx, StoreRegional)
-	eng.gc.Unlock()
-	if err != nil {
+	if err := collectOnce(eng); err != nil {
 		t.Fatal(err)
 	}
 	// What is left is held: the restored volume holds s1 (32 blocks, one

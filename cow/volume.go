@@ -466,10 +466,7 @@ func (v *volume) syncRound() error {
 		}
 	}
 	freed := v.slots.takePending()
-	v.mapMu.Unlock()
-	if v.hot != nil {
-		v.hot.capture.Unlock()
-	}
+	unlock()
 
 	err := v.file.Sync()
 	// In-place writes change no metadata: then the data file's
