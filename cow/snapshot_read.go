@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unsafe"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
@@ -36,10 +37,11 @@ type cacheEntry struct {
 // objectCacheBytes bounds the object cache: about four full segments.
 const objectCacheBytes = 32 << 20
 
-// Rough memory costs of decoded objects, for the cache's bound: a segment
-// is a map of chunk locations, a manifest a list of segment references.
+// Memory costs of decoded objects, for the cache's bound: a segment is a
+// sorted array of entries and nothing else; a manifest is a list of
+// segment references, each with its key's string (roughly).
 const (
-	segmentEntryCost  = 72
+	segmentEntryCost  = int(unsafe.Sizeof(segmentEntry{}))
 	manifestEntryCost = 96
 )
 
