@@ -75,6 +75,12 @@ type Options struct {
 	// openFile, if set, opens the volumes' data files (tests: files that
 	// simulate a power cut).
 	openFile func(path string, create bool) (blockFile, error)
+	// AcceptMetadataLoss opens the engine even when the metadata store
+	// fails its checks or its records do not explain the data files:
+	// what it cannot place is kept in <DataDir>/lost+found/<time>/.
+	// Without it such a start is refused with a *meta.DamageError
+	// (ErrMetadataDamaged) and nothing is changed.
+	AcceptMetadataLoss bool
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -91,6 +97,7 @@ const DefaultSyncInterval = 5 * time.Second
 // Engine owns every volume of one data directory.
 type Engine struct {
 	dir      string
+	lostDir  string // where a start that accepts metadata loss keeps what it cannot place
 	log      *slog.Logger
 	meta     *meta.Store
 	metaSync *groupSync // one Badger sync for many volumes' syncs
@@ -181,7 +188,9 @@ func Open(opts Options) (*Engine, error) {
 		lock.Close()
 		return nil, err
 	}
-	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log})
+	lostDir := filepath.Join(dir, "lost+found", time.Now().UTC().Format("20060102T150405Z"))
+	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log,
+		AcceptDamage: opts.AcceptMetadataLoss, DamagedCopy: filepath.Join(lostDir, "meta")})
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -205,6 +214,7 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		dir:             dir,
+		lostDir:         lostDir,
 		log:             log,
 		meta:            ms,
 		lock:            lock,
@@ -236,7 +246,7 @@ func Open(opts Options) (*Engine, error) {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore
 	}
 	e.metaSync = newGroupSync(ms.Sync)
-	if err := e.recover(); err != nil {
+	if err := e.recover(opts.AcceptMetadataLoss, ms.AcceptedDamage() != nil); err != nil {
 		e.closeVolumes()
 		ms.Close()
 		lock.Close()
@@ -276,120 +286,6 @@ func lockDataDir(dir string) (*os.File, error) {
 
 func (e *Engine) dataPath(id string) string {
 	return filepath.Join(e.dir, "volumes", id+".data")
-}
-
-// recover loads every volume from the metadata store, finishes interrupted
-// deletions and removes data files that belong to no volume.
-func (e *Engine) recover() error {
-	recs, err := e.meta.Volumes()
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	known := make(map[string]bool)
-	for _, r := range recs {
-		if r.Deleting {
-			e.log.Info("finishing interrupted deletion", "volume", r.ID)
-			if err := e.purge(r); err != nil {
-				return fmt.Errorf("recover: %w", err)
-			}
-			continue
-		}
-		v, err := e.loadVolume(r)
-		if err != nil {
-			return fmt.Errorf("recover volume %s: %w", r.ID, err)
-		}
-		e.vols[r.ID] = v
-		known[r.ID] = true
-	}
-	snaps, err := e.meta.Snapshots()
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	for _, r := range snaps {
-		e.snaps[r.ID] = &snapshot{rec: r}
-	}
-	entries, err := os.ReadDir(filepath.Join(e.dir, "volumes"))
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	for _, de := range entries {
-		id, ok := strings.CutSuffix(de.Name(), ".data")
-		if ok && !known[id] {
-			e.log.Info("removing data file of no volume (interrupted create or delete)", "file", de.Name())
-			if err := os.Remove(filepath.Join(e.dir, "volumes", de.Name())); err != nil {
-				return fmt.Errorf("recover: %w", err)
-			}
-		}
-	}
-	if len(recs) > 0 {
-		e.log.Info("recovered volumes", "count", len(e.vols))
-	}
-	return nil
-}
-
-// loadVolume rebuilds a volume's in-memory state from its records.
-func (e *Engine) loadVolume(r meta.VolumeRecord) (*volume, error) {
-	f, err := e.openDataFile(e.dataPath(r.ID), false)
-	if errors.Is(err, os.ErrNotExist) {
-		// A create whose record outlived its data file; harmless only
-		// if no block was ever recorded.
-		if empty, lerr := e.meta.HasNoExtents(r.ID); lerr != nil || !empty {
-			return nil, fmt.Errorf("data file %s is missing but the metadata records data in it: refusing to serve the volume as zeros", e.dataPath(r.ID))
-		}
-		e.log.Warn("recreating the missing data file of an empty volume", "volume", r.ID)
-		f, err = e.openDataFile(e.dataPath(r.ID), true)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open data file: %w", err)
-	}
-	v := e.newVolume(r, f)
-	var used []uint64
-	err = e.meta.LiveExtents(r.ID, func(blk uint64, me meta.Extent) error {
-		if blk >= v.blocks {
-			return fmt.Errorf("live map entry for block %d beyond the volume's %d blocks", blk, v.blocks)
-		}
-		// Loaded from durable metadata: sealed.
-		x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagSealed}
-		if me.Zero() {
-			x.flags |= flagZero
-		} else {
-			used = append(used, me.Slot)
-		}
-		v.live.set(blk, x)
-		return nil
-	})
-	if err == nil {
-		// Versions in change sets of earlier generations still hold
-		// their slots (a snapshot may need them).
-		err = e.meta.ChangeExtents(r.ID, func(gen, blk uint64, me meta.Extent) error {
-			if !me.Zero() {
-				used = append(used, me.Slot)
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	// Slots not referenced by durable metadata may hold data of writes
-	// whose metadata never became durable: punch them before reuse.
-	holes := v.slots.rebuild(used)
-	for _, h := range holes {
-		if err := f.Punch(v.slotOffset(h[0]), v.slotOffset(h[1]-h[0])); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	if err := f.Truncate(v.slotOffset(v.slots.next)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("trim data file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return v, nil
 }
 
 func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {

@@ -1,6 +1,10 @@
 package cow
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cowvol/cowvol/meta"
+)
 
 // Sentinel errors. Callers (the control socket, the FUSE layer) decide what to
 // answer by testing for these with errors.Is; every error the engine returns
@@ -29,6 +33,11 @@ var (
 	// ErrNotOwner: the snapshot belongs to another account (another
 	// daemon's, found in a shared store): it may be used, not deleted.
 	ErrNotOwner = errors.New("owned by another account")
+	// ErrMetadataDamaged: at open, the metadata store failed its
+	// integrity checks or its records do not explain the volumes' data
+	// files (a *meta.DamageError says what was found); nothing was
+	// changed. Options.AcceptMetadataLoss opens anyway.
+	ErrMetadataDamaged = meta.ErrDamaged
 	// ErrNoSpace: the data directory's filesystem is full.
 	ErrNoSpace = errors.New("no space left in the data directory")
 	// ErrParameterDependency: a parameter that needs another one that is

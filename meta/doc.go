@@ -8,6 +8,13 @@
 //	c/<vol-id>/<gen:8>/<blk:8>      Extent: change set, versions born in generation gen
 //	t/<client-token>                volume ID created with that idempotency token
 //	s/<snap-id>                     SnapshotRecord (JSON)
+//	x/id                            the store's identity (16 random bytes)
+//	x/seq                           the newest sync sequence (8 bytes)
+//
+// Open checks a store before Badger sees it (open_check.go) and refuses
+// one that lost or garbled records; the witness (witness.go), a file beside
+// the Badger directory, remembers the newest sync sequence known durable,
+// so a store that came back older than it is refused too.
 //
 // The engine (package cow) keeps the live map in memory and uses this package
 // only to persist and recover it.

@@ -1,12 +1,21 @@
 package meta
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned when a record does not exist.
@@ -14,21 +23,49 @@ var ErrNotFound = errors.New("meta: not found")
 
 // Store is cowvol's metadata database.
 type Store struct {
-	db    *badger.DB
-	log   *slog.Logger
-	syncs atomic.Uint64 // successful Syncs
+	db      *badger.DB
+	log     *slog.Logger
+	dir     string
+	witness *witness      // nil in memory
+	damage  *DamageError  // what Open found and was told to accept
+	syncs   atomic.Uint64 // successful Syncs
+
+	// syncMu serialises Syncs and guards the fields that follow.
+	syncMu     sync.Mutex
+	seq        uint64          // the last sync sequence made durable
+	syncedLogs map[string]bool // rotated memtable logs already synced
 }
+
+// Internal records of the store itself (doc.go).
+var (
+	seqKey     = []byte("x/seq")
+	storeIDKey = []byte("x/id")
+)
 
 // Options configure Open.
 type Options struct {
-	// Dir is the Badger directory. Ignored when InMemory is set.
+	// Dir is the Badger directory. Ignored when InMemory is set. Its
+	// witness is the file Dir + ".witness".
 	Dir string
 	// InMemory keeps everything in memory (tests only: nothing is durable).
 	InMemory bool
 	Logger   *slog.Logger
+	// AcceptDamage opens a store that fails its integrity checks anyway,
+	// with what it has, after copying its files as found to DamagedCopy
+	// (if set). Without it such a store is refused with a *DamageError.
+	AcceptDamage bool
+	DamagedCopy  string
+	// bootID, if set, stands for the kernel's boot ID (tests).
+	bootID string
 }
 
-// Open opens (creating if needed) the metadata store.
+// witnessPath is where the witness of the store in dir lives: beside it,
+// so that losing the directory does not lose the witness.
+func witnessPath(dir string) string { return filepath.Clean(dir) + ".witness" }
+
+// Open opens (creating if needed) the metadata store. A store on disk is
+// checked first (storeCheck); one that fails is refused with a
+// *DamageError wrapping ErrDamaged, untouched, unless opts.AcceptDamage.
 //
 // Writes are not synced individually: the engine orders durability itself
 // (data files first, then Sync) so that many writers share one sync.
@@ -37,6 +74,124 @@ func Open(opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	bo := badgerOptions(opts, log)
+	if opts.InMemory {
+		db, err := openBadger(bo)
+		if err != nil {
+			return nil, err
+		}
+		return &Store{db: db, log: log}, nil
+	}
+	boot := opts.bootID
+	if boot == "" {
+		boot = currentBootID()
+	}
+	wpath := witnessPath(opts.Dir)
+	var wst *witnessState
+	w, werr := readWitness(wpath)
+	if werr == nil {
+		wst = &w
+	}
+	c := checkStore(opts.Dir, bo, wst, werr, boot)
+	damaged := len(c.findings) > 0
+	if damaged {
+		derr := &DamageError{Dir: opts.Dir, Findings: c.findings}
+		if !opts.AcceptDamage {
+			return nil, derr
+		}
+		if opts.DamagedCopy != "" {
+			if err := copyTree(opts.Dir, opts.DamagedCopy); err != nil {
+				return nil, fmt.Errorf("meta: keep the damaged store's files: %w", err)
+			}
+			derr.Kept = opts.DamagedCopy
+		}
+		log.Warn("opening a damaged metadata store as asked; records may be missing", "err", derr.Error(), "kept", derr.Kept)
+	}
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}}
+	if damaged {
+		s.damage = &DamageError{Dir: opts.Dir, Findings: c.findings, Kept: opts.DamagedCopy}
+	}
+	id := c.id
+	if len(id) != storeIDLen || damaged {
+		if err := s.initIdentity(id, wpath, boot); err != nil {
+			db.Close()
+			return nil, err
+		}
+	} else if err := s.startWitness(wpath, boot); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// AcceptedDamage is what the open check found wrong with the store when
+// Options.AcceptDamage let it open anyway; nil when it found nothing.
+func (s *Store) AcceptedDamage() *DamageError { return s.damage }
+
+// initIdentity gives a new store (or one from before witnesses, or one
+// whose damage was accepted) its identity and a witness that starts from
+// its present sequence. The witness is written first: a crash between the
+// two leaves a witness at the store's sequence and no identity, which the
+// next open accepts and redoes.
+func (s *Store) initIdentity(id []byte, wpath, boot string) error {
+	var st witnessState
+	if len(id) == storeIDLen {
+		copy(st.id[:], id)
+	} else if _, err := rand.Read(st.id[:]); err != nil {
+		return fmt.Errorf("meta: store identity: %w", err)
+	}
+	st.seq, st.boot = s.seq, boot
+	if err := createWitness(wpath, st); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(storeIDKey, st.id[:]); err != nil {
+			return err
+		}
+		return txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, s.seq))
+	})
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("meta: record the store identity: %w", err)
+	}
+	return s.startWitness(wpath, boot)
+}
+
+func (s *Store) startWitness(wpath, boot string) error {
+	st, err := readWitness(wpath)
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	st.seq, st.boot = s.seq, boot
+	w, err := startWitness(wpath, st, s.log)
+	if err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
+	s.witness = w
+	return nil
+}
+
+// openBadger opens Badger, turning a panic into an error.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("meta: open badger at %s: %w: %v", bo.Dir, ErrDamaged, r)
+		}
+	}()
+	db, err = badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("meta: open badger at %s: %w", bo.Dir, err)
+	}
+	return db, nil
+}
+
+func badgerOptions(opts Options, log *slog.Logger) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
 		WithSyncWrites(false).
@@ -52,31 +207,111 @@ func Open(opts Options) (*Store, error) {
 		WithNumCompactors(2).
 		WithValueLogFileSize(64 << 20).
 		WithMetricsEnabled(false).
-		WithDetectConflicts(false)
+		WithDetectConflicts(false).
+		// Every table is verified by the open check; blocks read
+		// later are verified as they are read.
+		WithChecksumVerificationMode(options.OnBlockRead)
 	if opts.InMemory {
 		bo.Dir, bo.ValueDir = "", ""
 	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("meta: open badger at %s: %w", opts.Dir, err)
-	}
-	return &Store{db: db, log: log}, nil
+	return bo
 }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database, then records its final sequence
+// in the witness.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("meta: close: %w", err)
+	err := s.db.Close()
+	if err != nil {
+		err = fmt.Errorf("meta: close: %w", err)
+	}
+	if s.witness != nil {
+		s.syncMu.Lock()
+		seq := s.seq
+		s.syncMu.Unlock()
+		err = errors.Join(err, s.witness.close(seq))
+	}
+	return err
+}
+
+// Sync makes every write committed so far durable. Each Sync records the
+// next sequence in the store before it syncs, and then in the witness.
+func (s *Store) Sync() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	next := s.seq + 1
+	if s.witness != nil {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(seqKey, binary.BigEndian.AppendUint64(nil, next))
+		})
+		if err != nil {
+			return fmt.Errorf("meta: sync: %w", err)
+		}
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("meta: sync: %w", err)
+	}
+	if err := s.syncRotatedLogs(); err != nil {
+		return fmt.Errorf("meta: sync: %w", err)
+	}
+	s.seq = next
+	s.syncs.Add(1)
+	if s.witness != nil {
+		s.witness.advance(next)
 	}
 	return nil
 }
 
-// Sync makes every write committed so far durable.
-func (s *Store) Sync() error {
-	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("meta: sync: %w", err)
+// syncRotatedLogs syncs the write-ahead logs of memtables that Badger
+// rotated out since the last Sync. Badger's Sync syncs only the active
+// memtable's log, and a rotated one stays unsynced until its memtable is
+// flushed to a table: records written to it before the rotation would not
+// survive a power cut, though the Sync that followed them returned.
+// syncMu is held.
+func (s *Store) syncRotatedLogs() error {
+	if s.dir == "" {
+		return nil
 	}
-	s.syncs.Add(1)
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	var logs []string
+	newest := -1
+	for _, de := range ents {
+		if fid, ok := strings.CutSuffix(de.Name(), ".mem"); ok {
+			n, err := strconv.Atoi(fid)
+			if err != nil {
+				continue
+			}
+			logs = append(logs, de.Name())
+			newest = max(newest, n)
+		}
+	}
+	present := map[string]bool{}
+	for _, name := range logs {
+		present[name] = true
+		if logFid(name) == newest || s.syncedLogs[name] {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // flushed to a table and removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = unix.Fdatasync(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fdatasync %s: %w", name, err)
+		}
+		s.syncedLogs[name] = true
+	}
+	for name := range s.syncedLogs {
+		if !present[name] {
+			delete(s.syncedLogs, name)
+		}
+	}
 	return nil
 }
 

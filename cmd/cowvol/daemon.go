@@ -104,6 +104,10 @@ func daemonCommand() *cli.Command {
 				Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
 				Usage: "log every FUSE request"},
+			// No environment variable: this is for one start, never a
+			// standing setting.
+			&cli.BoolFlag{Name: "accept-metadata-loss",
+				Usage: "start even though the metadata store is damaged or does not explain the data files, keeping what cannot be placed in <data-dir>/lost+found (for one start)"},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
@@ -146,6 +150,7 @@ func daemonCommand() *cli.Command {
 				log:           log,
 				flushDeadline: c.Duration("flush-deadline"),
 				gcGrace:       c.Duration("gc-grace"),
+				acceptLoss:    c.Bool("accept-metadata-loss"),
 			}
 			if err := runDaemon(c.Context, cfg); err != nil {
 				log.Error("daemon failed", "err", err)
@@ -169,6 +174,7 @@ type daemonConfig struct {
 	listen, credentials    string
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
+	acceptLoss             bool
 }
 
 // runDaemon serves until SIGTERM or SIGINT, then shuts down in order: stop
@@ -205,7 +211,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	ctlOpts.Region = cfg.region
 	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
-		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys}
+		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys,
+		AcceptMetadataLoss: cfg.acceptLoss}
 	if cfg.snapshotStore != "" {
 		if opts.SnapshotStore, err = snapstore.Open(ctx, cfg.snapshotStore); err != nil {
 			return err
@@ -217,6 +224,11 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		}
 	}
 	eng, err := cow.Open(opts)
+	if errors.Is(err, cow.ErrMetadataDamaged) {
+		return fmt.Errorf("%w. Nothing was changed. Restore the damaged files if you can (from a copy of the data dir), "+
+			"or start once with --accept-metadata-loss to go on with what the metadata store has: what it cannot place is kept in %s",
+			err, filepath.Join(dataDir, "lost+found"))
+	}
 	if err != nil {
 		return err
 	}
