@@ -46,6 +46,10 @@ type daemonOption func(*daemon)
 // withDataDir runs the daemon on an existing data dir instead of a fresh one.
 func withDataDir(dir string) daemonOption { return func(d *daemon) { d.DataDir = dir } }
 
+// withMountDir runs the daemon with --mount dir instead of a fresh
+// temporary directory (a symbolic link, a directory other users can reach).
+func withMountDir(dir string) daemonOption { return func(d *daemon) { d.MountDir = dir } }
+
 // withKeyring runs the daemon on an existing keyring (another host's copy
 // of a shared one) instead of a fresh one.
 func withKeyring(dir string) daemonOption { return func(d *daemon) { d.Keyring = dir } }

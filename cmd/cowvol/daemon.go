@@ -84,6 +84,8 @@ func daemonCommand() *cli.Command {
 				Usage: "groups (number or name) whose members may use the socket"},
 			&cli.StringSliceFlag{Name: "read-only-gid", EnvVars: []string{"COWVOL_READ_ONLY_GID"},
 				Usage: "groups whose members may call Describe* only"},
+			&cli.StringFlag{Name: "volume-group", EnvVars: []string{"COWVOL_VOLUME_GROUP"},
+				Usage: "group (number or name) whose members may read and write volume files and read snapshot files; default: only root and the daemon's user"},
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"COWVOL_LISTEN"},
 				Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
 			&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
@@ -121,6 +123,10 @@ func daemonCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 252)
 			}
+			volumeGroup, err := volumeGroupFromFlag(c.String("volume-group"))
+			if err != nil {
+				return cli.Exit(err.Error(), 252)
+			}
 			if !validAccountID(c.String("account-id")) {
 				return cli.Exit(fmt.Sprintf("--account-id %q: want 12 digits", c.String("account-id")), 252)
 			}
@@ -138,6 +144,7 @@ func daemonCommand() *cli.Command {
 				outpostArn:    c.String("outpost-arn"),
 				debugFUSE:     c.Bool("debug-fuse"),
 				policy:        policy,
+				volumeGroup:   volumeGroup,
 				pprof:         c.Bool("pprof"),
 				keyring:       c.String("keyring"),
 				region:        c.String("region"),
@@ -164,6 +171,7 @@ type daemonConfig struct {
 	localStore, outpostArn string
 	debugFUSE              bool
 	policy                 control.Policy
+	volumeGroup            *uint32 // --volume-group; nil: none
 	pprof                  bool
 	keyring, region        string
 	listen, credentials    string
@@ -229,7 +237,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err := prepareMountpoint(mount, log); err != nil {
 		return err
 	}
-	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE})
+	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
 	if err != nil {
 		return err
 	}
