@@ -309,9 +309,11 @@ func (d *daemon) snapshotPath(id string) string {
 // unmountStale lazily unmounts dir if it is still a mount point (a daemon
 // that was SIGKILLed, or one that failed to unmount on exit).
 func unmountStale(t testing.TB, dir string) {
-	if _, ok, err := mountAt(dir); err != nil || !ok {
+	m, ok, err := mountAt(dir)
+	if err != nil || !ok {
 		return
 	}
+	dir = m.MountPoint // a symbolic link resolved
 	t.Logf("cleanup: %s still mounted after the daemon exited; unmounting", dir)
 	if p, ok := lookTool("umount"); ok {
 		if r := run(cmdTimeout, nil, p, "-l", dir); r.Code == 0 {

@@ -183,16 +183,20 @@ type daemonConfig struct {
 // taking control requests, sync every volume, unmount, close the engine.
 func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	log := cfg.log
-	mount, err := filepath.Abs(cfg.mount)
+	// Symbolic links resolved, so that a stale mount is recognised in
+	// /proc/self/mountinfo and a data dir reached through a link into the
+	// mount is refused.
+	mount, err := resolvePath(cfg.mount)
 	if err != nil {
-		return err
+		return fmt.Errorf("--mount %s: %w", cfg.mount, err)
 	}
-	dataDir, err := filepath.Abs(cfg.dataDir)
+	dataDir, err := resolvePath(cfg.dataDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
 	}
 	if isWithin(dataDir, mount) {
-		return fmt.Errorf("data dir %s lies inside the mount %s", dataDir, mount)
+		return fmt.Errorf("--data-dir %s lies inside --mount %s: the volume files would hide it; put the data dir elsewhere",
+			describePath(cfg.dataDir, dataDir), describePath(cfg.mount, mount))
 	}
 	if (cfg.outpostArn == "") != (cfg.localStore == "") {
 		return errors.New("--outpost-arn and --local-snapshot-store go together")
