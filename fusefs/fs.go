@@ -20,6 +20,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
+	// VolumeGroup, if set, is the group of the volume and snapshot files:
+	// its members may read and write volumes (mode 0660) and read
+	// snapshots (0440). Unset, the files are 0600 and 0400 in the daemon's
+	// effective group. Either way their owner is the daemon's effective
+	// user, and root may open them (fileAccess).
+	VolumeGroup *uint32
 }
 
 // Server is a mounted cowvol tree.
@@ -42,10 +48,24 @@ func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	root := &rootNode{eng: eng, log: log}
+	root := &rootNode{eng: eng, log: log, acc: newFileAccess(opts.VolumeGroup)}
+	srv, err := fs.Mount(dir, root, mountOptions(opts, log))
+	if err != nil {
+		return nil, fmt.Errorf("mount FUSE at %s: %w", dir, err)
+	}
+	eng.OnVolumeRemoved(root.forget)
+	return &Server{srv: srv, root: root, dir: dir}, nil
+}
+
+// mountOptions are the options of the mount: other users may reach it
+// (allow_other), and the kernel checks their access to every file against
+// its owner, group and mode (default_permissions), as on a local file
+// system. Without default_permissions the kernel would check nothing and
+// any user could read and write every volume.
+func mountOptions(opts Options, log *slog.Logger) *fs.Options {
 	entryTimeout := time.Second
 	negative := time.Duration(0)
-	fo := &fs.Options{
+	return &fs.Options{
 		EntryTimeout:    &entryTimeout,
 		AttrTimeout:     &entryTimeout,
 		NegativeTimeout: &negative,
@@ -53,6 +73,7 @@ func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 			FsName:        "cowvol",
 			Name:          "cowvol",
 			AllowOther:    true,
+			Options:       []string{"default_permissions"},
 			DirectMount:   true, // mount(2) as root; fusermount3 otherwise
 			MaxWrite:      maxWrite,
 			MaxBackground: 128,
@@ -69,12 +90,6 @@ func Mount(dir string, eng *cow.Engine, opts Options) (*Server, error) {
 			Logger:            slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
 	}
-	srv, err := fs.Mount(dir, root, fo)
-	if err != nil {
-		return nil, fmt.Errorf("mount FUSE at %s: %w", dir, err)
-	}
-	eng.OnVolumeRemoved(root.forget)
-	return &Server{srv: srv, root: root, dir: dir}, nil
 }
 
 // Unmount unmounts the tree. It fails (EBUSY) while a volume file is open,
@@ -98,6 +113,7 @@ type rootNode struct {
 	fs.Inode
 	eng *cow.Engine
 	log *slog.Logger
+	acc fileAccess
 }
 
 var (
@@ -109,18 +125,18 @@ var (
 )
 
 func (r *rootNode) OnAdd(ctx context.Context) {
-	dir := r.NewPersistentInode(ctx, &snapshotsNode{eng: r.eng, log: r.log}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: 2})
+	dir := r.NewPersistentInode(ctx, &snapshotsNode{eng: r.eng, log: r.log, acc: r.acc}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: 2})
 	r.AddChild(snapshotsDir, dir, false)
 }
 
 func (r *rootNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o755
+	r.acc.fillDirAttr(&out.Attr)
 	return 0
 }
 
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if name == snapshotsDir {
-		out.Mode = syscall.S_IFDIR | 0o755
+		r.acc.fillDirAttr(&out.Attr)
 		return r.GetChild(snapshotsDir), 0
 	}
 	if !cow.ValidVolumeID(name) {
@@ -130,8 +146,8 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	n := &volumeNode{eng: r.eng, id: name, log: r.log}
-	fillVolumeAttr(&out.Attr, vi)
+	n := &volumeNode{eng: r.eng, id: name, log: r.log, acc: r.acc}
+	r.acc.fillVolumeAttr(&out.Attr, vi)
 	return r.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: volumeIno(name)}), 0
 }
 
@@ -169,12 +185,14 @@ func volumeIno(id string) uint64 {
 	return n | 1<<62
 }
 
-func fillVolumeAttr(a *fuse.Attr, vi cow.VolumeInfo) {
-	fillFileAttr(a, 0o600, vi.Size, vi.AllocatedBytes, vi.BlockSize, vi.CreateTime)
+// fillVolumeAttr fills the attributes of a volume file.
+func (acc fileAccess) fillVolumeAttr(a *fuse.Attr, vi cow.VolumeInfo) {
+	fillFileAttr(a, acc.volumePerm(), vi.Size, vi.AllocatedBytes, vi.BlockSize, vi.CreateTime)
+	acc.setOwner(a)
 }
 
-// fillFileAttr fills the attributes of a volume or snapshot file: a
-// regular file of size bytes, holding data bytes, born at t.
+// fillFileAttr fills the attributes of a volume or snapshot file, but its
+// owner: a regular file of size bytes, holding data bytes, born at t.
 func fillFileAttr(a *fuse.Attr, perm uint32, size, data int64, blockSize int, t time.Time) {
 	a.Mode = syscall.S_IFREG | perm
 	a.Nlink = 1

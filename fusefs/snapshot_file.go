@@ -21,6 +21,7 @@ type snapshotsNode struct {
 	fs.Inode
 	eng *cow.Engine
 	log *slog.Logger
+	acc fileAccess
 }
 
 var (
@@ -30,7 +31,7 @@ var (
 )
 
 func (s *snapshotsNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = syscall.S_IFDIR | 0o755
+	s.acc.fillDirAttr(&out.Attr)
 	return 0
 }
 
@@ -42,8 +43,8 @@ func (s *snapshotsNode) Lookup(ctx context.Context, name string, out *fuse.Entry
 	if err != nil {
 		return nil, snapshotErrno(err)
 	}
-	fillSnapshotAttr(&out.Attr, si)
-	n := &snapshotNode{eng: s.eng, id: name, log: s.log}
+	s.acc.fillSnapshotAttr(&out.Attr, si)
+	n := &snapshotNode{eng: s.eng, id: name, log: s.log, acc: s.acc}
 	return s.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: snapshotIno(name)}), 0
 }
 
@@ -68,8 +69,10 @@ func snapshotIno(id string) uint64 {
 	return n | 1<<61
 }
 
-func fillSnapshotAttr(a *fuse.Attr, si cow.SnapshotInfo) {
-	fillFileAttr(a, 0o400, si.VolumeSize, si.DataBytes, si.BlockSize, si.StartTime)
+// fillSnapshotAttr fills the attributes of a snapshot file.
+func (acc fileAccess) fillSnapshotAttr(a *fuse.Attr, si cow.SnapshotInfo) {
+	fillFileAttr(a, acc.snapshotPerm(), si.VolumeSize, si.DataBytes, si.BlockSize, si.StartTime)
+	acc.setOwner(a)
 }
 
 func snapshotErrno(err error) syscall.Errno {
@@ -85,11 +88,13 @@ type snapshotNode struct {
 	eng *cow.Engine
 	id  string
 	log *slog.Logger
+	acc fileAccess
 }
 
 var (
 	_ fs.NodeOpener    = (*snapshotNode)(nil)
 	_ fs.NodeGetattrer = (*snapshotNode)(nil)
+	_ fs.NodeSetattrer = (*snapshotNode)(nil)
 	_ fs.NodeReader    = (*snapshotNode)(nil)
 )
 
@@ -98,8 +103,19 @@ func (n *snapshotNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.A
 	if err != nil {
 		return snapshotErrno(err)
 	}
-	fillSnapshotAttr(&out.Attr, si)
+	n.acc.fillSnapshotAttr(&out.Attr, si)
 	return 0
+}
+
+// Setattr refuses every change (refusedChange): a snapshot file's content
+// and attributes are fixed.
+func (n *snapshotNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	si, err := n.eng.SnapshotInfo(n.id)
+	if err != nil {
+		return snapshotErrno(err)
+	}
+	n.acc.fillSnapshotAttr(&out.Attr, si)
+	return refuseSetattr(ctx, n.log, n.id, in, &out.Attr)
 }
 
 // Open allows reading only. A snapshot's content never changes, so the

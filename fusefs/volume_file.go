@@ -20,6 +20,7 @@ type volumeNode struct {
 	eng *cow.Engine
 	id  string
 	log *slog.Logger
+	acc fileAccess
 }
 
 var (
@@ -33,22 +34,20 @@ func (n *volumeNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.Att
 	if err != nil {
 		return toErrno(err)
 	}
-	fillVolumeAttr(&out.Attr, vi)
+	n.acc.fillVolumeAttr(&out.Attr, vi)
 	return 0
 }
 
-// Setattr accepts no change of size (a volume's size is fixed) and ignores
-// mode, owner and times, which a block file does not keep.
+// Setattr refuses every change (refusedChange): a volume's size is fixed,
+// the daemon sets its mode and owner, and it keeps no times of its own. A
+// request that changes nothing (ftruncate to the volume's size) succeeds.
 func (n *volumeNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	vi, err := n.eng.VolumeInfo(n.id)
 	if err != nil {
 		return toErrno(err)
 	}
-	if sz, ok := in.GetSize(); ok && int64(sz) != vi.Size {
-		return syscall.EPERM
-	}
-	fillVolumeAttr(&out.Attr, vi)
-	return 0
+	n.acc.fillVolumeAttr(&out.Attr, vi)
+	return refuseSetattr(ctx, n.log, n.id, in, &out.Attr)
 }
 
 // Open opens a handle on the volume. I/O bypasses the kernel's page cache

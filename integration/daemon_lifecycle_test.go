@@ -130,6 +130,7 @@ func TestDaemonRefusesBadAccessConfiguration(t *testing.T) {
 		{"a missing credentials file", []string{"--listen", freeLoopbackAddr(t), "--credentials-file", good + ".missing"}, "no such file"},
 		{"an unknown user", []string{"--allow-uid", "no-such-user-cowvol"}, "--allow-uid no-such-user-cowvol"},
 		{"an unknown group", []string{"--read-only-gid", "no-such-group-cowvol"}, "--read-only-gid no-such-group-cowvol"},
+		{"an unknown volume group", []string{"--volume-group", "no-such-group-cowvol"}, "--volume-group no-such-group-cowvol"},
 		{"an account ID that is not 12 digits", []string{"--account-id", "12345"}, "want 12 digits"},
 	} {
 		step(t, tc.name, func(t *testing.T) {

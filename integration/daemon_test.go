@@ -46,6 +46,10 @@ type daemonOption func(*daemon)
 // withDataDir runs the daemon on an existing data dir instead of a fresh one.
 func withDataDir(dir string) daemonOption { return func(d *daemon) { d.DataDir = dir } }
 
+// withMountDir runs the daemon with --mount dir instead of a fresh
+// temporary directory (a symbolic link, a directory other users can reach).
+func withMountDir(dir string) daemonOption { return func(d *daemon) { d.MountDir = dir } }
+
 // withKeyring runs the daemon on an existing keyring (another host's copy
 // of a shared one) instead of a fresh one.
 func withKeyring(dir string) daemonOption { return func(d *daemon) { d.Keyring = dir } }
@@ -305,9 +309,11 @@ func (d *daemon) snapshotPath(id string) string {
 // unmountStale lazily unmounts dir if it is still a mount point (a daemon
 // that was SIGKILLed, or one that failed to unmount on exit).
 func unmountStale(t testing.TB, dir string) {
-	if _, ok, err := mountAt(dir); err != nil || !ok {
+	m, ok, err := mountAt(dir)
+	if err != nil || !ok {
 		return
 	}
+	dir = m.MountPoint // a symbolic link resolved
 	t.Logf("cleanup: %s still mounted after the daemon exited; unmounting", dir)
 	if p, ok := lookTool("umount"); ok {
 		if r := run(cmdTimeout, nil, p, "-l", dir); r.Code == 0 {

@@ -66,10 +66,7 @@ func unescapeMountinfo(s string) string {
 
 // mountAt returns the topmost mount at dir, if dir is a mount point.
 func mountAt(dir string) (mountEntry, bool, error) {
-	dir = filepath.Clean(dir)
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
-	}
+	dir = resolveDir(filepath.Clean(dir))
 	ms, err := mounts()
 	if err != nil {
 		return mountEntry{}, false, err
@@ -80,6 +77,26 @@ func mountAt(dir string) (mountEntry, bool, error) {
 		}
 	}
 	return mountEntry{}, false, nil
+}
+
+// resolveDir resolves the symbolic links in dir as far as it can. A dead
+// FUSE mount answers ENOTCONN to stat, so a link to one is read with
+// readlink, which does not look behind it.
+func resolveDir(dir string) string {
+	for range 40 {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return real
+		}
+		target, err := os.Readlink(dir)
+		if err != nil {
+			return dir
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(dir), target)
+		}
+		dir = target
+	}
+	return dir
 }
 
 // isMountpoint reports whether dir is a mount point, failing the test if

@@ -25,6 +25,19 @@ func policyFromFlags(uids, gids, readOnlyGIDs []string) (control.Policy, error) 
 	return p, nil
 }
 
+// volumeGroupFromFlag resolves --volume-group (a number or a name; "":
+// none) to a group ID.
+func volumeGroupFromFlag(group string) (*uint32, error) {
+	if group == "" {
+		return nil, nil
+	}
+	ids, err := resolveIDs("--volume-group", []string{group}, lookupGID)
+	if err != nil {
+		return nil, err
+	}
+	return &ids[0], nil
+}
+
 func resolveIDs(flag string, names []string, lookup func(string) (string, error)) ([]uint32, error) {
 	var ids []uint32
 	for _, name := range names {

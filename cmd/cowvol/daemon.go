@@ -84,6 +84,8 @@ func daemonCommand() *cli.Command {
 				Usage: "groups (number or name) whose members may use the socket"},
 			&cli.StringSliceFlag{Name: "read-only-gid", EnvVars: []string{"COWVOL_READ_ONLY_GID"},
 				Usage: "groups whose members may call Describe* only"},
+			&cli.StringFlag{Name: "volume-group", EnvVars: []string{"COWVOL_VOLUME_GROUP"},
+				Usage: "group (number or name) whose members may read and write volume files and read snapshot files; default: only root and the daemon's user"},
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"COWVOL_LISTEN"},
 				Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
 			&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
@@ -125,6 +127,10 @@ func daemonCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 252)
 			}
+			volumeGroup, err := volumeGroupFromFlag(c.String("volume-group"))
+			if err != nil {
+				return cli.Exit(err.Error(), 252)
+			}
 			if !validAccountID(c.String("account-id")) {
 				return cli.Exit(fmt.Sprintf("--account-id %q: want 12 digits", c.String("account-id")), 252)
 			}
@@ -142,6 +148,7 @@ func daemonCommand() *cli.Command {
 				outpostArn:    c.String("outpost-arn"),
 				debugFUSE:     c.Bool("debug-fuse"),
 				policy:        policy,
+				volumeGroup:   volumeGroup,
 				pprof:         c.Bool("pprof"),
 				keyring:       c.String("keyring"),
 				region:        c.String("region"),
@@ -169,6 +176,7 @@ type daemonConfig struct {
 	localStore, outpostArn string
 	debugFUSE              bool
 	policy                 control.Policy
+	volumeGroup            *uint32 // --volume-group; nil: none
 	pprof                  bool
 	keyring, region        string
 	listen, credentials    string
@@ -181,16 +189,20 @@ type daemonConfig struct {
 // taking control requests, sync every volume, unmount, close the engine.
 func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	log := cfg.log
-	mount, err := filepath.Abs(cfg.mount)
+	// Symbolic links resolved, so that a stale mount is recognised in
+	// /proc/self/mountinfo and a data dir reached through a link into the
+	// mount is refused.
+	mount, err := resolvePath(cfg.mount)
 	if err != nil {
-		return err
+		return fmt.Errorf("--mount %s: %w", cfg.mount, err)
 	}
-	dataDir, err := filepath.Abs(cfg.dataDir)
+	dataDir, err := resolvePath(cfg.dataDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
 	}
 	if isWithin(dataDir, mount) {
-		return fmt.Errorf("data dir %s lies inside the mount %s", dataDir, mount)
+		return fmt.Errorf("--data-dir %s lies inside --mount %s: the volume files would hide it; put the data dir elsewhere",
+			describePath(cfg.dataDir, dataDir), describePath(cfg.mount, mount))
 	}
 	if (cfg.outpostArn == "") != (cfg.localStore == "") {
 		return errors.New("--outpost-arn and --local-snapshot-store go together")
@@ -241,7 +253,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err := prepareMountpoint(mount, log); err != nil {
 		return err
 	}
-	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE})
+	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
 	if err != nil {
 		return err
 	}
