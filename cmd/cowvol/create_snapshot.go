@@ -143,7 +143,7 @@ func freezeFlags(c *cli.Context, dryRun bool) (dir string, bound time.Duration, 
 
 // freezeTimeoutError: CreateSnapshot did not answer within
 // --freeze-timeout while the file system was frozen. The CLI gave up and
-// thawed it; the daemon may still have made the snapshot.
+// thawed it; the daemon may still make the snapshot, after the thaw.
 type freezeTimeoutError struct {
 	dir, volume, socket string
 	bound               time.Duration
@@ -164,7 +164,8 @@ func (e *freezeTimeoutError) Error() string {
 	if e.socket != control.DefaultSocket {
 		socket = " --socket " + e.socket
 	}
-	fmt.Fprintf(&b, "The snapshot may or may not have been created; check with:\n  cowvol%s describe-snapshots --filter volume-id=%s", socket, e.volume)
+	fmt.Fprintf(&b, "The snapshot may or may not have been created, and if it was, perhaps after the thaw "+
+		"(then it is crash-consistent, as without --freeze); check with:\n  cowvol%s describe-snapshots --filter volume-id=%s", socket, e.volume)
 	return b.String()
 }
 

@@ -140,7 +140,8 @@ func TestCreateSnapshotFreezeTimeout(t *testing.T) {
 			}
 			want := append([]string{
 				"cowvol: CreateSnapshot: the cowvol daemon at " + sock + " did not answer",
-				"The snapshot may or may not have been created; check with:\n  cowvol --socket " + sock +
+				"The snapshot may or may not have been created, and if it was, perhaps after the thaw " +
+					"(then it is crash-consistent, as without --freeze); check with:\n  cowvol --socket " + sock +
 					" describe-snapshots --filter volume-id=vol-0123456789abcdef0\n",
 			}, tt.want...)
 			for _, w := range want {
