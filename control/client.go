@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,28 +17,51 @@ import (
 const maxResponseBytes = 64 << 20
 
 // Client calls the daemon's control socket. Its methods return *APIError
-// for the daemon's EC2 errors and *UnreachableError when the socket
-// cannot be reached. A Client is safe for concurrent use.
+// for the daemon's EC2 errors, *UnreachableError when the socket cannot be
+// reached and *TimeoutError when the daemon does not connect or answer in
+// time. A Client is safe for concurrent use.
 type Client struct {
 	socket    string
 	transport *http.Transport
 	http      *http.Client
 }
 
-// NewClient returns a client of the daemon listening on socketPath.
+// Default client timeouts: the aws CLI's (--cli-connect-timeout and
+// --cli-read-timeout, 60 seconds each).
+const (
+	DefaultConnectTimeout = 60 * time.Second
+	DefaultReadTimeout    = 60 * time.Second
+)
+
+// ClientOptions bound how long a Client waits for the daemon. Zero means
+// no bound.
+type ClientOptions struct {
+	// ConnectTimeout bounds connecting to the socket. (A unix socket
+	// whose backlog is full refuses at once, so it rarely takes long.)
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds every wait for the daemon's bytes: from the
+	// request written, or the answer's previous bytes read, to the next
+	// ones. It bounds each request of a waiter, not the waiter.
+	ReadTimeout time.Duration
+}
+
+// NewClient returns a client of the daemon listening on socketPath, with
+// the default timeouts.
 func NewClient(socketPath string) *Client {
+	return NewClientWith(socketPath, ClientOptions{ConnectTimeout: DefaultConnectTimeout, ReadTimeout: DefaultReadTimeout})
+}
+
+// NewClientWith returns a client of the daemon listening on socketPath,
+// with the timeouts of opts.
+func NewClientWith(socketPath string, opts ClientOptions) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", socketPath)
-			if err != nil {
-				return nil, &UnreachableError{Socket: socketPath, Err: err}
-			}
-			return conn, nil
+			return dial(ctx, socketPath, opts)
 		},
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
+		// A connection per request: an idle kept-alive connection
+		// would sit in a read the read timeout bounds.
+		DisableKeepAlives:  true,
+		DisableCompression: true,
 	}
 	return &Client{socket: socketPath, transport: tr, http: &http.Client{Transport: tr}}
 }
@@ -71,16 +93,12 @@ func (c *Client) call(ctx context.Context, action string, form url.Values, out a
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var ue *UnreachableError
-		if errors.As(err, &ue) {
-			return ue
-		}
-		return fmt.Errorf("%s: %w", action, err)
+		return transportError(ctx, action, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s: read answer: %w", action, err)
+		return transportError(ctx, action, fmt.Errorf("read answer: %w", err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var er errorResponse

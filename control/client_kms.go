@@ -39,16 +39,12 @@ func (c *Client) kmsCall(ctx context.Context, op string, in, out any) error {
 	req.Header.Set("X-Amz-Target", kmsTargetPrefix+op)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var ue *UnreachableError
-		if errors.As(err, &ue) {
-			return ue
-		}
-		return fmt.Errorf("%s: %w", op, err)
+		return transportError(ctx, op, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("%s: read answer: %w", op, err)
+		return transportError(ctx, op, fmt.Errorf("read answer: %w", err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var ke kmsError

@@ -18,6 +18,11 @@
 // XML; a panic in a handler becomes a 500 InternalError, never a dropped
 // connection.
 //
+// The Client bounds every wait, as the aws CLI does: connecting (60 s by
+// default) and each wait for the daemon's bytes (60 s), so a daemon that
+// accepts and never answers fails the call with *TimeoutError instead of
+// hanging it (client_conn.go). A connection serves one request.
+//
 // Where EC2's behaviour was open to choice, this package picks:
 //   - missing Action: 400 MissingAction; unknown Action: 400 InvalidAction;
 //   - missing Version: 400 MissingParameter; a Version other than

@@ -4,7 +4,11 @@
 // leave the key manager themselves.
 //
 // Local is the key manager the daemon runs by default: a keyring directory
-// it owns (0700, one file per key, 0600). The engine sees only the small
+// it owns (0700, one file per key, 0600). As ssh and sudo check their
+// files, OpenLocal trusts only what root or the daemon's euid owns: the
+// keyring, every key file, and every directory and symlink on the way to
+// the keyring, none of those directories writable by group or others
+// unless sticky (trust.go). The engine sees only the small
 // interface it defines where it uses keys, so an external KMS can replace
 // the local keyring without touching it.
 //

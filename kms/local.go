@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,39 +92,70 @@ var (
 )
 
 // OpenLocal opens (creating) the keyring in dir, for keys of the given
-// region and 12-digit account. The directory is made 0700; an existing one
-// that others may read is refused, as are key files others may read.
+// region and 12-digit account. The directory is made 0700. It refuses,
+// with an *UnsafePathError (ErrUnsafeKeyring) naming the path, its owner
+// and mode, and what to do, a keyring or key file that others may read or
+// that is owned by neither root nor the daemon's euid, and a keyring
+// reached through a directory or symlink that someone else could replace
+// (see resolveTrusted). Symlinks are resolved once: the keyring is used by
+// its resolved path (Dir).
 func OpenLocal(dir, region, account string) (*Local, error) {
-	dir, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("keyring %s: %w", dir, err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("keyring %s: %w", dir, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keyring %s has mode %v: it holds keys, make it private (chmod 700)", dir, fi.Mode().Perm())
+	if dir, err = privateDir(abs); err != nil {
+		return nil, fmt.Errorf("keyring %s: %w", abs, err)
 	}
 	k := &Local{dir: dir, region: region, account: account, keys: make(map[string]*keyFile)}
-	entries, err := os.ReadDir(dir)
+	if err := k.load(); err != nil {
+		return nil, fmt.Errorf("keyring %s: %w", abs, err)
+	}
+	return k, nil
+}
+
+// privateDir resolves the keyring directory dir (absolute), checking the
+// way to it, makes it 0700 if it does not exist, and checks that it is
+// private. The directories that exist are checked before anything is made.
+func privateDir(dir string) (string, error) {
+	resolved, err := resolveTrusted(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(resolved, 0o700); err != nil {
+			return "", err
+		}
+		resolved, err = resolveTrusted(resolved)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("keyring %s: %w", dir, err)
+		return "", err
+	}
+	fi, err := os.Lstat(resolved)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", &UnsafePathError{Path: resolved, Owner: uid(fi), Mode: fi.Mode(),
+			Problem: "is open to others", Advice: "it holds keys, make it private (chmod 700 " + resolved + ")"}
+	}
+	return resolved, nil
+}
+
+// load reads every key file of the keyring.
+func (k *Local) load() error {
+	entries, err := os.ReadDir(k.dir)
+	if err != nil {
+		return err
 	}
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".json") {
 			continue // temporary files of an interrupted write
 		}
-		kf, err := readKeyFile(filepath.Join(dir, name))
+		kf, err := readKeyFile(filepath.Join(k.dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("keyring %s: %w", dir, err)
+			return err
 		}
 		if name != kf.KeyID+".json" {
-			return nil, fmt.Errorf("keyring %s: %s holds key %s", dir, name, kf.KeyID)
+			return fmt.Errorf("%s holds key %s", name, kf.KeyID)
 		}
 		k.keys[kf.KeyID] = kf
 	}
@@ -132,21 +164,32 @@ func OpenLocal(dir, region, account string) (*Local, error) {
 	for id, kf := range k.keys {
 		for _, a := range kf.Aliases {
 			if other, dup := seen[a]; dup {
-				return nil, fmt.Errorf("keyring %s: alias %s is on keys %s and %s", dir, a, other, id)
+				return fmt.Errorf("alias %s is on keys %s and %s", a, other, id)
 			}
 			seen[a] = id
 		}
 	}
-	return k, nil
+	return nil
 }
 
+// readKeyFile reads the key file at path in the keyring, a regular file
+// owned by root or the daemon's euid that others may not read.
 func readKeyFile(path string) (*keyFile, error) {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, err
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, &UnsafePathError{Path: path, Owner: uid(fi), Mode: fi.Mode(),
+			Problem: "is " + fileKind(fi.Mode()) + ", not a regular file",
+			Advice:  "a key file is a plain file the keyring wrote; move it away"}
+	}
+	if err := checkOwner(path, fi, "key file"); err != nil {
+		return nil, err
+	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %v: make it private (chmod 600)", path, fi.Mode().Perm())
+		return nil, &UnsafePathError{Path: path, Owner: uid(fi), Mode: fi.Mode(),
+			Problem: "is a key file open to others", Advice: "make it private (chmod 600 " + path + ")"}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -16,6 +16,7 @@ const (
 	exitUsage       = 252 // bad command line
 	exitAPIError    = 254 // the daemon answered an error
 	exitUnreachable = 255 // the control socket cannot be reached
+	exitTimeout     = 255 // the daemon did not connect or answer in time (aws: connect or read timeout)
 )
 
 // newApp builds the cowvol CLI writing to stdout and stderr. Errors are
@@ -36,6 +37,23 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				EnvVars: []string{"COWVOL_SOCKET"},
 				Value:   control.DefaultSocket,
 			},
+			&cli.StringFlag{
+				Name:    "cli-connect-timeout",
+				Usage:   "give up connecting to the daemon after `SECONDS` (or a duration: 90s, 2m); 0: never",
+				EnvVars: []string{"COWVOL_CLI_CONNECT_TIMEOUT"},
+				Value:   "60",
+			},
+			&cli.StringFlag{
+				Name:    "cli-read-timeout",
+				Usage:   "give up waiting for each answer of the daemon after `SECONDS` (or a duration: 90s, 2m); 0: never",
+				EnvVars: []string{"COWVOL_CLI_READ_TIMEOUT"},
+				Value:   "60",
+			},
+		},
+		// Bad timeouts are refused before any verb runs.
+		Before: func(c *cli.Context) error {
+			_, err := clientOptions(c)
+			return err
 		},
 		Commands: []*cli.Command{
 			daemonCommand(),
@@ -109,6 +127,7 @@ func reportError(w io.Writer, err error) int {
 	var (
 		apiErr      *control.APIError
 		unreachable *control.UnreachableError
+		timeout     *control.TimeoutError
 		usage       *usageError
 		exitCoder   cli.ExitCoder
 	)
@@ -121,6 +140,9 @@ func reportError(w io.Writer, err error) int {
 		}
 		fmt.Fprintf(w, "An error occurred (%s) when calling the %s operation: %s\n", apiErr.Code, op, apiErr.Message)
 		return exitAPIError
+	case errors.As(err, &timeout):
+		fmt.Fprintf(w, "cowvol: %v %s\n", timeout, timeoutAdvice(timeout))
+		return exitTimeout
 	case errors.As(err, &unreachable):
 		fmt.Fprintf(w, "%v (is `cowvol daemon` running?)\n", unreachable)
 		return exitUnreachable
@@ -137,9 +159,32 @@ func reportError(w io.Writer, err error) int {
 	return exitFailure
 }
 
-// client returns a client of the daemon named by --socket.
+// client returns a client of the daemon named by --socket, with the
+// timeouts of --cli-connect-timeout and --cli-read-timeout (checked by the
+// app's Before).
 func client(c *cli.Context) *control.Client {
-	return control.NewClient(c.String("socket"))
+	opts, _ := clientOptions(c)
+	return control.NewClientWith(c.String("socket"), opts)
+}
+
+// clientOptions reads --cli-connect-timeout and --cli-read-timeout.
+func clientOptions(c *cli.Context) (control.ClientOptions, error) {
+	var opts control.ClientOptions
+	var err error
+	if opts.ConnectTimeout, err = timeoutFlag(c, "cli-connect-timeout"); err != nil {
+		return opts, err
+	}
+	opts.ReadTimeout, err = timeoutFlag(c, "cli-read-timeout")
+	return opts, err
+}
+
+// timeoutAdvice follows a timeout's report: which flag sets the bound,
+// and what became of the request.
+func timeoutAdvice(e *control.TimeoutError) string {
+	if e.Connect {
+		return "(--cli-connect-timeout; 0: no timeout); is `cowvol daemon` running?"
+	}
+	return "(--cli-read-timeout; 0: no timeout); the daemon may still carry the request out"
 }
 
 // noArgs refuses positional arguments.

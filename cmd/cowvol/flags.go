@@ -1,7 +1,10 @@
 package main
 
 import (
+	"math"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -87,4 +90,23 @@ func parseFilterShorthand(s string) (control.Filter, error) {
 		return control.Filter{}, usageErrorf("--filters: %q is not Name=NAME,Values=V1,V2", s)
 	}
 	return control.Filter{Name: name, Values: strings.Split(values, ",")}, nil
+}
+
+// timeoutFlag reads a timeout flag as aws takes it, whole seconds (60), or
+// as a duration (90s, 2m). 0 means no timeout; negative is refused.
+func timeoutFlag(c *cli.Context, name string) (time.Duration, error) {
+	s := c.String(name)
+	var d time.Duration
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > math.MaxInt64/int64(time.Second) {
+			return 0, usageErrorf("--%s: %s seconds is too long", name, s)
+		}
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, usageErrorf("--%s: %q is neither a number of seconds nor a duration (60, 90s, 2m)", name, s)
+	}
+	if d < 0 {
+		return 0, usageErrorf("--%s: %s is negative", name, s)
+	}
+	return d, nil
 }

@@ -55,11 +55,17 @@ var kernelFreezer = fsFreezer{
 	},
 }
 
+// thawError is a failed thaw: the file system may still be frozen.
+type thawError struct{ err error }
+
+func (e *thawError) Error() string { return e.err.Error() }
+func (e *thawError) Unwrap() error { return e.err }
+
 // whileFrozen runs fn with the file system mounted at dir frozen, and
 // always thaws it: when fn returns or fails, and when SIGINT or SIGTERM
 // arrives meanwhile (then it thaws and exits 130). A failed freeze runs
-// nothing and is returned as is; a failed thaw is returned, joined to fn's
-// error if any.
+// nothing and is returned as is; a failed thaw is returned as a
+// *thawError, joined to fn's error if any.
 func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
 	// Catch the signals before freezing: a signal between the freeze
 	// and the handler would leave the file system frozen.
@@ -76,7 +82,11 @@ func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
 		thawErr error
 	)
 	thaw := func() error {
-		once.Do(func() { thawErr = fz.thaw(f) })
+		once.Do(func() {
+			if err := fz.thaw(f); err != nil {
+				thawErr = &thawError{err: err}
+			}
+		})
 		return thawErr
 	}
 	done := make(chan struct{})
