@@ -147,30 +147,30 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 		name string
 		size int
 		// damage damages the snapshot and returns the blocks that
-		// became unreadable, the error they fail with and the repair.
-		damage  func(t *testing.T, env *faultEnv) (bad []uint64, want error, repair func())
+		// became unreadable, the repair and the error they fail with.
+		damage  func(t *testing.T, env *faultEnv) (bad []uint64, repair func(), want error)
 		written int  // how many of the bad blocks are then written whole
 		repair  bool // then the store is repaired
 	}{
 		{
 			name: "corrupt chunks, written over", size: 1 << 20, written: 2,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, error, func()) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
 				env.flip(t, 3)
 				env.flip(t, 9)
-				return []uint64{3, 9}, ErrCorrupt, nil
+				return []uint64{3, 9}, nil, ErrCorrupt
 			},
 		},
 		{
 			name: "corrupt chunks, one written over, the store repaired", size: 1 << 20, written: 1, repair: true,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, error, func()) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
 				env.flip(t, 3)
 				env.flip(t, 9)
-				return []uint64{3, 9}, ErrCorrupt, func() { env.flip(t, 9) }
+				return []uint64{3, 9}, func() { env.flip(t, 9) }, ErrCorrupt
 			},
 		},
 		{
 			name: "missing pack, the store repaired", size: 9 << 20, repair: true,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, error, func()) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
 				file, loc := env.chunkOf(t, 0)
 				var bad []uint64
 				for blk := range uint64(9 << 20 / faultBlock) {
@@ -185,11 +185,11 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 				if err := os.Rename(file, hidden); err != nil {
 					t.Fatal(err)
 				}
-				return bad, snapstore.ErrNotFound, func() {
+				return bad, func() {
 					if err := os.Rename(hidden, file); err != nil {
 						t.Fatal(err)
 					}
-				}
+				}, snapstore.ErrNotFound
 			},
 		},
 	} {
@@ -197,7 +197,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 			env := newFaultEnv(t, tc.size)
 			_, loc := env.chunkOf(t, 3)
 			pack := packKey(loc.pack)
-			bad, wantErr, repair := tc.damage(t, env)
+			bad, repair, wantErr := tc.damage(t, env)
 			freshReader(env.eng)
 			rv, err := env.eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: env.snap})
 			if err != nil {

@@ -114,7 +114,7 @@ func (f VolumeFault) Reason() string {
 	default:
 		need = fmt.Sprintf("%d blocks need it", f.Blocks)
 	}
-	return fmt.Sprintf("snapshot %s: object %s cannot be read (%s; reads of them fail, a write of a whole block replaces it): %v",
+	return fmt.Sprintf("snapshot %s: object %s cannot be read (%s; reads of a block that needs it fail, a write of the whole block replaces it): %v",
 		f.SnapshotID, f.Key, need, f.Err)
 }
 
