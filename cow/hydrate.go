@@ -105,14 +105,17 @@ func (e *Engine) startHydrators() {
 	}
 }
 
+// DefaultHydrateFaultRetry is the first wait before the hydrator retries
+// blocks whose snapshot data could not be read (Options.HydrateFaultRetry).
+const DefaultHydrateFaultRetry = time.Minute
+
 // Backoffs of the hydrator. A pass cut short by a store it cannot reach
 // is retried soon; one that left blocks whose snapshot data cannot be read
 // is retried rarely, since only a repair of the store helps, and then only
 // over the segments of those blocks.
 const (
-	hydrateRetryMax          = 30 * time.Second
-	DefaultHydrateFaultRetry = time.Minute
-	hydrateFaultRetryMax     = 10 * time.Minute
+	hydrateRetryMax      = 30 * time.Second
+	hydrateFaultRetryMax = 10 * time.Minute
 )
 
 // errFaultsRemain: a hydration pass is over but left unreadable blocks.
@@ -131,30 +134,37 @@ func (e *Engine) startHydrator(v *volume) {
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
-		backoff, faultBackoff := time.Second, e.hydrateFaultRetry
-		full := true // a pass over every segment, not only those with faults
-		for {
-			err := e.hydrate(ctx, v, full)
-			var wait time.Duration
-			switch {
-			case err == nil || ctx.Err() != nil:
-				return
-			case errors.Is(err, errFaultsRemain):
-				full, backoff = false, time.Second
-				wait, faultBackoff = faultBackoff, min(2*faultBackoff, hydrateFaultRetryMax)
-				v.log.Debug("hydration left blocks it cannot read; retrying them later", "in", wait)
-			default:
-				e.log.Warn("hydration failed; retrying", "volume", v.id, "backoff", backoff, "err", err)
-				wait, backoff = backoff, min(2*backoff, hydrateRetryMax)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			case <-wake:
-			}
-		}
+		e.hydrateUntilDone(ctx, v, wake)
 	}()
+}
+
+// hydrateUntilDone runs hydration passes over v until one completes or
+// ctx ends, waiting between them as the backoffs say, or until wake (the
+// last unreadable block is gone).
+func (e *Engine) hydrateUntilDone(ctx context.Context, v *volume, wake <-chan struct{}) {
+	backoff, faultBackoff := time.Second, e.hydrateFaultRetry
+	full := true // a pass over every segment, not only those with faults
+	for {
+		err := e.hydrate(ctx, v, full)
+		var wait time.Duration
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return
+		case errors.Is(err, errFaultsRemain):
+			full, backoff = false, time.Second
+			wait, faultBackoff = faultBackoff, min(2*faultBackoff, hydrateFaultRetryMax)
+			v.log.Debug("hydration left blocks it cannot read; retrying them later", "in", wait)
+		default:
+			e.log.Warn("hydration failed; retrying", "volume", v.id, "backoff", backoff, "err", err)
+			wait, backoff = backoff, min(2*backoff, hydrateRetryMax)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-wake:
+		}
+	}
 }
 
 // hydrate fetches the blocks of v's base that are not local yet (full:
