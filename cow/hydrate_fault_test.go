@@ -114,6 +114,12 @@ func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc chunkLo
 	return filepath.Join(env.root, filepath.FromSlash(packKey(loc.pack))), loc
 }
 
+// packOf returns the key of the pack that holds block blk's chunk.
+func (env *faultEnv) packOf(t *testing.T, blk uint64) string {
+	_, loc := env.chunkOf(t, blk)
+	return packKey(loc.pack)
+}
+
 // flip inverts the byte in the middle of block blk's chunk in its pack
 // file; flipping it again repairs it.
 func (env *faultEnv) flip(t *testing.T, blk uint64) {
@@ -147,30 +153,31 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 		name string
 		size int
 		// damage damages the snapshot and returns the blocks that
-		// became unreadable, the repair and the error they fail with.
-		damage  func(t *testing.T, env *faultEnv) (bad []uint64, repair func(), want error)
+		// became unreadable, the object at fault, the repair and the
+		// error they fail with.
+		damage  func(t *testing.T, env *faultEnv) (bad []uint64, key string, repair func(), want error)
 		written int  // how many of the bad blocks are then written whole
 		repair  bool // then the store is repaired
 	}{
 		{
 			name: "corrupt chunks, written over", size: 1 << 20, written: 2,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
 				env.flip(t, 3)
 				env.flip(t, 9)
-				return []uint64{3, 9}, nil, ErrCorrupt
+				return []uint64{3, 9}, env.packOf(t, 3), nil, ErrCorrupt
 			},
 		},
 		{
 			name: "corrupt chunks, one written over, the store repaired", size: 1 << 20, written: 1, repair: true,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
 				env.flip(t, 3)
 				env.flip(t, 9)
-				return []uint64{3, 9}, func() { env.flip(t, 9) }, ErrCorrupt
+				return []uint64{3, 9}, env.packOf(t, 3), func() { env.flip(t, 9) }, ErrCorrupt
 			},
 		},
 		{
 			name: "missing pack, the store repaired", size: 9 << 20, repair: true,
-			damage: func(t *testing.T, env *faultEnv) ([]uint64, func(), error) {
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
 				file, loc := env.chunkOf(t, 0)
 				var bad []uint64
 				for blk := range uint64(9 << 20 / faultBlock) {
@@ -185,19 +192,44 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 				if err := os.Rename(file, hidden); err != nil {
 					t.Fatal(err)
 				}
-				return bad, func() {
+				return bad, packKey(loc.pack), func() {
 					if err := os.Rename(hidden, file); err != nil {
 						t.Fatal(err)
 					}
 				}, snapstore.ErrNotFound
 			},
 		},
+		{
+			name: "corrupt segment, the store repaired", size: 1 << 20, repair: true,
+			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
+				m, err := env.eng.loadManifest(ctx, env.st, manifestKey(env.snap))
+				if err != nil {
+					t.Fatal(err)
+				}
+				key := m.Segments[0].Key
+				file := filepath.Join(env.root, filepath.FromSlash(key))
+				b, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				flip := func() {
+					b[len(b)/2] ^= 0xff
+					if err := os.WriteFile(file, b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				flip()
+				var bad []uint64
+				for blk := range uint64(1 << 20 / faultBlock) {
+					bad = append(bad, blk)
+				}
+				return bad, key, flip, ErrCorrupt
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newFaultEnv(t, tc.size)
-			_, loc := env.chunkOf(t, 3)
-			pack := packKey(loc.pack)
-			bad, repair, wantErr := tc.damage(t, env)
+			bad, key, repair, wantErr := tc.damage(t, env)
 			freshReader(env.eng)
 			rv, err := env.eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: env.snap})
 			if err != nil {
@@ -210,13 +242,14 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 			}
 
 			// The hydrator skips the bad blocks and hydrates the rest.
-			waitUntil(t, "the good blocks hydrated", func() bool {
+			waitUntil(t, "the volume impaired and the good blocks hydrated", func() bool {
 				for blk := range v.blocks {
 					if !isBad[blk] && !v.rangeMapped(blk, blk+1) {
 						return false
 					}
 				}
-				return true
+				vi, _ := env.eng.VolumeInfo(rv.ID)
+				return vi.Status == VolumeStatusImpaired
 			})
 			vi, _ := env.eng.VolumeInfo(rv.ID)
 			if vi.Status != VolumeStatusImpaired || vi.FaultCount != 1 || len(vi.Faults) != 1 {
@@ -226,11 +259,11 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 				t.Errorf("state %s, hydrating %v; want available, hydrating", vi.State, vi.Hydrating)
 			}
 			f := vi.Faults[0]
-			if f.Key != pack || f.SnapshotID != env.snap || f.Blocks != len(bad) || !errors.Is(f.Err, wantErr) {
-				t.Errorf("fault %+v; want pack %s of %s needed by %d blocks, failing with %v", f, pack, env.snap, len(bad), wantErr)
+			if needed := f.Blocks + int(f.EndBlock-f.FirstBlock); f.Key != key || f.SnapshotID != env.snap || needed != len(bad) || !errors.Is(f.Err, wantErr) {
+				t.Errorf("fault %+v; want %s of %s needed by %d blocks, failing with %v", f, key, env.snap, len(bad), wantErr)
 			}
-			if r := f.Reason(); !strings.Contains(r, env.snap) || !strings.Contains(r, pack) {
-				t.Errorf("reason %q names neither the snapshot nor the pack", r)
+			if r := f.Reason(); !strings.Contains(r, env.snap) || !strings.Contains(r, key) {
+				t.Errorf("reason %q names neither the snapshot nor the object", r)
 			}
 
 			// Reads: the bad blocks fail (several times), the others
@@ -263,7 +296,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 				copy(want[blk*faultBlock:], p)
 			}
 			if tc.repair {
-				if vi, _ := env.eng.VolumeInfo(rv.ID); vi.Status != VolumeStatusImpaired || vi.Faults[0].Blocks != len(bad)-tc.written {
+				if vi, _ := env.eng.VolumeInfo(rv.ID); vi.Status != VolumeStatusImpaired || vi.Faults[0].Blocks+int(vi.Faults[0].EndBlock-vi.Faults[0].FirstBlock) != len(bad)-tc.written {
 					t.Fatalf("after %d writes: status %s, faults %+v; want impaired by %d blocks", tc.written, vi.Status, vi.Faults, len(bad)-tc.written)
 				}
 				repair()
@@ -280,7 +313,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 			// The log: impaired once, naming the pack once; recovered
 			// once.
 			logs := env.log.String()
-			for what, n := range map[string]int{"volume impaired": 1, "volume recovered": 1, pack: 1, "another object": 0} {
+			for what, n := range map[string]int{"volume impaired": 1, "volume recovered": 1, key: 1, "another object": 0} {
 				lines := 0
 				for l := range strings.Lines(logs) {
 					if strings.Contains(l, what) {
