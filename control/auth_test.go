@@ -85,6 +85,7 @@ func TestAuthorization(t *testing.T) {
 		{"CreateVolume", "Size=1&AvailabilityZone=local", false},
 		{"DescribeVolumes", "", true},
 		{"DeleteVolume", "VolumeId=" + vol.ID, false},
+		{"DescribeVolumeStatus", "", true},
 		{"CreateSnapshot", "VolumeId=" + vol.ID, false},
 		{"DescribeSnapshots", "", true},
 		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false},

@@ -87,3 +87,39 @@ func (c *Client) DeleteVolume(ctx context.Context, id string, dryRun bool) error
 	var out DeleteVolumeResponse
 	return c.call(ctx, "DeleteVolume", f, &out)
 }
+
+// DescribeVolumeStatusInput are the parameters of DescribeVolumeStatus.
+type DescribeVolumeStatusInput struct {
+	VolumeIDs []string
+	// Filters: volume-status.status, volume-status.details-name,
+	// volume-status.details-status, availability-zone, event.* and
+	// action.*, as EC2's.
+	Filters []Filter
+	// MaxResults (5..1000) pages the answer; 0 means all volumes at once.
+	MaxResults int
+	NextToken  string
+	DryRun     bool
+}
+
+// DescribeVolumeStatusOutput is one page of DescribeVolumeStatus.
+type DescribeVolumeStatusOutput struct {
+	VolumeStatuses []VolumeStatusItem
+	// NextToken is set when more volumes follow.
+	NextToken string
+}
+
+// DescribeVolumeStatus reports the volumes' health: ok, or impaired while
+// blocks of the snapshot a volume was restored from cannot be read.
+func (c *Client) DescribeVolumeStatus(ctx context.Context, in DescribeVolumeStatusInput) (DescribeVolumeStatusOutput, error) {
+	f := url.Values{}
+	setList(f, "VolumeId", in.VolumeIDs)
+	setFilters(f, in.Filters)
+	setInt(f, "MaxResults", int64(in.MaxResults))
+	setString(f, "NextToken", in.NextToken)
+	setBool(f, "DryRun", in.DryRun)
+	var out DescribeVolumeStatusResponse
+	if err := c.call(ctx, "DescribeVolumeStatus", f, &out); err != nil {
+		return DescribeVolumeStatusOutput{}, err
+	}
+	return DescribeVolumeStatusOutput{VolumeStatuses: out.VolumeStatusSet.Items, NextToken: out.NextToken}, nil
+}

@@ -2,11 +2,13 @@ package control
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 )
 
-// What DescribeVolumes and DescribeSnapshots share: a list of IDs, filters
-// on named attributes and tags, and paging with MaxResults and NextToken.
+// What DescribeVolumes, DescribeVolumeStatus and DescribeSnapshots share: a
+// list of IDs, filters on named attributes (and tags, where the resource
+// has them), and paging with MaxResults and NextToken.
 
 // describeRequest is the common part of a Describe call.
 type describeRequest struct {
@@ -27,9 +29,13 @@ type describeKind[T any] struct {
 	malformed func(id string) *APIError
 	notFound  func(id string) *APIError
 	id        func(*T) string
-	tags      func(*T) []Tag
-	// attrs are the filter names besides tag:<key> and tag-key.
+	// tags, if set, makes tag:<key> and tag-key filters valid.
+	tags func(*T) []Tag
+	// attrs are the filter names besides tag:<key> and tag-key; lists
+	// those of attributes with many values (an item matches when any
+	// of them does).
 	attrs map[string]func(*T) string
+	lists map[string]func(*T) []string
 }
 
 // read parses and checks the common parameters. The caller reads its own
@@ -85,8 +91,11 @@ func (k *describeKind[T]) validFilter(name string) bool {
 	if _, ok := k.attrs[name]; ok {
 		return true
 	}
+	if _, ok := k.lists[name]; ok {
+		return true
+	}
 	_, ok := tagFilter(name, nil, nil)
-	return ok
+	return ok && k.tags != nil
 }
 
 // answer picks one page of items (sorted by ID) for r: the IDs asked for
@@ -149,6 +158,12 @@ func (k *describeKind[T]) matches(it *T, filters []Filter) bool {
 	for _, f := range filters {
 		if attr, ok := k.attrs[f.Name]; ok {
 			if !matchAny(f.Values, attr(it)) {
+				return false
+			}
+			continue
+		}
+		if list, ok := k.lists[f.Name]; ok {
+			if !slices.ContainsFunc(list(it), func(s string) bool { return matchAny(f.Values, s) }) {
 				return false
 			}
 			continue

@@ -27,6 +27,7 @@ func FuzzServeQuery(f *testing.F) {
 		"Action=DescribeVolumes&Version=2016-11-15&Filter.1.Name=tag:k&Filter.1.Value.1=*&MaxResults=5",
 		"Action=DeleteVolume&Version=2016-11-15&VolumeId=vol-0123456789abcdef0",
 		"Action=DescribeVolumes&Version=2016-11-15&VolumeId.01=x",
+		"Action=DescribeVolumeStatus&Version=2016-11-15&Filter.1.Name=event.event-type&Filter.1.Value.1=potential-*&MaxResults=1000",
 		"Action=%ff&Version=\x00",
 		"Action=CreateSnapshot&Version=2016-11-15&VolumeId=vol-0123456789abcdef0&Description=d&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=k",
 		"Action=CreateSnapshot&Version=2016-11-15&VolumeId=vol-0123456789abcdef0&OutpostArn=arn:aws:outposts:us-east-1:123456789012:outpost/op-0&DryRun=true",

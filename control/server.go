@@ -161,6 +161,8 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeVolumes": {fn: s.describeVolumes, readOnly: true},
 		"DeleteVolume":    {fn: s.deleteVolume},
 
+		"DescribeVolumeStatus": {fn: s.describeVolumeStatus, readOnly: true},
+
 		"CreateSnapshot":    {fn: s.createSnapshot},
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},

@@ -69,6 +69,10 @@ type Options struct {
 	// FlushRetryBase is the first backoff after a failed flush attempt;
 	// it doubles up to 30 s. Zero means 1 s. (Tests shorten it.)
 	FlushRetryBase time.Duration
+	// HydrateFaultRetry is the first wait before a restored volume's
+	// hydrator retries blocks whose snapshot data could not be read; it
+	// doubles up to 10 minutes. Zero means DefaultHydrateFaultRetry.
+	HydrateFaultRetry time.Duration
 	// Keys wraps and unwraps the data keys of encrypted volumes and
 	// snapshots. Without it, encryption is refused (ErrNoKeyManager).
 	Keys KeyManager
@@ -108,6 +112,8 @@ type Engine struct {
 	keys     KeyManager  // nil: no encryption
 	openFile func(path string, create bool) (blockFile, error)
 	lineages keyCache // unwrapped data keys
+
+	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -239,6 +245,7 @@ func Open(opts Options) (*Engine, error) {
 		catalog:         map[string]*snapshot{},
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
+	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
 	}

@@ -46,4 +46,11 @@ var (
 	// ErrDataAuth: an encrypted volume's data fails authentication: its
 	// data file was altered or damaged. Nothing of it is returned.
 	ErrDataAuth = errors.New("volume data fails authentication")
+	// ErrImpaired: a block of a volume restored from a snapshot cannot be
+	// read from the snapshot, whose data for it is corrupt or missing
+	// (the error also wraps ErrCorrupt or snapstore.ErrNotFound). The
+	// volume is impaired (VolumeInfo.Status); its other blocks work, and
+	// a write of the whole block replaces it. The engine logs the object
+	// once; callers need not log each access.
+	ErrImpaired = errors.New("volume impaired: its snapshot data cannot be read")
 )

@@ -95,3 +95,28 @@ func (m *extentMap) clear(blk uint64) {
 		delete(m.pages, blk>>pageShift)
 	}
 }
+
+// allMapped reports whether every block from lo to hi (exclusive) has an
+// entry, a page at a time.
+func (m *extentMap) allMapped(lo, hi uint64) bool {
+	for lo < hi {
+		p := m.pages[lo>>pageShift]
+		end := min(hi, (lo>>pageShift+1)<<pageShift)
+		switch {
+		case p == nil:
+			return false
+		case lo&(pageLen-1) == 0 && end-lo == pageLen:
+			if p.used != pageLen {
+				return false
+			}
+		default:
+			for b := lo; b < end; b++ {
+				if !p.e[b&(pageLen-1)].mapped() {
+					return false
+				}
+			}
+		}
+		lo = end
+	}
+	return true
+}

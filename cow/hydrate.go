@@ -2,6 +2,7 @@ package cow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,20 +18,40 @@ import (
 // hydratingLocked reports whether unmapped blocks come from the base. v.mapMu is held.
 func (v *volume) hydratingLocked() bool { return v.record.Hydrating }
 
-// fetchBase fills dst (one block) with block blk of the volume's base.
+// fetchBase fills dst (one block) with block blk of the volume's base. A
+// block known to be unreadable fails at once (ErrImpaired); see
+// fetchBaseBlock.
 func (v *volume) fetchBase(ctx context.Context, blk uint64, dst []byte) error {
+	return v.fetchBaseBlock(ctx, blk, dst, false)
+}
+
+// fetchBaseBlock is fetchBase; recheck asks the store even for a block
+// known to be unreadable (the hydrator's retries). A fetch that fails
+// because the snapshot data is bad records the block as unreadable and
+// fails with ErrImpaired.
+func (v *volume) fetchBaseBlock(ctx context.Context, blk uint64, dst []byte, recheck bool) error {
+	if !recheck {
+		if err := v.unreadableErr(blk); err != nil {
+			return err
+		}
+	}
 	v.mapMu.Lock()
 	key, storeName := v.record.BaseManifest, v.record.BaseStore
 	v.mapMu.Unlock()
-	if err := v.eng.readStoredBlock(ctx, storeName, key, blk, dst); err != nil {
-		return fmt.Errorf("hydrate %s block %d from %s: %w", v.id, blk, key, err)
+	err := v.eng.readStoredBlock(ctx, storeName, key, blk, dst)
+	if err == nil {
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("hydrate %s block %d from %s: %w", v.id, blk, key, err)
+	if v.recordFault(blk, err) {
+		return fmt.Errorf("%w: %w", ErrImpaired, err)
+	}
+	return err
 }
 
-// hydrateBlock makes block blk local if it is still only in the base.
-// The caller holds no lock on blk.
-func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
+// hydrateBlock makes block blk local if it is still only in the base;
+// recheck as for fetchBaseBlock. The caller holds no lock on blk.
+func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) error {
 	lk := v.locks.of(blk)
 	lk.Lock()
 	defer lk.Unlock()
@@ -42,7 +63,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 	}
 	buf := v.eng.buffers.get(int(v.blockSize))
 	defer v.eng.buffers.put(buf)
-	if err := v.fetchBase(ctx, blk, buf); err != nil {
+	if err := v.fetchBaseBlock(ctx, blk, buf, recheck); err != nil {
 		return err
 	}
 	if isZero(buf) {
@@ -50,6 +71,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 		v.mapMu.Lock()
 		v.live.set(blk, extent{gen: 0, flags: flagZero})
 		v.dirty[blk] = struct{}{}
+		v.faultMappedLocked(blk)
 		v.mapMu.Unlock()
 		return nil
 	}
@@ -66,6 +88,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64) error {
 	v.mapMu.Lock()
 	v.live.set(blk, extent{slot: slot, gen: 0})
 	v.dirty[blk] = struct{}{} // the next sync round makes it durable
+	v.faultMappedLocked(blk)
 	v.mapMu.Unlock()
 	return nil
 }
@@ -82,6 +105,22 @@ func (e *Engine) startHydrators() {
 	}
 }
 
+// DefaultHydrateFaultRetry is the first wait before the hydrator retries
+// blocks whose snapshot data could not be read (Options.HydrateFaultRetry).
+const DefaultHydrateFaultRetry = time.Minute
+
+// Backoffs of the hydrator. A pass cut short by a store it cannot reach
+// is retried soon; one that left blocks whose snapshot data cannot be read
+// is retried rarely, since only a repair of the store helps, and then only
+// over the segments of those blocks.
+const (
+	hydrateRetryMax      = 30 * time.Second
+	hydrateFaultRetryMax = 10 * time.Minute
+)
+
+// errFaultsRemain: a hydration pass is over but left unreadable blocks.
+var errFaultsRemain = errors.New("blocks of the snapshot cannot be read")
+
 // startHydrator runs v's background hydration until every block of its
 // base is local, the volume is deleted or the engine closes.
 func (e *Engine) startHydrator(v *volume) {
@@ -90,30 +129,50 @@ func (e *Engine) startHydrator(v *volume) {
 	v.mapMu.Lock()
 	v.stopHydration = func() { cancel(); <-done }
 	v.mapMu.Unlock()
+	wake := v.hydratorWake()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
-		backoff := time.Second
-		for {
-			err := e.hydrate(ctx, v)
-			if err == nil || ctx.Err() != nil {
-				return
-			}
-			e.log.Warn("hydration failed; retrying", "volume", v.id, "backoff", backoff, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, flushRetryMax)
-		}
+		e.hydrateUntilDone(ctx, v, wake)
 	}()
 }
 
-// hydrate fetches every block of v's base that is not local yet, then
-// records that the volume no longer depends on the base for reads.
-func (e *Engine) hydrate(ctx context.Context, v *volume) error {
+// hydrateUntilDone runs hydration passes over v until one completes or
+// ctx ends, waiting between them as the backoffs say, or until wake (the
+// last unreadable block is gone).
+func (e *Engine) hydrateUntilDone(ctx context.Context, v *volume, wake <-chan struct{}) {
+	backoff, faultBackoff := time.Second, e.hydrateFaultRetry
+	full := true // a pass over every segment, not only those with faults
+	for {
+		err := e.hydrate(ctx, v, full)
+		var wait time.Duration
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return
+		case errors.Is(err, errFaultsRemain):
+			full, backoff = false, time.Second
+			wait, faultBackoff = faultBackoff, min(2*faultBackoff, hydrateFaultRetryMax)
+			v.log.Debug("hydration left blocks it cannot read; retrying them later", "in", wait)
+		default:
+			e.log.Warn("hydration failed; retrying", "volume", v.id, "backoff", backoff, "err", err)
+			wait, backoff = backoff, min(2*backoff, hydrateRetryMax)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-wake:
+		}
+	}
+}
+
+// hydrate fetches the blocks of v's base that are not local yet (full:
+// all of them; else those of the segments with unreadable blocks), then,
+// if none is left unreadable, records that the volume no longer depends on
+// the base for reads. A pass that leaves unreadable blocks returns
+// errFaultsRemain.
+func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 	v.mapMu.Lock()
 	key, storeName := v.record.BaseManifest, v.record.BaseStore
 	v.mapMu.Unlock()
@@ -121,35 +180,97 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 	if err != nil {
 		return err
 	}
+	var only map[uint64]bool
+	if full {
+		v.beginFullPass()
+	} else if segs, all := v.faultScope(); !all {
+		only = segs
+	}
+	start := time.Now()
 	m, err := e.loadManifest(ctx, st, key)
-	if err != nil {
+	switch {
+	case err == nil:
+		v.clearFault(key)
+	case !unreadable(err):
 		return err
+	case v.rangeMapped(0, v.blocks):
+		// Every block was written since: the base is not needed.
+		v.clearFault(key)
+		return e.hydrated(ctx, v, 0, start)
+	default:
+		v.recordSpan(objManifest, key, 0, v.blocks, err)
+		return errFaultsRemain
 	}
 	k, err := e.lineage(m.Encryption.meta())
 	if err != nil {
 		return err
 	}
-	start := time.Now()
 	n := 0
 	for _, ref := range m.Segments {
-		seg, err := e.sharedSegment(ctx, st, ref.Key, k)
+		if only != nil && !only[ref.Index] {
+			continue
+		}
+		got, err := e.hydrateSegment(ctx, v, st, ref, k)
+		n += got
 		if err != nil {
 			return err
 		}
-		for _, se := range seg.entries { // in block order
-			if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
-				return err
-			}
-			blk := ref.Index<<segmentShift | uint64(se.off)
-			if blk >= v.blocks {
-				continue
-			}
-			if err := v.hydrateBlock(ctx, blk); err != nil {
-				return err
-			}
+	}
+	if v.hasFaults() {
+		return errFaultsRemain
+	}
+	return e.hydrated(ctx, v, n, start)
+}
+
+// hydrateSegment fetches the blocks of segment ref that v does not have;
+// it returns how many it fetched. Blocks that cannot be read are recorded
+// and skipped; a failure to reach the store ends it.
+func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Store, ref segmentRef, k *lineageKeys) (int, error) {
+	lo := ref.Index << segmentShift
+	hi := min(lo+1<<segmentShift, v.blocks)
+	seg, err := e.sharedSegment(ctx, st, ref.Key, k)
+	switch {
+	case err == nil:
+		v.clearFault(ref.Key)
+	case !unreadable(err):
+		return 0, err
+	case v.rangeMapped(lo, hi):
+		v.clearFault(ref.Key)
+		return 0, nil
+	default:
+		v.recordSpan(objSegment, ref.Key, lo, hi, err)
+		return 0, nil
+	}
+	n := 0
+	for _, se := range seg.entries { // in block order
+		blk := lo | uint64(se.off)
+		if blk >= v.blocks || v.rangeMapped(blk, blk+1) {
+			continue
+		}
+		if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
+			return n, err
+		}
+		switch err := v.hydrateBlock(ctx, blk, true); {
+		case err == nil:
 			n++
+		case !errors.Is(err, ErrImpaired): // recorded: go on with the others
+			return n, err
 		}
 	}
+	return n, nil
+}
+
+// rangeMapped reports whether blocks lo to hi (exclusive) are all in v's
+// live map.
+func (v *volume) rangeMapped(lo, hi uint64) bool {
+	v.mapMu.RLock()
+	defer v.mapMu.RUnlock()
+	return v.live.allMapped(lo, hi)
+}
+
+// hydrated ends v's hydration: the n blocks it fetched since start are
+// made durable, and the volume stops reading its base.
+func (e *Engine) hydrated(ctx context.Context, v *volume, n int, start time.Time) error {
 	// Make the hydrated blocks durable before the volume stops reading
 	// its base.
 	if err := v.sync(); err != nil {
@@ -162,7 +283,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume) error {
 	// Hydrating cleared (and drops the hold itself) or finds it dropped
 	// here; no other hold is touched (a flush may have just stored one).
 	var drop string
-	err = v.updateRecord(func(r *meta.VolumeRecord) {
+	err := v.updateRecord(func(r *meta.VolumeRecord) {
 		r.Hydrating = false
 		if h := holdKey(v.id, r.SnapshotID); r.SnapshotID != "" && r.BaseManifest != h {
 			drop = h

@@ -164,11 +164,12 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 }
 
 // lookupChunk finds block blk in the manifest under key: its chunk and the
-// lineage it is sealed in, or ok=false when the block is all zeros.
+// lineage it is sealed in, or ok=false when the block is all zeros. A
+// failure to read the manifest or the segment is an *objectError naming it.
 func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc chunkLoc, k *lineageKeys, ok bool, err error) {
 	m, err := e.loadManifest(ctx, st, key)
 	if err != nil {
-		return loc, nil, false, err
+		return loc, nil, false, &objectError{kind: objManifest, key: key, err: err}
 	}
 	if k, err = e.lineage(m.Encryption.meta()); err != nil {
 		return loc, nil, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
@@ -180,7 +181,7 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	}
 	seg, err := e.sharedSegment(ctx, st, m.Segments[i].Key, k)
 	if err != nil {
-		return loc, k, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
+		return loc, k, false, &objectError{kind: objSegment, key: m.Segments[i].Key, err: fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)}
 	}
 	loc, ok = seg.lookup(uint32(blk & (1<<segmentShift - 1)))
 	return loc, k, ok, nil
@@ -200,7 +201,8 @@ func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
 }
 
 // readStoredBlock fills dst (one block) with block blk of the manifest
-// under key in store storeName.
+// under key in store storeName. A failure to read an object of the store
+// (the manifest, the segment, the chunk's pack) is an *objectError naming it.
 func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk uint64, dst []byte) error {
 	st, err := e.store(storeName)
 	if err != nil {
@@ -216,7 +218,7 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 	}
 	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(k, loc.id, b, dst) })
 	if err != nil {
-		return fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)
+		return &objectError{kind: objChunk, key: loc.objectKey(), err: fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)}
 	}
 	return nil
 }

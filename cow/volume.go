@@ -58,6 +58,9 @@ type volume struct {
 	stopHydration func()
 
 	syncer *groupSync
+	// health records the blocks whose snapshot data cannot be read
+	// (volume_health.go).
+	health volumeHealth
 	// writes counts writes and discards since the last sync round began,
 	// so a round with nothing to do costs nothing.
 	writes atomic.Int64
@@ -90,7 +93,7 @@ func (v *volume) readAt(p []byte, off int64) error {
 		if !e.mapped() && hydrating {
 			// First read of a block still in the snapshot: fetch it.
 			lk.RUnlock()
-			if err := v.hydrateBlock(context.Background(), blk); err != nil {
+			if err := v.hydrateBlock(context.Background(), blk, false); err != nil {
 				return err
 			}
 			continue
@@ -240,6 +243,7 @@ func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
 	old := v.live.get(blk)
 	v.live.set(blk, x)
 	v.dirty[blk] = struct{}{}
+	v.faultMappedLocked(blk)
 	if !old.hasData() || (old.gen != x.gen && old.gen != hydratedGen) {
 		return 0, false
 	}
@@ -381,6 +385,7 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 		v.live.clear(blk)
 	}
 	v.dirty[blk] = struct{}{}
+	v.faultMappedLocked(blk)
 	// A version born now, or a hydrated copy of the base, is ours alone;
 	// an older one belongs to a snapshot until it is flushed.
 	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
@@ -542,6 +547,7 @@ func (v *volume) info() VolumeInfo {
 		vi.Encrypted, vi.KMSKeyARN, vi.DataKeyID = true, enc.KMSKeyARN, enc.DataKeyID
 	}
 	vi.Tags = tagsFromMeta(v.record.Tags)
+	v.statusInfo(&vi)
 	switch {
 	case v.doomed:
 		vi.State = VolumeDeleting

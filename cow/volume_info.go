@@ -61,6 +61,61 @@ type VolumeInfo struct {
 	AllocatedBytes int64
 	// Hydrating: some blocks are still read from the snapshot.
 	Hydrating bool
+	// Status is the volume's health, as DescribeVolumeStatus reports it:
+	// impaired while blocks of the snapshot it was restored from cannot
+	// be read (State stays available or in-use: the other blocks work).
+	Status VolumeStatus
+	// Faults say why a volume is impaired: the objects of its snapshot
+	// that cannot be read, oldest first, at most 16 of them; FaultCount
+	// is how many there are.
+	Faults     []VolumeFault
+	FaultCount int
+}
+
+// VolumeStatus is a volume's health, named as EC2's volume status checks
+// name it.
+type VolumeStatus string
+
+// The volume statuses cowvol reports.
+const (
+	VolumeStatusOK       VolumeStatus = "ok"
+	VolumeStatusImpaired VolumeStatus = "impaired"
+)
+
+// VolumeFault is an object of the snapshot a volume was restored from that
+// cannot be read: corrupt (it fails verification, fetched twice) or
+// missing. Reads of the blocks that need it fail (ErrImpaired); a write of
+// a whole block gives the block data of its own, so it no longer needs it.
+type VolumeFault struct {
+	SnapshotID string
+	// Key is the object in the snapshot store: a pack, a segment, or
+	// the volume's hold of the snapshot's manifest.
+	Key   string
+	Err   error
+	Since time.Time // when it was first found
+	// Blocks counts the blocks known to need a pack's chunk (MoreBlocks:
+	// and more than that). A segment or the manifest is needed by every
+	// block from FirstBlock to EndBlock (exclusive) not written since.
+	Blocks               int
+	MoreBlocks           bool
+	FirstBlock, EndBlock uint64
+}
+
+// Reason says what the fault is, naming the snapshot, the object and the error.
+func (f VolumeFault) Reason() string {
+	var need string
+	switch {
+	case f.EndBlock > 0:
+		need = fmt.Sprintf("blocks %d to %d not written since need it", f.FirstBlock, f.EndBlock-1)
+	case f.MoreBlocks:
+		need = fmt.Sprintf("more than %d blocks need it", f.Blocks)
+	case f.Blocks == 1:
+		need = "1 block needs it"
+	default:
+		need = fmt.Sprintf("%d blocks need it", f.Blocks)
+	}
+	return fmt.Sprintf("snapshot %s: object %s cannot be read (%s; reads of a block that needs it fail, a write of the whole block replaces it): %v",
+		f.SnapshotID, f.Key, need, f.Err)
 }
 
 func tagsToMeta(tags []Tag) []meta.Tag {

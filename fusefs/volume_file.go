@@ -81,7 +81,9 @@ var (
 func (f *volumeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := f.h.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		f.log.Error("read failed", "volume", f.h.ID(), "off", off, "len", len(dest), "err", err)
+		if !errors.Is(err, cow.ErrImpaired) { // the engine logged the object once
+			f.log.Error("read failed", "volume", f.h.ID(), "off", off, "len", len(dest), "err", err)
+		}
 		return nil, toErrno(err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
@@ -90,7 +92,7 @@ func (f *volumeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 func (f *volumeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.h.WriteAt(data, off)
 	if err != nil {
-		if !errors.Is(err, cow.ErrOutOfRange) {
+		if !errors.Is(err, cow.ErrOutOfRange) && !errors.Is(err, cow.ErrImpaired) {
 			f.log.Error("write failed", "volume", f.h.ID(), "off", off, "len", len(data), "err", err)
 		}
 		return 0, toErrno(err)

@@ -35,6 +35,7 @@ func TestSocketAccessByUser(t *testing.T) {
 		{[]string{"create-volume", "--size", "64MiB"}, false, false},
 		{[]string{"create-volume", "--size", "64MiB", "--encrypted"}, false, false},
 		{[]string{"describe-volumes"}, true, false},
+		{[]string{"describe-volume-status"}, true, false},
 		{[]string{"delete-volume", "--volume-id", vol.VolumeId}, false, false},
 		{[]string{"create-snapshot", "--volume-id", vol.VolumeId}, false, false},
 		{[]string{"describe-snapshots"}, true, false},

@@ -140,6 +140,11 @@ func TestAWSSDKDrivesCowvol(t *testing.T) {
 		if _, err := reader.DescribeVolumes(sdkCtx(t), &awsec2.DescribeVolumesInput{}); err != nil {
 			t.Errorf("DescribeVolumes with the read-only key: %v", err)
 		}
+		vst, err := reader.DescribeVolumeStatus(sdkCtx(t), &awsec2.DescribeVolumeStatusInput{VolumeIds: []string{vol.VolumeId}})
+		if err != nil || len(vst.VolumeStatuses) != 1 || vst.VolumeStatuses[0].VolumeStatus == nil ||
+			vst.VolumeStatuses[0].VolumeStatus.Status != types.VolumeStatusInfoStatusOk {
+			t.Errorf("DescribeVolumeStatus with the read-only key: %+v, %v; want the volume ok", vst, err)
+		}
 		for _, dry := range []bool{false, true} {
 			_, err = reader.DeleteVolume(sdkCtx(t), &awsec2.DeleteVolumeInput{VolumeId: aws.String(vol.VolumeId), DryRun: aws.Bool(dry)})
 			if st := requireAPIError(t, "DeleteVolume with the read-only key", err, "UnauthorizedOperation"); st != http.StatusForbidden {

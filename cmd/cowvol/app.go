@@ -59,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			daemonCommand(),
 			createVolumeCommand(),
 			describeVolumesCommand(),
+			describeVolumeStatusCommand(),
 			deleteVolumeCommand(),
 			createSnapshotCommand(),
 			describeSnapshotsCommand(),
