@@ -75,6 +75,9 @@ type Options struct {
 	// openFile, if set, opens the volumes' data files (tests: files that
 	// simulate a power cut).
 	openFile func(path string, create bool) (blockFile, error)
+	// freeSpace, if set, reports the data dir's free space (tests: a
+	// disk that fills up on cue).
+	freeSpace func(dir string) (int64, error)
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -177,7 +180,8 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMetadataSpace(dir); err != nil {
+	space, err := openSpaceGuard(dir, opts.MetadataReserve, opts.freeSpace, log)
+	if err != nil {
 		lock.Close()
 		return nil, err
 	}
@@ -195,9 +199,10 @@ func Open(opts Options) (*Engine, error) {
 		}
 		opts.SnapshotStore = ds
 	}
+	space.guardStores(opts.SnapshotStore, opts.LocalSnapshotStore)
 	callTimeout := cmp.Or(opts.StoreCallTimeout, DefaultStoreCallTimeout)
-	opts.SnapshotStore = withCallTimeout(opts.SnapshotStore, callTimeout)
-	opts.LocalSnapshotStore = withCallTimeout(opts.LocalSnapshotStore, callTimeout)
+	opts.SnapshotStore = spillHolds(withCallTimeout(opts.SnapshotStore, callTimeout), filepath.Join(dir, spillDirName, StoreRegional), log)
+	opts.LocalSnapshotStore = spillHolds(withCallTimeout(opts.LocalSnapshotStore, callTimeout), filepath.Join(dir, spillDirName, StoreLocal), log)
 	if (opts.LocalSnapshotStore == nil) != (opts.OutpostArn == "") {
 		ms.Close()
 		lock.Close()
@@ -217,7 +222,7 @@ func Open(opts Options) (*Engine, error) {
 		objects:         newObjectCache(objectCacheBytes),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
-		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
+		space:           space,
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
 		keys:            opts.Keys,
 		openFile:        opts.openFile,
@@ -243,7 +248,8 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(4)
+	e.wg.Add(5)
+	go e.spaceLoop()
 	go e.syncLoop(opts.SyncInterval)
 	go e.flushLoop()
 	go e.gcLoop()
