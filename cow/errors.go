@@ -1,6 +1,10 @@
 package cow
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+)
 
 // Sentinel errors. Callers (the control socket, the FUSE layer) decide what to
 // answer by testing for these with errors.Is; every error the engine returns
@@ -31,6 +35,9 @@ var (
 	ErrNotOwner = errors.New("owned by another account")
 	// ErrNoSpace: the data directory's filesystem is full.
 	ErrNoSpace = errors.New("no space left in the data directory")
+	// ErrStoreFull: a snapshot store refused a write for lack of space
+	// (snapstore.ErrStoreFull); its error says what the store answered.
+	ErrStoreFull = snapstore.ErrStoreFull
 	// ErrParameterDependency: a parameter that needs another one that is
 	// missing (KmsKeyId without Encrypted).
 	ErrParameterDependency = errors.New("parameter needs another")
