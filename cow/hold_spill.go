@@ -137,8 +137,11 @@ func (s *spillStore) Exists(ctx context.Context, key string) (bool, error) {
 
 // List lists the spilled holds among the store's objects.
 func (s *spillStore) List(ctx context.Context, prefix string, fn func(snapstore.ObjectInfo) error) error {
+	if !strings.HasPrefix(prefix, "holds/") && !strings.HasPrefix("holds/", prefix) {
+		return s.Store.List(ctx, prefix, fn)
+	}
 	d := s.spilled()
-	if d == nil || !(strings.HasPrefix(prefix, "holds/") || strings.HasPrefix("holds/", prefix)) {
+	if d == nil {
 		return s.Store.List(ctx, prefix, fn)
 	}
 	objs := map[string]snapstore.ObjectInfo{}
