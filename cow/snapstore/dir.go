@@ -16,8 +16,9 @@ import (
 // Dir is a Store in a local directory: one file per object. Put writes a
 // temporary file, fsyncs it, renames it into place and fsyncs the directory.
 type Dir struct {
-	root  string
-	guard atomic.Pointer[SpaceGuard] // nil: Put claims no space
+	root    string
+	guard   atomic.Pointer[SpaceGuard] // nil: Put claims no space
+	warning error                      // see OpenWarning; set by OpenDir
 }
 
 // SpaceGuard decides whether a directory store may take more space on a
@@ -44,14 +45,23 @@ func OpenDir(root string) (*Dir, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot store %s: %w", root, err)
 	}
+	d := &Dir{root: root}
 	probe, err := os.CreateTemp(root, ".probe-*"+tmpSuffix)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Full, not unusable: reading and deleting snapshots (which
+		// frees space) need no room.
+		d.warning = fmt.Errorf("snapshot store %s: %w", root, putError("probe", err))
+		return d, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store %s is not writable: %w", root, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	return &Dir{root: root}, nil
+	return d, nil
 }
+
+func (d *Dir) openWarning() error { return d.warning }
 
 func (d *Dir) String() string { return "file://" + d.root }
 

@@ -109,13 +109,13 @@ func requireRoot(t *testing.T) {
 	t.Skip("skipping: mounting a small file system needs root")
 }
 
-// smallTmpfs mounts a tmpfs of size (mount's syntax: 1m, 64m) on a new
-// directory, unmounted at cleanup.
-func smallTmpfs(t *testing.T, size string) string {
+// smallTmpfs mounts a tmpfs with options (mount's syntax: size=1m) on a
+// new directory, unmounted at cleanup.
+func smallTmpfs(t *testing.T, options string) string {
 	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, options); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
@@ -149,7 +149,7 @@ func fill(t *testing.T, dir string) {
 // ErrStoreFull and leaves no temporary file behind.
 func TestDirFullFileSystem(t *testing.T) {
 	ctx := context.Background()
-	root := smallTmpfs(t, "1m")
+	root := smallTmpfs(t, "size=1m")
 	d, err := snapstore.OpenDir(filepath.Join(root, "store"))
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +164,20 @@ func TestDirFullFileSystem(t *testing.T) {
 	if err := d.Put(ctx, "holds/v/s", []byte("small")); err != nil {
 		t.Fatalf("a small put after the failed one: %v", err)
 	}
+
+	// Too full for even the probe file (no inode left): it opens, with
+	// a warning, and reads.
+	root = smallTmpfs(t, "size=1m,nr_inodes=2") // the root and the store's directory
+	d, err = snapstore.OpenDir(filepath.Join(root, "store"))
+	if err != nil {
+		t.Fatalf("open a full directory store: %v", err)
+	}
+	if w := snapstore.OpenWarning(d); !errors.Is(w, snapstore.ErrStoreFull) {
+		t.Fatalf("open warning of a full directory store: %v", w)
+	}
+	if _, err := d.Get(ctx, "holds/v/s"); !errors.Is(err, snapstore.ErrNotFound) {
+		t.Fatalf("get from a full directory store: %v", err)
+	}
 }
 
 // TestS3FullStore: MinIO on a full disk (507 XMinioStorageFull). Opening
@@ -172,7 +186,7 @@ func TestDirFullFileSystem(t *testing.T) {
 // deletions work. Wrong credentials are still refused at open.
 func TestS3FullStore(t *testing.T) {
 	ctx := context.Background()
-	fs := smallTmpfs(t, "64m")
+	fs := smallTmpfs(t, "size=64m")
 	srv := miniotest.StartIn(t, filepath.Join(fs, "minio"))
 	url := srv.URL("cowvol-full", "p")
 	st, err := snapstore.Open(ctx, url)
