@@ -201,8 +201,8 @@ func Open(opts Options) (*Engine, error) {
 	}
 	space.guardStores(opts.SnapshotStore, opts.LocalSnapshotStore)
 	callTimeout := cmp.Or(opts.StoreCallTimeout, DefaultStoreCallTimeout)
-	opts.SnapshotStore = spillHolds(withCallTimeout(opts.SnapshotStore, callTimeout), filepath.Join(dir, spillDirName, StoreRegional), log)
-	opts.LocalSnapshotStore = spillHolds(withCallTimeout(opts.LocalSnapshotStore, callTimeout), filepath.Join(dir, spillDirName, StoreLocal), log)
+	opts.SnapshotStore = withCallTimeout(opts.SnapshotStore, callTimeout)
+	opts.LocalSnapshotStore = withCallTimeout(opts.LocalSnapshotStore, callTimeout)
 	if (opts.LocalSnapshotStore == nil) != (opts.OutpostArn == "") {
 		ms.Close()
 		lock.Close()
@@ -696,6 +696,9 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	}
 	hold := holdKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			return "", fmt.Errorf("a volume from snapshot %s keeps a copy of its manifest in the snapshot store, which is full (delete snapshots to make room): %w", src.ID, err)
+		}
 		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
 	}
 	// A daemon deleting the snapshot deletes its manifest, then marks

@@ -1,8 +1,6 @@
 package cow
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -233,18 +231,11 @@ func (g *spaceGuard) maintainBallast(free int64) {
 	g.log.Info("ballast in place: the data dir keeps room for the metadata store on a disk others fill", "path", b.path, "mib", b.size>>20)
 }
 
-// spillRetry is how often the space loop tries to move spilled holds into
-// their store.
-const spillRetry = 30 * time.Second
-
-// spaceLoop watches free space: the data dir's every second (tick: the
-// ballast), the snapshot stores' every spillRetry (holds a full store
-// refused are moved into it once it has room).
+// spaceLoop watches the data dir's free space every second (the ballast).
 func (e *Engine) spaceLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(spaceRecheckAge)
 	defer t.Stop()
-	var moved time.Time
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -252,25 +243,5 @@ func (e *Engine) spaceLoop() {
 		case <-t.C:
 		}
 		e.space.tick()
-		if time.Since(moved) < spillRetry {
-			continue
-		}
-		moved = time.Now()
-		for name, st := range e.stores {
-			sp, ok := st.(*spillStore)
-			if !ok {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(e.ctx, spillRetry)
-			err := sp.moveSpilled(ctx)
-			cancel()
-			switch {
-			case err == nil || e.ctx.Err() != nil:
-			case errors.Is(err, snapstore.ErrStoreFull):
-				e.log.Info("the snapshot store is still full; its spilled holds stay in the data dir", "store", name)
-			default:
-				e.log.Warn("moving spilled holds into the snapshot store", "store", name, "err", err)
-			}
-		}
 	}
 }

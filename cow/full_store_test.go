@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,11 +14,11 @@ import (
 )
 
 // TestFullStore: with the snapshot store refusing every put for lack of
-// space (snapstore.ErrStoreFull), a completed snapshot still restores (its
-// hold kept in the data dir), a new one stays pending saying the store is
+// space (snapstore.ErrStoreFull), a restore is refused saying why and
+// leaves nothing behind, a new snapshot stays pending saying the store is
 // full, and deleting snapshots and volumes frees space: the collector runs
-// without its clock probe and keeps what the spilled hold needs. Once the
-// store has room, the hold moves into it and the pending snapshot completes.
+// without its clock probe. Once the store has room, the pending snapshot
+// completes and the restore works.
 func TestFullStore(t *testing.T) {
 	const size = 4 << 20
 	st := sharedDir(t)
@@ -45,7 +46,7 @@ func TestFullStore(t *testing.T) {
 		waitSnapshot(t, eng, s.ID)
 		return vi.ID, s.ID, data
 	}
-	keepVol, keep, want := snapshotOf(5)
+	_, keep, want := snapshotOf(5)
 	keepPacks := storeKeys(t, st, "packs/")
 	dropVol, drop, _ := snapshotOf(6)
 	busy, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: 64 << 10})
@@ -54,13 +55,17 @@ func TestFullStore(t *testing.T) {
 	h.Close()
 
 	full.Store(true)
-	restored, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: keep})
-	if err != nil {
-		t.Fatalf("restore from a full store: %v", err)
+	vols, _ := eng.DescribeVolumes(ctx)
+	holds := storeKeys(t, st, "holds/")
+	_, err = eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: keep})
+	if !errors.Is(err, ErrStoreFull) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("restore from a full store: %v, want ErrStoreFull saying so", err)
 	}
-	hold := holdKey(restored.ID, keep)
-	if ok, _ := st.Exists(ctx, hold); ok {
-		t.Fatal("the full store took the hold")
+	if after, _ := eng.DescribeVolumes(ctx); len(after) != len(vols) {
+		t.Fatal("a refused restore left a volume")
+	}
+	if after := storeKeys(t, st, "holds/"); !slices.Equal(after, holds) {
+		t.Fatalf("a refused restore changed the holds: %v, were %v", after, holds)
 	}
 	pending, _ := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: busy.ID})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -73,14 +78,7 @@ func TestFullStore(t *testing.T) {
 		}
 	}
 
-	// Deleting frees space: the collector runs on the full store, and
-	// keeps what the spilled hold names (and nothing else does).
-	if err := eng.DeleteSnapshot(ctx, keep); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.DeleteVolume(ctx, keepVol); err != nil {
-		t.Fatal(err)
-	}
+	// Deleting frees space: the collector runs on the full store.
 	if err := eng.DeleteSnapshot(ctx, drop); err != nil {
 		t.Fatal(err)
 	}
@@ -91,24 +89,18 @@ func TestFullStore(t *testing.T) {
 		if packs := storeKeys(t, st, "packs/"); slices.Equal(packs, keepPacks) {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("packs in the full store after deletions: %v, want the restored snapshot's %v", packs, keepPacks)
+			t.Fatalf("packs in the full store after deletions: %v, want the kept snapshot's %v", packs, keepPacks)
 		}
+	}
+
+	// Room again: the snapshot completes, the restore works.
+	full.Store(false)
+	waitSnapshot(t, eng, pending.ID)
+	restored, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: keep})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if got := readVolume(t, eng, restored.ID, size); !bytes.Equal(got, want) {
 		t.Fatalf("the restored volume differs at %d", firstDiff(got, want))
 	}
-
-	// Room again: the hold moves into the store, the snapshot completes.
-	full.Store(false)
-	sp := eng.stores[StoreRegional].(*spillStore)
-	if err := sp.moveSpilled(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := st.Exists(ctx, hold); !ok {
-		t.Fatal("the spilled hold is not in the store once it has room")
-	}
-	if left := storeKeys(t, sp.spilled(), "holds/"); len(left) != 0 {
-		t.Fatalf("spilled holds left in the data dir: %v", left)
-	}
-	waitSnapshot(t, eng, pending.ID)
 }
