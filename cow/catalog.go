@@ -115,19 +115,12 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
 	seen := time.Now()
 	// Not through the object cache: the manifest may be gone since.
-	b, err := st.Get(ctx, manifestKey(id))
+	m, _, err := getManifest(ctx, st, manifestKey(id))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
 	if err != nil {
-		return nil, err
-	}
-	m, err := decodeManifest(b)
-	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
-	}
-	if m.SnapshotID != id {
-		return nil, fmt.Errorf("%w: the manifest of %s names %s", ErrCorrupt, id, m.SnapshotID)
 	}
 	s := &snapshot{
 		rec: meta.SnapshotRecord{

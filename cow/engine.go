@@ -587,15 +587,14 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	if err != nil {
 		return "", err
 	}
-	b, err := st.Get(ctx, manifestKey(src.ID))
+	// The hold is a copy of the bytes, checked first: a damaged manifest
+	// makes no volume.
+	_, b, err := getManifest(ctx, st, manifestKey(src.ID))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return "", fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, src.ID)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
-	}
-	if _, err := decodeManifest(b); err != nil {
-		return "", fmt.Errorf("snapshot %s: %w", src.ID, err)
 	}
 	hold := holdKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {

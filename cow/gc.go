@@ -256,7 +256,10 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	for _, root := range roots {
 		// From the store, never the object cache: the mark must see
 		// what the store holds now.
-		b, err := st.Get(ctx, root)
+		// A root that fails its checks (ErrCorrupt, naming it) stops
+		// the round before the sweep: marking without it could delete
+		// data it needs.
+		m, _, err := getManifest(ctx, st, root)
 		if errors.Is(err, snapstore.ErrNotFound) {
 			// Deleted since the listing, perhaps because a flush
 			// elsewhere stored a newer root that shares its data and
@@ -266,10 +269,6 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		}
 		if err != nil {
 			return fmt.Errorf("gc: read root: %w", err)
-		}
-		m, err := decodeManifest(b)
-		if err != nil {
-			return fmt.Errorf("gc: %s: %w", root, err)
 		}
 		// An encrypted manifest's references and its segments' pack
 		// tables are in the clear: no key is needed to mark.
@@ -383,9 +382,13 @@ func (e *Engine) gcLoop() {
 				e.gcMu.Lock()
 				e.gcPending[name] = true
 				e.gcMu.Unlock()
-				if errors.Is(err, errRootVanished) {
+				switch {
+				case errors.Is(err, errRootVanished):
 					e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
-				} else {
+				case errors.Is(err, ErrCorrupt) || errors.Is(err, snapstore.ErrCorrupt):
+					e.log.Error("garbage collection stopped: a stored object is damaged; nothing is deleted from this store until it is repaired or removed",
+						"store", name, "err", err)
+				default:
 					e.log.Warn("background garbage collection failed", "store", name, "err", err)
 				}
 			}

@@ -22,7 +22,7 @@ import (
 //
 //	packs/<p[:2]>/<p>               many chunks (blocks, each zstd-compressed) and an index; p random
 //	segments/<h[:2]>/<h>            a segment: block -> chunk (ID, pack, offset, length) for 65536 blocks
-//	snapshots/<snap-id>/manifest    the manifest root (JSON), written last
+//	snapshots/<snap-id>/manifest    the manifest root (JSON, checksummed: manifest_sum.go), written last
 //	holds/<vol-id>/<snap-id>        a volume's copy of a manifest it depends on
 //	leases/<snap-id>                a flush in progress (refreshed while it runs)
 //	chunks/<h[:2]>/<h>              format 1: one chunk per object (still read)
@@ -69,8 +69,6 @@ func segmentSum(key string) (sum [sha256.Size]byte, ok bool) {
 
 func manifestKey(snapID string) string { return "snapshots/" + snapID + "/manifest" }
 
-const manifestVersion = 1
-
 // manifest is the root object of a snapshot: what it is and where its
 // segments are. It is written after every chunk and segment it names is
 // durable, so a reader never sees a partial snapshot.
@@ -81,9 +79,15 @@ const manifestVersion = 1
 // (Sealed: a random nonce and the AES-256-GCM seal of the list, the rest
 // of the manifest as additional data, so that no field can be altered
 // unnoticed by a reader with the key). Refs names the segment objects for
-// collectors, which have no key.
+// collectors, which have no key. Checksum (format version 2, see
+// manifest_sum.go) covers every byte of the stored object, so that a
+// damaged manifest, plaintext or encrypted, fails to decode everywhere,
+// in a collector too.
 type manifest struct {
+	// Version and Checksum come first, in this order: the format puts
+	// them at the start of the object.
 	Version    int       `json:"version"`
+	Checksum   string    `json:"checksum,omitempty"`
 	SnapshotID string    `json:"snapshotId"`
 	VolumeID   string    `json:"volumeId"`
 	VolumeSize int64     `json:"volumeSize"` // bytes
@@ -132,12 +136,12 @@ type segmentRef struct {
 	Blocks int    `json:"n"` // non-zero blocks in it
 }
 
-// encodeManifest serialises m; under a lineage's keys k (which must be m's)
-// its segment list is sealed.
+// encodeManifest serialises m in the format version written; under a
+// lineage's keys k (which must be m's) its segment list is sealed.
 func encodeManifest(k *lineageKeys, m *manifest) ([]byte, error) {
-	m.Version = manifestVersion
+	m.Version, m.Checksum = manifestVersion, ""
 	if k == nil {
-		return json.Marshal(m)
+		return marshalManifest(m)
 	}
 	pub := *m
 	pub.Encryption = manifestEncryptionOf(&k.enc)
@@ -158,24 +162,24 @@ func encodeManifest(k *lineageKeys, m *manifest) ([]byte, error) {
 		return nil, fmt.Errorf("manifest nonce: %w", err)
 	}
 	pub.Sealed = k.meta.Seal(nonce, nonce, private, aad)
-	return json.Marshal(&pub)
+	return marshalManifest(&pub)
 }
 
-// decodeManifest decodes and checks what any daemon can of a manifest: an
-// encrypted one's segments stay sealed until openManifest.
+// decodeManifest decodes and checks what any daemon can of a manifest: its
+// format version and checksum (unmarshalManifest), its geometry, its
+// segment list; an encrypted one's segments stay sealed until openManifest.
+// Every failure is ErrCorrupt.
 func decodeManifest(b []byte) (*manifest, error) {
-	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
-	}
-	if m.Version != manifestVersion {
-		return nil, fmt.Errorf("%w: manifest version %d", ErrCorrupt, m.Version)
+	m, err := unmarshalManifest(b)
+	if err != nil {
+		return nil, err
 	}
 	if m.BlockSize < MinBlockSize || m.BlockSize > MaxBlockSize || m.VolumeSize <= 0 || m.VolumeSize%int64(m.BlockSize) != 0 {
 		return nil, fmt.Errorf("%w: manifest geometry %d/%d", ErrCorrupt, m.VolumeSize, m.BlockSize)
 	}
 	if m.Encryption != nil {
-		if len(m.Segments) != 0 || len(m.Sealed) == 0 {
+		// Segments present, even empty, would read as already opened.
+		if m.Segments != nil || len(m.Sealed) == 0 {
 			return nil, fmt.Errorf("%w: an encrypted manifest with its segments in the clear", ErrCorrupt)
 		}
 		for i, key := range m.Refs {
@@ -183,7 +187,7 @@ func decodeManifest(b []byte) (*manifest, error) {
 				return nil, fmt.Errorf("%w: manifest reference %d is %q", ErrCorrupt, i, key)
 			}
 		}
-		return &m, nil
+		return m, nil
 	}
 	if len(m.Sealed) != 0 || len(m.Refs) != 0 {
 		return nil, fmt.Errorf("%w: a plaintext manifest with sealed parts", ErrCorrupt)
@@ -191,7 +195,7 @@ func decodeManifest(b []byte) (*manifest, error) {
 	if err := m.checkSegments(); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return m, nil
 }
 
 // openManifest unseals an encrypted manifest's segment list with its
@@ -203,8 +207,10 @@ func openManifest(k *lineageKeys, m *manifest) error {
 	if k == nil || !sameLineage(&k.enc, m.Encryption.meta()) {
 		return fmt.Errorf("%w: manifest of %s opened with another lineage's key", ErrCorrupt, m.SnapshotID)
 	}
+	// The additional data is the clear part as encodeManifest sealed
+	// it: before the checksum (which covers the seal) was stamped.
 	pub := *m
-	pub.Sealed = nil
+	pub.Sealed, pub.Checksum = nil, ""
 	aad, err := json.Marshal(&pub)
 	if err != nil {
 		return err
@@ -242,7 +248,8 @@ func openManifest(k *lineageKeys, m *manifest) error {
 }
 
 // checkSegments: readers binary-search the segments by index, and a segment
-// past the volume's end names no block: sorted, unique, in range.
+// past the volume's end names no block: sorted, unique, in range; each
+// names a segment object and counts at most a segment's blocks.
 func (m *manifest) checkSegments() error {
 	last := uint64(m.VolumeSize/int64(m.BlockSize)-1) >> segmentShift
 	for i, sr := range m.Segments {
@@ -251,6 +258,9 @@ func (m *manifest) checkSegments() error {
 		}
 		if _, ok := segmentSum(sr.Key); !ok {
 			return fmt.Errorf("%w: manifest segment %d has key %q", ErrCorrupt, i, sr.Key)
+		}
+		if sr.Blocks < 0 || sr.Blocks > 1<<segmentShift {
+			return fmt.Errorf("%w: manifest segment %d has %d blocks", ErrCorrupt, i, sr.Blocks)
 		}
 	}
 	return nil

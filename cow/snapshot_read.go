@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -111,23 +112,58 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
 		return m.(*manifest), nil
 	}
-	b, err := st.Get(ctx, key)
+	m, _, err := getManifest(ctx, st, key)
 	if err != nil {
 		return nil, err
-	}
-	m, err := decodeManifest(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	k, err := e.lineage(m.Encryption.meta())
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	if err := openManifest(k, m); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return nil, fmt.Errorf("%s in %s: %w", key, st, err)
 	}
 	e.cacheManifest(st, key, m)
 	return m, nil
+}
+
+// getManifest reads the manifest or hold under key from st, never through
+// the object cache, and decodes it (decodeManifest); it returns the stored
+// bytes too. An object that fails the checks, or that is another
+// snapshot's manifest than its key names, is ErrCorrupt naming the key and
+// the store; the store's own errors (snapstore.ErrNotFound, ...) are
+// returned as they are.
+func getManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, []byte, error) {
+	b, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := decodeManifest(b)
+	if err == nil && m.SnapshotID != snapshotOfManifestKey(key) {
+		err = fmt.Errorf("%w: the manifest of snapshot %s", ErrCorrupt, m.SnapshotID)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s in %s: %w", key, st, err)
+	}
+	return m, b, nil
+}
+
+// snapshotOfManifestKey is the snapshot whose manifest key is: the ID in
+// snapshots/<id>/manifest or holds/<vol>/<id>; "" for any other key.
+func snapshotOfManifestKey(key string) string {
+	if id, ok := strings.CutPrefix(key, "snapshots/"); ok {
+		id, ok = strings.CutSuffix(id, "/manifest")
+		if ok && !strings.Contains(id, "/") {
+			return id
+		}
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(key, "holds/"); ok {
+		if vol, id, ok := strings.Cut(rest, "/"); ok && vol != "" && !strings.Contains(id, "/") {
+			return id
+		}
+	}
+	return ""
 }
 
 // loadSegment reads and decodes a segment, in the mutable form a flush
