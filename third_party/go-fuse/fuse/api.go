@@ -387,6 +387,15 @@ type MountOptions struct {
 	// ExtraCapabilities is a bitmask of capabilities which
 	// must be enabled in addition to the defaults.
 	ExtraCapabilities uint64
+
+	// cowvol patch: Resume, if set, serves a connection that an earlier
+	// server initialised (a takeover): the mountpoint must be "/dev/fd/N",
+	// NewServer reads no INIT and takes the negotiated state from Resume
+	// (saved from that server's SessionState), and it refuses options that
+	// would negotiate differently. A MaxWrite of 0 takes the negotiated one.
+	// Call NotifyResend before Serve to get the requests the earlier server
+	// read but did not answer.
+	Resume *SessionState
 }
 
 // RawFileSystem is an interface close to the FUSE wire protocol.

@@ -169,7 +169,10 @@ func callFusermount(mountPoint string, opts *MountOptions) (fd int, err error) {
 // Create a FUSE FS on the specified mount point.  The returned
 // mount point is always absolute.
 func mount(mountPoint string, opts *MountOptions, ready chan<- error) (fd int, err error) {
-	if opts.DirectMount || opts.DirectMountStrict {
+	// cowvol patch: the magic /dev/fd/N mountpoint comes first, so that
+	// DirectMount does not mount a new connection on /dev/fd/N.
+	fd = parseFuseFd(mountPoint)
+	if fd < 0 && (opts.DirectMount || opts.DirectMountStrict) {
 		fd, err := mountDirect(mountPoint, opts, ready)
 		if err == nil {
 			return fd, nil
@@ -183,7 +186,6 @@ func mount(mountPoint string, opts *MountOptions, ready chan<- error) (fd int, e
 
 	// Magic `/dev/fd/N` mountpoint. See the docs for NewServer() for how this
 	// works.
-	fd = parseFuseFd(mountPoint)
 	if fd >= 0 {
 		if opts.Debug {
 			opts.Logger.Printf("mount: magic mountpoint %q, using fd %d", mountPoint, fd)

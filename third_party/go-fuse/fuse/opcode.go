@@ -99,8 +99,21 @@ func doInit(server *protocolServer, req *request) {
 		return
 	}
 
-	kernelFlags := input.Flags64()
 	server.kernelSettings = *input
+	// cowvol patch: the negotiation is in negotiateInit, so that a takeover
+	// (MountOptions.Resume) can check its options against it; the reply is
+	// kept for SessionState.
+	out := (*InitOut)(req.outData())
+	*out = server.negotiateInit(input)
+	server.negotiatedFlags = out.Flags64()
+	server.initOut = *out
+	req.status = OK
+}
+
+// negotiateInit computes the reply to the kernel's INIT from the options.
+// cowvol patch: split out of doInit, unchanged.
+func (server *protocolServer) negotiateInit(input *InitIn) InitOut {
+	kernelFlags := input.Flags64()
 	kernelFlags &= (CAP_ASYNC_READ | CAP_BIG_WRITES | CAP_FILE_OPS |
 		CAP_READDIRPLUS | CAP_NO_OPEN_SUPPORT | CAP_PARALLEL_DIROPS | CAP_MAX_PAGES | CAP_RENAME_SWAP | CAP_PASSTHROUGH | CAP_ALLOW_IDMAP |
 		server.opts.ExtraCapabilities)
@@ -134,8 +147,7 @@ func doInit(server *protocolServer, req *request) {
 		congestionThreshold = server.opts.MaxBackground * 3 / 4
 	}
 
-	out := (*InitOut)(req.outData())
-	*out = InitOut{
+	out := InitOut{
 		Major:               _FUSE_KERNEL_VERSION,
 		Minor:               _OUR_MINOR_VERSION,
 		MaxReadAhead:        input.MaxReadAhead,
@@ -146,15 +158,13 @@ func doInit(server *protocolServer, req *request) {
 		MaxStackDepth:       uint32(server.opts.MaxStackDepth),
 	}
 	out.setFlags(kernelFlags)
-	server.negotiatedFlags = out.Flags64()
 	if server.opts.MaxReadAhead != 0 && uint32(server.opts.MaxReadAhead) < out.MaxReadAhead {
 		out.MaxReadAhead = uint32(server.opts.MaxReadAhead)
 	}
 	if out.Minor > input.Minor {
 		out.Minor = input.Minor
 	}
-
-	req.status = OK
+	return out
 }
 
 func doOpen(server *protocolServer, req *request) {

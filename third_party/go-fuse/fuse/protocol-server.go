@@ -31,6 +31,9 @@ type protocolServer struct {
 	// Capabilities sent in InitOut.
 	negotiatedFlags uint64
 
+	// cowvol patch: the INIT reply, for SessionState.
+	initOut InitOut
+
 	opts *MountOptions
 
 	// Pools for []byte

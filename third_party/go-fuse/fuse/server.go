@@ -152,6 +152,10 @@ func (o *MountOptions) setDefaults(fs RawFileSystem) {
 	if o.MaxWrite < 0 {
 		o.MaxWrite = 0
 	}
+	if o.MaxWrite == 0 && o.Resume != nil {
+		// cowvol patch: a takeover reads requests as large as negotiated.
+		o.MaxWrite = int(o.Resume.Out.MaxWrite)
+	}
 	if o.MaxWrite == 0 {
 		o.MaxWrite = defaultMaxWrite
 	}
@@ -256,6 +260,11 @@ func NewServer(fs RawFileSystem, mountPoint string, opts *MountOptions) (*Server
 			return nil, err
 		}
 		mountPoint = filepath.Clean(filepath.Join(cwd, mountPoint))
+	}
+	if o.Resume != nil { // cowvol patch: refuse a takeover that would serve differently
+		if err := checkResume(mountPoint, &o); err != nil {
+			return nil, err
+		}
 	}
 	fd, err := mount(mountPoint, &o, ms.ready)
 	if err != nil {
@@ -407,6 +416,9 @@ func (ms *Server) Wait() {
 }
 
 func (ms *Server) handleInit() Status {
+	if ms.opts.Resume != nil { // cowvol patch: the connection is initialised already
+		return ms.resume()
+	}
 	// The first request should be INIT; read it synchronously,
 	// and don't spawn new readers.
 	orig := ms.singleReader
