@@ -16,7 +16,7 @@ UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean
+.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
 
 help: ## List the targets
 	@echo "Targets:"
@@ -68,6 +68,9 @@ $(STATICCHECK):
 bench: ## fio and snapshot figures against a plain file, in one run (root; installs fio); writes bench.json
 	@command -v fio >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fio; }
 	COWVOL_REQUIRE_ROOT=1 COWVOL_BENCH_JSON=$(CURDIR)/bench.json $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
+
+gofuse-diff: ## Regenerate third_party/go-fuse.patch, cowvol's changes to go-fuse (third_party/go-fuse/PATCHES.md)
+	third_party/gofuse-diff.sh
 
 clean: ## Remove bin/
 	rm -rf bin/
