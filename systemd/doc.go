@@ -16,17 +16,17 @@
 // that returns nil, Files returns no files and WatchdogInterval reports no
 // watchdog, so callers need no "under systemd?" branches.
 //
-// The fd store, as systemd (v246 and later) implements it and as this
-// package uses it:
+// The fd store (systemd v219 and later; FDPOLL= since v246), as systemd
+// implements it and as this package uses it:
 //   - StoreFDs sends FDSTORE=1 and FDNAME=<name> with the fds. systemd keeps
-//     a duplicate of each fd (an fd it already holds for the same open file
-//     is not stored twice, so storing again after a restart is harmless), up
-//     to FileDescriptorStoreMax= of them; with FileDescriptorStoreMax=0 it
-//     closes them and logs why.
+//     a duplicate of each, up to FileDescriptorStoreMax= of them (with 0 it
+//     closes them and logs why). A duplicate of an open file description it
+//     already holds is not stored twice, so storing the fds it handed back
+//     after a restart again is harmless.
 //   - When the service is restarted (Restart=, or systemctl restart) the
 //     stored fds come back to the new main process in LISTEN_FDS, named by
 //     LISTEN_FDNAMES, after any socket-unit fds. They stay in the store.
 //   - When the unit stops for good (inactive or failed), systemd closes them.
 //   - systemd polls each stored fd for POLLHUP and POLLERR and drops it
-//     when either shows; StoreFDs leaves that on (no FDPOLL=0), see StoreFDs.
+//     when either shows; StoreFDs leaves that on (no FDPOLL=0): see StoreFDs.
 package systemd
