@@ -82,18 +82,21 @@ func ExtendTimeout(d time.Duration) error {
 //
 // StoreFDs does not send FDPOLL=0: systemd polls each stored fd and drops
 // it when it reports POLLHUP or POLLERR, and for cowvol's fds that is
-// exactly when they have become useless:
-//   - /dev/fuse reports POLLERR only once its connection is aborted
-//     (unmounted, `umount -l` and released, or aborted in
-//     /sys/fs/fuse/connections); a live connection never does, with or
-//     without a server reading it. A restarted supervisor then finds no
-//     "fuse" fd and mounts afresh (clearing the dead mount) instead of
-//     adopting a dead connection, and systemd does not keep a reference to
-//     a dead connection until the unit stops.
+// exactly when they have become useless (fdpoll_test.go asks the kernel):
+//   - /dev/fuse reports POLLERR once its connection has ended (unmounted,
+//     `umount -l` and released, or aborted in /sys/fs/fuse/connections),
+//     and never while the connection lives, with or without a server
+//     reading it. A restarted supervisor then finds no "fuse" fd and mounts
+//     afresh (clearing the dead mount) instead of adopting a dead
+//     connection, and systemd holds no reference to a dead connection until
+//     the unit stops. It also reports POLLERR before mount(2) has attached
+//     it: store it only after mounting, or systemd drops it at once.
 //   - A listening socket (unix or TCP) reports POLLHUP only after someone
-//     calls shutdown(2) on it; closing our own copy does not, so a
-//     listener survives the supervisor's death, with clients queueing in
-//     its backlog until the new supervisor accepts.
+//     calls shutdown(2) on it (SHUT_RDWR); closing our own copy does not,
+//     so a listener survives the supervisor's death, clients queueing in
+//     its backlog until the new supervisor accepts. (Go's UnixListener
+//     unlinks its path on Close: call SetUnlinkOnClose(false) on a stored
+//     one; listeners made by net.FileListener never unlink.)
 //   - A regular file (the data-dir lock) cannot be polled; systemd keeps
 //     it without polling.
 func StoreFDs(name string, files ...*os.File) error {
