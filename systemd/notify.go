@@ -66,7 +66,7 @@ func NotifyWithFDs(state string, files ...*os.File) error {
 	return nil
 }
 
-// send writes one datagram to the socket at addr.
+// send writes state, with files as SCM_RIGHTS, to the socket at addr.
 func send(addr, state string, files []*os.File) error {
 	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
 		return fmt.Errorf("%w: %q (want an absolute path or @name)", ErrBadNotifySocket, addr)
@@ -85,6 +85,14 @@ func send(addr, state string, files []*os.File) error {
 		}
 		oob = unix.UnixRights(fds...)
 	}
+	err := sendDatagram(addr, []byte(state), oob)
+	runtime.KeepAlive(files) // their fds must stay open until the kernel has duplicated them
+	return err
+}
+
+// sendDatagram sends one datagram from a new unbound socket, waiting at
+// most sendTimeout for room in the receiver's queue.
+func sendDatagram(addr string, msg, oob []byte) error {
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
@@ -94,21 +102,19 @@ func send(addr, state string, files []*os.File) error {
 	if err := unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
 		return fmt.Errorf("SO_SNDTIMEO: %w", err)
 	}
-	// x/sys/unix maps a leading '@' to the abstract namespace.
-	to := &unix.SockaddrUnix{Name: addr}
+	to := &unix.SockaddrUnix{Name: addr} // x/sys/unix maps a leading '@' to the abstract namespace
 	for {
-		err = unix.Sendmsg(sock, []byte(state), oob, to, unix.MSG_NOSIGNAL)
+		err = unix.Sendmsg(sock, msg, oob, to, unix.MSG_NOSIGNAL)
 		// With SO_SNDTIMEO set, a signal (the Go runtime's preemption
 		// signal among them) interrupts the call instead of restarting it.
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
-	runtime.KeepAlive(files) // their fds must stay open until the kernel has duplicated them
-	if errors.Is(err, unix.EAGAIN) {
+	switch {
+	case errors.Is(err, unix.EAGAIN):
 		return fmt.Errorf("%s: not read for %v: %w", addr, sendTimeout, err)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("%s: %w", addr, err)
 	}
 	return nil
