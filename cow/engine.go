@@ -76,9 +76,18 @@ type Options struct {
 	// Keys wraps and unwraps the data keys of encrypted volumes and
 	// snapshots. Without it, encryption is refused (ErrNoKeyManager).
 	Keys KeyManager
+	// bootID, if set, stands for this boot's ID (tests: a reboot).
+	bootID string
 	// openFile, if set, opens the volumes' data files (tests: files that
 	// simulate a power cut).
 	openFile func(path string, create bool) (blockFile, error)
+	// JournalDir holds the volumes' map journals (map_journal.go): a
+	// directory on a memory file system (tmpfs), kept while the machine
+	// runs, so that a process taking over after a crash serves every
+	// write the dead one acknowledged. Empty: no journal (a crash loses
+	// the writes of the last sync interval that nobody fsynced, as a
+	// power cut does).
+	JournalDir string
 	// AcceptMetadataLoss opens the engine even when the metadata store
 	// fails its checks or its records do not explain the data files:
 	// what it cannot place is kept in <DataDir>/lost+found/<time>/.
@@ -100,18 +109,21 @@ const DefaultSyncInterval = 5 * time.Second
 
 // Engine owns every volume of one data directory.
 type Engine struct {
-	dir      string
-	lostDir  string // where a start that accepts metadata loss keeps what it cannot place
-	log      *slog.Logger
-	meta     *meta.Store
-	metaSync *groupSync // one Badger sync for many volumes' syncs
-	lock     *os.File   // flock on <dir>/lock
-	buffers  bufferPool
-	space    *spaceGuard // keeps block data out of the metadata reserve
-	bg       *ioGovernor // paces flushes and hydration against foreground I/O
-	keys     KeyManager  // nil: no encryption
-	openFile func(path string, create bool) (blockFile, error)
-	lineages keyCache // unwrapped data keys
+	dir     string
+	lostDir string // where a start that accepts metadata loss keeps what it cannot place
+	// journalDir holds the map journals ("": none); bootID is this
+	// boot's, which a journal must carry to be replayed.
+	journalDir, bootID string
+	log                *slog.Logger
+	meta               *meta.Store
+	metaSync           *groupSync // one Badger sync for many volumes' syncs
+	lock               *os.File   // flock on <dir>/lock
+	buffers            bufferPool
+	space              *spaceGuard // keeps block data out of the metadata reserve
+	bg                 *ioGovernor // paces flushes and hydration against foreground I/O
+	keys               KeyManager  // nil: no encryption
+	openFile           func(path string, create bool) (blockFile, error)
+	lineages           keyCache // unwrapped data keys
 
 	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
 
@@ -221,6 +233,8 @@ func Open(opts Options) (*Engine, error) {
 	e := &Engine{
 		dir:             dir,
 		lostDir:         lostDir,
+		journalDir:      opts.JournalDir,
+		bootID:          cmp.Or(opts.bootID, meta.BootID()),
 		log:             log,
 		meta:            ms,
 		lock:            lock,
@@ -293,6 +307,30 @@ func lockDataDir(dir string) (*os.File, error) {
 
 func (e *Engine) dataPath(id string) string {
 	return filepath.Join(e.dir, "volumes", id+".data")
+}
+
+// journalHeader identifies volume id's map journal: its volume, this
+// metadata store and this boot.
+func (e *Engine) journalHeader(id string) journalHeader {
+	return journalHeader{volID: id, storeID: e.meta.ID(), boot: e.bootID}
+}
+
+func (e *Engine) journalPath(id string) string {
+	return filepath.Join(e.journalDir, id+".journal")
+}
+
+// openJournal gives volume v its journal (if the engine keeps journals),
+// holding recs, the changes of a replayed one not yet durable.
+func (e *Engine) openJournal(v *volume, recs []journalRecord) error {
+	if e.journalDir == "" {
+		return nil
+	}
+	j, err := openJournal(e.journalPath(v.id), e.journalHeader(v.id), recs)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", v.id, err)
+	}
+	v.journal = j
+	return nil
 }
 
 func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
@@ -399,6 +437,12 @@ func (e *Engine) closeVolumes() error {
 	var errs []error
 	for _, v := range e.volumes() {
 		errs = append(errs, v.file.Close())
+		v.mapMu.Lock()
+		if v.journal != nil {
+			errs = append(errs, v.journal.close())
+			v.journal = nil
+		}
+		v.mapMu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -546,6 +590,12 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		os.Remove(e.dataPath(r.ID))
 		return VolumeInfo{}, false, e.diskErr("create data file", err)
 	}
+	v := e.newVolume(r, f)
+	if err := e.openJournal(v, nil); err != nil {
+		f.Close()
+		os.Remove(e.dataPath(r.ID))
+		return VolumeInfo{}, false, err
+	}
 	err = e.meta.CreateVolume(r)
 	if err == nil {
 		err = e.metaSync.sync()
@@ -561,9 +611,11 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	if err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
+		if v.journal != nil {
+			v.journal.remove()
+		}
 		return VolumeInfo{}, false, e.diskErr("create volume", err)
 	}
-	v := e.newVolume(r, f)
 	e.vols[r.ID] = v
 	if r.Hydrating {
 		e.startHydrator(v)
@@ -713,6 +765,12 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	fn := e.onRemoved
 	e.mu.Unlock()
 	v.file.Close()
+	v.mapMu.Lock()
+	if v.journal != nil {
+		v.journal.close()
+		v.journal = nil
+	}
+	v.mapMu.Unlock()
 	if err := e.purge(r); err != nil {
 		// The record says Deleting: the next start finishes the job.
 		e.log.Error("volume deletion incomplete; it completes at the next start", "volume", id, "err", err)
@@ -736,6 +794,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 func (e *Engine) purge(r meta.VolumeRecord) error {
 	if err := os.Remove(e.dataPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove data file: %w", err)
+	}
+	if e.journalDir != "" {
+		if err := os.Remove(e.journalPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove map journal: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
 		return err

@@ -69,9 +69,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 	if isZero(buf) {
 		// Nothing to keep; a zero version stops further fetches.
 		v.mapMu.Lock()
-		v.live.set(blk, extent{gen: 0, flags: flagZero})
-		v.dirty[blk] = struct{}{}
-		v.faultMappedLocked(blk)
+		v.setLiveLocked(blk, extent{gen: 0, flags: flagZero})
 		v.mapMu.Unlock()
 		return nil
 	}
@@ -86,9 +84,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 		return v.ioErr("hydrate", blk, err)
 	}
 	v.mapMu.Lock()
-	v.live.set(blk, extent{slot: slot, gen: 0})
-	v.dirty[blk] = struct{}{} // the next sync round makes it durable
-	v.faultMappedLocked(blk)
+	v.setLiveLocked(blk, extent{slot: slot, gen: 0}) // the next sync round makes it durable
 	v.mapMu.Unlock()
 	return nil
 }

@@ -24,8 +24,11 @@ import (
 // records do not explain is reclaimed.
 type loadedVolume struct {
 	v        *volume
-	used     []uint64 // slots the records refer to
+	used     []uint64 // slots the records (and the map journal) refer to
 	findings []string // where its records and its data file disagree
+	// retire are slots durable records refer to that the map journal
+	// replaced: kept until the next round makes the replacement durable.
+	retire []uint64
 }
 
 // recover loads every volume, finishes interrupted deletions and then
@@ -162,6 +165,10 @@ func (e *Engine) loadVolume(r meta.VolumeRecord, accept bool) (*loadedVolume, er
 		f.Close()
 		return nil, err
 	}
+	if err := e.replayJournal(lv); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if err := lv.checkFileSize(path); err != nil {
 		f.Close()
 		return nil, err
@@ -199,6 +206,52 @@ func (e *Engine) loadMap(lv *loadedVolume) error {
 	})
 }
 
+// replayJournal applies the volume's map journal over its durable map:
+// the changes a process acknowledged before it died, not yet durable.
+// Each change is dirty again (the next round makes it durable) and sealed
+// (it may be durable already: a crash between a round's commit and its
+// dropping the records), so its slot is never punched while a record may
+// refer to it. The volume keeps the records in its new journal.
+func (e *Engine) replayJournal(lv *loadedVolume) error {
+	if e.journalDir == "" {
+		return nil
+	}
+	v := lv.v
+	recs, err := readJournal(e.journalPath(v.id), e.journalHeader(v.id))
+	if err != nil {
+		return err
+	}
+	durable := map[uint64]extent{} // each journaled block's durable entry
+	for _, r := range recs {
+		if _, ok := durable[r.blk]; !ok {
+			durable[r.blk] = v.live.get(r.blk)
+		}
+		if r.present {
+			r.x.flags |= flagSealed
+			v.live.set(r.blk, r.x)
+		} else {
+			v.live.clear(r.blk)
+		}
+		v.dirty[r.blk] = struct{}{}
+	}
+	for blk, old := range durable {
+		cur := v.live.get(blk)
+		if cur.hasData() {
+			lv.used = append(lv.used, cur.slot)
+		}
+		// A version of this generation (or a hydrated copy) that the
+		// journal replaced is the volume's alone (replaceLocked).
+		replaced := !cur.hasData() || cur.slot != old.slot
+		if old.hasData() && replaced && (old.gen == v.gen || old.gen == hydratedGen) {
+			lv.retire = append(lv.retire, old.slot)
+		}
+	}
+	if len(recs) > 0 {
+		e.log.Info("replayed the map journal: writes acknowledged before the last stop", "volume", v.id, "changes", len(recs), "blocks", len(durable))
+	}
+	return e.openJournal(v, recs)
+}
+
 // checkFileSize: a slot is written (and the data file's size made
 // durable by fdatasync) before any record refers to it, so every slot the
 // records name starts within the file.
@@ -229,6 +282,9 @@ func (lv *loadedVolume) checkFileSize(path string) error {
 func (e *Engine) reclaim(lv *loadedVolume, lost *lostAndFound) error {
 	v, f := lv.v, lv.v.file
 	holes := v.slots.rebuild(lv.used)
+	for _, s := range lv.retire {
+		v.slots.retire(s, v.hot == nil)
+	}
 	if lost != nil {
 		if err := lost.keepSlots(v, e.dataPath(v.id), holes); err != nil {
 			return err

@@ -61,6 +61,13 @@ type volume struct {
 	// health records the blocks whose snapshot data cannot be read
 	// (volume_health.go).
 	health volumeHealth
+	// journal keeps the map changes no round has made durable where a
+	// successor finds them after a crash (map_journal.go); nil without a
+	// journal directory. Guarded by mapMu.
+	journal *mapJournal
+	// journalMisses counts changes the journal had no room for: a writer
+	// that sees it move syncs before it acknowledges.
+	journalMisses atomic.Int64
 	// writes counts writes and discards since the last sync round began,
 	// so a round with nothing to do costs nothing.
 	writes atomic.Int64
@@ -136,6 +143,14 @@ func (v *volume) writeSlot(blk, slot uint64, src []byte) error {
 
 // writeAt writes p at off. The caller has checked the range.
 func (v *volume) writeAt(p []byte, off int64) error {
+	misses := v.journalMisses.Load()
+	if err := v.writeRange(p, off); err != nil {
+		return err
+	}
+	return v.syncIfUnjournaled(misses)
+}
+
+func (v *volume) writeRange(p []byte, off int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
 	for len(p) > 0 {
@@ -148,6 +163,37 @@ func (v *volume) writeAt(p []byte, off int64) error {
 	}
 	v.writes.Add(1)
 	return nil
+}
+
+// syncIfUnjournaled syncs when a map change since the journal showed
+// misses was not journaled: it may have been the caller's, which then is
+// durable before it is acknowledged. The caller holds no lock.
+func (v *volume) syncIfUnjournaled(misses int64) error {
+	if v.journalMisses.Load() == misses {
+		return nil
+	}
+	return v.sync()
+}
+
+// setLiveLocked makes x (mapped) block blk's live entry: dirty until a
+// sync round makes it durable, journaled meanwhile. v.mapMu is held.
+func (v *volume) setLiveLocked(blk uint64, x extent) {
+	v.live.set(blk, x)
+	v.changedLocked(journalRecord{blk: blk, x: x, present: true})
+}
+
+// clearLiveLocked removes block blk's live entry (see setLiveLocked).
+func (v *volume) clearLiveLocked(blk uint64) {
+	v.live.clear(blk)
+	v.changedLocked(journalRecord{blk: blk})
+}
+
+func (v *volume) changedLocked(r journalRecord) {
+	v.dirty[r.blk] = struct{}{}
+	v.faultMappedLocked(r.blk)
+	if v.journal != nil && !v.journal.append(r) {
+		v.journalMisses.Add(1)
+	}
 }
 
 // writeBlock writes src at offset in of block blk.
@@ -241,9 +287,7 @@ func (v *volume) installRedirect(blk, slot uint64, gen uint32, werr error) error
 // held, and blk's lock exclusively.
 func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
 	old := v.live.get(blk)
-	v.live.set(blk, x)
-	v.dirty[blk] = struct{}{}
-	v.faultMappedLocked(blk)
+	v.setLiveLocked(blk, x)
 	if !old.hasData() || (old.gen != x.gen && old.gen != hydratedGen) {
 		return 0, false
 	}
@@ -334,6 +378,14 @@ func (v *volume) ioErr(op string, blk uint64, err error) error {
 // punch makes [off, off+n) read as zeros and frees the space of every whole
 // block in it. Partial blocks at the edges are zeroed in place.
 func (v *volume) punch(off, n int64) error {
+	misses := v.journalMisses.Load()
+	if err := v.punchRange(off, n); err != nil {
+		return err
+	}
+	return v.syncIfUnjournaled(misses)
+}
+
+func (v *volume) punchRange(off, n int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
 	end := off + n
@@ -378,14 +430,12 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 	if v.hasBaseLocked() {
 		// A zero version, born now, so that snapshots taken later know
 		// the block was discarded.
-		v.live.set(blk, extent{gen: gen, flags: flagZero})
+		v.setLiveLocked(blk, extent{gen: gen, flags: flagZero})
 	} else {
 		// No snapshot can see the block: forget it. (Only possible in
 		// the first generation, see hasBaseLocked.)
-		v.live.clear(blk)
+		v.clearLiveLocked(blk)
 	}
-	v.dirty[blk] = struct{}{}
-	v.faultMappedLocked(blk)
 	// A version born now, or a hydrated copy of the base, is ours alone;
 	// an older one belongs to a snapshot until it is flushed.
 	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
@@ -448,6 +498,10 @@ func (v *volume) syncRound() error {
 	var b meta.Batch
 	captured := v.dirty
 	v.dirty = make(map[uint64]struct{}, len(captured))
+	mark := 0
+	if v.journal != nil {
+		mark = v.journal.mark()
+	}
 	retired, recycled := v.slots.takeRetired()
 	for blk := range captured {
 		e := v.live.get(blk)
@@ -499,11 +553,14 @@ func (v *volume) syncRound() error {
 		v.mapMu.Unlock()
 		return fmt.Errorf("sync %s: %w", v.id, err)
 	}
-	if len(freed) > 0 {
-		v.mapMu.Lock()
-		v.slots.reuse(freed)
-		v.mapMu.Unlock()
+	v.mapMu.Lock()
+	if v.journal != nil {
+		v.journal.drop(mark) // what the round captured is durable now
 	}
+	if len(freed) > 0 {
+		v.slots.reuse(freed)
+	}
+	v.mapMu.Unlock()
 	// The mappings that replaced the retired and recycled slots are
 	// durable now. A recycled slot was replaced under the same record
 	// keys (its generation's change record, the live entry), so nothing

@@ -28,6 +28,7 @@ type Store struct {
 	dir     string
 	witness *witness      // nil in memory
 	damage  *DamageError  // what Open found and was told to accept
+	id      []byte        // the store's identity (x/id); nil in memory
 	syncs   atomic.Uint64 // successful Syncs
 
 	// syncMu serialises Syncs and guards the fields that follow.
@@ -84,7 +85,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	boot := opts.bootID
 	if boot == "" {
-		boot = currentBootID()
+		boot = BootID()
 	}
 	wpath := witnessPath(opts.Dir)
 	var wst *witnessState
@@ -111,7 +112,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}}
+	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}, id: c.id}
 	if damaged {
 		s.damage = &DamageError{Dir: opts.Dir, Findings: c.findings, Kept: opts.DamagedCopy}
 	}
@@ -127,6 +128,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ID is the store's identity: 16 random bytes given when it was created,
+// nil for a store in memory.
+func (s *Store) ID() []byte { return s.id }
 
 // AcceptedDamage is what the open check found wrong with the store when
 // Options.AcceptDamage let it open anyway; nil when it found nothing.
@@ -160,6 +165,7 @@ func (s *Store) initIdentity(id []byte, wpath, boot string) error {
 	if err != nil {
 		return fmt.Errorf("meta: record the store identity: %w", err)
 	}
+	s.id = st.id[:]
 	return s.startWitness(wpath, boot)
 }
 
