@@ -157,6 +157,12 @@ func backendError(err error, id string) (*APIError, bool) {
 			Message:    "There is not enough free space in the daemon's data directory.",
 			StatusCode: http.StatusInternalServerError,
 		}, true
+	case errors.Is(err, cow.ErrStoreFull):
+		return &APIError{
+			Code:       CodeInsufficientVolumeCapacity,
+			Message:    sentence(err.Error()),
+			StatusCode: http.StatusInternalServerError,
+		}, true
 	case errors.Is(err, kms.ErrKeyDisabled):
 		return apiErr(CodeInvalidKMSKeyInvalidState, "The KMS key provided is in an incorrect state: %s", sentence(err.Error())), true
 	case errors.Is(err, kms.ErrKeyNotFound):

@@ -186,6 +186,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	}
 
 	segs := map[uint64]segmentRef{}
+	published := false // this attempt sent the manifest, which names its packs
 	if r.CopyFromStore == r.Store && sameLineage(sm.Encryption.meta(), r.Encryption) {
 		// Plaintext to plaintext in one store: the copy shares the
 		// source's segments, which the copy's hold keeps meanwhile.
@@ -194,7 +195,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		}
 	} else {
 		pw := newPackWriter(ctx, st)
-		defer pw.abort()
+		defer func() { e.closePacks(pw, err != nil && !published, r.ID) }()
 		dedup := newDedupIndex()
 		sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
 		total, done := 0, 0
@@ -234,6 +235,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		return err
 	}
 	s.manifestSent.Store(true)
+	published = true
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
@@ -246,6 +248,7 @@ func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *manifest) erro
 	e.cacheManifest(st, manifestKey(m.SnapshotID), m)
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
+	s.rec.StatusMessage = ""
 	s.rec.Progress = 100
 	s.rec.CompletionTime = m.CompletionTime
 	s.rec.DataBytes = m.DataBytes

@@ -94,6 +94,9 @@ type Options struct {
 	// Without it such a start is refused with a *meta.DamageError
 	// (ErrMetadataDamaged) and nothing is changed.
 	AcceptMetadataLoss bool
+	// freeSpace, if set, reports the data dir's free space (tests: a
+	// disk that fills up on cue).
+	freeSpace func(dir string) (int64, error)
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -202,7 +205,8 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMetadataSpace(dir); err != nil {
+	space, err := openSpaceGuard(dir, opts.MetadataReserve, opts.freeSpace, log)
+	if err != nil {
 		lock.Close()
 		return nil, err
 	}
@@ -222,6 +226,7 @@ func Open(opts Options) (*Engine, error) {
 		}
 		opts.SnapshotStore = ds
 	}
+	space.guardStores(opts.SnapshotStore, opts.LocalSnapshotStore)
 	callTimeout := cmp.Or(opts.StoreCallTimeout, DefaultStoreCallTimeout)
 	opts.SnapshotStore = withCallTimeout(opts.SnapshotStore, callTimeout)
 	opts.LocalSnapshotStore = withCallTimeout(opts.LocalSnapshotStore, callTimeout)
@@ -247,7 +252,7 @@ func Open(opts Options) (*Engine, error) {
 		objects:         newObjectCache(objectCacheBytes),
 		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
-		space:           newSpaceGuard(dir, max(cmp.Or(opts.MetadataReserve, DefaultMetadataReserve), 0)),
+		space:           space,
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
 		keys:            opts.Keys,
 		openFile:        opts.openFile,
@@ -274,7 +279,8 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(4)
+	e.wg.Add(5)
+	go e.spaceLoop()
 	go e.syncLoop(opts.SyncInterval)
 	go e.flushLoop()
 	go e.gcLoop()
@@ -645,6 +651,9 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	}
 	hold := holdKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			return "", fmt.Errorf("a volume from snapshot %s keeps a copy of its manifest in the snapshot store, which is full (delete snapshots to make room): %w", src.ID, err)
+		}
 		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
 	}
 	// A daemon deleting the snapshot deletes its manifest, then marks

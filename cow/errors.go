@@ -3,6 +3,7 @@ package cow
 import (
 	"errors"
 
+	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )
 
@@ -40,6 +41,9 @@ var (
 	ErrMetadataDamaged = meta.ErrDamaged
 	// ErrNoSpace: the data directory's filesystem is full.
 	ErrNoSpace = errors.New("no space left in the data directory")
+	// ErrStoreFull: a snapshot store refused a write for lack of space
+	// (snapstore.ErrStoreFull); its error says what the store answered.
+	ErrStoreFull = snapstore.ErrStoreFull
 	// ErrParameterDependency: a parameter that needs another one that is
 	// missing (KmsKeyId without Encrypted).
 	ErrParameterDependency = errors.New("parameter needs another")

@@ -162,12 +162,41 @@ func (e *Engine) flushWithRetry(s *snapshot) {
 			return
 		}
 		log.Warn("snapshot flush failed; retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		// Why it is still pending, for DescribeSnapshots (not recorded:
+		// a restart retries afresh).
+		s.mu.Lock()
+		s.rec.StatusMessage = fmt.Sprintf("attempt %d failed; retrying: %v", attempt, err)
+		s.mu.Unlock()
 		select {
 		case <-e.ctx.Done():
 			return
 		case <-time.After(min(backoff, e.flushDeadline)):
 		}
 		backoff = min(2*backoff, flushRetryMax)
+	}
+}
+
+// packDiscardTimeout bounds the deletion of a failed attempt's packs.
+const packDiscardTimeout = 30 * time.Second
+
+// closePacks ends a flush attempt's pack writer: it waits for the uploads
+// in flight and, after an attempt that failed before it sent its manifest
+// (failed), deletes the packs it stored, best effort, before the retry: left
+// for the collector, they would take the store's space for its whole grace
+// period, attempt after attempt (a full disk filled fuller by every retry).
+func (e *Engine) closePacks(pw *packWriter, failed bool, snapID string) {
+	pw.abort()
+	if !failed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), packDiscardTimeout)
+	defer cancel()
+	n, err := pw.discard(ctx)
+	switch {
+	case err != nil:
+		e.log.Warn("deleting a failed flush attempt's packs (the rest is garbage the collector takes)", "snapshot", snapID, "deleted", n, "err", err)
+	case n > 0:
+		e.log.Info("deleted a failed flush attempt's packs", "snapshot", snapID, "packs", n)
 	}
 }
 
@@ -362,7 +391,8 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	}
 
 	pw := newPackWriter(ctx, st)
-	defer pw.abort()
+	published := false // this attempt sent the manifest, which names pw's packs
+	defer func() { e.closePacks(pw, err != nil && !published, r.ID) }()
 	dedup := newDedupIndex()
 	sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
 
@@ -419,6 +449,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		return err
 	}
 	s.manifestSent.Store(true) // a failed Put may have landed too
+	published = true
 	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
@@ -534,6 +565,7 @@ func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st s
 
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
+	s.rec.StatusMessage = ""
 	s.rec.Progress = 100
 	s.rec.CompletionTime = m.CompletionTime
 	s.rec.DataBytes = m.DataBytes

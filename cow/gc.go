@@ -165,17 +165,22 @@ func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID strin
 
 // storeNow returns the store's clock: the mtime of a probe object put now.
 // Lease ages are judged by it, as the leases' mtimes are the store's too.
-func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (time.Time, error) {
+// A store too full to take the probe is exactly one that needs its garbage
+// collected: then it returns the local clock and exact false, and the
+// collector judges nothing by it but what is safe (see collectGarbageLocked).
+func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (now time.Time, exact bool, err error) {
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return time.Time{}, fmt.Errorf("clock probe: %w", err)
+		return time.Time{}, false, fmt.Errorf("clock probe: %w", err)
 	}
 	key := "gc-clock/" + e.accountID + "-" + hex.EncodeToString(rnd[:])
-	if err := st.Put(ctx, key, nil); err != nil {
-		return time.Time{}, fmt.Errorf("clock probe: %w", err)
+	if err := st.Put(ctx, key, nil); errors.Is(err, snapstore.ErrStoreFull) {
+		e.log.Warn("the snapshot store is full: collecting its garbage by the local clock", "store", st.String(), "err", err)
+		return time.Now(), false, nil
+	} else if err != nil {
+		return time.Time{}, false, fmt.Errorf("clock probe: %w", err)
 	}
-	var now time.Time
-	err := st.List(ctx, key, func(o snapstore.ObjectInfo) error {
+	err = st.List(ctx, key, func(o snapstore.ObjectInfo) error {
 		if o.Key == key {
 			now = o.ModTime
 		}
@@ -188,9 +193,9 @@ func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (time.Time, e
 		err = errors.New("not listed")
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("clock probe %s: %w", key, err)
+		return time.Time{}, false, fmt.Errorf("clock probe %s: %w", key, err)
 	}
-	return now, nil
+	return now, true, nil
 }
 
 // errRootVanished: a root listed at the start of a mark was gone when the
@@ -207,10 +212,14 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	}
 	start := time.Now()
 	// The store's time: lease and object mtimes are by its clock.
-	now, err := e.storeNow(ctx, st)
+	now, exact, err := e.storeNow(ctx, st)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
+	// Without the store's clock (a full store) no lease is judged dead:
+	// every one holds the cutoff back. Object ages are judged by the
+	// local clock, whose skew the grace period absorbs, as it does the
+	// skew of lease starts.
 	// Leases first: a flush that starts after this listing stores only
 	// objects newer than the cutoff.
 	cutoff := now
@@ -219,7 +228,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		ls, ok := parseLease(o.Key)
 		switch {
 		case !ok:
-		case now.Sub(o.ModTime) > e.leaseTTL:
+		case exact && now.Sub(o.ModTime) > e.leaseTTL:
 			deadLeases = append(deadLeases, o.Key)
 		case ls.Before(cutoff):
 			cutoff = ls

@@ -204,8 +204,37 @@ func (w *packWriter) finish() error {
 }
 
 // abort waits for the uploads in flight (the caller cancelled ctx or gives
-// up); what they stored is unreferenced and collected later.
+// up); what they stored is unreferenced: discard deletes it.
 func (w *packWriter) abort() { w.wg.Wait() }
+
+// discard deletes every pack the writer sent to its store, stored or not
+// (a put that failed may have landed), after waiting for the uploads in
+// flight, and returns how many deletions succeeded. It goes on past a
+// failed deletion and returns the first error.
+//
+// Only for a flush attempt that failed before it sent its manifest: then
+// nothing names these packs. Their IDs are random and new to this writer,
+// and chunks the flush found in its base (or stored earlier in the attempt)
+// are referenced where they are, never stored again.
+func (w *packWriter) discard(ctx context.Context) (int, error) {
+	w.wg.Wait()
+	w.mu.Lock()
+	ids := make([]packID, 0, len(w.sizes))
+	for id := range w.sizes { // every pack store() sent
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	n := 0
+	var first error
+	for _, id := range ids {
+		if err := w.st.Delete(ctx, packKey(id)); err != nil {
+			first = cmpErr(first, err)
+			continue
+		}
+		n++
+	}
+	return n, first
+}
 
 // fillSizes sets the pack size of seg's locations that lack it (chunks
 // added by this writer). Every pack seg names must be sealed.

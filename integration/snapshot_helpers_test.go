@@ -6,15 +6,16 @@ import "testing"
 
 // snapshot is a snapshot as create-snapshot and describe-snapshots print it.
 type snapshot struct {
-	SnapshotId  string
-	VolumeId    string
-	State       string
-	Progress    string
-	VolumeSize  int64
-	StartTime   string
-	Description string
-	OwnerId     string
-	Tags        []tag
+	SnapshotId   string
+	VolumeId     string
+	State        string
+	StateMessage string // the wire's statusMessage: why it failed (or retries)
+	Progress     string
+	VolumeSize   int64
+	StartTime    string
+	Description  string
+	OwnerId      string
+	Tags         []tag
 
 	Encrypted           bool
 	KmsKeyId            string

@@ -226,12 +226,12 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys,
 		AcceptMetadataLoss: cfg.acceptLoss}
 	if cfg.snapshotStore != "" {
-		if opts.SnapshotStore, err = snapstore.Open(ctx, cfg.snapshotStore); err != nil {
+		if opts.SnapshotStore, err = openStore(ctx, cfg.snapshotStore, log); err != nil {
 			return err
 		}
 	}
 	if cfg.localStore != "" {
-		if opts.LocalSnapshotStore, err = snapstore.Open(ctx, cfg.localStore); err != nil {
+		if opts.LocalSnapshotStore, err = openStore(ctx, cfg.localStore, log); err != nil {
 			return err
 		}
 	}
@@ -304,6 +304,21 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	log.Info("unmounted; closing the metadata store")
 	return serveErr
+}
+
+// openStore opens the snapshot store url names. A store that opens with
+// a warning (a full bucket) is used, and the warning logged: a full store
+// must not lock the user out of reading, restoring and deleting snapshots.
+func openStore(ctx context.Context, url string, log *slog.Logger) (snapstore.Store, error) {
+	st, err := snapstore.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if w := snapstore.OpenWarning(st); w != nil {
+		log.Warn("the snapshot store is full: starting anyway; reads, restores and deletions work, "+
+			"new snapshots stay pending (retrying) until it has room", "store", st.String(), "err", w)
+	}
+	return st, nil
 }
 
 func validAccountID(s string) bool {

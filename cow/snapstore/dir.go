@@ -9,12 +9,26 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"syscall"
 )
 
 // Dir is a Store in a local directory: one file per object. Put writes a
 // temporary file, fsyncs it, renames it into place and fsyncs the directory.
 type Dir struct {
-	root string
+	root    string
+	guard   atomic.Pointer[SpaceGuard] // nil: Put claims no space
+	warning error                      // see OpenWarning; set by OpenDir
+}
+
+// SpaceGuard decides whether a directory store may take more space on a
+// file system it shares with something that must not run out of it (the
+// engine's metadata store, next to the default store in the data dir).
+type SpaceGuard interface {
+	// Claim is asked before an object of n bytes is written. It returns
+	// an error to refuse the write, or release, which the store calls
+	// once the write is over (stored or failed).
+	Claim(n int64) (release func(), err error)
 }
 
 var _ Store = (*Dir)(nil)
@@ -31,16 +45,55 @@ func OpenDir(root string) (*Dir, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot store %s: %w", root, err)
 	}
+	d := &Dir{root: root}
 	probe, err := os.CreateTemp(root, ".probe-*"+tmpSuffix)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Full, not unusable: reading and deleting snapshots (which
+		// frees space) need no room.
+		d.warning = fmt.Errorf("snapshot store %s: %w", root, putError("probe", err))
+		return d, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store %s is not writable: %w", root, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	return &Dir{root: root}, nil
+	return d, nil
 }
 
+func (d *Dir) openWarning() error { return d.warning }
+
 func (d *Dir) String() string { return "file://" + d.root }
+
+// GuardSpace makes every Put claim its space from g first, if d's root is
+// on the file system of dir (the same device, symlinks resolved); it
+// reports whether it is. Several calls: the last guard wins.
+func (d *Dir) GuardSpace(dir string, g SpaceGuard) (bool, error) {
+	same, err := sameFileSystem(d.root, dir)
+	if err != nil || !same {
+		return false, err
+	}
+	d.guard.Store(&g)
+	return true, nil
+}
+
+// sameFileSystem reports whether paths a and b, symlinks resolved, are on
+// one device.
+func sameFileSystem(a, b string) (bool, error) {
+	var devs [2]uint64
+	for i, p := range []string{a, b} {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return false, err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(real, &st); err != nil {
+			return false, fmt.Errorf("stat %s: %w", real, err)
+		}
+		devs[i] = uint64(st.Dev)
+	}
+	return devs[0] == devs[1], nil
+}
 
 func (d *Dir) path(key string) (string, error) {
 	if !ValidKey(key) {
@@ -54,13 +107,20 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	if g := d.guard.Load(); g != nil {
+		release, err := (*g).Claim(int64(len(data)))
+		if err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		defer release()
+	}
 	dir := filepath.Dir(p)
 	if err := d.mkdirAll(dir); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return putError(key, err)
 	}
 	f, err := os.CreateTemp(dir, filepath.Base(p)+".*"+tmpSuffix)
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return putError(key, err)
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -75,12 +135,21 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("put %s: %w", key, err)
+		return putError(key, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return putError(key, err)
 	}
 	return nil
+}
+
+// putError is the error of a failed Put of key: ErrStoreFull too when
+// the file system is full.
+func putError(key string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("put %s: %w: %w", key, ErrStoreFull, err)
+	}
+	return fmt.Errorf("put %s: %w", key, err)
 }
 
 func (d *Dir) Get(ctx context.Context, key string) ([]byte, error) {

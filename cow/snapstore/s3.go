@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ type S3 struct {
 	bucket string
 	prefix string // "" or ending in "/"
 	url    string
+	// warning is what prepare found wrong without refusing the store
+	// (see OpenWarning); set before OpenS3 returns.
+	warning error
 }
 
 var _ Store = (*S3)(nil)
@@ -183,6 +187,9 @@ func (s *S3) prepare(ctx context.Context, region string) error {
 	probe := "probe/" + hex.EncodeToString(rnd[:])
 	want := []byte("cowvol probe " + probe)
 	if err := s.Put(ctx, probe, want); err != nil {
+		if errors.Is(err, ErrStoreFull) {
+			return s.acceptFull(ctx, err)
+		}
 		return fmt.Errorf("bucket %q is not writable: %w", s.bucket, err)
 	}
 	got, err := s.Get(ctx, probe)
@@ -198,7 +205,60 @@ func (s *S3) prepare(ctx context.Context, region string) error {
 	return nil
 }
 
+// acceptFull takes a bucket whose server refused the probe object for
+// lack of space (putErr), if it can be listed: a full store must not keep
+// the daemon from starting, since reading, restoring and deleting
+// snapshots (which frees space) need no room. Puts fail until it has some.
+func (s *S3) acceptFull(ctx context.Context, putErr error) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return fmt.Errorf("bucket %q is full (%v) and cannot be listed: %w", s.bucket, putErr, err)
+	}
+	s.warning = fmt.Errorf("bucket %q: %w", s.bucket, putErr)
+	return nil
+}
+
+func (s *S3) openWarning() error { return s.warning }
+
 func (s *S3) String() string { return s.url }
+
+// fullError is a put the S3 server refused for lack of space.
+type fullError struct {
+	key    string
+	status int    // HTTP status
+	code   string // S3 error code
+	msg    string // S3 error message
+	err    error  // the SDK's error
+}
+
+func (e *fullError) Error() string {
+	return fmt.Sprintf("put %s: the snapshot store is full: the S3 server answered %d %s: %s", e.key, e.status, e.code, e.msg)
+}
+
+func (e *fullError) Unwrap() []error { return []error{ErrStoreFull, e.err} }
+
+// asFull returns err as a *fullError when it says the server is out of
+// space: HTTP 507 Insufficient Storage (MinIO's XMinioStorageFull), or an
+// internal error caused by a full disk (what MinIO answers when a write
+// runs out of space midway); else nil.
+func asFull(key string, err error) error {
+	var re *awshttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code, msg := "", ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code, msg = ae.ErrorCode(), ae.ErrorMessage()
+	}
+	full := status == http.StatusInsufficientStorage || code == "XMinioStorageFull" ||
+		code == "InternalError" && strings.Contains(msg, "no space left on device")
+	if !full {
+		return nil
+	}
+	return &fullError{key: key, status: status, code: code, msg: msg, err: err}
+}
 
 func (s *S3) key(key string) (string, error) {
 	if !ValidKey(key) {
@@ -238,6 +298,9 @@ func (s *S3) put(ctx context.Context, key string, data, sum []byte, sha string) 
 		Metadata:       map[string]string{metaSHA256: sha},
 	})
 	if err != nil {
+		if ferr := asFull(key, err); ferr != nil {
+			return ferr
+		}
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil

@@ -19,6 +19,23 @@ var ErrCorrupt = errors.New("snapstore: object fails its checksum")
 // ErrInvalidKey is returned for a key outside the allowed syntax.
 var ErrInvalidKey = errors.New("snapstore: invalid key")
 
+// ErrStoreFull is wrapped by the error of a Put the store refused for lack
+// of space: an S3 server's 507 (MinIO's XMinioStorageFull) or a disk-full
+// internal error, a directory on a full file system. Reads, listings and
+// deletions of a full store still work.
+var ErrStoreFull = errors.New("snapshot store is full")
+
+// OpenWarning returns what opening st found wrong without refusing it: a
+// bucket too full to take the probe object (st serves reads, listings and
+// deletions; puts fail with ErrStoreFull until it has room). Nil when
+// nothing is wrong.
+func OpenWarning(st Store) error {
+	if w, ok := st.(interface{ openWarning() error }); ok {
+		return w.openWarning()
+	}
+	return nil
+}
+
 // Store is snapshot storage: immutable objects by key.
 //
 // Keys are slash-separated paths of [A-Za-z0-9._-] segments. Put is atomic

@@ -80,6 +80,14 @@ type Server struct {
 // in-process clients find the credentials through the standard chain.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartIn(t, "")
+}
+
+// StartIn is Start with the server's objects in dataDir (for a test that
+// puts them on a file system of its own: a small one it fills up); empty
+// means a temporary directory.
+func StartIn(t testing.TB, dataDir string) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv("COWVOL_REQUIRE_ROOT") != "" {
@@ -88,7 +96,10 @@ func Start(t testing.TB) *Server {
 		t.Skipf("skipping: %v", err)
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, bin: bin, dir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "minio.log"),
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	s := &Server{t: t, bin: bin, dir: dataDir, logPath: filepath.Join(dir, "minio.log"),
 		addr: freeAddr(t), console: freeAddr(t)}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		t.Fatal(err)
