@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -93,8 +95,16 @@ func Open(opts Options) (*Store, error) {
 	if werr == nil {
 		wst = &w
 	}
+	checkStart := time.Now()
 	c := checkStore(opts.Dir, bo, wst, werr, boot)
+	checked := time.Since(checkStart)
 	damaged := len(c.findings) > 0
+	if !damaged {
+		// A cache: without it the next start verifies every table.
+		if err := writeVerified(verifiedPath(opts.Dir), boot, c.stamps); err != nil {
+			log.Warn("the next start will verify every table again", "err", err)
+		}
+	}
 	if damaged {
 		derr := &DamageError{Dir: opts.Dir, Findings: c.findings}
 		if !opts.AcceptDamage {
@@ -108,10 +118,14 @@ func Open(opts Options) (*Store, error) {
 		}
 		log.Warn("opening a damaged metadata store as asked; records may be missing", "err", derr.Error(), "kept", derr.Kept)
 	}
+	openStart := time.Now()
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, err
 	}
+	// How long a start spends here is part of a takeover's stall.
+	log.Info("metadata store opened", "check", checked.Round(time.Millisecond), "badger_open", time.Since(openStart).Round(time.Millisecond),
+		"tables", len(c.tables), "tables_verified", c.verified, "tables_verified_before", c.remembered)
 	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}, id: c.id}
 	if damaged {
 		s.damage = &DamageError{Dir: opts.Dir, Findings: c.findings, Kept: opts.DamagedCopy}
@@ -409,7 +423,11 @@ func (s *Store) PutVolume(r VolumeRecord) error {
 
 // LiveExtents calls fn for every entry of volume volID's live map, in block order.
 func (s *Store) LiveExtents(volID string, fn func(blk uint64, e Extent) error) error {
-	return s.scan(LivePrefix(volID), func(key, val []byte) error {
+	return s.scan(LivePrefix(volID), liveFn(volID, fn))
+}
+
+func liveFn(volID string, fn func(blk uint64, e Extent) error) func(key, val []byte) error {
+	return func(key, val []byte) error {
 		blk, err := ParseLiveKey(volID, key)
 		if err != nil {
 			return err
@@ -419,7 +437,43 @@ func (s *Store) LiveExtents(volID string, fn func(blk uint64, e Extent) error) e
 			return fmt.Errorf("block %d: %w", blk, err)
 		}
 		return fn(blk, e)
+	}
+}
+
+// LiveRange calls fn for every entry of volume volID's live map from
+// block first to block last (inclusive), in block order: one page of the
+// engine's map, read when it is first needed.
+func (s *Store) LiveRange(volID string, first, last uint64, fn func(blk uint64, e Extent) error) error {
+	end := LiveKey(volID, last)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: LivePrefix(volID), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(LiveKey(volID, first)); it.Valid(); it.Next() {
+			item := it.Item()
+			if bytes.Compare(item.Key(), end) > 0 {
+				return nil
+			}
+			blk, err := ParseLiveKey(volID, item.Key())
+			if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) error {
+				e, err := DecodeExtent(v)
+				if err != nil {
+					return fmt.Errorf("block %d: %w", blk, err)
+				}
+				return fn(blk, e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("meta: live map of %s, blocks %d to %d: %w", volID, first, last, err)
+	}
+	return nil
 }
 
 // HasNoExtents reports whether volume volID has no live-map and no
@@ -446,7 +500,11 @@ func (s *Store) HasNoExtents(volID string) (bool, error) {
 // ChangeExtents calls fn for every entry of volume volID's change sets, in
 // (generation, block) order.
 func (s *Store) ChangeExtents(volID string, fn func(gen, blk uint64, e Extent) error) error {
-	return s.scan(ChangePrefix(volID), func(key, val []byte) error {
+	return s.scan(ChangePrefix(volID), changeFn(volID, fn))
+}
+
+func changeFn(volID string, fn func(gen, blk uint64, e Extent) error) func(key, val []byte) error {
+	return func(key, val []byte) error {
 		gen, blk, err := ParseChangeKey(volID, key)
 		if err != nil {
 			return err
@@ -456,23 +514,22 @@ func (s *Store) ChangeExtents(volID string, fn func(gen, blk uint64, e Extent) e
 			return fmt.Errorf("gen %d block %d: %w", gen, blk, err)
 		}
 		return fn(gen, blk, e)
-	})
+	}
 }
 
 func (s *Store) scan(prefix []byte, fn func(key, val []byte) error) error {
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
-				return err
-			}
+	return s.db.View(func(txn *badger.Txn) error { return scanTxn(txn, prefix, fn) })
+}
+
+// scanTxn calls fn for every record under prefix that txn sees, in key order.
+func scanTxn(txn *badger.Txn, prefix []byte, fn func(key, val []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return fmt.Errorf("meta: scan %q: %w", prefix, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("meta: scan %q: %w", prefix, err)
 	}
 	return nil
 }
@@ -498,6 +555,7 @@ func (s *Store) DeleteVolume(r VolumeRecord) error {
 	if r.ClientToken != "" {
 		keys = append(keys, ClientTokenKey(r.ClientToken))
 	}
+	keys = append(keys, SlotsEndKey(r.ID))
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, k := range keys {
