@@ -97,6 +97,10 @@ type Options struct {
 	// freeSpace, if set, reports the data dir's free space (tests: a
 	// disk that fills up on cue).
 	freeSpace func(dir string) (int64, error)
+	// afterLoadPage, if set, is called by a volume's background map
+	// loader after it installed each page (tests: hold the load at a
+	// chosen point); ctx ends when the engine stops.
+	afterLoadPage func(ctx context.Context, volID string, page uint64)
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -129,6 +133,10 @@ type Engine struct {
 	lineages           keyCache // unwrapped data keys
 
 	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
+	startTimes        phaseTimes    // where Open spent its time, for the log
+	// loadTurn lets one volume's map load at a time (map_loader.go).
+	loadTurn      chan struct{}
+	afterLoadPage func(ctx context.Context, volID string, page uint64) // see Options
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -185,6 +193,7 @@ type Engine struct {
 // Open opens the engine on opts.DataDir, creating it if needed, and
 // recovers every volume.
 func Open(opts Options) (*Engine, error) {
+	openStart := time.Now()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -211,6 +220,7 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	lostDir := filepath.Join(dir, "lost+found", time.Now().UTC().Format("20060102T150405Z"))
+	metaStart := time.Now()
 	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log,
 		AcceptDamage: opts.AcceptMetadataLoss, DamagedCopy: filepath.Join(lostDir, "meta")})
 	if err != nil {
@@ -265,6 +275,8 @@ func Open(opts Options) (*Engine, error) {
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
+	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
+	e.startTimes.add("meta_open", metaStart)
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
 	}
@@ -285,7 +297,9 @@ func Open(opts Options) (*Engine, error) {
 	go e.flushLoop()
 	go e.gcLoop()
 	go e.catalogLoop()
+	e.startMapLoads()
 	e.startHydrators()
+	e.log.Info("engine open", "took", time.Since(openStart).Round(time.Microsecond))
 	return e, nil
 }
 
@@ -370,6 +384,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 		v.stride += v.sectors() * sealSize
 	}
 	v.syncer = newGroupSync(v.syncRound)
+	v.mapReady.Store(true) // a new volume's map is empty (recovery says otherwise)
 	return v
 }
 
@@ -443,6 +458,9 @@ func (e *Engine) closeVolumes() error {
 	var errs []error
 	for _, v := range e.volumes() {
 		errs = append(errs, v.file.Close())
+		if v.load != nil {
+			v.load.view.Close() // a load that never started (a failed Open)
+		}
 		v.mapMu.Lock()
 		if v.journal != nil {
 			errs = append(errs, v.journal.close())
@@ -536,8 +554,13 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 
 	e.mu.Lock()
-	vi, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
+	v, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
 	e.mu.Unlock()
+	var vi VolumeInfo
+	if err == nil {
+		// The volume a repeated create returns may still be loading.
+		vi, err = v.loadedInfo(ctx)
+	}
 	if !created && hold != "" {
 		// A failed create, or a repeated one that returns the volume
 		// the first call created.
@@ -551,11 +574,12 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 }
 
 // createVolumeLocked is CreateVolume's part under e.mu: the client token
-// check, the data file and the record. created reports whether it created
-// volume volID (a hold, if any, is then the volume's).
-func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ VolumeInfo, created bool, _ error) {
+// check, the data file and the record. It returns the volume, created by
+// this call (a hold, if any, is then the volume's) or by the first call
+// with the client token.
+func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ *volume, created bool, _ error) {
 	if e.closed {
-		return VolumeInfo{}, false, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if p.ClientToken != "" {
 		id, err := e.meta.VolumeByClientToken(p.ClientToken)
@@ -563,11 +587,11 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		case err == nil:
 			v, ok := e.vols[id]
 			if !ok || v.record.ParamsDigest != digest {
-				return VolumeInfo{}, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
+				return nil, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
 			}
-			return v.info(), false, nil
+			return v, false, nil
 		case !errors.Is(err, meta.ErrNotFound):
-			return VolumeInfo{}, false, err
+			return nil, false, err
 		}
 	}
 
@@ -589,18 +613,18 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	}
 	f, err := e.openDataFile(e.dataPath(r.ID), true)
 	if err != nil {
-		return VolumeInfo{}, false, e.diskErr("create data file", err)
+		return nil, false, e.diskErr("create data file", err)
 	}
 	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, false, e.diskErr("create data file", err)
+		return nil, false, e.diskErr("create data file", err)
 	}
 	v := e.newVolume(r, f)
 	if err := e.openJournal(v, nil); err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, false, err
+		return nil, false, err
 	}
 	err = e.meta.CreateVolume(r)
 	if err == nil {
@@ -620,14 +644,14 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		if v.journal != nil {
 			v.journal.remove()
 		}
-		return VolumeInfo{}, false, e.diskErr("create volume", err)
+		return nil, false, e.diskErr("create volume", err)
 	}
 	e.vols[r.ID] = v
 	if r.Hydrating {
 		e.startHydrator(v)
 	}
 	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID, "encrypted", enc != nil)
-	return v.info(), true, nil
+	return v, true, nil
 }
 
 // holdSnapshot copies snapshot src's manifest to a hold of volume volID.
@@ -695,7 +719,11 @@ func (e *Engine) DescribeVolumes(ctx context.Context) ([]VolumeInfo, error) {
 	vols := e.volumes()
 	out := make([]VolumeInfo, 0, len(vols))
 	for _, v := range vols {
-		out = append(out, v.info())
+		vi, err := v.loadedInfo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vi)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -707,7 +735,7 @@ func (e *Engine) VolumeInfo(id string) (VolumeInfo, error) {
 	if err != nil {
 		return VolumeInfo{}, err
 	}
-	return v.info(), nil
+	return v.loadedInfo(context.Background())
 }
 
 // DeleteVolume deletes a volume that no one has open: its data and
@@ -716,6 +744,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	v, err := e.lookup(id)
 	if err != nil {
 		return err
+	}
+	// Deleting a volume removes every record of it: not while its map
+	// still loads them (a damaged one may go).
+	if err := v.waitLoaded(ctx); err != nil && !errors.Is(err, ErrMetadataDamaged) {
+		return fmt.Errorf("delete volume %s: %w", id, err)
 	}
 	v.mapMu.Lock()
 	if v.opens > 0 {

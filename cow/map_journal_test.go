@@ -32,12 +32,28 @@ func killEngine(eng *Engine) {
 
 func openJournaled(t *testing.T, dir, journal, boot string, keys KeyManager) *Engine {
 	t.Helper()
-	eng, err := Open(Options{DataDir: dir, SyncInterval: time.Hour, GCGrace: time.Nanosecond, Keys: keys,
-		JournalDir: journal, bootID: boot})
+	return openJournaledGated(t, dir, journal, boot, keys, nil)
+}
+
+// openJournaledGated is openJournaled with the map loads held by gate
+// (nil: none).
+func openJournaledGated(t *testing.T, dir, journal, boot string, keys KeyManager, gate *loadGate) *Engine {
+	t.Helper()
+	opts := Options{DataDir: dir, SyncInterval: time.Hour, GCGrace: time.Nanosecond, Keys: keys,
+		JournalDir: journal, bootID: boot}
+	if gate != nil {
+		opts.afterLoadPage = gate.hook
+	}
+	eng, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Close() })
+	t.Cleanup(func() {
+		if gate != nil {
+			gate.open()
+		}
+		eng.Close()
+	})
 	return eng
 }
 
@@ -47,19 +63,41 @@ func openJournaled(t *testing.T, dir, journal, boot string, keys KeyManager) *En
 // fsynced or not.
 func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
-		runKillModel(t, seed, bs, encrypted, *modelSteps)
+		runKillModel(t, seed, bs, encrypted, *modelSteps, false)
 	})
 }
 
-func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, steps int) {
+// TestKillDuringMapLoad is TestKillKeepsAcknowledgedWrites with every
+// start's map load held at a random page (an injection point, no
+// sleeps) and let go at a random later step, or never before the next
+// kill: reads, writes, discards, syncs, snapshots and kills land while
+// pages of the map, and its change sets, are not loaded yet.
+func TestKillDuringMapLoad(t *testing.T) {
+	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
+		runKillModel(t, seed, bs, encrypted, *modelSteps, true)
+	})
+}
+
+func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, steps int, gated bool) {
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
 	dir, journal := t.TempDir(), t.TempDir()
 	var keys KeyManager
 	if encrypted {
 		keys = testKeyring(t)
 	}
-	eng := openJournaled(t, dir, journal, "boot-A", keys)
-	const size = 4 << 20
+	size := int64(4 << 20)
+	var gate *loadGate
+	open := func() *Engine { return openJournaled(t, dir, journal, "boot-A", keys) }
+	if gated {
+		// Pages enough for a load to be held in the middle of.
+		size = min(int64(blockSize)*pageLen*4, 64<<20)
+		pages := int(size / int64(blockSize) / pageLen)
+		open = func() *Engine {
+			gate = newLoadGate(uint64(rng.IntN(pages)))
+			return openJournaledGated(t, dir, journal, "boot-A", keys, gate)
+		}
+	}
+	eng := open()
 	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: blockSize, Encrypted: encrypted})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +107,7 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 		t.Fatal(err)
 	}
 	ref := &reference{data: make([]byte, size)}
-	kills := 0
+	kills, heldKills := 0, 0
 	for step := range steps {
 		switch op := rng.IntN(100); {
 		case op < 50:
@@ -100,9 +138,12 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 				t.Fatalf("step %d: snapshot: %v", step, err)
 			}
 		case op < 80:
+			if gate.holding() {
+				heldKills++
+			}
 			killEngine(eng)
 			kills++
-			eng = openJournaled(t, dir, journal, "boot-A", keys)
+			eng = open()
 			if h, err = eng.OpenVolume(vi.ID); err != nil {
 				t.Fatalf("step %d: reopen: %v", step, err)
 			}
@@ -113,6 +154,8 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 			if !bytes.Equal(got, ref.data) {
 				t.Fatalf("step %d (kill %d): the volume differs from what was acknowledged at byte %d", step, kills, firstDiff(got, ref.data))
 			}
+		case op < 84 && gate != nil:
+			gate.open()
 		default:
 			off := rng.Int64N(size)
 			n := min(int64(1+rng.IntN(4*blockSize)), size-off)
@@ -129,6 +172,10 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 	if kills == 0 {
 		t.Fatal("no kill in the run: the test proved nothing")
 	}
+	if gated && heldKills == 0 {
+		t.Fatal("no kill landed while a map load was held: the test proved nothing")
+	}
+	t.Logf("%d kills, %d of them while a map load was held", kills, heldKills)
 }
 
 // TestJournalNeedsItsBoot: unsynced writes are in the journal, and come

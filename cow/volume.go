@@ -43,6 +43,12 @@ type volume struct {
 	// never overwrite each other's changes. Taken before mapMu.
 	recMu sync.Mutex
 
+	// load is the volume's map while it loads (map_loader.go), nil for a
+	// volume created by this engine; mapReady is set once the map is all
+	// in memory, and from then on no access needs to load a page.
+	load     *mapLoad
+	mapReady atomic.Bool
+
 	// mapMu guards the fields that follow.
 	mapMu sync.RWMutex
 	gen   uint32 // current generation G: versions born in G are written in place
@@ -50,6 +56,9 @@ type volume struct {
 	slots slotAllocator
 	// dirty holds the blocks whose live entry changed since the last sync.
 	dirty map[uint64]struct{}
+	// slotsEnd is the volume's slots end as durably recorded
+	// (meta/slots_end.go): every slot durable records name is below it.
+	slotsEnd uint64
 	// record is the persistent record (tags, client token...).
 	record meta.VolumeRecord
 	opens  int  // open handles (FUSE opens)
@@ -92,6 +101,9 @@ func (v *volume) readAt(p []byte, off int64) error {
 	for len(p) > 0 {
 		blk, in := v.blockOf(off)
 		n := min(int64(len(p)), v.blockSize-in)
+		if err := v.ensurePage(blk); err != nil {
+			return fmt.Errorf("read %s block %d: %w", v.id, blk, err)
+		}
 		lk := v.locks.of(blk)
 		lk.RLock()
 		v.mapMu.RLock()
@@ -198,6 +210,9 @@ func (v *volume) changedLocked(r journalRecord) {
 
 // writeBlock writes src at offset in of block blk.
 func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
+	if err := v.ensurePage(blk); err != nil {
+		return v.ioErr("write", blk, err)
+	}
 	if v.hot != nil {
 		return v.writeBlockSealed(blk, in, src)
 	}
@@ -418,6 +433,9 @@ func (v *volume) punchRange(off, n int64) error {
 // is the volume's alone, it returns the slot for the caller to free (after
 // the mapping is gone, no reader can reach it).
 func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
+	if err := v.ensurePage(blk); err != nil {
+		return 0, false, v.ioErr("discard", blk, err)
+	}
 	lk := v.locks.of(blk)
 	lk.Lock()
 	defer lk.Unlock()
@@ -452,6 +470,9 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 
 // zeroPartial zeroes n bytes at offset in of block blk.
 func (v *volume) zeroPartial(blk uint64, in, n int64) error {
+	if err := v.ensurePage(blk); err != nil {
+		return v.ioErr("discard", blk, err)
+	}
 	v.mapMu.Lock()
 	e := v.live.get(blk)
 	v.mapMu.Unlock()
@@ -503,8 +524,12 @@ func (v *volume) syncRound() error {
 		mark = v.journal.mark()
 	}
 	retired, recycled := v.slots.takeRetired()
+	end := v.slotsEnd
 	for blk := range captured {
 		e := v.live.get(blk)
+		if e.hasData() && e.slot >= end {
+			end = e.slot + 1
+		}
 		if e.mapped() {
 			// From this round on, durable metadata refers to it.
 			e.flags |= flagSealed
@@ -523,6 +548,12 @@ func (v *volume) syncRound() error {
 			b.DeleteLive(v.id, blk)
 			b.DeleteChange(v.id, firstGeneration, blk)
 		}
+	}
+	if end > v.slotsEnd {
+		// Its slots' data is written (a mapping is set only after its
+		// slot's write), so the fdatasync below makes the file at
+		// least this long first (meta/slots_end.go).
+		b.PutSlotsEnd(v.id, end)
 	}
 	freed := v.slots.takePending()
 	unlock()
@@ -543,6 +574,8 @@ func (v *volume) syncRound() error {
 		// use. (The captured entries stay sealed: durable metadata may
 		// or may not refer to them now; sealed is the safe side.)
 		v.mapMu.Lock()
+		// The slots end may have landed: later rounds never write less.
+		v.slotsEnd = max(v.slotsEnd, end)
 		for blk := range captured {
 			v.dirty[blk] = struct{}{}
 		}
@@ -554,6 +587,7 @@ func (v *volume) syncRound() error {
 		return fmt.Errorf("sync %s: %w", v.id, err)
 	}
 	v.mapMu.Lock()
+	v.slotsEnd = max(v.slotsEnd, end)
 	if v.journal != nil {
 		v.journal.drop(mark) // what the round captured is durable now
 	}
@@ -583,6 +617,20 @@ func (v *volume) dirtyLen() int {
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
 	return len(v.dirty) + v.slots.waiting() + int(v.writes.Load())
+}
+
+// loadedInfo describes the volume once its map is loaded (AllocatedBytes
+// counts its blocks); a volume whose load found damage is in state error.
+func (v *volume) loadedInfo(ctx context.Context) (VolumeInfo, error) {
+	err := v.waitLoaded(ctx)
+	if err != nil && !errors.Is(err, ErrMetadataDamaged) {
+		return VolumeInfo{}, err
+	}
+	vi := v.info()
+	if err != nil {
+		vi.State = VolumeError
+	}
+	return vi, nil
 }
 
 // info describes the volume.

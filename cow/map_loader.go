@@ -1,0 +1,375 @@
+package cow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cowvol/cowvol/meta"
+)
+
+// A volume's live map loads in the background, so that a successor taking
+// over a crashed or upgraded daemon serves I/O at once instead of after
+// reading every record of every volume (seconds for millions of blocks,
+// every application on the volumes stalled meanwhile).
+//
+// The map is paged (extent_map.go); a page is either not loaded, or loaded
+// and from then on the volume's to change. A page not loaded has no entry
+// in memory and nothing changes its records in the metadata store (a record
+// changes only when a sync round writes a block that was changed, which
+// needed its page), so whoever loads it first (the background loader, page
+// after page in block order, or a read or write of one of its blocks, which
+// loads it on demand with a range scan) installs exactly the durable
+// records, and a later reader of the same records finds the page loaded
+// and leaves it alone.
+//
+// Slots: every slot a durable record names is below the data file's length
+// at open (meta/slots_end.go; checked before the load starts), so until
+// the load has found every slot in use, new slots come from past the file's
+// end (slotAllocator.startLoad). Unused slots below it, which may hold data
+// whose records never became durable, are punched only once every record
+// of the live map and the change sets has been read, after the metadata
+// store passed its checks (reclaim, recover.go): never on a guess.
+//
+// What needs the whole map waits for the load (waitLoaded): a volume's
+// AllocatedBytes, its deletion, the release of frozen versions after a
+// flush and the hydrator. A fork needs nothing of it: a page loaded after
+// it holds versions born before it, which a write then redirects.
+
+// mapLoad is a volume's map while it loads.
+type mapLoad struct {
+	floor uint64 // the data file's length in slots at open
+	// eager: the map loads before the engine serves, and records that
+	// cannot be right are findings for the operator (recover) rather
+	// than damage that stops the volume.
+	eager bool
+
+	// view is the metadata store as it was before the engine served:
+	// every record the load reads through it was durable at open, so a
+	// slot it names from floor up is damage, never one of this run's.
+	view *meta.ReadView
+	// used are the slots the load found records of (and, before it
+	// started, the map journal) referring to; only the loader touches it.
+	used slotSet
+	// beyond counts (eager) records naming slots from floor up; first is
+	// the lowest such slot.
+	beyond       int
+	firstBeyond  uint64
+	times        phaseTimes
+	blocks, vers int // live records and change-set records read
+
+	// Guarded by the volume's mapMu:
+	frontier uint64          // every page below it is loaded
+	demand   map[uint64]bool // pages at or past the frontier loaded on demand
+	damage   error           // records that cannot be right: the volume serves no I/O
+
+	done   chan struct{} // closed when the load ends
+	result error         // why it ended: nil once loaded; set before done closes
+}
+
+func newMapLoad(floor uint64, view *meta.ReadView) *mapLoad {
+	return &mapLoad{floor: floor, view: view, demand: map[uint64]bool{}, done: make(chan struct{})}
+}
+
+func (l *mapLoad) loadedLocked(page uint64) bool { return page < l.frontier || l.demand[page] }
+
+// errLoadStopped: the engine stopped before a volume's map was loaded.
+var errLoadStopped = fmt.Errorf("%w: the engine stopped before the volume's map was loaded", ErrClosed)
+
+// pageEntry is one live-map record of a page being loaded.
+type pageEntry struct {
+	blk uint64
+	x   meta.Extent
+}
+
+// loadedExtent is a record as the map holds it: sealed, since durable
+// metadata refers to its slot.
+func loadedExtent(me meta.Extent) extent {
+	x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagSealed}
+	if me.Zero() {
+		x.flags |= flagZero
+	}
+	return x
+}
+
+// checkSlot: a record naming a slot from floor up contradicts the slots
+// end checked at open. Before the engine serves it is a finding for the
+// operator; once it serves, the volume's new slots may be there already.
+func (l *mapLoad) checkSlot(volID string, slot uint64) error {
+	if slot < l.floor {
+		return nil
+	}
+	if l.eager {
+		if l.beyond == 0 || slot < l.firstBeyond {
+			l.firstBeyond = slot
+		}
+		l.beyond++
+		return nil
+	}
+	return fmt.Errorf("%w: volume %s: a record names slot %d, past the end of its data file (%d slots) when the engine opened",
+		ErrMetadataDamaged, volID, slot, l.floor)
+}
+
+// checkEntry checks a live-map record of block blk.
+func (v *volume) checkEntry(blk uint64, me meta.Extent) error {
+	if blk >= v.blocks {
+		return fmt.Errorf("%w: volume %s: live map entry for block %d beyond the volume's %d blocks", ErrMetadataDamaged, v.id, blk, v.blocks)
+	}
+	if me.Zero() {
+		return nil
+	}
+	return v.load.checkSlot(v.id, me.Slot)
+}
+
+// findings are what an eager load found wrong, for recover.
+func (l *mapLoad) findings(volID, path string) []string {
+	if l.beyond == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("volume %s: %d mappings name slots past the end of its data file %s (%d slots; first slot %d)",
+		volID, l.beyond, path, l.floor, l.firstBeyond)}
+}
+
+// ensurePage makes sure the map page of block blk is in memory, loading it
+// if the volume's map is still loading. The caller holds no lock of v.
+func (v *volume) ensurePage(blk uint64) error {
+	if v.mapReady.Load() {
+		return nil
+	}
+	return v.demandPage(blk >> pageShift)
+}
+
+// demandPage loads page p unless it is loaded: a range scan of its
+// records, installed unless someone else installed the page meanwhile.
+func (v *volume) demandPage(p uint64) error {
+	l := v.load
+	v.mapMu.RLock()
+	loaded, damage := l.loadedLocked(p), l.damage
+	v.mapMu.RUnlock()
+	if damage != nil {
+		return damage
+	}
+	if loaded {
+		return nil
+	}
+	first := p << pageShift
+	last := min(first+pageLen, v.blocks) - 1
+	var page []pageEntry
+	err := v.eng.meta.LiveRange(v.id, first, last, func(blk uint64, me meta.Extent) error {
+		if err := v.checkEntry(blk, me); err != nil {
+			return err
+		}
+		page = append(page, pageEntry{blk, me})
+		return nil
+	})
+	if errors.Is(err, ErrMetadataDamaged) && !l.eager {
+		return v.damaged(err)
+	}
+	if err != nil {
+		return fmt.Errorf("volume %s: load the map of blocks %d to %d: %w", v.id, first, last, err)
+	}
+	v.mapMu.Lock()
+	defer v.mapMu.Unlock()
+	if !l.loadedLocked(p) {
+		v.installLocked(page)
+		l.demand[p] = true
+	}
+	return nil
+}
+
+// installLocked puts a page's records into the map. v.mapMu is held.
+func (v *volume) installLocked(page []pageEntry) {
+	for _, pe := range page {
+		v.live.set(pe.blk, loadedExtent(pe.x))
+	}
+}
+
+// damaged stops a volume whose load found records that cannot be right:
+// it serves no more I/O, nothing of it is reclaimed, and the finding is
+// kept beside its data file, so that the next start refuses it as the
+// start before the engine served would have (ErrMetadataDamaged) until
+// the operator accepts the loss. It returns err.
+func (v *volume) damaged(err error) error {
+	v.mapMu.Lock()
+	first := v.load.damage == nil
+	if first {
+		v.load.damage = err
+	}
+	v.mapMu.Unlock()
+	if !first {
+		return err
+	}
+	v.log.Error("the volume's records are damaged: it serves no more I/O; the next start refuses it unless the loss is accepted", "err", err)
+	path := v.eng.damagePath(v.id)
+	if werr := os.WriteFile(path, []byte(err.Error()+"\n"), 0o600); werr != nil {
+		v.log.Error("cannot record the damage for the next start", "path", path, "err", werr)
+	} else if serr := syncDir(filepath.Dir(path)); serr != nil {
+		v.log.Error("cannot record the damage for the next start", "path", path, "err", serr)
+	}
+	return err
+}
+
+// scanMap reads every live-map record of the volume, installing the pages
+// nobody loaded yet, in block order, and every change-set record, noting
+// the slots they refer to.
+func (v *volume) scanMap(ctx context.Context) error {
+	l := v.load
+	t0 := time.Now()
+	if err := v.scanLive(ctx); err != nil {
+		return err
+	}
+	t0 = l.times.add("live_map", t0)
+	l.vers = 0
+	err := l.view.ChangeExtents(v.id, func(gen, blk uint64, me meta.Extent) error {
+		l.vers++
+		if l.vers%pageLen == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if me.Zero() {
+			return nil
+		}
+		l.used.add(me.Slot)
+		return l.checkSlot(v.id, me.Slot)
+	})
+	l.times.add("change_sets", t0)
+	return err
+}
+
+// scanLive is scanMap's pass over the live map: a page is installed once
+// its last record is read, unless it was loaded on demand meanwhile; the
+// frontier then moves past it and the empty pages before the next.
+func (v *volume) scanLive(ctx context.Context) error {
+	l := v.load
+	var page []pageEntry
+	cur, have := uint64(0), false
+	install := func(next uint64) error {
+		v.mapMu.Lock()
+		if have && !l.loadedLocked(cur) {
+			v.installLocked(page)
+		}
+		// Never back: a retried scan passes pages loaded (and maybe
+		// changed) since the first.
+		l.frontier = max(l.frontier, next)
+		for p := range l.demand {
+			if p < next {
+				delete(l.demand, p)
+			}
+		}
+		v.mapMu.Unlock()
+		page = page[:0]
+		if h := v.eng.afterLoadPage; h != nil && have && !l.eager {
+			h(ctx, v.id, cur)
+		}
+		return ctx.Err()
+	}
+	l.blocks = 0
+	err := l.view.LiveExtents(v.id, func(blk uint64, me meta.Extent) error {
+		if err := v.checkEntry(blk, me); err != nil {
+			return err
+		}
+		if p := blk >> pageShift; !have || p != cur {
+			if have {
+				if err := install(p); err != nil {
+					return err
+				}
+			}
+			cur, have = p, true
+		}
+		if !me.Zero() {
+			l.used.add(me.Slot)
+		}
+		page = append(page, pageEntry{blk, me})
+		l.blocks++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return install((v.blocks + pageLen - 1) >> pageShift)
+}
+
+// waitLoaded waits until the volume's map is loaded. It returns the
+// damage the load found, errLoadStopped, or ctx's error.
+func (v *volume) waitLoaded(ctx context.Context) error {
+	if v.mapReady.Load() {
+		return nil
+	}
+	select {
+	case <-v.load.done:
+		return v.load.result
+	case <-ctx.Done():
+		return fmt.Errorf("volume %s: waiting for its map to load: %w", v.id, ctx.Err())
+	}
+}
+
+// endLoad records how the volume's load ended (err nil: loaded) and wakes
+// those waiting for it.
+func (v *volume) endLoad(err error) {
+	l := v.load
+	l.view.Close()
+	if err == nil {
+		v.mapMu.Lock()
+		l.used, l.demand = slotSet{}, nil // no longer needed
+		v.mapMu.Unlock()
+		v.mapReady.Store(true)
+		v.log.Info("volume map loaded", append([]any{"blocks", l.blocks, "change_records", l.vers}, l.times.attrs()...)...)
+	}
+	l.result = err
+	close(l.done)
+}
+
+// startMapLoads loads, in the background, the map of every volume whose
+// map is not loaded yet.
+func (e *Engine) startMapLoads() {
+	for _, v := range e.volumes() {
+		if v.mapReady.Load() {
+			continue
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			v.endLoad(e.loadMap(e.ctx, v))
+		}()
+	}
+}
+
+// mapLoadRetryMax bounds the wait between attempts at a load that failed
+// for another reason than damage (the metadata store failing a read).
+const mapLoadRetryMax = 30 * time.Second
+
+// loadMap loads v's map and reclaims the slots nothing refers to,
+// retrying what fails for a reason other than damage; one volume's load
+// runs at a time, so that the loads leave a core to the volumes' I/O.
+func (e *Engine) loadMap(ctx context.Context, v *volume) error {
+	for backoff := time.Second; ; backoff = min(2*backoff, mapLoadRetryMax) {
+		select {
+		case e.loadTurn <- struct{}{}:
+		case <-ctx.Done():
+			return errLoadStopped
+		}
+		err := v.scanMap(ctx)
+		if err == nil {
+			err = e.reclaim(ctx, v, nil)
+		}
+		<-e.loadTurn
+		switch {
+		case ctx.Err() != nil:
+			return errLoadStopped
+		case errors.Is(err, ErrMetadataDamaged):
+			return v.damaged(err)
+		case err == nil:
+			return nil
+		}
+		v.log.Warn("loading the volume's map failed; retrying", "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return errLoadStopped
+		case <-time.After(backoff):
+		}
+	}
+}
