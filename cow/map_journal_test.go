@@ -147,6 +147,11 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 			if h, err = eng.OpenVolume(vi.ID); err != nil {
 				t.Fatalf("step %d: reopen: %v", step, err)
 			}
+			if gated && rng.IntN(2) == 0 {
+				// Not read at once: syncs and snapshots may make the
+				// replayed entries durable before their pages load.
+				continue
+			}
 			got := make([]byte, size)
 			if _, err := h.ReadAt(got, 0); err != nil {
 				t.Fatalf("step %d: read after the kill: %v", step, err)
@@ -167,6 +172,10 @@ func runKillModel(t *testing.T, seed uint64, blockSize int, encrypted bool, step
 				t.Fatalf("step %d: read differs from the model at byte %d", step, firstDiff(got, ref.data[off:off+n]))
 			}
 		}
+	}
+	got := make([]byte, size)
+	if _, err := h.ReadAt(got, 0); err != nil || !bytes.Equal(got, ref.data) {
+		t.Fatalf("at the end: %v, the volume differs from the model at byte %d", err, firstDiff(got, ref.data))
 	}
 	h.Close()
 	if kills == 0 {

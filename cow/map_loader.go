@@ -65,13 +65,19 @@ type mapLoad struct {
 	frontier uint64          // every page below it is loaded
 	demand   map[uint64]bool // pages at or past the frontier loaded on demand
 	damage   error           // records that cannot be right: the volume serves no I/O
+	// overlay lists, per page not loaded yet, the blocks the map journal
+	// set: their entries in memory are newer than their records, which
+	// the page's load leaves alone (but for the slot they replaced:
+	// replacedLocked); replayGen is the generation at the replay.
+	overlay   map[uint64][]uint64
+	replayGen uint32
 
 	done   chan struct{} // closed when the load ends
 	result error         // why it ended: nil once loaded; set before done closes
 }
 
 func newMapLoad(floor uint64, view *meta.ReadView) *mapLoad {
-	return &mapLoad{floor: floor, view: view, demand: map[uint64]bool{}, done: make(chan struct{})}
+	return &mapLoad{floor: floor, view: view, demand: map[uint64]bool{}, overlay: map[uint64][]uint64{}, done: make(chan struct{})}
 }
 
 func (l *mapLoad) loadedLocked(page uint64) bool { return page < l.frontier || l.demand[page] }
@@ -158,32 +164,69 @@ func (v *volume) demandPage(p uint64) error {
 	first := p << pageShift
 	last := min(first+pageLen, v.blocks) - 1
 	var page []pageEntry
-	err := v.eng.meta.LiveRange(v.id, first, last, func(blk uint64, me meta.Extent) error {
+	err := l.view.LiveRange(v.id, first, last, func(blk uint64, me meta.Extent) error {
 		if err := v.checkEntry(blk, me); err != nil {
 			return err
 		}
 		page = append(page, pageEntry{blk, me})
 		return nil
 	})
-	if errors.Is(err, ErrMetadataDamaged) && !l.eager {
+	switch {
+	case errors.Is(err, ErrMetadataDamaged) && !l.eager:
 		return v.damaged(err)
-	}
-	if err != nil {
+	case errors.Is(err, meta.ErrViewClosed) && v.mapReady.Load():
+		return nil // loaded meanwhile
+	case err != nil:
 		return fmt.Errorf("volume %s: load the map of blocks %d to %d: %w", v.id, first, last, err)
 	}
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
 	if !l.loadedLocked(p) {
-		v.installLocked(page)
+		v.installLocked(p, page)
 		l.demand[p] = true
 	}
 	return nil
 }
 
-// installLocked puts a page's records into the map. v.mapMu is held.
-func (v *volume) installLocked(page []pageEntry) {
+// installLocked puts page p's records into the map, but for the blocks
+// the map journal set (overlay). v.mapMu is held.
+func (v *volume) installLocked(p uint64, page []pageEntry) {
+	l := v.load
+	journaled := l.overlay[p]
+	if len(journaled) == 0 {
+		for _, pe := range page {
+			v.live.set(pe.blk, loadedExtent(pe.x))
+		}
+		return
+	}
+	durable := make(map[uint64]extent, len(journaled))
+	for _, blk := range journaled {
+		durable[blk] = extent{}
+	}
 	for _, pe := range page {
-		v.live.set(pe.blk, loadedExtent(pe.x))
+		if _, ok := durable[pe.blk]; ok {
+			durable[pe.blk] = loadedExtent(pe.x)
+		} else {
+			v.live.set(pe.blk, loadedExtent(pe.x))
+		}
+	}
+	for blk, old := range durable {
+		v.replacedLocked(blk, old)
+	}
+	delete(l.overlay, p)
+}
+
+// replacedLocked: block blk's entry, set by the map journal, replaced old,
+// its durable record. A version of the replay's generation (or a hydrated
+// copy) that it replaced is the volume's alone (replaceLocked): its slot,
+// which the record names until a round makes the new entry durable, is
+// retired. (No write has changed the entry since: a write loads the page
+// first.) v.mapMu is held.
+func (v *volume) replacedLocked(blk uint64, old extent) {
+	cur := v.live.get(blk)
+	replaced := !cur.hasData() || cur.slot != old.slot
+	if old.hasData() && replaced && (old.gen == v.load.replayGen || old.gen == hydratedGen) {
+		v.slots.retire(old.slot, v.hot == nil)
 	}
 }
 
@@ -250,7 +293,7 @@ func (v *volume) scanLive(ctx context.Context) error {
 	install := func(next uint64) error {
 		v.mapMu.Lock()
 		if have && !l.loadedLocked(cur) {
-			v.installLocked(page)
+			v.installLocked(cur, page)
 		}
 		// Never back: a retried scan passes pages loaded (and maybe
 		// changed) since the first.
@@ -311,10 +354,12 @@ func (v *volume) waitLoaded(ctx context.Context) error {
 // those waiting for it.
 func (v *volume) endLoad(err error) {
 	l := v.load
-	l.view.Close()
 	if err == nil {
+		// A load stopped (the engine stops) or damaged keeps its view:
+		// pages may still be loaded on demand (closeVolumes closes it).
+		l.view.Close()
 		v.mapMu.Lock()
-		l.used, l.demand = slotSet{}, nil // no longer needed
+		l.used, l.demand, l.overlay = slotSet{}, nil, nil // no longer needed
 		v.mapMu.Unlock()
 		v.mapReady.Store(true)
 		v.log.Info("volume map loaded", append([]any{"blocks", l.blocks, "change_records", l.vers}, l.times.attrs()...)...)

@@ -246,27 +246,27 @@ func (e *Engine) damagePath(id string) string {
 // Each change is dirty again (the next round makes it durable) and sealed
 // (it may be durable already: a crash between a round's commit and its
 // dropping the records), so its slot is never punched while a record may
-// refer to it. The pages of the blocks it names are loaded first. The
-// volume keeps the records in its new journal.
+// refer to it. The pages of the blocks it names need not be loaded: the
+// entries go into memory now and the page's load leaves them alone
+// (mapLoad.overlay). The volume keeps the records in its new journal.
 func (e *Engine) replayJournal(ov *openedVolume) error {
 	if e.journalDir == "" {
 		return nil
 	}
-	v := ov.v
+	v, l := ov.v, ov.v.load
 	recs, err := readJournal(e.journalPath(v.id), e.journalHeader(v.id))
 	if err != nil {
 		return err
 	}
-	durable := map[uint64]extent{} // each journaled block's durable entry
+	l.replayGen = v.gen
+	seen := map[uint64]bool{}
 	for _, r := range recs {
-		if _, ok := durable[r.blk]; !ok {
-			if r.blk >= v.blocks {
-				return fmt.Errorf("map journal: block %d beyond the volume's %d blocks", r.blk, v.blocks)
-			}
-			if err := v.demandPage(r.blk >> pageShift); err != nil {
-				return err
-			}
-			durable[r.blk] = v.live.get(r.blk)
+		if r.blk >= v.blocks {
+			return fmt.Errorf("map journal: block %d beyond the volume's %d blocks", r.blk, v.blocks)
+		}
+		if !seen[r.blk] {
+			seen[r.blk] = true
+			l.overlay[r.blk>>pageShift] = append(l.overlay[r.blk>>pageShift], r.blk)
 		}
 		if r.present {
 			r.x.flags |= flagSealed
@@ -276,41 +276,38 @@ func (e *Engine) replayJournal(ov *openedVolume) error {
 		}
 		v.dirty[r.blk] = struct{}{}
 	}
-	beyond, first := 0, uint64(0)
-	for blk, old := range durable {
-		if slot, ok := v.replayed(blk, old); !ok {
-			if beyond == 0 || slot < first {
-				first = slot
-			}
-			beyond++
-		}
-	}
-	if beyond > 0 {
-		ov.findings = append(ov.findings, fmt.Sprintf("volume %s: its map journal names %d slots past the end of its data file (%d slots; first slot %d)",
-			v.id, beyond, v.load.floor, first))
+	if f := v.journaledSlots(seen); f != "" {
+		ov.findings = append(ov.findings, f)
 	}
 	if len(recs) > 0 {
-		e.log.Info("replayed the map journal: writes acknowledged before the last stop", "volume", v.id, "changes", len(recs), "blocks", len(durable))
+		e.log.Info("replayed the map journal: writes acknowledged before the last stop", "volume", v.id, "changes", len(recs), "blocks", len(seen))
 	}
 	return e.openJournal(v, recs)
 }
 
-// replayed accounts for block blk after the journal's replay: its slot is
-// in use (ok false: it lies past the data file's end), and a version of
-// this generation (or a hydrated copy) that the journal replaced, which
-// durable records still name, is the volume's alone (replaceLocked):
-// retired until the next round.
-func (v *volume) replayed(blk uint64, old extent) (slot uint64, ok bool) {
-	cur := v.live.get(blk)
-	replaced := !cur.hasData() || cur.slot != old.slot
-	if old.hasData() && replaced && (old.gen == v.gen || old.gen == hydratedGen) {
-		v.slots.retire(old.slot, v.hot == nil)
+// journaledSlots counts the slots of the blocks the journal set as in use;
+// it describes those past the data file's end, if any (a finding).
+func (v *volume) journaledSlots(blks map[uint64]bool) string {
+	l := v.load
+	beyond, first := 0, uint64(0)
+	for blk := range blks {
+		cur := v.live.get(blk)
+		if !cur.hasData() {
+			continue
+		}
+		l.used.add(cur.slot)
+		if cur.slot >= l.floor {
+			if beyond == 0 || cur.slot < first {
+				first = cur.slot
+			}
+			beyond++
+		}
 	}
-	if !cur.hasData() {
-		return 0, true
+	if beyond == 0 {
+		return ""
 	}
-	v.load.used.add(cur.slot)
-	return cur.slot, cur.slot < v.load.floor
+	return fmt.Sprintf("volume %s: its map journal names %d slots past the end of its data file (%d slots; first slot %d)",
+		v.id, beyond, l.floor, first)
 }
 
 // reclaimEager reclaims the space of a volume whose map loaded before the

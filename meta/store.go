@@ -440,38 +440,22 @@ func liveFn(volID string, fn func(blk uint64, e Extent) error) func(key, val []b
 	}
 }
 
-// LiveRange calls fn for every entry of volume volID's live map from
-// block first to block last (inclusive), in block order: one page of the
-// engine's map, read when it is first needed.
-func (s *Store) LiveRange(volID string, first, last uint64, fn func(blk uint64, e Extent) error) error {
+// liveRangeTxn calls fn for every entry of volume volID's live map from
+// block first to block last (inclusive) that txn sees, in block order: one
+// page of the engine's map, read when it is first needed.
+func liveRangeTxn(txn *badger.Txn, volID string, first, last uint64, fn func(blk uint64, e Extent) error) error {
 	end := LiveKey(volID, last)
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: LivePrefix(volID), PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(LiveKey(volID, first)); it.Valid(); it.Next() {
-			item := it.Item()
-			if bytes.Compare(item.Key(), end) > 0 {
-				return nil
-			}
-			blk, err := ParseLiveKey(volID, item.Key())
-			if err != nil {
-				return err
-			}
-			err = item.Value(func(v []byte) error {
-				e, err := DecodeExtent(v)
-				if err != nil {
-					return fmt.Errorf("block %d: %w", blk, err)
-				}
-				return fn(blk, e)
-			})
-			if err != nil {
-				return err
-			}
+	each := liveFn(volID, fn)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: LivePrefix(volID), PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(LiveKey(volID, first)); it.Valid(); it.Next() {
+		item := it.Item()
+		if bytes.Compare(item.Key(), end) > 0 {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("meta: live map of %s, blocks %d to %d: %w", volID, first, last, err)
+		if err := item.Value(func(v []byte) error { return each(item.Key(), v) }); err != nil {
+			return fmt.Errorf("meta: live map of %s, blocks %d to %d: %w", volID, first, last, err)
+		}
 	}
 	return nil
 }
