@@ -60,6 +60,10 @@ type mapLoad struct {
 	firstBeyond  uint64
 	times        phaseTimes
 	blocks, vers int // live records and change-set records read
+	// unused counts the slots below floor that nothing refers to (in
+	// unusedRuns runs), which the load's end punches.
+	unused     uint64
+	unusedRuns int
 
 	// Guarded by the volume's mapMu:
 	frontier uint64          // every page below it is loaded
@@ -362,7 +366,8 @@ func (v *volume) endLoad(err error) {
 		l.used, l.demand, l.overlay = slotSet{}, nil, nil // no longer needed
 		v.mapMu.Unlock()
 		v.mapReady.Store(true)
-		v.log.Info("volume map loaded", append([]any{"blocks", l.blocks, "change_records", l.vers}, l.times.attrs()...)...)
+		v.log.Info("volume map loaded", append([]any{"blocks", l.blocks, "change_records", l.vers,
+			"unused_slots", l.unused, "unused_runs", l.unusedRuns}, l.times.attrs()...)...)
 	}
 	l.result = err
 	close(l.done)

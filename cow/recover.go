@@ -359,6 +359,10 @@ func (e *Engine) reclaim(ctx context.Context, v *volume, lost *lostAndFound) err
 	holes := used.holes(limit)
 	v.mapMu.Unlock()
 	t0 = l.times.add("find_unused", t0)
+	l.unusedRuns = len(holes)
+	for _, h := range holes {
+		l.unused += h[1] - h[0]
+	}
 	if lost != nil {
 		if err := lost.keepSlots(v, e.dataPath(v.id), holes); err != nil {
 			return err

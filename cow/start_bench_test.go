@@ -197,7 +197,7 @@ func TestBigStartChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	res["loaded"] = time.Since(start).Round(time.Microsecond).String()
-	res["rss_mib"], res["peak_rss_mib"] = rssMiB()
+	res["rss_mib"], res["peak_rss_mib"], res["rss_anon_mib"], res["rss_file_mib"] = rssMiB()
 	vi, _ := eng.VolumeInfo(string(volID))
 	res["mapped_blocks"] = vi.AllocatedBytes / bigBlock
 	for _, r := range logs.records() {
@@ -220,8 +220,10 @@ func TestBigStartChild(t *testing.T) {
 	}
 }
 
-// rssMiB is this process's resident set and its peak, in MiB.
-func rssMiB() (rss, peak int64) {
+// rssMiB is this process's resident set, its peak, and the resident set's
+// anonymous memory and file pages (Badger's tables are mapped: the pages
+// a scan touched count, though the kernel may drop them at will), in MiB.
+func rssMiB() (rss, peak, anon, file int64) {
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -234,9 +236,13 @@ func rssMiB() (rss, peak int64) {
 			rss = kb >> 10
 		case "VmHWM:":
 			peak = kb >> 10
+		case "RssAnon:":
+			anon = kb >> 10
+		case "RssFile:":
+			file = kb >> 10
 		}
 	}
-	return rss, peak
+	return rss, peak, anon, file
 }
 
 func quietLogger() *slog.Logger {

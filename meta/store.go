@@ -507,7 +507,7 @@ func (s *Store) scan(prefix []byte, fn func(key, val []byte) error) error {
 
 // scanTxn calls fn for every record under prefix that txn sees, in key order.
 func scanTxn(txn *badger.Txn, prefix []byte, fn func(key, val []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
