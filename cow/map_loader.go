@@ -288,32 +288,11 @@ func (v *volume) scanMap(ctx context.Context) error {
 }
 
 // scanLive is scanMap's pass over the live map: a page is installed once
-// its last record is read, unless it was loaded on demand meanwhile; the
-// frontier then moves past it and the empty pages before the next.
+// its last record is read (scanned).
 func (v *volume) scanLive(ctx context.Context) error {
 	l := v.load
 	var page []pageEntry
 	cur, have := uint64(0), false
-	install := func(next uint64) error {
-		v.mapMu.Lock()
-		if have && !l.loadedLocked(cur) {
-			v.installLocked(cur, page)
-		}
-		// Never back: a retried scan passes pages loaded (and maybe
-		// changed) since the first.
-		l.frontier = max(l.frontier, next)
-		for p := range l.demand {
-			if p < next {
-				delete(l.demand, p)
-			}
-		}
-		v.mapMu.Unlock()
-		page = page[:0]
-		if h := v.eng.afterLoadPage; h != nil && have && !l.eager {
-			h(ctx, v.id, cur)
-		}
-		return ctx.Err()
-	}
 	l.blocks = 0
 	err := l.view.LiveExtents(v.id, func(blk uint64, me meta.Extent) error {
 		if err := v.checkEntry(blk, me); err != nil {
@@ -321,11 +300,11 @@ func (v *volume) scanLive(ctx context.Context) error {
 		}
 		if p := blk >> pageShift; !have || p != cur {
 			if have {
-				if err := install(p); err != nil {
+				if err := v.scanned(ctx, cur, page, p); err != nil {
 					return err
 				}
 			}
-			cur, have = p, true
+			cur, have, page = p, true, page[:0]
 		}
 		if !me.Zero() {
 			l.used.add(me.Slot)
@@ -337,7 +316,35 @@ func (v *volume) scanLive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return install((v.blocks + pageLen - 1) >> pageShift)
+	pages := (v.blocks + pageLen - 1) >> pageShift
+	if !have {
+		return v.scanned(ctx, pages, nil, pages)
+	}
+	return v.scanned(ctx, cur, page, pages)
+}
+
+// scanned installs page p's records, read by the loader, unless the page
+// was loaded on demand meanwhile, and moves the frontier to next, past p
+// and the empty pages after it.
+func (v *volume) scanned(ctx context.Context, p uint64, page []pageEntry, next uint64) error {
+	l := v.load
+	v.mapMu.Lock()
+	if len(page) > 0 && !l.loadedLocked(p) {
+		v.installLocked(p, page)
+	}
+	// Never back: a retried scan passes pages loaded (and maybe changed)
+	// since the first.
+	l.frontier = max(l.frontier, next)
+	for d := range l.demand {
+		if d < next {
+			delete(l.demand, d)
+		}
+	}
+	v.mapMu.Unlock()
+	if h := v.eng.afterLoadPage; h != nil && len(page) > 0 && !l.eager {
+		h(ctx, v.id, p)
+	}
+	return ctx.Err()
 }
 
 // waitLoaded waits until the volume's map is loaded. It returns the

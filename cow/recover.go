@@ -37,32 +37,9 @@ type openedVolume struct {
 // it).
 func (e *Engine) recover(accept, damaged bool) error {
 	t0 := time.Now()
-	recs, err := e.meta.Volumes()
+	opened, known, findings, err := e.openVolumes(accept, damaged)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	known := make(map[string]bool)
-	var opened []*openedVolume
-	var findings []string
-	for _, r := range recs {
-		if r.Deleting {
-			e.log.Info("finishing interrupted deletion", "volume", r.ID)
-			if err := e.purge(r); err != nil {
-				return fmt.Errorf("recover: %w", err)
-			}
-			continue
-		}
-		ov, err := e.openVolume(r, accept, damaged)
-		if err != nil {
-			return fmt.Errorf("recover volume %s: %w", r.ID, err)
-		}
-		findings = append(findings, ov.findings...)
-		known[r.ID] = true
-		if ov.v == nil {
-			continue // its data file is missing: refused below
-		}
-		opened = append(opened, ov)
-		e.vols[r.ID] = ov.v
+		return err
 	}
 	t0 = e.startTimes.add("open_volumes", t0)
 	snaps, err := e.meta.Snapshots()
@@ -81,11 +58,42 @@ func (e *Engine) recover(accept, damaged bool) error {
 			return fmt.Errorf("recover volume %s: %w", ov.v.id, err)
 		}
 	}
-	if len(recs) > 0 {
+	if len(known) > 0 {
 		e.startTimes.add("reclaim_eager", t0)
 		e.log.Info("recovered volumes", append([]any{"count", len(e.vols)}, e.startTimes.attrs()...)...)
 	}
 	return nil
+}
+
+// openVolumes opens every volume (openVolume) and finishes interrupted
+// deletions; known are the volumes with records.
+func (e *Engine) openVolumes(accept, damaged bool) (opened []*openedVolume, known map[string]bool, findings []string, err error) {
+	recs, err := e.meta.Volumes()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("recover: %w", err)
+	}
+	known = make(map[string]bool)
+	for _, r := range recs {
+		if r.Deleting {
+			e.log.Info("finishing interrupted deletion", "volume", r.ID)
+			if err := e.purge(r); err != nil {
+				return nil, nil, nil, fmt.Errorf("recover: %w", err)
+			}
+			continue
+		}
+		ov, err := e.openVolume(r, accept, damaged)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("recover volume %s: %w", r.ID, err)
+		}
+		findings = append(findings, ov.findings...)
+		known[r.ID] = true
+		if ov.v == nil {
+			continue // its data file is missing: refused later
+		}
+		opened = append(opened, ov)
+		e.vols[r.ID] = ov.v
+	}
+	return opened, known, findings, nil
 }
 
 // settleFindings refuses a start whose records do not explain what it
@@ -342,27 +350,9 @@ func (e *Engine) reclaim(ctx context.Context, v *volume, lost *lostAndFound) err
 	l := v.load
 	t0 := time.Now()
 	v.mapMu.Lock()
-	used := &l.used
-	for _, p := range v.live.pages {
-		for _, x := range p.e {
-			if x.hasData() {
-				used.add(x.slot)
-			}
-		}
-	}
-	v.slots.listed(used.add)
-	limit := l.floor
-	if l.eager {
-		limit = used.end()
-		v.slots.next = limit
-	}
-	holes := used.holes(limit)
+	holes, end := v.unusedLocked()
 	v.mapMu.Unlock()
 	t0 = l.times.add("find_unused", t0)
-	l.unusedRuns = len(holes)
-	for _, h := range holes {
-		l.unused += h[1] - h[0]
-	}
 	if lost != nil {
 		if err := lost.keepSlots(v, e.dataPath(v.id), holes); err != nil {
 			return err
@@ -373,7 +363,7 @@ func (e *Engine) reclaim(ctx context.Context, v *volume, lost *lostAndFound) err
 	}
 	t0 = l.times.add("punch", t0)
 	if l.eager {
-		if err := e.trim(v, limit); err != nil {
+		if err := e.trim(v, end); err != nil {
 			return err
 		}
 	}
@@ -385,6 +375,34 @@ func (e *Engine) reclaim(ctx context.Context, v *volume, lost *lostAndFound) err
 	v.slots.endLoad(holes)
 	v.mapMu.Unlock()
 	return nil
+}
+
+// unusedLocked returns the runs of slots below the data file's length at
+// open that nothing refers to (see reclaim). An eager load (nothing
+// served yet) takes the slot past the last one in use as the volume's
+// end, returned, and looks below it. v.mapMu is held.
+func (v *volume) unusedLocked() (holes [][2]uint64, end uint64) {
+	l := v.load
+	used := &l.used
+	for _, p := range v.live.pages {
+		for _, x := range p.e {
+			if x.hasData() {
+				used.add(x.slot)
+			}
+		}
+	}
+	v.slots.listed(used.add)
+	end = l.floor
+	if l.eager {
+		end = used.end()
+		v.slots.next = end
+	}
+	holes = used.holes(end)
+	l.unusedRuns = len(holes)
+	for _, h := range holes {
+		l.unused += h[1] - h[0]
+	}
+	return holes, end
 }
 
 // punchHoles punches runs of unused slots.
