@@ -807,6 +807,9 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	fn := e.onRemoved
 	e.mu.Unlock()
 	v.file.Close()
+	if v.load != nil {
+		v.load.view.Close() // a damaged volume's view was still open
+	}
 	v.mapMu.Lock()
 	if v.journal != nil {
 		v.journal.close()

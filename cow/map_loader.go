@@ -17,27 +17,33 @@ import (
 // every application on the volumes stalled meanwhile).
 //
 // The map is paged (extent_map.go); a page is either not loaded, or loaded
-// and from then on the volume's to change. A page not loaded has no entry
-// in memory and nothing changes its records in the metadata store (a record
-// changes only when a sync round writes a block that was changed, which
-// needed its page), so whoever loads it first (the background loader, page
-// after page in block order, or a read or write of one of its blocks, which
-// loads it on demand with a range scan) installs exactly the durable
-// records, and a later reader of the same records finds the page loaded
-// and leaves it alone.
+// and from then on the volume's to change. Every load reads the records
+// through one view of the metadata store taken before the engine served
+// (meta.ReadView): a page not loaded has no entry in memory, so whoever
+// loads it first (the background loader, page after page in block order,
+// or a read or write of one of its blocks, which loads it on demand with a
+// range scan) installs exactly the records that were durable at the start,
+// and a later reader of the same records finds the page loaded and leaves
+// it alone. The one exception is the map journal's replay (recover.go),
+// which sets the entries of the blocks it names without loading their
+// pages: a page's load leaves those alone (mapLoad.overlay).
 //
 // Slots: every slot a durable record names is below the data file's length
-// at open (meta/slots_end.go; checked before the load starts), so until
+// at open (meta/slots_end.go; checked before the engine serves), so until
 // the load has found every slot in use, new slots come from past the file's
 // end (slotAllocator.startLoad). Unused slots below it, which may hold data
 // whose records never became durable, are punched only once every record
 // of the live map and the change sets has been read, after the metadata
-// store passed its checks (reclaim, recover.go): never on a guess.
+// store passed its checks (reclaim, recover.go): never on a guess. A record
+// that names a slot past that length anyway is damage: the volume stops
+// serving (damaged) rather than risk a new slot being another block's.
 //
 // What needs the whole map waits for the load (waitLoaded): a volume's
 // AllocatedBytes, its deletion, the release of frozen versions after a
-// flush and the hydrator. A fork needs nothing of it: a page loaded after
-// it holds versions born before it, which a write then redirects.
+// flush (and so the flusher's first snapshot) and the hydrator. A fork
+// needs nothing of it: a page loaded after it holds versions born before
+// it, which a write then redirects, as it would have had the page been
+// loaded at the fork.
 
 // mapLoad is a volume's map while it loads.
 type mapLoad struct {
