@@ -43,7 +43,7 @@ func (e *Engine) flushLoop() {
 	// Frozen versions that a crash kept from being released go first,
 	// once the volume's map is loaded (releaseFrozen looks up blocks).
 	for _, v := range e.volumes() {
-		if err := v.waitLoaded(e.ctx); err != nil {
+		if err := v.waitMapped(e.ctx); err != nil {
 			continue // damaged, or the engine stops
 		}
 		v.mapMu.Lock()
@@ -814,7 +814,7 @@ func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineageKeys
 // dropped. A version still live keeps its record, so that it is found and
 // freed here once a later write supersedes it and a later snapshot completes.
 func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
-	if err := v.waitLoaded(e.ctx); err != nil {
+	if err := v.waitMapped(e.ctx); err != nil {
 		return err
 	}
 	type rec struct {

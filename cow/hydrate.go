@@ -142,7 +142,7 @@ func (e *Engine) startHydrator(v *volume) {
 // last unreadable block is gone).
 func (e *Engine) hydrateUntilDone(ctx context.Context, v *volume, wake <-chan struct{}) {
 	// Hydration walks the whole map: it waits for the map to load.
-	if err := v.waitLoaded(ctx); err != nil {
+	if err := v.waitMapped(ctx); err != nil {
 		return
 	}
 	backoff, faultBackoff := time.Second, e.hydrateFaultRetry

@@ -38,9 +38,10 @@ import (
 // that names a slot past that length anyway is damage: the volume stops
 // serving (damaged) rather than risk a new slot being another block's.
 //
-// What needs the whole map waits for the load (waitLoaded): a volume's
-// AllocatedBytes, its deletion, the release of frozen versions after a
-// flush (and so the flusher's first snapshot) and the hydrator. A fork
+// What needs the whole map waits for it (waitMapped): a volume's
+// AllocatedBytes, the release of frozen versions after a flush (and so the
+// flusher's first snapshot) and the hydrator; a deletion waits for the
+// punching too (waitLoaded). A fork
 // needs nothing of it: a page loaded after it holds versions born before
 // it, which a write then redirects, as it would have had the page been
 // loaded at the fork.
@@ -82,12 +83,14 @@ type mapLoad struct {
 	overlay   map[uint64][]uint64
 	replayGen uint32
 
+	mapped chan struct{} // closed once the map is all in memory
 	done   chan struct{} // closed when the load ends
 	result error         // why it ended: nil once loaded; set before done closes
 }
 
 func newMapLoad(floor uint64, view *meta.ReadView) *mapLoad {
-	return &mapLoad{floor: floor, view: view, demand: map[uint64]bool{}, overlay: map[uint64][]uint64{}, done: make(chan struct{})}
+	return &mapLoad{floor: floor, view: view, demand: map[uint64]bool{}, overlay: map[uint64][]uint64{},
+		mapped: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (l *mapLoad) loadedLocked(page uint64) bool { return page < l.frontier || l.demand[page] }
@@ -353,10 +356,26 @@ func (v *volume) scanned(ctx context.Context, p uint64, page []pageEntry, next u
 	return ctx.Err()
 }
 
-// waitLoaded waits until the volume's map is loaded. It returns the
-// damage the load found, errLoadStopped, or ctx's error.
-func (v *volume) waitLoaded(ctx context.Context) error {
+// waitMapped waits until the volume's map is all in memory. It returns
+// the damage the load found, errLoadStopped, or ctx's error.
+func (v *volume) waitMapped(ctx context.Context) error {
 	if v.mapReady.Load() {
+		return nil
+	}
+	select {
+	case <-v.load.mapped:
+		return nil
+	case <-v.load.done:
+		return v.load.result
+	case <-ctx.Done():
+		return fmt.Errorf("volume %s: waiting for its map to load: %w", v.id, ctx.Err())
+	}
+}
+
+// waitLoaded waits until the volume's load is over: its map in memory and
+// its unused slots reclaimed. It returns as waitMapped does.
+func (v *volume) waitLoaded(ctx context.Context) error {
+	if v.load == nil {
 		return nil
 	}
 	select {
@@ -367,18 +386,26 @@ func (v *volume) waitLoaded(ctx context.Context) error {
 	}
 }
 
-// endLoad records how the volume's load ended (err nil: loaded) and wakes
-// those waiting for it.
+// mapComplete records that the volume's map is all in memory: no access
+// loads a page from now on, and those waiting for the map go on.
+func (v *volume) mapComplete() {
+	l := v.load
+	v.mapReady.Store(true)
+	// A load stopped (the engine stops) or damaged keeps its view: pages
+	// may still be loaded on demand (closeVolumes closes it).
+	l.view.Close()
+	v.mapMu.Lock()
+	l.demand, l.overlay = nil, nil // no longer needed
+	v.mapMu.Unlock()
+	close(l.mapped)
+}
+
+// endLoad records how the volume's load ended (err nil: its map is in
+// memory and its unused slots are reclaimed) and wakes those waiting.
 func (v *volume) endLoad(err error) {
 	l := v.load
 	if err == nil {
-		// A load stopped (the engine stops) or damaged keeps its view:
-		// pages may still be loaded on demand (closeVolumes closes it).
-		l.view.Close()
-		v.mapMu.Lock()
-		l.used, l.demand, l.overlay = slotSet{}, nil, nil // no longer needed
-		v.mapMu.Unlock()
-		v.mapReady.Store(true)
+		l.used = slotSet{}
 		v.log.Info("volume map loaded", append([]any{"blocks", l.blocks, "change_records", l.vers,
 			"unused_slots", l.unused, "unused_runs", l.unusedRuns}, l.times.attrs()...)...)
 	}
@@ -405,21 +432,33 @@ func (e *Engine) startMapLoads() {
 // for another reason than damage (the metadata store failing a read).
 const mapLoadRetryMax = 30 * time.Second
 
-// loadMap loads v's map and reclaims the slots nothing refers to,
-// retrying what fails for a reason other than damage; one volume's load
-// runs at a time, so that the loads leave a core to the volumes' I/O.
+// loadMap reads v's map, then reclaims the slots nothing refers to (the
+// map is complete, and serves those waiting for it, before the punching,
+// which may take seconds after a run that freed much).
 func (e *Engine) loadMap(ctx context.Context, v *volume) error {
+	if err := e.retryLoad(ctx, v, true, v.scanMap); err != nil {
+		return err
+	}
+	v.mapComplete()
+	return e.retryLoad(ctx, v, false, func(ctx context.Context) error { return e.reclaim(ctx, v, nil) })
+}
+
+// retryLoad runs step until it succeeds, retrying what fails for a reason
+// other than damage. turn: the step reads the metadata store, one
+// volume's at a time, so that the loads leave a core to the volumes' I/O.
+func (e *Engine) retryLoad(ctx context.Context, v *volume, turn bool, step func(context.Context) error) error {
 	for backoff := time.Second; ; backoff = min(2*backoff, mapLoadRetryMax) {
-		select {
-		case e.loadTurn <- struct{}{}:
-		case <-ctx.Done():
-			return errLoadStopped
+		if turn {
+			select {
+			case e.loadTurn <- struct{}{}:
+			case <-ctx.Done():
+				return errLoadStopped
+			}
 		}
-		err := v.scanMap(ctx)
-		if err == nil {
-			err = e.reclaim(ctx, v, nil)
+		err := step(ctx)
+		if turn {
+			<-e.loadTurn
 		}
-		<-e.loadTurn
 		switch {
 		case ctx.Err() != nil:
 			return errLoadStopped

@@ -330,6 +330,7 @@ func (e *Engine) reclaimEager(v *volume, lost *lostAndFound) error {
 	if err := os.Remove(e.damagePath(v.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	v.mapComplete()
 	v.endLoad(nil)
 	return nil
 }

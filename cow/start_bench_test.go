@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,10 +194,23 @@ func TestBigStartChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	res["first_write"] = time.Since(start).Round(time.Microsecond).String()
-	if err := waitVolumesLoaded(eng); err != nil {
+	loaded := make(chan error, 1)
+	go func() {
+		err := waitVolumesMapped(eng)
+		res["mapped"] = time.Since(start).Round(time.Microsecond).String()
+		if err == nil {
+			err = waitVolumesLoaded(eng)
+		}
+		loaded <- err
+	}()
+	lat := "none (COWVOL_BIG_NOIO)"
+	if os.Getenv("COWVOL_BIG_NOIO") == "" {
+		lat = ioUntil(t, h, loaded, rng)
+	} else if err := <-loaded; err != nil {
 		t.Fatal(err)
 	}
 	res["loaded"] = time.Since(start).Round(time.Microsecond).String()
+	res["io_during_load"] = lat
 	res["rss_mib"], res["peak_rss_mib"], res["rss_anon_mib"], res["rss_file_mib"] = rssMiB()
 	vi, _ := eng.VolumeInfo(string(volID))
 	res["mapped_blocks"] = vi.AllocatedBytes / bigBlock
@@ -217,6 +231,39 @@ func TestBigStartChild(t *testing.T) {
 	h.Close()
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ioUntil reads and writes random 4 KiB blocks, one at a time, until
+// done delivers (the map load's end), and describes their latencies.
+func ioUntil(t *testing.T, h *Volume, done <-chan error, rng *rand.Rand) string {
+	p := make([]byte, bigBlock)
+	var lat []time.Duration
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(lat) == 0 {
+				return "none"
+			}
+			slices.Sort(lat)
+			q := func(f float64) time.Duration { return lat[int(f*float64(len(lat)-1))].Round(time.Microsecond) }
+			return fmt.Sprintf("%d ops, p50 %v, p99 %v, max %v", len(lat), q(0.5), q(0.99), lat[len(lat)-1].Round(time.Microsecond))
+		default:
+		}
+		t0 := time.Now()
+		var err error
+		if off := rng.Int64N(bigFirst) * bigBlock; len(lat)%2 == 0 {
+			_, err = h.ReadAt(p, off)
+		} else {
+			_, err = h.WriteAt(p, off)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
 	}
 }
 
@@ -283,10 +330,21 @@ func (c *captureHandler) records() []capturedRecord {
 	return append([]capturedRecord(nil), c.recs...)
 }
 
-// waitVolumesLoaded waits until every volume's map is in memory.
+// waitVolumesLoaded waits until every volume's load is over: map in
+// memory, unused slots reclaimed.
 func waitVolumesLoaded(eng *Engine) error {
 	for _, v := range eng.volumes() {
 		if err := v.waitLoaded(context.Background()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitVolumesMapped waits until every volume's map is in memory.
+func waitVolumesMapped(eng *Engine) error {
+	for _, v := range eng.volumes() {
+		if err := v.waitMapped(context.Background()); err != nil {
 			return err
 		}
 	}

@@ -622,7 +622,7 @@ func (v *volume) dirtyLen() int {
 // loadedInfo describes the volume once its map is loaded (AllocatedBytes
 // counts its blocks); a volume whose load found damage is in state error.
 func (v *volume) loadedInfo(ctx context.Context) (VolumeInfo, error) {
-	err := v.waitLoaded(ctx)
+	err := v.waitMapped(ctx)
 	if err != nil && !errors.Is(err, ErrMetadataDamaged) {
 		return VolumeInfo{}, err
 	}
