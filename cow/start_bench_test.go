@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,6 +214,15 @@ func TestBigStartChild(t *testing.T) {
 	res["loaded"] = time.Since(start).Round(time.Microsecond).String()
 	res["io_during_load"] = lat
 	res["rss_mib"], res["peak_rss_mib"], res["rss_anon_mib"], res["rss_file_mib"] = rssMiB()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res["go_heap_mib"], res["go_sys_mib"] = ms.HeapAlloc>>20, ms.Sys>>20
+	if path := os.Getenv("COWVOL_BIG_HEAP"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	vi, _ := eng.VolumeInfo(string(volID))
 	res["mapped_blocks"] = vi.AllocatedBytes / bigBlock
 	for _, r := range logs.records() {
