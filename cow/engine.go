@@ -81,6 +81,9 @@ type Options struct {
 	// openFile, if set, opens the volumes' data files (tests: files that
 	// simulate a power cut).
 	openFile func(path string, create bool) (blockFile, error)
+	// Lock, if set, is the data dir's lock, taken already (LockDataDir)
+	// by the process that handed it over; Close closes it.
+	Lock *os.File
 	// JournalDir holds the volumes' map journals (map_journal.go): a
 	// directory on a memory file system (tmpfs), kept while the machine
 	// runs, so that a process taking over after a crash serves every
@@ -210,9 +213,11 @@ func Open(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 	}
-	lock, err := lockDataDir(dir)
-	if err != nil {
-		return nil, err
+	lock := opts.Lock
+	if lock == nil {
+		if lock, err = LockDataDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	space, err := openSpaceGuard(dir, opts.MetadataReserve, opts.freeSpace, log)
 	if err != nil {
@@ -303,8 +308,13 @@ func Open(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// lockDataDir takes an exclusive flock on <dir>/lock, recording our PID.
-func lockDataDir(dir string) (*os.File, error) {
+// LockDataDir takes an exclusive flock on <dir>/lock (creating dir),
+// recording our PID: one daemon per data dir. The lock lasts while any
+// process holds the returned file or a descriptor inherited from it.
+func LockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

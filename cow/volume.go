@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cowvol/cowvol/meta"
 )
 
@@ -619,16 +621,27 @@ func (v *volume) dirtyLen() int {
 	return len(v.dirty) + v.slots.waiting() + int(v.writes.Load())
 }
 
-// loadedInfo describes the volume once its map is loaded (AllocatedBytes
-// counts its blocks); a volume whose load found damage is in state error.
+// loadedInfo describes the volume without waiting for its map to load:
+// until it is, AllocatedBytes is the space the data file takes (what the
+// map counts, plus slots not yet reclaimed). A volume whose load found
+// damage is in state error.
 func (v *volume) loadedInfo(ctx context.Context) (VolumeInfo, error) {
-	err := v.waitMapped(ctx)
-	if err != nil && !errors.Is(err, ErrMetadataDamaged) {
-		return VolumeInfo{}, err
-	}
 	vi := v.info()
-	if err != nil {
-		vi.State = VolumeError
+	if v.mapReady.Load() {
+		return vi, nil
+	}
+	select {
+	case <-v.load.mapped:
+		return v.info(), nil
+	case <-v.load.done:
+		if errors.Is(v.load.result, ErrMetadataDamaged) {
+			vi.State = VolumeError
+		}
+	default:
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(v.eng.dataPath(v.id), &st); err == nil {
+		vi.AllocatedBytes = st.Blocks * 512
 	}
 	return vi, nil
 }
