@@ -46,9 +46,9 @@ test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWV
 
 # The daemon under -race is 3-9x slower (docs/ARCHITECTURE.md), so the whole
 # integration suite under it would take most of CI's budget: this runs the
-# tests that exercise the most concurrency (crash trials, snapshots of a live
-# file system, two hosts on one bucket, the SDK session, other users).
-RACE_TESTS ?= ^(TestTortureCrashTrials|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
+# tests that exercise the most concurrency (crash trials, takeovers of a
+# live connection, snapshots of a live file system, two hosts on one bucket, the SDK session, other users).
+RACE_TESTS ?= ^(TestTortureCrashTrials|TestServerCrashUnderLoad|TestGracefulUpgradesUnderLoad|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
 
 test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
 	COWVOL_DAEMON_RACE=1 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
