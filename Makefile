@@ -16,7 +16,7 @@ UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean
+.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
 
 help: ## List the targets
 	@echo "Targets:"
@@ -46,9 +46,9 @@ test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWV
 
 # The daemon under -race is 3-9x slower (docs/ARCHITECTURE.md), so the whole
 # integration suite under it would take most of CI's budget: this runs the
-# tests that exercise the most concurrency (crash trials, snapshots of a live
-# file system, two hosts on one bucket, the SDK session, other users).
-RACE_TESTS ?= ^(TestTortureCrashTrials|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
+# tests that exercise the most concurrency (crash trials, takeovers of a
+# live connection, snapshots of a live file system, two hosts on one bucket, the SDK session, other users).
+RACE_TESTS ?= ^(TestTortureCrashTrials|TestServerCrashUnderLoad|TestGracefulUpgradesUnderLoad|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
 
 test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
 	COWVOL_DAEMON_RACE=1 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
@@ -68,6 +68,9 @@ $(STATICCHECK):
 bench: ## fio and snapshot figures against a plain file, in one run (root; installs fio); writes bench.json
 	@command -v fio >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fio; }
 	COWVOL_REQUIRE_ROOT=1 COWVOL_BENCH_JSON=$(CURDIR)/bench.json $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
+
+gofuse-diff: ## Regenerate third_party/go-fuse.patch, cowvol's changes to go-fuse (third_party/go-fuse/PATCHES.md)
+	third_party/gofuse-diff.sh
 
 clean: ## Remove bin/
 	rm -rf bin/

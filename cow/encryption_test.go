@@ -199,6 +199,9 @@ func TestEncryptedVolumeDetectsTampering(t *testing.T) {
 			writeAll(t, env.eng, vi.ID, data, 0)
 			env.restart(t)
 			v, _ := env.eng.lookup(vi.ID)
+			if err := v.ensurePage(3); err != nil { // the map may still be loading
+				t.Fatal(err)
+			}
 			v.mapMu.Lock()
 			slot := v.live.get(3).slot
 			v.mapMu.Unlock()

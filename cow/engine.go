@@ -76,9 +76,21 @@ type Options struct {
 	// Keys wraps and unwraps the data keys of encrypted volumes and
 	// snapshots. Without it, encryption is refused (ErrNoKeyManager).
 	Keys KeyManager
+	// bootID, if set, stands for this boot's ID (tests: a reboot).
+	bootID string
 	// openFile, if set, opens the volumes' data files (tests: files that
 	// simulate a power cut).
 	openFile func(path string, create bool) (blockFile, error)
+	// Lock, if set, is the data dir's lock, taken already (LockDataDir)
+	// by the process that handed it over; Close closes it.
+	Lock *os.File
+	// JournalDir holds the volumes' map journals (map_journal.go): a
+	// directory on a memory file system (tmpfs), kept while the machine
+	// runs, so that a process taking over after a crash serves every
+	// write the dead one acknowledged. Empty: no journal (a crash loses
+	// the writes of the last sync interval that nobody fsynced, as a
+	// power cut does).
+	JournalDir string
 	// AcceptMetadataLoss opens the engine even when the metadata store
 	// fails its checks or its records do not explain the data files:
 	// what it cannot place is kept in <DataDir>/lost+found/<time>/.
@@ -88,6 +100,10 @@ type Options struct {
 	// freeSpace, if set, reports the data dir's free space (tests: a
 	// disk that fills up on cue).
 	freeSpace func(dir string) (int64, error)
+	// afterLoadPage, if set, is called by a volume's background map
+	// loader after it installed each page (tests: hold the load at a
+	// chosen point); ctx ends when the engine stops.
+	afterLoadPage func(ctx context.Context, volID string, page uint64)
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -103,20 +119,27 @@ const DefaultSyncInterval = 5 * time.Second
 
 // Engine owns every volume of one data directory.
 type Engine struct {
-	dir      string
-	lostDir  string // where a start that accepts metadata loss keeps what it cannot place
-	log      *slog.Logger
-	meta     *meta.Store
-	metaSync *groupSync // one Badger sync for many volumes' syncs
-	lock     *os.File   // flock on <dir>/lock
-	buffers  bufferPool
-	space    *spaceGuard // keeps block data out of the metadata reserve
-	bg       *ioGovernor // paces flushes and hydration against foreground I/O
-	keys     KeyManager  // nil: no encryption
-	openFile func(path string, create bool) (blockFile, error)
-	lineages keyCache // unwrapped data keys
+	dir     string
+	lostDir string // where a start that accepts metadata loss keeps what it cannot place
+	// journalDir holds the map journals ("": none); bootID is this
+	// boot's, which a journal must carry to be replayed.
+	journalDir, bootID string
+	log                *slog.Logger
+	meta               *meta.Store
+	metaSync           *groupSync // one Badger sync for many volumes' syncs
+	lock               *os.File   // flock on <dir>/lock
+	buffers            bufferPool
+	space              *spaceGuard // keeps block data out of the metadata reserve
+	bg                 *ioGovernor // paces flushes and hydration against foreground I/O
+	keys               KeyManager  // nil: no encryption
+	openFile           func(path string, create bool) (blockFile, error)
+	lineages           keyCache // unwrapped data keys
 
 	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
+	startTimes        phaseTimes    // where Open spent its time, for the log
+	// loadTurn lets one volume's map load at a time (map_loader.go).
+	loadTurn      chan struct{}
+	afterLoadPage func(ctx context.Context, volID string, page uint64) // see Options
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -173,6 +196,7 @@ type Engine struct {
 // Open opens the engine on opts.DataDir, creating it if needed, and
 // recovers every volume.
 func Open(opts Options) (*Engine, error) {
+	openStart := time.Now()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -189,9 +213,11 @@ func Open(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 	}
-	lock, err := lockDataDir(dir)
-	if err != nil {
-		return nil, err
+	lock := opts.Lock
+	if lock == nil {
+		if lock, err = LockDataDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	space, err := openSpaceGuard(dir, opts.MetadataReserve, opts.freeSpace, log)
 	if err != nil {
@@ -199,6 +225,7 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	lostDir := filepath.Join(dir, "lost+found", time.Now().UTC().Format("20060102T150405Z"))
+	metaStart := time.Now()
 	ms, err := meta.Open(meta.Options{Dir: filepath.Join(dir, "meta"), Logger: log,
 		AcceptDamage: opts.AcceptMetadataLoss, DamagedCopy: filepath.Join(lostDir, "meta")})
 	if err != nil {
@@ -226,6 +253,8 @@ func Open(opts Options) (*Engine, error) {
 	e := &Engine{
 		dir:             dir,
 		lostDir:         lostDir,
+		journalDir:      opts.JournalDir,
+		bootID:          cmp.Or(opts.bootID, meta.BootID()),
 		log:             log,
 		meta:            ms,
 		lock:            lock,
@@ -251,6 +280,8 @@ func Open(opts Options) (*Engine, error) {
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
+	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
+	e.startTimes.add("meta_open", metaStart)
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
 	}
@@ -271,12 +302,19 @@ func Open(opts Options) (*Engine, error) {
 	go e.flushLoop()
 	go e.gcLoop()
 	go e.catalogLoop()
+	e.startMapLoads()
 	e.startHydrators()
+	e.log.Info("engine open", "took", time.Since(openStart).Round(time.Microsecond))
 	return e, nil
 }
 
-// lockDataDir takes an exclusive flock on <dir>/lock, recording our PID.
-func lockDataDir(dir string) (*os.File, error) {
+// LockDataDir takes an exclusive flock on <dir>/lock (creating dir),
+// recording our PID: one daemon per data dir. The lock lasts while any
+// process holds the returned file or a descriptor inherited from it.
+func LockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -299,6 +337,30 @@ func lockDataDir(dir string) (*os.File, error) {
 
 func (e *Engine) dataPath(id string) string {
 	return filepath.Join(e.dir, "volumes", id+".data")
+}
+
+// journalHeader identifies volume id's map journal: its volume, this
+// metadata store and this boot.
+func (e *Engine) journalHeader(id string) journalHeader {
+	return journalHeader{volID: id, storeID: e.meta.ID(), boot: e.bootID}
+}
+
+func (e *Engine) journalPath(id string) string {
+	return filepath.Join(e.journalDir, id+".journal")
+}
+
+// openJournal gives volume v its journal (if the engine keeps journals),
+// holding recs, the changes of a replayed one not yet durable.
+func (e *Engine) openJournal(v *volume, recs []journalRecord) error {
+	if e.journalDir == "" {
+		return nil
+	}
+	j, err := openJournal(e.journalPath(v.id), e.journalHeader(v.id), recs)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", v.id, err)
+	}
+	v.journal = j
+	return nil
 }
 
 func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
@@ -332,6 +394,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 		v.stride += v.sectors() * sealSize
 	}
 	v.syncer = newGroupSync(v.syncRound)
+	v.mapReady.Store(true) // a new volume's map is empty (recovery says otherwise)
 	return v
 }
 
@@ -405,6 +468,15 @@ func (e *Engine) closeVolumes() error {
 	var errs []error
 	for _, v := range e.volumes() {
 		errs = append(errs, v.file.Close())
+		if v.load != nil {
+			v.load.view.Close() // a load that never started (a failed Open)
+		}
+		v.mapMu.Lock()
+		if v.journal != nil {
+			errs = append(errs, v.journal.close())
+			v.journal = nil
+		}
+		v.mapMu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -492,8 +564,13 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	}
 
 	e.mu.Lock()
-	vi, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
+	v, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
 	e.mu.Unlock()
+	var vi VolumeInfo
+	if err == nil {
+		// The volume a repeated create returns may still be loading.
+		vi, err = v.loadedInfo(ctx)
+	}
 	if !created && hold != "" {
 		// A failed create, or a repeated one that returns the volume
 		// the first call created.
@@ -507,11 +584,12 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 }
 
 // createVolumeLocked is CreateVolume's part under e.mu: the client token
-// check, the data file and the record. created reports whether it created
-// volume volID (a hold, if any, is then the volume's).
-func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ VolumeInfo, created bool, _ error) {
+// check, the data file and the record. It returns the volume, created by
+// this call (a hold, if any, is then the volume's) or by the first call
+// with the client token.
+func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ *volume, created bool, _ error) {
 	if e.closed {
-		return VolumeInfo{}, false, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if p.ClientToken != "" {
 		id, err := e.meta.VolumeByClientToken(p.ClientToken)
@@ -519,11 +597,11 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		case err == nil:
 			v, ok := e.vols[id]
 			if !ok || v.record.ParamsDigest != digest {
-				return VolumeInfo{}, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
+				return nil, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
 			}
-			return v.info(), false, nil
+			return v, false, nil
 		case !errors.Is(err, meta.ErrNotFound):
-			return VolumeInfo{}, false, err
+			return nil, false, err
 		}
 	}
 
@@ -545,12 +623,18 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	}
 	f, err := e.openDataFile(e.dataPath(r.ID), true)
 	if err != nil {
-		return VolumeInfo{}, false, e.diskErr("create data file", err)
+		return nil, false, e.diskErr("create data file", err)
 	}
 	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, false, e.diskErr("create data file", err)
+		return nil, false, e.diskErr("create data file", err)
+	}
+	v := e.newVolume(r, f)
+	if err := e.openJournal(v, nil); err != nil {
+		f.Close()
+		os.Remove(e.dataPath(r.ID))
+		return nil, false, err
 	}
 	err = e.meta.CreateVolume(r)
 	if err == nil {
@@ -567,15 +651,17 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	if err != nil {
 		f.Close()
 		os.Remove(e.dataPath(r.ID))
-		return VolumeInfo{}, false, e.diskErr("create volume", err)
+		if v.journal != nil {
+			v.journal.remove()
+		}
+		return nil, false, e.diskErr("create volume", err)
 	}
-	v := e.newVolume(r, f)
 	e.vols[r.ID] = v
 	if r.Hydrating {
 		e.startHydrator(v)
 	}
 	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID, "encrypted", enc != nil)
-	return v.info(), true, nil
+	return v, true, nil
 }
 
 // holdSnapshot copies snapshot src's manifest to a hold of volume volID.
@@ -642,7 +728,11 @@ func (e *Engine) DescribeVolumes(ctx context.Context) ([]VolumeInfo, error) {
 	vols := e.volumes()
 	out := make([]VolumeInfo, 0, len(vols))
 	for _, v := range vols {
-		out = append(out, v.info())
+		vi, err := v.loadedInfo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vi)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -654,7 +744,7 @@ func (e *Engine) VolumeInfo(id string) (VolumeInfo, error) {
 	if err != nil {
 		return VolumeInfo{}, err
 	}
-	return v.info(), nil
+	return v.loadedInfo(context.Background())
 }
 
 // DeleteVolume deletes a volume that no one has open: its data and
@@ -663,6 +753,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	v, err := e.lookup(id)
 	if err != nil {
 		return err
+	}
+	// Deleting a volume removes every record of it: not while its map
+	// still loads them (a damaged one may go).
+	if err := v.waitLoaded(ctx); err != nil && !errors.Is(err, ErrMetadataDamaged) {
+		return fmt.Errorf("delete volume %s: %w", id, err)
 	}
 	v.mapMu.Lock()
 	if v.opens > 0 {
@@ -721,6 +816,15 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	fn := e.onRemoved
 	e.mu.Unlock()
 	v.file.Close()
+	if v.load != nil {
+		v.load.view.Close() // a damaged volume's view was still open
+	}
+	v.mapMu.Lock()
+	if v.journal != nil {
+		v.journal.close()
+		v.journal = nil
+	}
+	v.mapMu.Unlock()
 	if err := e.purge(r); err != nil {
 		// The record says Deleting: the next start finishes the job.
 		e.log.Error("volume deletion incomplete; it completes at the next start", "volume", id, "err", err)
@@ -744,6 +848,11 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 func (e *Engine) purge(r meta.VolumeRecord) error {
 	if err := os.Remove(e.dataPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove data file: %w", err)
+	}
+	if e.journalDir != "" {
+		if err := os.Remove(e.journalPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove map journal: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
 		return err

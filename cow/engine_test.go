@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -267,24 +268,41 @@ func TestGroupSyncSharesRounds(t *testing.T) {
 	}
 }
 
-func TestSlotAllocatorRebuild(t *testing.T) {
+// TestSlotAllocatorLoad: while a map loads, new slots come from the data
+// file's end up (and slots freed meanwhile, named by records the load
+// reads, are reused); the end of the load frees the unused slots it found,
+// lowest first.
+func TestSlotAllocatorLoad(t *testing.T) {
 	var a slotAllocator
-	holes := a.rebuild([]uint64{5, 1, 2, 9, 2})
-	if a.next != 10 {
-		t.Fatalf("next = %d, want 10", a.next)
+	a.startLoad(10)
+	if got := []uint64{a.alloc(), a.alloc(), a.alloc()}; got[0] != 10 || got[2] != 12 {
+		t.Fatalf("allocations while loading %v, want from the floor up [10 11 12]", got)
 	}
-	want := [][2]uint64{{0, 1}, {3, 5}, {6, 9}}
-	if len(holes) != len(want) {
-		t.Fatalf("holes = %v, want %v", holes, want)
+	a.reuse([]uint64{3, 11})
+	if got := a.alloc(); got != 3 {
+		t.Fatalf("allocation %d, want the freed 3", got)
 	}
-	for i := range want {
-		if holes[i] != want[i] {
-			t.Fatalf("holes = %v, want %v", holes, want)
-		}
+	a.endLoad([][2]uint64{{0, 1}, {5, 7}})
+	var got []uint64
+	for range 5 {
+		got = append(got, a.alloc())
 	}
-	got := []uint64{a.alloc(), a.alloc(), a.alloc()}
-	if got[0] != 0 || got[1] != 3 || got[2] != 4 {
-		t.Fatalf("allocations %v, want lowest free first [0 3 4]", got)
+	if want := []uint64{0, 5, 6, 11, 13}; !slices.Equal(got, want) {
+		t.Fatalf("allocations after the load %v, want %v", got, want)
+	}
+}
+
+func TestSlotSet(t *testing.T) {
+	var s slotSet
+	for _, x := range []uint64{5, 1, 2, 9, 2, 130} {
+		s.add(x)
+	}
+	if s.end() != 131 || !s.has(130) || s.has(64) {
+		t.Fatalf("end %d, has(130) %v, has(64) %v", s.end(), s.has(130), s.has(64))
+	}
+	want := [][2]uint64{{0, 1}, {3, 5}, {6, 9}, {10, 12}}
+	if got := s.holes(12); !slices.Equal(got, want) {
+		t.Fatalf("holes %v, want %v", got, want)
 	}
 }
 

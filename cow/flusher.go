@@ -40,8 +40,12 @@ func (e *Engine) wakeFlusher() {
 // on the one before), and moves their frozen blocks into snapshot storage.
 func (e *Engine) flushLoop() {
 	defer e.wg.Done()
-	// Frozen versions that a crash kept from being released go first.
+	// Frozen versions that a crash kept from being released go first,
+	// once the volume's map is loaded (releaseFrozen looks up blocks).
 	for _, v := range e.volumes() {
+		if err := v.waitMapped(e.ctx); err != nil {
+			continue // damaged, or the engine stops
+		}
 		v.mapMu.Lock()
 		baseGen := v.record.BaseGen
 		v.mapMu.Unlock()
@@ -810,6 +814,9 @@ func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineageKeys
 // dropped. A version still live keeps its record, so that it is found and
 // freed here once a later write supersedes it and a later snapshot completes.
 func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
+	if err := v.waitMapped(e.ctx); err != nil {
+		return err
+	}
 	type rec struct {
 		gen, blk uint64
 		x        meta.Extent

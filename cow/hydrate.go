@@ -52,6 +52,9 @@ func (v *volume) fetchBaseBlock(ctx context.Context, blk uint64, dst []byte, rec
 // hydrateBlock makes block blk local if it is still only in the base;
 // recheck as for fetchBaseBlock. The caller holds no lock on blk.
 func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) error {
+	if err := v.ensurePage(blk); err != nil {
+		return v.ioErr("hydrate", blk, err)
+	}
 	lk := v.locks.of(blk)
 	lk.Lock()
 	defer lk.Unlock()
@@ -69,9 +72,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 	if isZero(buf) {
 		// Nothing to keep; a zero version stops further fetches.
 		v.mapMu.Lock()
-		v.live.set(blk, extent{gen: 0, flags: flagZero})
-		v.dirty[blk] = struct{}{}
-		v.faultMappedLocked(blk)
+		v.setLiveLocked(blk, extent{gen: 0, flags: flagZero})
 		v.mapMu.Unlock()
 		return nil
 	}
@@ -86,9 +87,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 		return v.ioErr("hydrate", blk, err)
 	}
 	v.mapMu.Lock()
-	v.live.set(blk, extent{slot: slot, gen: 0})
-	v.dirty[blk] = struct{}{} // the next sync round makes it durable
-	v.faultMappedLocked(blk)
+	v.setLiveLocked(blk, extent{slot: slot, gen: 0}) // the next sync round makes it durable
 	v.mapMu.Unlock()
 	return nil
 }
@@ -142,6 +141,10 @@ func (e *Engine) startHydrator(v *volume) {
 // ctx ends, waiting between them as the backoffs say, or until wake (the
 // last unreadable block is gone).
 func (e *Engine) hydrateUntilDone(ctx context.Context, v *volume, wake <-chan struct{}) {
+	// Hydration walks the whole map: it waits for the map to load.
+	if err := v.waitMapped(ctx); err != nil {
+		return
+	}
 	backoff, faultBackoff := time.Second, e.hydrateFaultRetry
 	full := true // a pass over every segment, not only those with faults
 	for {

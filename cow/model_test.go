@@ -181,12 +181,28 @@ func openTestEngine(t *testing.T, dir string) *Engine { return openKeyedEngine(t
 // openKeyedEngine opens an engine whose key manager is keys (nil: none).
 func openKeyedEngine(t *testing.T, dir string, keys KeyManager) *Engine {
 	t.Helper()
+	return openKeyedGatedEngine(t, dir, keys, nil)
+}
+
+// openKeyedGatedEngine is openKeyedEngine with the map loads held by gate
+// (nil: none).
+func openKeyedGatedEngine(t *testing.T, dir string, keys KeyManager, gate *loadGate) *Engine {
+	t.Helper()
 	// No grace period: a single daemon's garbage goes at once.
-	eng, err := Open(Options{DataDir: dir, SyncInterval: time.Hour, GCGrace: time.Nanosecond, Keys: keys})
+	opts := Options{DataDir: dir, SyncInterval: time.Hour, GCGrace: time.Nanosecond, Keys: keys}
+	if gate != nil {
+		opts.afterLoadPage = gate.hook
+	}
+	eng, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Close() })
+	t.Cleanup(func() {
+		if gate != nil {
+			gate.open()
+		}
+		eng.Close()
+	})
 	return eng
 }
 

@@ -181,11 +181,21 @@ func (cf *crashFiles) powerCut(eng *Engine, rng *rand.Rand) (lost int) {
 // must hold exactly its call's content.
 func TestPowerCutModel(t *testing.T) {
 	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
-		runPowerCutModel(t, seed, bs, encrypted, *modelSteps)
+		runPowerCutModel(t, seed, bs, encrypted, *modelSteps, false)
 	})
 }
 
-func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps int) {
+// TestPowerCutDuringMapLoad is TestPowerCutModel with every start's map
+// load held at a random page until a random later step (or the next cut):
+// a cut while slots are taken from past the data file's end and none below
+// it is reclaimed yet, and a load that finds the slots end a cut left.
+func TestPowerCutDuringMapLoad(t *testing.T) {
+	forEachModelCase(t, func(t *testing.T, seed uint64, bs int, encrypted bool) {
+		runPowerCutModel(t, seed, bs, encrypted, *modelSteps, true)
+	})
+}
+
+func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps int, gated bool) {
 	rng := rand.New(rand.NewPCG(seed, 0xc07))
 	dir := t.TempDir()
 	var keys KeyManager
@@ -193,17 +203,32 @@ func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps i
 		keys = testKeyring(t)
 	}
 	files := &crashFiles{}
+	size := int64(1 << 20)
+	if gated {
+		size = 16 << 20
+	}
+	var gate *loadGate
 	open := func() *Engine {
-		eng, err := Open(Options{DataDir: dir, SyncInterval: 1 << 40, GCGrace: 1, Keys: keys, openFile: files.open})
+		opts := Options{DataDir: dir, SyncInterval: 1 << 40, GCGrace: 1, Keys: keys, openFile: files.open}
+		if gated {
+			gate = newLoadGate(uint64(rng.Int64N(max(1, size/int64(bs)/pageLen))))
+			opts.afterLoadPage = gate.hook
+		}
+		eng, err := Open(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { eng.Close() })
+		g := gate
+		t.Cleanup(func() {
+			if g != nil {
+				g.open()
+			}
+			eng.Close()
+		})
 		return eng
 	}
 	eng := open()
-	const size = 1 << 20
-	const pages = size / crashPage
+	pages := size / crashPage
 	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: bs, Encrypted: encrypted})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +294,12 @@ func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps i
 			}
 			copy(cur, got)
 			ack()
+		case op < 84 && gate != nil:
+			gate.open()
 		}
+	}
+	if gate != nil {
+		gate.open()
 	}
 	for id, want := range snaps {
 		waitSnapshot(t, eng, id)

@@ -1,11 +1,13 @@
 package cow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cowvol/cowvol/meta"
 )
@@ -20,46 +22,26 @@ import (
 // (Options.AcceptMetadataLoss): then what cannot be placed is copied to
 // <data-dir>/lost+found/<time>/ first.
 
-// loadedVolume is a volume read from its records, before anything its
+// openedVolume is a volume as recovery opened it, before anything its
 // records do not explain is reclaimed.
-type loadedVolume struct {
+type openedVolume struct {
 	v        *volume
-	used     []uint64 // slots the records refer to
 	findings []string // where its records and its data file disagree
 }
 
-// recover loads every volume, finishes interrupted deletions and then
-// reclaims unexplained space (see above). accept: the operator accepts
-// metadata loss; damaged: the metadata store failed its checks (and the
-// operator accepted it).
+// recover opens every volume, finishes interrupted deletions and then
+// reclaims unexplained space (see above) of the volumes whose maps it
+// loaded (eager); the others load in the background once the engine
+// serves (map_loader.go). accept: the operator accepts metadata loss;
+// damaged: the metadata store failed its checks (and the operator accepted
+// it).
 func (e *Engine) recover(accept, damaged bool) error {
-	recs, err := e.meta.Volumes()
+	t0 := time.Now()
+	opened, known, findings, err := e.openVolumes(accept, damaged)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return err
 	}
-	known := make(map[string]bool)
-	var loaded []*loadedVolume
-	var findings []string
-	for _, r := range recs {
-		if r.Deleting {
-			e.log.Info("finishing interrupted deletion", "volume", r.ID)
-			if err := e.purge(r); err != nil {
-				return fmt.Errorf("recover: %w", err)
-			}
-			continue
-		}
-		lv, err := e.loadVolume(r, accept)
-		if err != nil {
-			return fmt.Errorf("recover volume %s: %w", r.ID, err)
-		}
-		findings = append(findings, lv.findings...)
-		known[r.ID] = true
-		if lv.v == nil {
-			continue // its data file is missing: refused below
-		}
-		loaded = append(loaded, lv)
-		e.vols[r.ID] = lv.v
-	}
+	t0 = e.startTimes.add("open_volumes", t0)
 	snaps, err := e.meta.Snapshots()
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
@@ -67,9 +49,61 @@ func (e *Engine) recover(accept, damaged bool) error {
 	for _, r := range snaps {
 		e.snaps[r.ID] = &snapshot{rec: r}
 	}
+	lost, err := e.settleFindings(known, findings, accept, damaged)
+	if err != nil {
+		return err
+	}
+	for _, ov := range opened {
+		if err := e.reclaimEager(ov.v, lost); err != nil {
+			return fmt.Errorf("recover volume %s: %w", ov.v.id, err)
+		}
+	}
+	if len(known) > 0 {
+		e.startTimes.add("reclaim_eager", t0)
+		e.log.Info("recovered volumes", append([]any{"count", len(e.vols)}, e.startTimes.attrs()...)...)
+	}
+	return nil
+}
+
+// openVolumes opens every volume (openVolume) and finishes interrupted
+// deletions; known are the volumes with records.
+func (e *Engine) openVolumes(accept, damaged bool) (opened []*openedVolume, known map[string]bool, findings []string, err error) {
+	recs, err := e.meta.Volumes()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("recover: %w", err)
+	}
+	known = make(map[string]bool)
+	for _, r := range recs {
+		if r.Deleting {
+			e.log.Info("finishing interrupted deletion", "volume", r.ID)
+			if err := e.purge(r); err != nil {
+				return nil, nil, nil, fmt.Errorf("recover: %w", err)
+			}
+			continue
+		}
+		ov, err := e.openVolume(r, accept, damaged)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("recover volume %s: %w", r.ID, err)
+		}
+		findings = append(findings, ov.findings...)
+		known[r.ID] = true
+		if ov.v == nil {
+			continue // its data file is missing: refused later
+		}
+		opened = append(opened, ov)
+		e.vols[r.ID] = ov.v
+	}
+	return opened, known, findings, nil
+}
+
+// settleFindings refuses a start whose records do not explain what it
+// found (or whose metadata store is damaged), unless the operator accepts
+// the loss: then what no record explains goes to lost+found (returned).
+// Empty data files of no volume are removed.
+func (e *Engine) settleFindings(known map[string]bool, findings []string, accept, damaged bool) (*lostAndFound, error) {
 	empty, unexplained, err := e.strayDataFiles(known)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return nil, fmt.Errorf("recover: %w", err)
 	}
 	for _, name := range unexplained {
 		findings = append(findings, fmt.Sprintf("data file %s holds data but no volume record explains it", name))
@@ -77,31 +111,23 @@ func (e *Engine) recover(accept, damaged bool) error {
 	var lost *lostAndFound
 	if len(findings) > 0 || damaged {
 		if !accept {
-			return &meta.DamageError{Dir: e.dir, Findings: findings}
+			return nil, &meta.DamageError{Dir: e.dir, Findings: findings}
 		}
 		e.log.Warn("starting with metadata loss accepted: data no record explains is kept in lost+found", "findings", strings.Join(findings, "; "))
 		lost = &lostAndFound{dir: e.lostDir}
 		for _, name := range unexplained {
 			if err := lost.keepFile(filepath.Join(e.dir, "volumes", name)); err != nil {
-				return fmt.Errorf("recover: %w", err)
+				return nil, fmt.Errorf("recover: %w", err)
 			}
 		}
 	}
 	for _, name := range empty {
 		e.log.Info("removing the empty data file of no volume (an interrupted create)", "file", name)
 		if err := os.Remove(filepath.Join(e.dir, "volumes", name)); err != nil {
-			return fmt.Errorf("recover: %w", err)
+			return nil, fmt.Errorf("recover: %w", err)
 		}
 	}
-	for _, lv := range loaded {
-		if err := e.reclaim(lv, lost); err != nil {
-			return fmt.Errorf("recover volume %s: %w", lv.v.id, err)
-		}
-	}
-	if len(recs) > 0 {
-		e.log.Info("recovered volumes", "count", len(e.vols))
-	}
-	return nil
+	return lost, nil
 }
 
 // strayDataFiles lists the data files of no volume: empty ones (a create
@@ -130,11 +156,15 @@ func (e *Engine) strayDataFiles(known map[string]bool) (empty, unexplained []str
 	return empty, unexplained, nil
 }
 
-// loadVolume rebuilds a volume's in-memory state from its records and
-// checks them against its data file; it changes nothing on disk but a
-// missing data file of a volume without data.
-func (e *Engine) loadVolume(r meta.VolumeRecord, accept bool) (*loadedVolume, error) {
-	lv := &loadedVolume{}
+// openVolume opens a volume's data file, replays its map journal and
+// decides how its map loads: in the background while the engine serves
+// (the data file is at least as long as the slots end its records keep:
+// meta/slots_end.go), or now, before the engine serves (eager: a store
+// from before slots ends, a file shorter than its records say, damage
+// found or accepted), where whatever is wrong becomes a finding. It
+// changes nothing on disk but a missing data file of a volume without data.
+func (e *Engine) openVolume(r meta.VolumeRecord, accept, damaged bool) (*openedVolume, error) {
+	ov := &openedVolume{}
 	path := e.dataPath(r.ID)
 	f, err := e.openDataFile(path, false)
 	if errors.Is(err, os.ErrNotExist) {
@@ -145,9 +175,9 @@ func (e *Engine) loadVolume(r meta.VolumeRecord, accept bool) (*loadedVolume, er
 			return nil, lerr
 		}
 		if !empty {
-			lv.findings = append(lv.findings, fmt.Sprintf("data file %s is missing but the metadata records data in it", path))
+			ov.findings = append(ov.findings, fmt.Sprintf("data file %s is missing but the metadata records data in it", path))
 			if !accept {
-				return lv, nil
+				return ov, nil
 			}
 		} else {
 			e.log.Warn("recreating the missing data file of an empty volume", "volume", r.ID)
@@ -157,90 +187,256 @@ func (e *Engine) loadVolume(r meta.VolumeRecord, accept bool) (*loadedVolume, er
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
 	}
-	lv.v = e.newVolume(r, f)
-	if err := e.loadMap(lv); err != nil {
+	v := e.newVolume(r, f)
+	ov.v = v
+	if err := e.prepareLoad(ov, path, damaged); err != nil {
+		if v.load != nil {
+			v.load.view.Close()
+		}
 		f.Close()
 		return nil, err
 	}
-	if err := lv.checkFileSize(path); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return lv, nil
+	return ov, nil
 }
 
-// loadMap reads the volume's live map and the slots its change sets hold.
-func (e *Engine) loadMap(lv *loadedVolume) error {
-	v := lv.v
-	err := e.meta.LiveExtents(v.id, func(blk uint64, me meta.Extent) error {
-		if blk >= v.blocks {
-			return fmt.Errorf("live map entry for block %d beyond the volume's %d blocks", blk, v.blocks)
-		}
-		// Loaded from durable metadata: sealed.
-		x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagSealed}
-		if me.Zero() {
-			x.flags |= flagZero
-		} else {
-			lv.used = append(lv.used, me.Slot)
-		}
-		v.live.set(blk, x)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	// Versions in change sets of earlier generations still hold their
-	// slots (a snapshot may need them).
-	return e.meta.ChangeExtents(v.id, func(gen, blk uint64, me meta.Extent) error {
-		if !me.Zero() {
-			lv.used = append(lv.used, me.Slot)
-		}
-		return nil
-	})
-}
-
-// checkFileSize: a slot is written (and the data file's size made
-// durable by fdatasync) before any record refers to it, so every slot the
-// records name starts within the file.
-func (lv *loadedVolume) checkFileSize(path string) error {
+// prepareLoad sets up the load of ov's map (see openVolume) and replays
+// its journal; an eager load runs here, up to what reclaimEager does.
+func (e *Engine) prepareLoad(ov *openedVolume, path string, damaged bool) error {
+	v := ov.v
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("data file: %w", err)
 	}
+	floor := uint64((fi.Size() + v.stride - 1) / v.stride)
+	end, ok, err := e.meta.SlotsEnd(v.id)
+	if err != nil {
+		return err
+	}
+	if ok && end > floor {
+		ov.findings = append(ov.findings, fmt.Sprintf("volume %s: its records name slots up to %d but its data file %s holds %d: it was cut short or replaced",
+			v.id, end, path, floor))
+	}
+	if b, err := os.ReadFile(e.damagePath(v.id)); err == nil {
+		ov.findings = append(ov.findings, fmt.Sprintf("volume %s: a start found its records damaged: %s", v.id, strings.TrimSpace(string(b))))
+	}
+	v.slotsEnd = end
+	v.load = newMapLoad(floor, e.meta.NewReadView())
+	v.mapReady.Store(false)
+	v.load.eager = damaged || !ok || len(ov.findings) > 0
+	v.slots.startLoad(floor)
+	t0 := time.Now()
+	if err := e.replayJournal(ov); err != nil {
+		return err
+	}
+	t0 = e.startTimes.add("replay_journal", t0)
+	if len(ov.findings) > 0 {
+		v.load.eager = true // new slots from floor up might meet what is wrong
+	}
+	if !v.load.eager {
+		return nil
+	}
+	if err := v.scanMap(context.Background()); err != nil {
+		return err
+	}
+	e.startTimes.add("load_map_eager", t0)
+	ov.findings = append(ov.findings, v.load.findings(v.id, path)...)
+	return nil
+}
+
+// damagePath is where a load that found a volume's records damaged once
+// the engine served says so, for the next start.
+func (e *Engine) damagePath(id string) string {
+	return filepath.Join(e.dir, "volumes", id+".damage")
+}
+
+// replayJournal applies the volume's map journal over its durable map:
+// the changes a process acknowledged before it died, not yet durable.
+// Each change is dirty again (the next round makes it durable) and sealed
+// (it may be durable already: a crash between a round's commit and its
+// dropping the records), so its slot is never punched while a record may
+// refer to it. The pages of the blocks it names need not be loaded: the
+// entries go into memory now and the page's load leaves them alone
+// (mapLoad.overlay). The volume keeps the records in its new journal.
+func (e *Engine) replayJournal(ov *openedVolume) error {
+	if e.journalDir == "" {
+		return nil
+	}
+	v, l := ov.v, ov.v.load
+	recs, err := readJournal(e.journalPath(v.id), e.journalHeader(v.id))
+	if err != nil {
+		return err
+	}
+	l.replayGen = v.gen
+	seen := map[uint64]bool{}
+	for _, r := range recs {
+		if r.blk >= v.blocks {
+			return fmt.Errorf("map journal: block %d beyond the volume's %d blocks", r.blk, v.blocks)
+		}
+		if !seen[r.blk] {
+			seen[r.blk] = true
+			l.overlay[r.blk>>pageShift] = append(l.overlay[r.blk>>pageShift], r.blk)
+		}
+		if r.present {
+			r.x.flags |= flagSealed
+			v.live.set(r.blk, r.x)
+		} else {
+			v.live.clear(r.blk)
+		}
+		v.dirty[r.blk] = struct{}{}
+	}
+	if f := v.journaledSlots(seen); f != "" {
+		ov.findings = append(ov.findings, f)
+	}
+	if len(recs) > 0 {
+		e.log.Info("replayed the map journal: writes acknowledged before the last stop", "volume", v.id, "changes", len(recs), "blocks", len(seen))
+	}
+	return e.openJournal(v, recs)
+}
+
+// journaledSlots counts the slots of the blocks the journal set as in use;
+// it describes those past the data file's end, if any (a finding).
+func (v *volume) journaledSlots(blks map[uint64]bool) string {
+	l := v.load
 	beyond, first := 0, uint64(0)
-	for _, s := range lv.used {
-		if lv.v.slotOffset(s) >= fi.Size() {
-			if beyond == 0 || s < first {
-				first = s
+	for blk := range blks {
+		cur := v.live.get(blk)
+		if !cur.hasData() {
+			continue
+		}
+		l.used.add(cur.slot)
+		if cur.slot >= l.floor {
+			if beyond == 0 || cur.slot < first {
+				first = cur.slot
 			}
 			beyond++
 		}
 	}
-	if beyond > 0 {
-		lv.findings = append(lv.findings, fmt.Sprintf("volume %s: %d mappings name slots past the end of its data file (%d bytes; first slot %d)",
-			lv.v.id, beyond, fi.Size(), first))
+	if beyond == 0 {
+		return ""
 	}
+	return fmt.Sprintf("volume %s: its map journal names %d slots past the end of its data file (%d slots; first slot %d)",
+		v.id, beyond, l.floor, first)
+}
+
+// reclaimEager reclaims the space of a volume whose map loaded before the
+// engine serves, and marks its load done.
+func (e *Engine) reclaimEager(v *volume, lost *lostAndFound) error {
+	if !v.load.eager {
+		return nil
+	}
+	if err := e.reclaim(context.Background(), v, lost); err != nil {
+		return err
+	}
+	if err := os.Remove(e.damagePath(v.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	v.mapComplete()
+	v.endLoad(nil)
 	return nil
 }
 
-// reclaim makes the slots no record refers to reusable: punched (they may
-// hold data whose metadata never became durable), the file trimmed past
-// the last slot in use. With lost set, what they hold is kept there first.
-func (e *Engine) reclaim(lv *loadedVolume, lost *lostAndFound) error {
-	v, f := lv.v, lv.v.file
-	holes := v.slots.rebuild(lv.used)
+// reclaim makes the slots below the data file's length at open that
+// nothing refers to reusable, once the volume's map and change sets are
+// all read: punched (they may hold data whose metadata never became
+// durable). With lost set, what they hold is kept there first. An eager
+// load (nothing served yet) also trims the file past the last slot in use.
+//
+// Nothing refers to them: the load read the records as they were before
+// the engine served (a slot none of them names was not referred to then),
+// and since, new slots came from past that length or from slots freed,
+// which those records or this run's new slots had named. The entries in
+// memory and the allocator's lists are counted too: the punch rests on
+// what is in hand, not only on that argument.
+func (e *Engine) reclaim(ctx context.Context, v *volume, lost *lostAndFound) error {
+	l := v.load
+	t0 := time.Now()
+	v.mapMu.Lock()
+	holes, end := v.unusedLocked()
+	v.mapMu.Unlock()
+	t0 = l.times.add("find_unused", t0)
 	if lost != nil {
 		if err := lost.keepSlots(v, e.dataPath(v.id), holes); err != nil {
 			return err
 		}
 	}
-	for _, h := range holes {
-		if err := f.Punch(v.slotOffset(h[0]), v.slotOffset(h[1]-h[0])); err != nil {
+	if err := e.punchHoles(ctx, v, holes); err != nil {
+		return err
+	}
+	t0 = l.times.add("punch", t0)
+	if l.eager {
+		if err := e.trim(v, end); err != nil {
 			return err
 		}
 	}
-	if err := f.Truncate(v.slotOffset(v.slots.next)); err != nil {
+	if err := v.file.Sync(); err != nil {
+		return err
+	}
+	l.times.add("fsync", t0)
+	v.mapMu.Lock()
+	v.slots.endLoad(holes)
+	v.mapMu.Unlock()
+	return nil
+}
+
+// unusedLocked returns the runs of slots below the data file's length at
+// open that nothing refers to (see reclaim). An eager load (nothing
+// served yet) takes the slot past the last one in use as the volume's
+// end, returned, and looks below it. v.mapMu is held.
+func (v *volume) unusedLocked() (holes [][2]uint64, end uint64) {
+	l := v.load
+	used := &l.used
+	for _, p := range v.live.pages {
+		for _, x := range p.e {
+			if x.hasData() {
+				used.add(x.slot)
+			}
+		}
+	}
+	v.slots.listed(used.add)
+	end = l.floor
+	if l.eager {
+		end = used.end()
+		v.slots.next = end
+	}
+	holes = used.holes(end)
+	l.unusedRuns = len(holes)
+	for _, h := range holes {
+		l.unused += h[1] - h[0]
+	}
+	return holes, end
+}
+
+// punchHoles punches runs of unused slots.
+func (e *Engine) punchHoles(ctx context.Context, v *volume, holes [][2]uint64) error {
+	for _, h := range holes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := v.file.Punch(v.slotOffset(h[0]), v.slotOffset(h[1]-h[0])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trim cuts an eagerly loaded volume's data file to end slots, the first
+// past the last in use, after recording end as its slots end (first: a
+// start after a crash between the two finds the file longer than its
+// slots end, as it may be).
+func (e *Engine) trim(v *volume, end uint64) error {
+	var b meta.Batch
+	b.PutSlotsEnd(v.id, end)
+	if err := e.meta.Apply(&b); err != nil {
+		return err
+	}
+	if err := e.metaSync.sync(); err != nil {
+		return err
+	}
+	v.mapMu.Lock()
+	v.slotsEnd = end
+	v.mapMu.Unlock()
+	if err := v.file.Truncate(v.slotOffset(end)); err != nil {
 		return fmt.Errorf("trim data file: %w", err)
 	}
-	return f.Sync()
+	return nil
 }

@@ -27,6 +27,43 @@ type slotAllocator struct {
 	// change that makes the next fdatasync commit the file system's
 	// journal) would buy nothing.
 	recycled []uint64
+
+	// floor is the data file's length in slots when the engine opened:
+	// while the volume's map loads (map_loader.go), not every slot below
+	// it that durable records refer to is known yet, so nothing below it
+	// is free and new slots come from floor up (every durable record names
+	// a slot below floor: meta/slots_end.go).
+	floor uint64
+}
+
+// startLoad sets up a volume whose map is about to load: nothing is free,
+// new slots come from floor up. (A slot below floor that the volume frees
+// meanwhile was named by a record the load reads, which sees the records
+// as they were before the engine served: it is never taken for unused.)
+func (a *slotAllocator) startLoad(floor uint64) {
+	a.floor, a.next = floor, floor
+}
+
+// endLoad ends the load: holes, slots below floor that the load found
+// nothing refers to (punched), become free.
+func (a *slotAllocator) endLoad(holes [][2]uint64) {
+	var free []uint64
+	for _, h := range holes {
+		for s := h[0]; s < h[1]; s++ {
+			free = append(free, s)
+		}
+	}
+	a.reuse(free)
+}
+
+// listed calls fn for every slot the allocator holds on a list: free or
+// waiting for a round.
+func (a *slotAllocator) listed(fn func(uint64)) {
+	for _, l := range [][]uint64{a.free, a.pending, a.retired, a.recycled} {
+		for _, s := range l {
+			fn(s)
+		}
+	}
 }
 
 // retire queues a slot that durable metadata still refers to; see retired.
@@ -79,29 +116,4 @@ func (a *slotAllocator) reuse(slots []uint64) {
 	a.free = append(a.free, slots...)
 	// Hand out low slots first so the data file stays compact.
 	sort.Slice(a.free, func(i, j int) bool { return a.free[i] > a.free[j] })
-}
-
-// rebuild sets the allocator from the set of used slots (recovery). It
-// returns the runs of unused slots below the high-water mark, which the
-// caller must punch (they may hold data whose metadata was never made durable)
-// before the allocator hands them out.
-func (a *slotAllocator) rebuild(used []uint64) (holes [][2]uint64) {
-	sort.Slice(used, func(i, j int) bool { return used[i] < used[j] })
-	a.free, a.pending, a.retired, a.recycled = nil, nil, nil, nil
-	var prev uint64 // first slot not yet accounted for
-	for _, s := range used {
-		if s < prev {
-			continue // duplicate
-		}
-		if s > prev {
-			holes = append(holes, [2]uint64{prev, s})
-			for f := prev; f < s; f++ {
-				a.free = append(a.free, f)
-			}
-		}
-		prev = s + 1
-	}
-	a.next = prev
-	sort.Slice(a.free, func(i, j int) bool { return a.free[i] > a.free[j] })
-	return holes
 }

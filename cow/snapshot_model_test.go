@@ -22,7 +22,22 @@ func TestModelSnapshots(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			seed := modelSeedOrRandom()
 			t.Logf("seed %d (replay with -run TestModelSnapshots/%s -model.seed=%d)", seed, mode, seed)
-			runSnapshotModel(t, seed, *modelSteps/2, mode)
+			runSnapshotModel(t, seed, *modelSteps/2, mode, false)
+		})
+	}
+}
+
+// TestSnapshotsDuringMapLoad is TestModelSnapshots with every start's
+// map loads held at a random page until a random later step: forks,
+// reads of pending snapshots, deletions and writes to pages not loaded
+// yet while the flusher waits for the load. (A restore waits for its
+// snapshot, whose flush waits for the load: the gate opens first.)
+func TestSnapshotsDuringMapLoad(t *testing.T) {
+	for _, mode := range []snapshotModelMode{plaintextModel, encryptedModel} {
+		t.Run(string(mode), func(t *testing.T) {
+			seed := modelSeedOrRandom()
+			t.Logf("seed %d (replay with -run TestSnapshotsDuringMapLoad/%s -model.seed=%d)", seed, mode, seed)
+			runSnapshotModel(t, seed, *modelSteps/2, mode, true)
 		})
 	}
 }
@@ -35,16 +50,25 @@ const (
 	mixedModel     snapshotModelMode = "mixed"
 )
 
-func runSnapshotModel(t *testing.T, seed uint64, steps int, mode snapshotModelMode) {
+func runSnapshotModel(t *testing.T, seed uint64, steps int, mode snapshotModelMode, gated bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	dir := t.TempDir()
 	var keys KeyManager
 	if mode != plaintextModel {
 		keys = testKeyring(t)
 	}
+	const bs = 16 << 10
+	size := int64(2 << 20)
+	var gate *loadGate
 	openTestEngine := func(t *testing.T, dir string) *Engine { return openKeyedEngine(t, dir, keys) }
+	if gated {
+		size = 16 << 20 // 2 pages
+		openTestEngine = func(t *testing.T, dir string) *Engine {
+			gate = newLoadGate(uint64(rng.IntN(2)))
+			return openKeyedGatedEngine(t, dir, keys, gate)
+		}
+	}
 	eng := openTestEngine(t, dir)
-	const size, bs = 2 << 20, 16 << 10
 	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, BlockSize: bs, Encrypted: mode == encryptedModel})
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +145,9 @@ func runSnapshotModel(t *testing.T, seed uint64, steps int, mode snapshotModelMo
 		case op < 78 && len(snapIDs) > 0:
 			// Restore a completed snapshot into a new volume.
 			id := snapIDs[rng.IntN(len(snapIDs))]
+			if gate != nil {
+				gate.open()
+			}
 			waitSnapshot(t, eng, id)
 			nv, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: id, Encrypted: mode == mixedModel && rng.IntN(2) == 0})
 			if err != nil {
@@ -150,6 +177,9 @@ func runSnapshotModel(t *testing.T, seed uint64, steps int, mode snapshotModelMo
 				t.Fatalf("step %d: volume %s differs from the model at byte %d", step, vm.id, firstDiff(got, vm.ref))
 			}
 		}
+	}
+	if gate != nil {
+		gate.open()
 	}
 	for _, id := range snapIDs {
 		waitSnapshot(t, eng, id)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cowvol/cowvol/meta"
 )
 
@@ -43,6 +45,12 @@ type volume struct {
 	// never overwrite each other's changes. Taken before mapMu.
 	recMu sync.Mutex
 
+	// load is the volume's map while it loads (map_loader.go), nil for a
+	// volume created by this engine; mapReady is set once the map is all
+	// in memory, and from then on no access needs to load a page.
+	load     *mapLoad
+	mapReady atomic.Bool
+
 	// mapMu guards the fields that follow.
 	mapMu sync.RWMutex
 	gen   uint32 // current generation G: versions born in G are written in place
@@ -50,6 +58,9 @@ type volume struct {
 	slots slotAllocator
 	// dirty holds the blocks whose live entry changed since the last sync.
 	dirty map[uint64]struct{}
+	// slotsEnd is the volume's slots end as durably recorded
+	// (meta/slots_end.go): every slot durable records name is below it.
+	slotsEnd uint64
 	// record is the persistent record (tags, client token...).
 	record meta.VolumeRecord
 	opens  int  // open handles (FUSE opens)
@@ -61,6 +72,13 @@ type volume struct {
 	// health records the blocks whose snapshot data cannot be read
 	// (volume_health.go).
 	health volumeHealth
+	// journal keeps the map changes no round has made durable where a
+	// successor finds them after a crash (map_journal.go); nil without a
+	// journal directory. Guarded by mapMu.
+	journal *mapJournal
+	// journalMisses counts changes the journal had no room for: a writer
+	// that sees it move syncs before it acknowledges.
+	journalMisses atomic.Int64
 	// writes counts writes and discards since the last sync round began,
 	// so a round with nothing to do costs nothing.
 	writes atomic.Int64
@@ -85,6 +103,9 @@ func (v *volume) readAt(p []byte, off int64) error {
 	for len(p) > 0 {
 		blk, in := v.blockOf(off)
 		n := min(int64(len(p)), v.blockSize-in)
+		if err := v.ensurePage(blk); err != nil {
+			return fmt.Errorf("read %s block %d: %w", v.id, blk, err)
+		}
 		lk := v.locks.of(blk)
 		lk.RLock()
 		v.mapMu.RLock()
@@ -136,6 +157,14 @@ func (v *volume) writeSlot(blk, slot uint64, src []byte) error {
 
 // writeAt writes p at off. The caller has checked the range.
 func (v *volume) writeAt(p []byte, off int64) error {
+	misses := v.journalMisses.Load()
+	if err := v.writeRange(p, off); err != nil {
+		return err
+	}
+	return v.syncIfUnjournaled(misses)
+}
+
+func (v *volume) writeRange(p []byte, off int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
 	for len(p) > 0 {
@@ -150,8 +179,42 @@ func (v *volume) writeAt(p []byte, off int64) error {
 	return nil
 }
 
+// syncIfUnjournaled syncs when a map change since the journal showed
+// misses was not journaled: it may have been the caller's, which then is
+// durable before it is acknowledged. The caller holds no lock.
+func (v *volume) syncIfUnjournaled(misses int64) error {
+	if v.journalMisses.Load() == misses {
+		return nil
+	}
+	return v.sync()
+}
+
+// setLiveLocked makes x (mapped) block blk's live entry: dirty until a
+// sync round makes it durable, journaled meanwhile. v.mapMu is held.
+func (v *volume) setLiveLocked(blk uint64, x extent) {
+	v.live.set(blk, x)
+	v.changedLocked(journalRecord{blk: blk, x: x, present: true})
+}
+
+// clearLiveLocked removes block blk's live entry (see setLiveLocked).
+func (v *volume) clearLiveLocked(blk uint64) {
+	v.live.clear(blk)
+	v.changedLocked(journalRecord{blk: blk})
+}
+
+func (v *volume) changedLocked(r journalRecord) {
+	v.dirty[r.blk] = struct{}{}
+	v.faultMappedLocked(r.blk)
+	if v.journal != nil && !v.journal.append(r) {
+		v.journalMisses.Add(1)
+	}
+}
+
 // writeBlock writes src at offset in of block blk.
 func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
+	if err := v.ensurePage(blk); err != nil {
+		return v.ioErr("write", blk, err)
+	}
 	if v.hot != nil {
 		return v.writeBlockSealed(blk, in, src)
 	}
@@ -241,9 +304,7 @@ func (v *volume) installRedirect(blk, slot uint64, gen uint32, werr error) error
 // held, and blk's lock exclusively.
 func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
 	old := v.live.get(blk)
-	v.live.set(blk, x)
-	v.dirty[blk] = struct{}{}
-	v.faultMappedLocked(blk)
+	v.setLiveLocked(blk, x)
 	if !old.hasData() || (old.gen != x.gen && old.gen != hydratedGen) {
 		return 0, false
 	}
@@ -334,6 +395,14 @@ func (v *volume) ioErr(op string, blk uint64, err error) error {
 // punch makes [off, off+n) read as zeros and frees the space of every whole
 // block in it. Partial blocks at the edges are zeroed in place.
 func (v *volume) punch(off, n int64) error {
+	misses := v.journalMisses.Load()
+	if err := v.punchRange(off, n); err != nil {
+		return err
+	}
+	return v.syncIfUnjournaled(misses)
+}
+
+func (v *volume) punchRange(off, n int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
 	end := off + n
@@ -366,6 +435,9 @@ func (v *volume) punch(off, n int64) error {
 // is the volume's alone, it returns the slot for the caller to free (after
 // the mapping is gone, no reader can reach it).
 func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
+	if err := v.ensurePage(blk); err != nil {
+		return 0, false, v.ioErr("discard", blk, err)
+	}
 	lk := v.locks.of(blk)
 	lk.Lock()
 	defer lk.Unlock()
@@ -378,14 +450,12 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 	if v.hasBaseLocked() {
 		// A zero version, born now, so that snapshots taken later know
 		// the block was discarded.
-		v.live.set(blk, extent{gen: gen, flags: flagZero})
+		v.setLiveLocked(blk, extent{gen: gen, flags: flagZero})
 	} else {
 		// No snapshot can see the block: forget it. (Only possible in
 		// the first generation, see hasBaseLocked.)
-		v.live.clear(blk)
+		v.clearLiveLocked(blk)
 	}
-	v.dirty[blk] = struct{}{}
-	v.faultMappedLocked(blk)
 	// A version born now, or a hydrated copy of the base, is ours alone;
 	// an older one belongs to a snapshot until it is flushed.
 	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
@@ -402,6 +472,9 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 
 // zeroPartial zeroes n bytes at offset in of block blk.
 func (v *volume) zeroPartial(blk uint64, in, n int64) error {
+	if err := v.ensurePage(blk); err != nil {
+		return v.ioErr("discard", blk, err)
+	}
 	v.mapMu.Lock()
 	e := v.live.get(blk)
 	v.mapMu.Unlock()
@@ -448,9 +521,17 @@ func (v *volume) syncRound() error {
 	var b meta.Batch
 	captured := v.dirty
 	v.dirty = make(map[uint64]struct{}, len(captured))
+	mark := 0
+	if v.journal != nil {
+		mark = v.journal.mark()
+	}
 	retired, recycled := v.slots.takeRetired()
+	end := v.slotsEnd
 	for blk := range captured {
 		e := v.live.get(blk)
+		if e.hasData() && e.slot >= end {
+			end = e.slot + 1
+		}
 		if e.mapped() {
 			// From this round on, durable metadata refers to it.
 			e.flags |= flagSealed
@@ -469,6 +550,12 @@ func (v *volume) syncRound() error {
 			b.DeleteLive(v.id, blk)
 			b.DeleteChange(v.id, firstGeneration, blk)
 		}
+	}
+	if end > v.slotsEnd {
+		// Its slots' data is written (a mapping is set only after its
+		// slot's write), so the fdatasync below makes the file at
+		// least this long first (meta/slots_end.go).
+		b.PutSlotsEnd(v.id, end)
 	}
 	freed := v.slots.takePending()
 	unlock()
@@ -489,6 +576,8 @@ func (v *volume) syncRound() error {
 		// use. (The captured entries stay sealed: durable metadata may
 		// or may not refer to them now; sealed is the safe side.)
 		v.mapMu.Lock()
+		// The slots end may have landed: later rounds never write less.
+		v.slotsEnd = max(v.slotsEnd, end)
 		for blk := range captured {
 			v.dirty[blk] = struct{}{}
 		}
@@ -499,11 +588,15 @@ func (v *volume) syncRound() error {
 		v.mapMu.Unlock()
 		return fmt.Errorf("sync %s: %w", v.id, err)
 	}
-	if len(freed) > 0 {
-		v.mapMu.Lock()
-		v.slots.reuse(freed)
-		v.mapMu.Unlock()
+	v.mapMu.Lock()
+	v.slotsEnd = max(v.slotsEnd, end)
+	if v.journal != nil {
+		v.journal.drop(mark) // what the round captured is durable now
 	}
+	if len(freed) > 0 {
+		v.slots.reuse(freed)
+	}
+	v.mapMu.Unlock()
 	// The mappings that replaced the retired and recycled slots are
 	// durable now. A recycled slot was replaced under the same record
 	// keys (its generation's change record, the live entry), so nothing
@@ -526,6 +619,31 @@ func (v *volume) dirtyLen() int {
 	v.mapMu.Lock()
 	defer v.mapMu.Unlock()
 	return len(v.dirty) + v.slots.waiting() + int(v.writes.Load())
+}
+
+// loadedInfo describes the volume without waiting for its map to load:
+// until it is, AllocatedBytes is the space the data file takes (what the
+// map counts, plus slots not yet reclaimed). A volume whose load found
+// damage is in state error.
+func (v *volume) loadedInfo(ctx context.Context) (VolumeInfo, error) {
+	vi := v.info()
+	if v.mapReady.Load() {
+		return vi, nil
+	}
+	select {
+	case <-v.load.mapped:
+		return v.info(), nil
+	case <-v.load.done:
+		if errors.Is(v.load.result, ErrMetadataDamaged) {
+			vi.State = VolumeError
+		}
+	default:
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(v.eng.dataPath(v.id), &st); err == nil {
+		vi.AllocatedBytes = st.Blocks * 512
+	}
+	return vi, nil
 }
 
 // info describes the volume.

@@ -307,6 +307,7 @@ func partlyCovered(n, lead, tail int64) []int64 {
 // slot born in this generation that no sync round has made durable yet;
 // otherwise the whole block, old content merged, into a new slot.
 func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
+	// (writeBlock has loaded blk's map page.)
 	if _, err := v.cipher(); err != nil {
 		return err
 	}

@@ -1,14 +1,16 @@
 package fusefs
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/cowvol/cowvol/cow"
 )
 
 // fileAccess decides the owner, group and mode of every file in the tree.
@@ -106,20 +108,39 @@ func sameTimes(in *fuse.SetAttrIn, cur *fuse.Attr) bool {
 	return in.Valid&fuse.FATTR_MTIME == 0 || in.Mtime == cur.Mtime && in.Mtimensec == cur.Mtimensec
 }
 
-// refuseSetattr answers a SETATTR on the volume or snapshot file id whose
-// attributes are cur: EPERM, logged with the caller and the reason, if the
-// request would change anything; 0 otherwise.
-func refuseSetattr(ctx context.Context, log *slog.Logger, id string, in *fuse.SetAttrIn, cur *fuse.Attr) syscall.Errno {
+// refuseSetattr answers a SETATTR by uid (process pid) on the volume or
+// snapshot file id whose attributes are cur: EPERM, logged with the caller
+// and the reason, if the request would change anything; 0 otherwise.
+func refuseSetattr(uid, pid uint32, log *slog.Logger, id string, in *fuse.SetAttrIn, cur *fuse.Attr) syscall.Errno {
 	change := refusedChange(in, cur)
 	if change == "" {
 		return 0
-	}
-	var uid, pid uint32
-	if c, ok := fuse.FromContext(ctx); ok {
-		uid, pid = c.Uid, c.Pid
 	}
 	log.Warn("refused a change of attributes: volume and snapshot files keep none of their own "+
 		"(the daemon sets mode, owner and group from --volume-group; a volume's size is fixed; the times are its creation time)",
 		"file", id, "change", change, "caller_uid", uid, "caller_pid", pid)
 	return syscall.EPERM
+}
+
+// fillVolumeAttr fills the attributes of a volume file.
+func (a fileAccess) fillVolumeAttr(attr *fuse.Attr, vi cow.VolumeInfo) {
+	fillFileAttr(attr, a.volumePerm(), vi.Size, vi.AllocatedBytes, vi.BlockSize, vi.CreateTime)
+	a.setOwner(attr)
+}
+
+// fillSnapshotAttr fills the attributes of a snapshot file.
+func (a fileAccess) fillSnapshotAttr(attr *fuse.Attr, si cow.SnapshotInfo) {
+	fillFileAttr(attr, a.snapshotPerm(), si.VolumeSize, si.DataBytes, si.BlockSize, si.StartTime)
+	a.setOwner(attr)
+}
+
+// fillFileAttr fills the attributes of a volume or snapshot file, but its
+// owner: a regular file of size bytes, holding data bytes, born at t.
+func fillFileAttr(a *fuse.Attr, perm uint32, size, data int64, blockSize int, t time.Time) {
+	a.Mode = syscall.S_IFREG | perm
+	a.Nlink = 1
+	a.Size = uint64(size)
+	a.Blocks = uint64(data / 512)
+	a.Blksize = uint32(min(blockSize, maxWrite))
+	a.SetTimes(&t, &t, &t)
 }

@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -104,8 +103,10 @@ func TestRefusedChange(t *testing.T) {
 // TestMountOptions: other users reach the mount, and the kernel checks
 // their access against each file's owner, group and mode.
 func TestMountOptions(t *testing.T) {
-	mo := mountOptions(Options{}, slog.Default()).MountOptions
-	if !mo.AllowOther || !slices.Contains(mo.Options, "default_permissions") {
-		t.Errorf("AllowOther %v, Options %q; want allow_other and default_permissions", mo.AllowOther, mo.Options)
+	opts := strings.Split(mountData(7, syscall.S_IFDIR|0o755), ",")
+	for _, want := range []string{"fd=7", "rootmode=40000", "allow_other", "default_permissions"} {
+		if !slices.Contains(opts, want) {
+			t.Errorf("mount data %q lacks %s", opts, want)
+		}
 	}
 }

@@ -25,3 +25,10 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EIO
 	}
 }
+
+func snapshotErrno(err error) syscall.Errno {
+	if errors.Is(err, cow.ErrSnapshotNotFound) {
+		return syscall.ENOENT
+	}
+	return toErrno(err)
+}

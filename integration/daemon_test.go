@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +30,9 @@ type daemon struct {
 	Socket   string
 	LogPath  string
 	Keyring  string // --keyring: apart from the data dir, as in production
+	StateDir string // --state-dir: what a server hands its successor
+
+	bin string // the binary the daemon runs; cowvolBin if empty
 
 	args []string // extra `daemon` flags, e.g. --snapshot-store URL
 	env  []string // extra environment, KEY=VALUE
@@ -84,7 +88,8 @@ func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
 	t.Helper()
 	requirePrereqs(t)
 	requireBinary(t)
-	d := &daemon{DataDir: t.TempDir(), MountDir: t.TempDir(), Keyring: filepath.Join(t.TempDir(), "keyring")}
+	d := &daemon{DataDir: t.TempDir(), MountDir: t.TempDir(), Keyring: filepath.Join(t.TempDir(), "keyring"),
+		StateDir: filepath.Join(t.TempDir(), "state")}
 	for _, o := range opts {
 		o(d)
 	}
@@ -110,6 +115,7 @@ func newDaemon(t testing.TB, opts ...daemonOption) *daemon {
 				t.Errorf("cleanup: stopping daemon: %v", err)
 			}
 		}
+		d.stopOrphanServer(t)
 		unmountStale(t, d.MountDir)
 		os.RemoveAll(sockDir)
 		if strings.Contains(d.output(), "WARNING: DATA RACE") {
@@ -132,13 +138,27 @@ func (d *daemon) start(t testing.TB) {
 	}
 	d.starts++
 	argv := append([]string{"--socket", d.Socket, "daemon", "--data-dir", d.DataDir, "--mount", d.MountDir,
-		"--keyring", d.Keyring}, d.args...)
+		"--keyring", d.Keyring, "--state-dir", d.StateDir}, d.args...)
 	fmt.Fprintf(d.log, "----- harness: start #%d: cowvol %s\n", d.starts, strings.Join(argv, " "))
-	cmd := exec.Command(cowvolBin, argv...)
-	cmd.Env = d.environ()
+	bin := d.bin
+	if bin == "" {
+		bin = cowvolBin
+	}
+	d.startCmd(t, exec.Command(bin, argv...))
+}
+
+// startCmd starts cmd as the daemon (its own process group, its output in
+// the daemon's log), without waiting for it to be ready.
+func (d *daemon) startCmd(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = d.environ()
+	}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
-	// If the test binary dies (e.g. -timeout), let the daemon unmount and go.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// If the test binary dies (e.g. -timeout), let the daemon unmount and
+	// go. Its own process group holds the supervisor and the server it
+	// runs, so that a crash of the whole daemon can be one kill.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting daemon: %v", err)
 	}
@@ -220,17 +240,68 @@ func (d *daemon) signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
-// kill9 SIGKILLs the daemon by PID and waits for it: a crash. Its FUSE mount
+// kill9 SIGKILLs the whole daemon, the supervisor and its server, by their
+// process group, and waits for both: a crash of everything. Its FUSE mount
 // is left disconnected and its socket file behind, as after a real crash.
+// (killServer kills the server alone, which the daemon survives.)
 func (d *daemon) kill9(t testing.TB) {
 	t.Helper()
 	if !d.running() {
 		t.Fatal("harness: kill9: daemon not running")
 	}
-	d.signal(t, syscall.SIGKILL)
+	server := d.serverPID()
+	fmt.Fprintf(d.log, "----- harness: kill -9 -%d (supervisor and server)\n", d.pid())
+	if err := syscall.Kill(-d.pid(), syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 -%d: %v", d.pid(), err)
+	}
 	if _, ok := d.waitExit(stopTimeout); !ok {
 		t.Fatalf("daemon pid %d still there %v after SIGKILL", d.pid(), stopTimeout)
 	}
+	if server > 0 && !waitGone(server, stopTimeout) {
+		t.Fatalf("server pid %d still there %v after SIGKILL", server, stopTimeout)
+	}
+}
+
+// stopOrphanServer stops, by PID, a server whose supervisor was killed
+// alone (it goes on serving): SIGTERM, SIGKILL after a timeout.
+func (d *daemon) stopOrphanServer(t testing.TB) {
+	pid := d.serverPID()
+	if pid == 0 || syscall.Kill(pid, 0) != nil {
+		return
+	}
+	fmt.Fprintf(d.log, "----- harness: kill -15 %d (a server left without its supervisor)\n", pid)
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !waitGone(pid, stopTimeout) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(pid, stopTimeout)
+		t.Errorf("cleanup: server pid %d ignored SIGTERM for %v; SIGKILLed", pid, stopTimeout)
+	}
+}
+
+// serverPID is the pid of the server the daemon runs, 0 if none: the pid
+// its state dir records, if that process is this daemon's server (its
+// command line names the state dir), not a process that got the pid later.
+func (d *daemon) serverPID() int {
+	b, err := os.ReadFile(filepath.Join(d.StateDir, "server.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if pid <= 0 || err != nil || !strings.Contains(string(cmdline), "--state-dir="+d.StateDir) {
+		return 0
+	}
+	return pid
+}
+
+// waitGone waits until process pid no longer exists.
+func waitGone(pid int, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+	}
+	return false
 }
 
 // stop sends SIGTERM by PID and waits up to stopTimeout; it returns the exit
@@ -245,19 +316,20 @@ func (d *daemon) stop(t testing.TB) error {
 	if err, ok := d.waitExit(stopTimeout); ok {
 		return err
 	}
-	d.signal(t, syscall.SIGKILL)
+	syscall.Kill(-d.pid(), syscall.SIGKILL)
 	d.waitExit(stopTimeout)
 	return fmt.Errorf("daemon pid %d did not exit within %v of SIGTERM; SIGKILLed", d.pid(), stopTimeout)
 }
 
-// terminate is stop for cleanups: it never calls t.Fatal.
+// terminate is stop for cleanups: it never calls t.Fatal. What does not
+// stop in time, the supervisor and its server, is killed.
 func (d *daemon) terminate() error {
 	pid := d.pid()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if _, ok := d.waitExit(stopTimeout); ok {
 		return nil
 	}
-	d.cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(-pid, syscall.SIGKILL)
 	d.waitExit(stopTimeout)
 	return fmt.Errorf("daemon pid %d ignored SIGTERM for %v; SIGKILLed", pid, stopTimeout)
 }
@@ -315,6 +387,10 @@ func unmountStale(t testing.TB, dir string) {
 	}
 	dir = m.MountPoint // a symbolic link resolved
 	t.Logf("cleanup: %s still mounted after the daemon exited; unmounting", dir)
+	// A forced unmount aborts the FUSE connection first (even when the
+	// unmount itself fails busy), so that nothing waits for ever on a
+	// connection whose descriptor something still holds, unserved.
+	syscall.Unmount(dir, syscall.MNT_FORCE)
 	if p, ok := lookTool("umount"); ok {
 		if r := run(cmdTimeout, nil, p, "-l", dir); r.Code == 0 {
 			return

@@ -6,6 +6,11 @@
 //
 // The package has no code outside its tests; nothing may import it.
 //
+// The takeover_gofuse tests check cowvol's patch of go-fuse
+// (third_party/go-fuse/PATCHES.md) without the daemon: the test process
+// mounts a FUSE connection itself, as a supervisor would, and runs itself
+// again as the servers (runMain dispatches on COWVOL_TEST_TAKEOVER_ROLE).
+//
 // # Prerequisites
 //
 // Root, /dev/fuse, loop devices (/dev/loop-control), the tools losetup,

@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if role := os.Getenv(takeoverRoleEnv); role != "" {
+		return runTakeoverRole(role) // a child of the go-fuse takeover tests
+	}
 	if bin := os.Getenv("COWVOL_BIN"); bin != "" {
 		cowvolBin = bin
 		return m.Run()

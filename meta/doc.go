@@ -7,6 +7,7 @@
 //	l/<vol-id>/<blk:8>              Extent: the live map, newest version of each block
 //	c/<vol-id>/<gen:8>/<blk:8>      Extent: change set, versions born in generation gen
 //	t/<client-token>                volume ID created with that idempotency token
+//	n/<vol-id>                      slots end (8 bytes): every slot the volume's l/ and c/ records name is below it
 //	s/<snap-id>                     SnapshotRecord (JSON)
 //	x/id                            the store's identity (16 random bytes)
 //	x/seq                           the newest sync sequence (8 bytes)

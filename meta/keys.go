@@ -11,6 +11,7 @@ const (
 	prefixLive        = "l/"
 	prefixChange      = "c/"
 	prefixClientToken = "t/"
+	prefixSlotsEnd    = "n/"
 )
 
 // VolumeKey is the key of a volume's record.
@@ -66,3 +67,7 @@ func ParseChangeKey(volID string, key []byte) (gen, blk uint64, err error) {
 
 // ClientTokenKey is the key recording which volume a CreateVolume ClientToken made.
 func ClientTokenKey(token string) []byte { return []byte(prefixClientToken + token) }
+
+// SlotsEndKey is the key of volume volID's slots end: every slot its
+// durable live map and change sets refer to is below it.
+func SlotsEndKey(volID string) []byte { return []byte(prefixSlotsEnd + volID) }

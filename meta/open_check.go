@@ -35,7 +35,8 @@ import (
 //   - a MANIFEST that is missing while other files are there, or does not
 //     replay to its end;
 //   - tables that fail to open or fail their checksums (every block is
-//     read and verified);
+//     read and verified, but of tables this boot's checks verified
+//     already: verified_tables.go);
 //   - tables no MANIFEST record ever named that hold records newer than
 //     the store would have without them (a MANIFEST that lost records);
 //   - logs with records past the point where Badger's replay would stop;
@@ -48,6 +49,12 @@ type storeCheck struct {
 
 	findings []string
 	files    int // Badger files present
+	// known are the tables this boot's checks verified before
+	// (verified_tables.go); stamps, those that opened now, verified now
+	// or before. verified and remembered count them.
+	known                map[uint64]tableStamp
+	stamps               map[uint64]tableStamp
+	verified, remembered int
 
 	tables       map[uint64]*table.Table // every table that opened, by ID
 	broken       map[uint64]bool         // tables that did not
@@ -73,6 +80,7 @@ func checkStore(dir string, bo badger.Options, w *witnessState, werr error, boot
 	c := &storeCheck{dir: dir, compression: bo.Compression, witness: w, witnessErr: werr, witnessPath: witnessPath(dir),
 		tables: map[uint64]*table.Table{}, broken: map[uint64]bool{}, referenced: map[uint64]bool{}, mentioned: map[uint64]bool{}}
 	c.strict = w != nil && boot != "" && w.boot == boot
+	c.known, c.stamps = readVerified(verifiedPath(dir), boot), map[uint64]tableStamp{}
 	defer c.closeTables()
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -188,14 +196,15 @@ func manifestTableIDs(r io.Reader, ids map[uint64]bool) error {
 	}
 }
 
-// openTable opens and verifies a table file, turning Badger's panics on a
+// openTable opens a table file and verifies it, unless this boot's check
+// verified it already (verified_tables.go), turning Badger's panics on a
 // damaged one into a finding.
 func (c *storeCheck) openTable(name string) {
 	id, ok := table.ParseFileID(name)
 	if !ok {
 		return
 	}
-	t, err := openVerifiedTable(filepath.Join(c.dir, name), c.compression)
+	t, stamp, fresh, err := openCheckedTable(filepath.Join(c.dir, name), c.compression, c.known[id])
 	if err != nil {
 		c.broken[id] = true
 		// A table the MANIFEST deleted may be a leftover half-written.
@@ -204,13 +213,24 @@ func (c *storeCheck) openTable(name string) {
 		}
 		return
 	}
+	if fresh {
+		c.verified++
+	} else {
+		c.remembered++
+	}
 	c.tables[id] = t
+	c.stamps[id] = stamp
 }
 
-func openVerifiedTable(path string, compression options.CompressionType) (t *table.Table, err error) {
+// openCheckedTable opens the table at path and reads and verifies every
+// block of it, unless the file is still the one stamped known (zero: none)
+// by this boot's check; its index is verified either way. fresh: it was
+// read and verified now. stamp is the file's, taken from the descriptor
+// that was verified, so a file replaced meanwhile is not taken for it.
+func openCheckedTable(path string, compression options.CompressionType, known tableStamp) (t *table.Table, stamp tableStamp, fresh bool, err error) {
 	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, err
+		return nil, stamp, false, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -218,15 +238,23 @@ func openVerifiedTable(path string, compression options.CompressionType) (t *tab
 			t, err = nil, fmt.Errorf("does not open: %s", strings.Join(strings.Fields(fmt.Sprint(r)), " "))
 		}
 	}()
+	if stamp, err = stampOf(int(mf.Fd.Fd())); err != nil {
+		mf.Close(-1)
+		return nil, stamp, false, err
+	}
+	mode := options.NoVerification
+	if fresh = known == (tableStamp{}) || stamp != known; fresh {
+		mode = options.OnTableRead
+	}
 	t, err = table.OpenTable(mf, table.Options{
-		ChkMode:     options.OnTableRead,
+		ChkMode:     mode,
 		Compression: compression,
 		BlockSize:   4 << 10,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fails its checks: %w", err)
+		return nil, stamp, fresh, fmt.Errorf("fails its checks: %w", err)
 	}
-	return t, nil
+	return t, stamp, fresh, nil
 }
 
 func (c *storeCheck) closeTables() {

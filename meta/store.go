@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -28,6 +30,7 @@ type Store struct {
 	dir     string
 	witness *witness      // nil in memory
 	damage  *DamageError  // what Open found and was told to accept
+	id      []byte        // the store's identity (x/id); nil in memory
 	syncs   atomic.Uint64 // successful Syncs
 
 	// syncMu serialises Syncs and guards the fields that follow.
@@ -84,7 +87,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	boot := opts.bootID
 	if boot == "" {
-		boot = currentBootID()
+		boot = BootID()
 	}
 	wpath := witnessPath(opts.Dir)
 	var wst *witnessState
@@ -92,8 +95,16 @@ func Open(opts Options) (*Store, error) {
 	if werr == nil {
 		wst = &w
 	}
+	checkStart := time.Now()
 	c := checkStore(opts.Dir, bo, wst, werr, boot)
+	checked := time.Since(checkStart)
 	damaged := len(c.findings) > 0
+	if !damaged {
+		// A cache: without it the next start verifies every table.
+		if err := writeVerified(verifiedPath(opts.Dir), boot, c.stamps); err != nil {
+			log.Warn("the next start will verify every table again", "err", err)
+		}
+	}
 	if damaged {
 		derr := &DamageError{Dir: opts.Dir, Findings: c.findings}
 		if !opts.AcceptDamage {
@@ -107,11 +118,15 @@ func Open(opts Options) (*Store, error) {
 		}
 		log.Warn("opening a damaged metadata store as asked; records may be missing", "err", derr.Error(), "kept", derr.Kept)
 	}
+	openStart := time.Now()
 	db, err := openBadger(bo)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}}
+	// How long a start spends here is part of a takeover's stall.
+	log.Info("metadata store opened", "check", checked.Round(time.Millisecond), "badger_open", time.Since(openStart).Round(time.Millisecond),
+		"tables", len(c.tables), "tables_verified", c.verified, "tables_verified_before", c.remembered)
+	s := &Store{db: db, log: log, dir: opts.Dir, seq: c.seq, syncedLogs: map[string]bool{}, id: c.id}
 	if damaged {
 		s.damage = &DamageError{Dir: opts.Dir, Findings: c.findings, Kept: opts.DamagedCopy}
 	}
@@ -127,6 +142,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ID is the store's identity: 16 random bytes given when it was created,
+// nil for a store in memory.
+func (s *Store) ID() []byte { return s.id }
 
 // AcceptedDamage is what the open check found wrong with the store when
 // Options.AcceptDamage let it open anyway; nil when it found nothing.
@@ -160,6 +179,7 @@ func (s *Store) initIdentity(id []byte, wpath, boot string) error {
 	if err != nil {
 		return fmt.Errorf("meta: record the store identity: %w", err)
 	}
+	s.id = st.id[:]
 	return s.startWitness(wpath, boot)
 }
 
@@ -403,7 +423,11 @@ func (s *Store) PutVolume(r VolumeRecord) error {
 
 // LiveExtents calls fn for every entry of volume volID's live map, in block order.
 func (s *Store) LiveExtents(volID string, fn func(blk uint64, e Extent) error) error {
-	return s.scan(LivePrefix(volID), func(key, val []byte) error {
+	return s.scan(LivePrefix(volID), liveFn(volID, fn))
+}
+
+func liveFn(volID string, fn func(blk uint64, e Extent) error) func(key, val []byte) error {
+	return func(key, val []byte) error {
 		blk, err := ParseLiveKey(volID, key)
 		if err != nil {
 			return err
@@ -413,7 +437,27 @@ func (s *Store) LiveExtents(volID string, fn func(blk uint64, e Extent) error) e
 			return fmt.Errorf("block %d: %w", blk, err)
 		}
 		return fn(blk, e)
-	})
+	}
+}
+
+// liveRangeTxn calls fn for every entry of volume volID's live map from
+// block first to block last (inclusive) that txn sees, in block order: one
+// page of the engine's map, read when it is first needed.
+func liveRangeTxn(txn *badger.Txn, volID string, first, last uint64, fn func(blk uint64, e Extent) error) error {
+	end := LiveKey(volID, last)
+	each := liveFn(volID, fn)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: LivePrefix(volID), PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Seek(LiveKey(volID, first)); it.Valid(); it.Next() {
+		item := it.Item()
+		if bytes.Compare(item.Key(), end) > 0 {
+			return nil
+		}
+		if err := item.Value(func(v []byte) error { return each(item.Key(), v) }); err != nil {
+			return fmt.Errorf("meta: live map of %s, blocks %d to %d: %w", volID, first, last, err)
+		}
+	}
+	return nil
 }
 
 // HasNoExtents reports whether volume volID has no live-map and no
@@ -440,7 +484,11 @@ func (s *Store) HasNoExtents(volID string) (bool, error) {
 // ChangeExtents calls fn for every entry of volume volID's change sets, in
 // (generation, block) order.
 func (s *Store) ChangeExtents(volID string, fn func(gen, blk uint64, e Extent) error) error {
-	return s.scan(ChangePrefix(volID), func(key, val []byte) error {
+	return s.scan(ChangePrefix(volID), changeFn(volID, fn))
+}
+
+func changeFn(volID string, fn func(gen, blk uint64, e Extent) error) func(key, val []byte) error {
+	return func(key, val []byte) error {
 		gen, blk, err := ParseChangeKey(volID, key)
 		if err != nil {
 			return err
@@ -450,23 +498,22 @@ func (s *Store) ChangeExtents(volID string, fn func(gen, blk uint64, e Extent) e
 			return fmt.Errorf("gen %d block %d: %w", gen, blk, err)
 		}
 		return fn(gen, blk, e)
-	})
+	}
 }
 
 func (s *Store) scan(prefix []byte, fn func(key, val []byte) error) error {
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
-				return err
-			}
+	return s.db.View(func(txn *badger.Txn) error { return scanTxn(txn, prefix, fn) })
+}
+
+// scanTxn calls fn for every record under prefix that txn sees, in key order.
+func scanTxn(txn *badger.Txn, prefix []byte, fn func(key, val []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return fmt.Errorf("meta: scan %q: %w", prefix, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("meta: scan %q: %w", prefix, err)
 	}
 	return nil
 }
@@ -492,6 +539,7 @@ func (s *Store) DeleteVolume(r VolumeRecord) error {
 	if r.ClientToken != "" {
 		keys = append(keys, ClientTokenKey(r.ClientToken))
 	}
+	keys = append(keys, SlotsEndKey(r.ID))
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, k := range keys {

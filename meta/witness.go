@@ -111,8 +111,10 @@ func readWitness(path string) (witnessState, error) {
 	return best, nil
 }
 
-// currentBootID is the kernel's boot ID, or "" where there is none.
-func currentBootID() string {
+// BootID is the kernel's boot ID, or "" where there is none: what a
+// process writes to the page cache or to tmpfs outlives it until the next
+// boot, and no longer.
+func BootID() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""

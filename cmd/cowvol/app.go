@@ -28,7 +28,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:                     "EBS-style block volumes with instant snapshots, over FUSE",
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
-		HideVersion:               true,
+		Version:                   version(),
 		DisableSliceFlagSeparator: true, // --tag k=a,b and --filter n=a,b keep their commas
 		Flags: []cli.Flag{
 			&cli.StringFlag{
@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			daemonCommand(),
+			serveCommand(),
 			createVolumeCommand(),
 			describeVolumesCommand(),
 			describeVolumeStatusCommand(),

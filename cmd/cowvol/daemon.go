@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,8 +23,6 @@ import (
 	"github.com/cowvol/cowvol/control"
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/cow/snapstore"
-	"github.com/cowvol/cowvol/fusefs"
-	"github.com/cowvol/cowvol/kms"
 )
 
 // Daemon defaults: the embedded configuration `make run` uses.
@@ -29,7 +30,10 @@ const (
 	defaultDataDir = "/var/lib/cowvol"
 	defaultMount   = "/mnt/cowvol"
 	defaultKeyring = "/etc/cowvol/keyring"
-	defaultRegion  = "us-east-1"
+	// defaultStateRoot is where state directories go: tmpfs, so what a
+	// server hands its successor costs no disk I/O and goes with a reboot.
+	defaultStateRoot = "/run/cowvol"
+	defaultRegion    = "us-east-1"
 	// defaultAccountID is the ownerId a daemon reports unless told otherwise.
 	defaultAccountID = "000000000000"
 	// defaultMemoryLimit is the Go runtime's soft memory limit: the
@@ -59,108 +63,73 @@ func applyMemoryLimit(s string) error {
 	return nil
 }
 
+// daemonFlags are the flags of `daemon` and of the server it runs.
+func daemonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir, EnvVars: []string{"COWVOL_DATA_DIR"},
+			Usage: "metadata and block data; never on one of cowvol's own volumes"},
+		&cli.StringFlag{Name: "mount", Value: defaultMount, EnvVars: []string{"COWVOL_MOUNT"},
+			Usage: "where the volume files appear"},
+		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"COWVOL_STATE_DIR"},
+			Usage: "what a server hands its successor (the FUSE session, open files, writes not yet synced); on tmpfs (default " + defaultStateRoot + "/state-<hash of the data dir>)"},
+		&cli.StringFlag{Name: "snapshot-store", EnvVars: []string{"COWVOL_SNAPSHOT_STORE"},
+			Usage: "regional snapshot storage URL (default file://<data-dir>/snapshots)"},
+		&cli.StringFlag{Name: "outpost-arn", EnvVars: []string{"COWVOL_OUTPOST_ARN"},
+			Usage: "make this host an Outpost: CreateSnapshot with this ARN stores locally"},
+		&cli.StringFlag{Name: "local-snapshot-store", EnvVars: []string{"COWVOL_LOCAL_SNAPSHOT_STORE"},
+			Usage: "the Outpost's local snapshot storage URL (with --outpost-arn)"},
+		&cli.DurationFlag{Name: "sync-interval", Value: cow.DefaultSyncInterval, EnvVars: []string{"COWVOL_SYNC_INTERVAL"},
+			Usage: "how long an un-fsynced write may stay volatile"},
+		&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
+			Usage: "12-digit owner ID reported in responses"},
+		&cli.StringSliceFlag{Name: "allow-uid", EnvVars: []string{"COWVOL_ALLOW_UID"},
+			Usage: "users (number or name) who may use the socket, besides root and the daemon's user"},
+		&cli.StringSliceFlag{Name: "allow-gid", EnvVars: []string{"COWVOL_ALLOW_GID"},
+			Usage: "groups (number or name) whose members may use the socket"},
+		&cli.StringSliceFlag{Name: "read-only-gid", EnvVars: []string{"COWVOL_READ_ONLY_GID"},
+			Usage: "groups whose members may call Describe* only"},
+		&cli.StringFlag{Name: "volume-group", EnvVars: []string{"COWVOL_VOLUME_GROUP"},
+			Usage: "group (number or name) whose members may read and write volume files and read snapshot files; default: only root and the daemon's user"},
+		&cli.StringFlag{Name: "listen", EnvVars: []string{"COWVOL_LISTEN"},
+			Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
+		&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
+			Usage: "access keys that may sign requests to --listen (AWS credentials file format)"},
+		&cli.StringFlag{Name: "keyring", Value: defaultKeyring, EnvVars: []string{"COWVOL_KEYRING"},
+			Usage: "the KMS keys (a private directory, kept apart from the data dir)"},
+		&cli.StringFlag{Name: "region", Value: defaultRegion, EnvVars: []string{"COWVOL_REGION"},
+			Usage: "the region in KMS key ARNs"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
+			Usage: "debug, info, warn or error"},
+		&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
+			Usage: "how long a snapshot retries a failing store before it ends in state error"},
+		&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
+			Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
+		&cli.StringFlag{Name: "memory-limit", Value: defaultMemoryLimit, EnvVars: []string{"COWVOL_MEMORY_LIMIT"},
+			Usage: "soft limit on the daemon's Go memory (e.g. 192MiB; off: none); GOMEMLIMIT, when set, wins"},
+		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
+			Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
+		&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
+			Usage: "log every FUSE request"},
+		// No environment variable: this is for one start, never a
+		// standing setting.
+		&cli.BoolFlag{Name: "accept-metadata-loss",
+			Usage: "start even though the metadata store is damaged or does not explain the data files, keeping what cannot be placed in <data-dir>/lost+found (for one start)"},
+	}
+}
+
 func daemonCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "daemon",
-		Usage: "serve volumes: FUSE files under --mount, the EC2 API on --socket",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir, EnvVars: []string{"COWVOL_DATA_DIR"},
-				Usage: "metadata and block data; never on one of cowvol's own volumes"},
-			&cli.StringFlag{Name: "mount", Value: defaultMount, EnvVars: []string{"COWVOL_MOUNT"},
-				Usage: "where the volume files appear"},
-			&cli.StringFlag{Name: "snapshot-store", EnvVars: []string{"COWVOL_SNAPSHOT_STORE"},
-				Usage: "regional snapshot storage URL (default file://<data-dir>/snapshots)"},
-			&cli.StringFlag{Name: "outpost-arn", EnvVars: []string{"COWVOL_OUTPOST_ARN"},
-				Usage: "make this host an Outpost: CreateSnapshot with this ARN stores locally"},
-			&cli.StringFlag{Name: "local-snapshot-store", EnvVars: []string{"COWVOL_LOCAL_SNAPSHOT_STORE"},
-				Usage: "the Outpost's local snapshot storage URL (with --outpost-arn)"},
-			&cli.DurationFlag{Name: "sync-interval", Value: cow.DefaultSyncInterval, EnvVars: []string{"COWVOL_SYNC_INTERVAL"},
-				Usage: "how long an un-fsynced write may stay volatile"},
-			&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
-				Usage: "12-digit owner ID reported in responses"},
-			&cli.StringSliceFlag{Name: "allow-uid", EnvVars: []string{"COWVOL_ALLOW_UID"},
-				Usage: "users (number or name) who may use the socket, besides root and the daemon's user"},
-			&cli.StringSliceFlag{Name: "allow-gid", EnvVars: []string{"COWVOL_ALLOW_GID"},
-				Usage: "groups (number or name) whose members may use the socket"},
-			&cli.StringSliceFlag{Name: "read-only-gid", EnvVars: []string{"COWVOL_READ_ONLY_GID"},
-				Usage: "groups whose members may call Describe* only"},
-			&cli.StringFlag{Name: "volume-group", EnvVars: []string{"COWVOL_VOLUME_GROUP"},
-				Usage: "group (number or name) whose members may read and write volume files and read snapshot files; default: only root and the daemon's user"},
-			&cli.StringFlag{Name: "listen", EnvVars: []string{"COWVOL_LISTEN"},
-				Usage: "also serve the API on this TCP address (e.g. 127.0.0.1:8773), SigV4-signed requests only"},
-			&cli.StringFlag{Name: "credentials-file", EnvVars: []string{"COWVOL_CREDENTIALS_FILE"},
-				Usage: "access keys that may sign requests to --listen (AWS credentials file format)"},
-			&cli.StringFlag{Name: "keyring", Value: defaultKeyring, EnvVars: []string{"COWVOL_KEYRING"},
-				Usage: "the KMS keys (a private directory, kept apart from the data dir)"},
-			&cli.StringFlag{Name: "region", Value: defaultRegion, EnvVars: []string{"COWVOL_REGION"},
-				Usage: "the region in KMS key ARNs"},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
-				Usage: "debug, info, warn or error"},
-			&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
-				Usage: "how long a snapshot retries a failing store before it ends in state error"},
-			&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
-				Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
-			&cli.StringFlag{Name: "memory-limit", Value: defaultMemoryLimit, EnvVars: []string{"COWVOL_MEMORY_LIMIT"},
-				Usage: "soft limit on the daemon's Go memory (e.g. 192MiB; off: none); GOMEMLIMIT, when set, wins"},
-			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
-				Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
-			&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
-				Usage: "log every FUSE request"},
-			// No environment variable: this is for one start, never a
-			// standing setting.
-			&cli.BoolFlag{Name: "accept-metadata-loss",
-				Usage: "start even though the metadata store is damaged or does not explain the data files, keeping what cannot be placed in <data-dir>/lost+found (for one start)"},
-		},
+		Name: "daemon",
+		Usage: "serve volumes: FUSE files under --mount, the EC2 API on --socket; a supervisor that holds the mount " +
+			"and restarts the server it runs, so that a crash or an upgrade (SIGHUP) never breaks a mounted file system",
+		Flags: daemonFlags(),
 		Action: func(c *cli.Context) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-				return cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
-			}
-			if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
-				return cli.Exit(err.Error(), 252)
-			}
-			if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
-				return cli.Exit(err.Error(), 252)
-			}
-			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
+			cfg, err := configFromFlags(c)
 			if err != nil {
-				return cli.Exit(err.Error(), 252)
+				return err
 			}
-			volumeGroup, err := volumeGroupFromFlag(c.String("volume-group"))
-			if err != nil {
-				return cli.Exit(err.Error(), 252)
-			}
-			if !validAccountID(c.String("account-id")) {
-				return cli.Exit(fmt.Sprintf("--account-id %q: want 12 digits", c.String("account-id")), 252)
-			}
-			if (c.String("listen") == "") != (c.String("credentials-file") == "") {
-				return cli.Exit("--listen and --credentials-file go together", 252)
-			}
-			cfg := daemonConfig{
-				dataDir:       c.String("data-dir"),
-				mount:         c.String("mount"),
-				socket:        c.String("socket"),
-				syncInterval:  c.Duration("sync-interval"),
-				accountID:     c.String("account-id"),
-				snapshotStore: c.String("snapshot-store"),
-				localStore:    c.String("local-snapshot-store"),
-				outpostArn:    c.String("outpost-arn"),
-				debugFUSE:     c.Bool("debug-fuse"),
-				policy:        policy,
-				volumeGroup:   volumeGroup,
-				pprof:         c.Bool("pprof"),
-				keyring:       c.String("keyring"),
-				region:        c.String("region"),
-				listen:        c.String("listen"),
-				credentials:   c.String("credentials-file"),
-				log:           log,
-				flushDeadline: c.Duration("flush-deadline"),
-				gcGrace:       c.Duration("gc-grace"),
-				acceptLoss:    c.Bool("accept-metadata-loss"),
-			}
-			if err := runDaemon(c.Context, cfg); err != nil {
-				log.Error("daemon failed", "err", err)
+			if err := runSupervisor(c, cfg); err != nil {
+				cfg.log.Error("daemon failed", "err", err)
 				return cli.Exit("", 1)
 			}
 			return nil
@@ -168,8 +137,132 @@ func daemonCommand() *cli.Command {
 	}
 }
 
+// serveCommand is the server the daemon runs: it serves the FUSE
+// connection and the control socket the daemon hands it.
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "(internal) the server `cowvol daemon` runs",
+		Hidden: true,
+		Flags:  daemonFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := configFromFlags(c)
+			if err != nil {
+				return err
+			}
+			if err := runServer(c.Context, cfg); err != nil {
+				cfg.log.Error("server failed", "err", err)
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}
+
+// configFromFlags checks the daemon's flags and makes its configuration,
+// paths resolved.
+func configFromFlags(c *cli.Context) (daemonConfig, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return daemonConfig{}, cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
+	}
+	if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
+	}
+	if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
+	if err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
+	}
+	volumeGroup, err := volumeGroupFromFlag(c.String("volume-group"))
+	if err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
+	}
+	if !validAccountID(c.String("account-id")) {
+		return daemonConfig{}, cli.Exit(fmt.Sprintf("--account-id %q: want 12 digits", c.String("account-id")), 252)
+	}
+	if (c.String("listen") == "") != (c.String("credentials-file") == "") {
+		return daemonConfig{}, cli.Exit("--listen and --credentials-file go together", 252)
+	}
+	if (c.String("outpost-arn") == "") != (c.String("local-snapshot-store") == "") {
+		return daemonConfig{}, cli.Exit("--outpost-arn and --local-snapshot-store go together", 252)
+	}
+	cfg := daemonConfig{
+		dataDir:       c.String("data-dir"),
+		mount:         c.String("mount"),
+		stateDir:      c.String("state-dir"),
+		socket:        c.String("socket"),
+		syncInterval:  c.Duration("sync-interval"),
+		accountID:     c.String("account-id"),
+		snapshotStore: c.String("snapshot-store"),
+		localStore:    c.String("local-snapshot-store"),
+		outpostArn:    c.String("outpost-arn"),
+		debugFUSE:     c.Bool("debug-fuse"),
+		policy:        policy,
+		volumeGroup:   volumeGroup,
+		pprof:         c.Bool("pprof"),
+		keyring:       c.String("keyring"),
+		region:        c.String("region"),
+		listen:        c.String("listen"),
+		credentials:   c.String("credentials-file"),
+		log:           log,
+		flushDeadline: c.Duration("flush-deadline"),
+		gcGrace:       c.Duration("gc-grace"),
+		acceptLoss:    c.Bool("accept-metadata-loss"),
+	}
+	if _, upgraded := os.LookupEnv(envSupervisorFiles); c.Command.Name == "serve" || upgraded {
+		// The supervisor resolved them, and mounted: the server must
+		// not look at the mount point before it serves (a request to an
+		// unserved connection waits for ever).
+		return cfg, nil
+	}
+	if err := cfg.resolvePaths(systemdKeepsTheMount()); err != nil {
+		log.Error("daemon failed", "err", err)
+		return daemonConfig{}, cli.Exit("", 1)
+	}
+	return cfg, nil
+}
+
+// resolvePaths resolves the mount and the data dir (symbolic links too, so
+// that a stale mount is recognised in /proc/self/mountinfo and a data dir
+// reached through a link into the mount is refused) and picks the state
+// directory. mounted: the mount is up and nobody serves it yet (systemd
+// kept it): the path is not looked at, only made absolute (a request to
+// an unserved connection waits for ever).
+func (cfg *daemonConfig) resolvePaths(mounted bool) error {
+	resolveMount := resolvePath
+	if mounted {
+		resolveMount = filepath.Abs
+	}
+	mount, err := resolveMount(cfg.mount)
+	if err != nil {
+		return fmt.Errorf("--mount %s: %w", cfg.mount, err)
+	}
+	dataDir, err := resolvePath(cfg.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
+	}
+	if isWithin(dataDir, mount) {
+		return fmt.Errorf("--data-dir %s lies inside --mount %s: the volume files would hide it; put the data dir elsewhere",
+			describePath(cfg.dataDir, dataDir), describePath(cfg.mount, mount))
+	}
+	cfg.mount, cfg.dataDir = mount, dataDir
+	if cfg.stateDir == "" {
+		sum := sha256.Sum256([]byte(dataDir))
+		cfg.stateDir = filepath.Join(defaultStateRoot, "state-"+hex.EncodeToString(sum[:6]))
+	}
+	if cfg.stateDir, err = filepath.Abs(cfg.stateDir); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	return nil
+}
+
 type daemonConfig struct {
 	dataDir, mount, socket string
+	stateDir               string
 	syncInterval           time.Duration
 	accountID              string
 	snapshotStore          string
@@ -185,125 +278,14 @@ type daemonConfig struct {
 	acceptLoss             bool
 }
 
-// runDaemon serves until SIGTERM or SIGINT, then shuts down in order: stop
-// taking control requests, sync every volume, unmount, close the engine.
-func runDaemon(ctx context.Context, cfg daemonConfig) error {
-	log := cfg.log
-	// Symbolic links resolved, so that a stale mount is recognised in
-	// /proc/self/mountinfo and a data dir reached through a link into the
-	// mount is refused.
-	mount, err := resolvePath(cfg.mount)
-	if err != nil {
-		return fmt.Errorf("--mount %s: %w", cfg.mount, err)
+// systemdKeepsTheMount reports whether systemd started this daemon with the
+// FUSE connection from its file-descriptor store (LISTEN_FDNAMES names it):
+// the mount is up and unserved until this daemon's server serves it.
+func systemdKeepsTheMount() bool {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return false
 	}
-	dataDir, err := resolvePath(cfg.dataDir)
-	if err != nil {
-		return fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
-	}
-	if isWithin(dataDir, mount) {
-		return fmt.Errorf("--data-dir %s lies inside --mount %s: the volume files would hide it; put the data dir elsewhere",
-			describePath(cfg.dataDir, dataDir), describePath(cfg.mount, mount))
-	}
-	if (cfg.outpostArn == "") != (cfg.localStore == "") {
-		return errors.New("--outpost-arn and --local-snapshot-store go together")
-	}
-	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof}
-	keys, err := kms.OpenLocal(cfg.keyring, cfg.region, cfg.accountID)
-	if err != nil {
-		return err
-	}
-	ctlOpts.Keys = keys
-	if isWithin(keys.Dir(), dataDir) {
-		log.Warn("the keyring is inside the data dir: a lost or shared disk gives away keys and data together", "keyring", keys.Dir())
-	}
-	if cfg.credentials != "" {
-		if ctlOpts.AccessKeys, err = control.LoadCredentials(cfg.credentials); err != nil {
-			return err
-		}
-	}
-	ctlOpts.Region = cfg.region
-	opts := cow.Options{DataDir: dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
-		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys,
-		AcceptMetadataLoss: cfg.acceptLoss}
-	if cfg.snapshotStore != "" {
-		if opts.SnapshotStore, err = openStore(ctx, cfg.snapshotStore, log); err != nil {
-			return err
-		}
-	}
-	if cfg.localStore != "" {
-		if opts.LocalSnapshotStore, err = openStore(ctx, cfg.localStore, log); err != nil {
-			return err
-		}
-	}
-	eng, err := cow.Open(opts)
-	if errors.Is(err, cow.ErrMetadataDamaged) {
-		return fmt.Errorf("%w. Nothing was changed. Restore the damaged files if you can (from a copy of the data dir), "+
-			"or start once with --accept-metadata-loss to go on with what the metadata store has: what it cannot place is kept in %s",
-			err, filepath.Join(dataDir, "lost+found"))
-	}
-	if err != nil {
-		return err
-	}
-	keys.OnChange(eng.KeysChanged)
-	defer func() {
-		if err := eng.Close(); err != nil {
-			log.Error("closing engine", "err", err)
-		}
-	}()
-	if err := prepareMountpoint(mount, log); err != nil {
-		return err
-	}
-	fsrv, err := fusefs.Mount(mount, eng, fusefs.Options{Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
-	if err != nil {
-		return err
-	}
-	// The socket comes last: a client that reaches it finds the mount up.
-	listeners, err := listen(cfg)
-	if err != nil {
-		unmountOrReport(fsrv, eng, nil, log)
-		return err
-	}
-	ctl := control.NewServer(eng, ctlOpts)
-	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan error, len(listeners))
-	for _, ln := range listeners {
-		go func() { served <- ctl.Serve(serveCtx, ln) }()
-	}
-	log.Info("cowvol daemon ready", "data_dir", dataDir, "mount", mount, "socket", cfg.socket,
-		"listen", cfg.listen, "access", cfg.policy.String(), "pid", os.Getpid())
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	var serveErr error
-	select {
-	case s := <-sigs:
-		log.Info("shutting down", "signal", s.String())
-	case serveErr = <-served:
-		log.Error("control server stopped", "err", serveErr)
-	}
-	stopServe()
-	running := len(listeners)
-	if serveErr != nil {
-		running-- // that one has returned already
-	}
-	for ; running > 0; running-- {
-		if err := <-served; err != nil {
-			log.Warn("control server shutdown", "err", err)
-		}
-	}
-	log.Info("control socket closed; stopping flushes and hydration (they resume at the next start)")
-	eng.StopBackground()
-	log.Info("syncing volumes")
-	if err := eng.SyncAll(); err != nil {
-		log.Error("sync before shutdown failed", "err", err)
-	}
-	log.Info("unmounting", "mount", mount)
-	if err := unmountOrReport(fsrv, eng, sigs, log); err != nil {
-		return err
-	}
-	log.Info("unmounted; closing the metadata store")
-	return serveErr
+	return slices.Contains(strings.Split(os.Getenv("LISTEN_FDNAMES"), ":"), fdDevice)
 }
 
 // openStore opens the snapshot store url names. A store that opens with
@@ -352,37 +334,6 @@ func listen(cfg daemonConfig) ([]net.Listener, error) {
 			"listen", tcp.Addr().String())
 	}
 	return []net.Listener{ln, tcp}, nil
-}
-
-// unmountOrReport unmounts the FUSE tree. While volume files are open (for
-// example attached to loop devices) the mount is busy: it says which volumes
-// hold it and retries until they are released, or until a second signal,
-// after which it gives up loudly.
-func unmountOrReport(fsrv *fusefs.Server, eng *cow.Engine, sigs <-chan os.Signal, log *slog.Logger) error {
-	for {
-		err := fsrv.Unmount()
-		if err == nil {
-			return nil
-		}
-		var open []string
-		for _, v := range mustVolumes(eng) {
-			if v.OpenCount > 0 {
-				open = append(open, v.ID)
-			}
-		}
-		log.Error("mount is busy; detach the loop devices or close the files of these volumes, retrying",
-			"open_volumes", strings.Join(open, ","), "err", err)
-		select {
-		case s := <-sigs:
-			return fmt.Errorf("second %s while the mount is busy: exiting with the mount left in place (unmount it with `umount -l`): %w", s, err)
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
-
-func mustVolumes(eng *cow.Engine) []cow.VolumeInfo {
-	vols, _ := eng.DescribeVolumes(context.Background())
-	return vols
 }
 
 // prepareMountpoint creates the mount directory and clears a mount that a

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cowvol/cowvol/control"
+	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/fusefs"
+	"github.com/cowvol/cowvol/kms"
+)
+
+// The server is the process that serves: it opens the engine on the data
+// dir and serves the FUSE connection and the control socket that its
+// supervisor (`cowvol daemon`) holds and hands it. It stops in one of two
+// ways:
+//
+//   - SIGTERM or SIGINT (the daemon is stopping): stop taking control
+//     requests, sync every volume, unmount, close the engine;
+//   - SIGUSR1 (a handover, for an upgrade): stop taking control requests
+//     and FUSE requests at a request boundary (the kernel keeps the rest
+//     for the successor), sync every volume, close the engine; the mount
+//     stays.
+//
+// Killed, it leaves what its successor needs: the kernel keeps the
+// requests it read and did not answer, the state directory the session and
+// open files, the map journals the writes it acknowledged.
+
+// serveMode says whether the server is the connection's first.
+const (
+	modeFresh    = "fresh"
+	modeTakeover = "takeover"
+)
+
+// runServer serves until told to stop or hand over.
+func runServer(ctx context.Context, cfg daemonConfig) error {
+	log := cfg.log.With("pid", os.Getpid())
+	fds, err := inherited(envServeFiles)
+	if err != nil {
+		return err
+	}
+	if fds[fdDevice] == nil || fds[fdLock] == nil || fds[fdSocket] == nil {
+		return errors.New("cowvol serve is run by cowvol daemon, which hands it the FUSE connection, the data dir's lock and the control socket")
+	}
+	mode := os.Getenv(envServeMode)
+	os.Unsetenv(envServeMode)
+	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], log)
+	if err != nil {
+		return err
+	}
+	fsrv, err := fusefs.Serve(eng, fusefs.Config{Device: fds[fdDevice], Mountpoint: cfg.mount, StateDir: cfg.stateDir,
+		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	listeners, err := fileListeners(fds)
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	ctl := control.NewServer(eng, ctlOpts)
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		go func() { served <- ctl.Serve(serveCtx, ln) }()
+	}
+	writeServerPID(cfg.stateDir, log)
+	log.Info("cowvol server ready", "mode", mode, "data_dir", cfg.dataDir, "mount", cfg.mount, "socket", cfg.socket,
+		"listen", cfg.listen, "access", cfg.policy.String())
+	if ready := fds[fdReady]; ready != nil {
+		fmt.Fprintln(ready, "ready")
+		ready.Close()
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	var (
+		serveErr error
+		handover bool
+	)
+	select {
+	case s := <-sigs:
+		handover = s == syscall.SIGUSR1
+		log.Info("stopping", "signal", s.String(), "handover", handover)
+	case serveErr = <-served:
+		log.Error("control server stopped", "err", serveErr)
+	case <-fsrv.Done():
+		stopServe()
+		eng.Close()
+		return errors.New("the FUSE connection was closed (unmounted or aborted by someone else)")
+	}
+	stopServe()
+	waitServed(served, len(listeners), serveErr, log)
+	if handover {
+		return handOver(eng, fsrv, log)
+	}
+	return stop(eng, fsrv, sigs, log)
+}
+
+// openEngine opens the key ring, the snapshot stores and the engine, with
+// the data dir's lock the supervisor took.
+func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, log *slog.Logger) (*cow.Engine, control.Options, error) {
+	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof, Region: cfg.region}
+	keys, err := kms.OpenLocal(cfg.keyring, cfg.region, cfg.accountID)
+	if err != nil {
+		return nil, ctlOpts, err
+	}
+	ctlOpts.Keys = keys
+	if isWithin(keys.Dir(), cfg.dataDir) {
+		log.Warn("the keyring is inside the data dir: a lost or shared disk gives away keys and data together", "keyring", keys.Dir())
+	}
+	if cfg.credentials != "" {
+		if ctlOpts.AccessKeys, err = control.LoadCredentials(cfg.credentials); err != nil {
+			return nil, ctlOpts, err
+		}
+	}
+	opts := cow.Options{DataDir: cfg.dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
+		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys,
+		AcceptMetadataLoss: cfg.acceptLoss, Lock: lock, JournalDir: filepath.Join(cfg.stateDir, "journal")}
+	if cfg.snapshotStore != "" {
+		if opts.SnapshotStore, err = openStore(ctx, cfg.snapshotStore, log); err != nil {
+			return nil, ctlOpts, err
+		}
+	}
+	if cfg.localStore != "" {
+		if opts.LocalSnapshotStore, err = openStore(ctx, cfg.localStore, log); err != nil {
+			return nil, ctlOpts, err
+		}
+	}
+	eng, err := cow.Open(opts)
+	if errors.Is(err, cow.ErrMetadataDamaged) {
+		return nil, ctlOpts, fmt.Errorf("%w. Nothing was changed. Restore the damaged files if you can (from a copy of the data dir), "+
+			"or start once with --accept-metadata-loss to go on with what the metadata store has: what it cannot place is kept in %s",
+			err, filepath.Join(cfg.dataDir, "lost+found"))
+	}
+	if err != nil {
+		return nil, ctlOpts, err
+	}
+	keys.OnChange(eng.KeysChanged)
+	return eng, ctlOpts, nil
+}
+
+// fileListeners makes listeners of the sockets the supervisor handed
+// over. Closing them leaves the supervisor's (and the socket file) alone.
+func fileListeners(fds files) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, name := range []string{fdSocket, fdTCP} {
+		f := fds[name]
+		if f == nil {
+			continue
+		}
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s listener: %w", name, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func waitServed(served <-chan error, running int, serveErr error, log *slog.Logger) {
+	if serveErr != nil {
+		running-- // that one has returned already
+	}
+	for ; running > 0; running-- {
+		if err := <-served; err != nil {
+			log.Warn("control server shutdown", "err", err)
+		}
+	}
+}
+
+// handOver leaves the connection to a successor: FUSE requests stop at a
+// request boundary (those under way answered), every volume is synced,
+// the engine closed.
+func handOver(eng *cow.Engine, fsrv *fusefs.Server, log *slog.Logger) error {
+	start := time.Now()
+	fsrv.Drain()
+	eng.StopBackground()
+	if err := eng.Close(); err != nil {
+		return fmt.Errorf("closing the engine for the handover: %w", err)
+	}
+	log.Info("handed over: every volume synced, the engine closed", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// stop stops for good: every volume synced, the tree unmounted (waiting
+// while volume files are open), the engine closed.
+func stop(eng *cow.Engine, fsrv *fusefs.Server, sigs <-chan os.Signal, log *slog.Logger) error {
+	log.Info("control socket closed; stopping flushes and hydration (they resume at the next start)")
+	eng.StopBackground()
+	log.Info("syncing volumes")
+	if err := eng.SyncAll(); err != nil {
+		log.Error("sync before shutdown failed", "err", err)
+	}
+	log.Info("unmounting")
+	if err := unmountOrReport(fsrv, eng, sigs, log); err != nil {
+		eng.Close()
+		return err
+	}
+	log.Info("unmounted; closing the metadata store")
+	return eng.Close()
+}
+
+// unmountOrReport unmounts the FUSE tree. While volume files are open (for
+// example attached to loop devices) the mount is busy: it says which volumes
+// hold it and retries until they are released, or until a second signal,
+// after which it gives up loudly.
+func unmountOrReport(fsrv *fusefs.Server, eng *cow.Engine, sigs <-chan os.Signal, log *slog.Logger) error {
+	for {
+		err := fsrv.Unmount()
+		if err == nil {
+			return nil
+		}
+		var open []string
+		vols, _ := eng.DescribeVolumes(context.Background())
+		for _, v := range vols {
+			if v.OpenCount > 0 {
+				open = append(open, v.ID)
+			}
+		}
+		log.Error("mount is busy; detach the loop devices or close the files of these volumes, retrying",
+			"open_volumes", strings.Join(open, ","), "err", err)
+		select {
+		case s := <-sigs:
+			return fmt.Errorf("second %s while the mount is busy: exiting with the mount left in place (unmount it with `umount -l`): %w", s, err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// serverPIDFile, in the state directory, names the serving process (for
+// an operator, and for tests that kill the server alone).
+const serverPIDFile = "server.pid"
+
+func writeServerPID(stateDir string, log *slog.Logger) {
+	p := filepath.Join(stateDir, serverPIDFile)
+	if err := os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		log.Warn("recording the server's pid", "path", p, "err", err)
+	}
+}
