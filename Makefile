@@ -51,7 +51,7 @@ test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWV
 RACE_TESTS ?= ^(TestTortureCrashTrials|TestServerCrashUnderLoad|TestGracefulUpgradesUnderLoad|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
 
 test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
-	COWVOL_DAEMON_RACE=1 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
+	COWVOL_DAEMON_RACE=1 COWVOL_TAKEOVER_TRIALS=8 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
 
 TORTURE_TRIALS     ?= 50
 

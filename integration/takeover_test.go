@@ -76,13 +76,24 @@ func (l *fsLoad) run() {
 	}
 }
 
+// loadFiles bounds the files a load keeps (names are reused, oldest
+// first), so that however long it runs it never fills its file system.
+const loadFiles = 256
+
 // createFile writes a new file, fsyncs it and its directory: acknowledged.
+// The name's previous file, if any, goes first.
 func (l *fsLoad) createFile(rng *rand.Rand, i int) error {
 	dir := filepath.Join(l.dir, fmt.Sprintf("d%02d", i%8))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	rel := filepath.Join(filepath.Base(dir), fmt.Sprintf("f%d-%06d", l.seed%1000, i))
+	rel := filepath.Join(filepath.Base(dir), fmt.Sprintf("f%d-%03d", l.seed%1000, i%loadFiles))
+	l.mu.Lock()
+	delete(l.acked, rel)
+	l.mu.Unlock()
+	if err := os.Remove(filepath.Join(l.dir, rel)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	sum, err := writeSynced(filepath.Join(l.dir, rel), l.seed, uint64(i), rng.Int64N(128*kib))
 	if err == nil {
 		err = fsyncPath(dir)
