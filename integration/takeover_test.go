@@ -581,3 +581,69 @@ func TestSupervisorKilledAlone(t *testing.T) {
 		}
 	})
 }
+
+// Signals to the supervisor in any order end well: a stop while the server
+// is starting waits for it, a stop in the middle of an upgrade lets the
+// upgrade finish and then stops, an upgrade asked while the server starts
+// is refused; each daemon ends with exit 0 and nothing mounted. The server
+// is held while it starts by an injection point (COWVOL_TEST_HOLD_SERVER).
+func TestSupervisorSignalsInAnyOrder(t *testing.T) {
+	requirePrereqs(t)
+	cases := []struct {
+		name string
+		send func(t *testing.T, d *daemon, release func())
+	}{
+		{"stop while the server starts", func(t *testing.T, d *daemon, release func()) {
+			d.signal(t, syscall.SIGTERM)
+			release()
+		}},
+		{"upgrade while the server starts (refused), then stop", func(t *testing.T, d *daemon, release func()) {
+			d.signal(t, syscall.SIGHUP)
+			release()
+			d.waitReady(t)
+			d.signal(t, syscall.SIGTERM)
+		}},
+		{"upgrade, and stop in the middle of it", func(t *testing.T, d *daemon, release func()) {
+			release()
+			d.waitReady(t)
+			d.signal(t, syscall.SIGHUP)
+			d.signal(t, syscall.SIGTERM)
+		}},
+		{"two upgrades in a row, then stop", func(t *testing.T, d *daemon, release func()) {
+			release()
+			d.waitReady(t)
+			d.signal(t, syscall.SIGHUP)
+			d.signal(t, syscall.SIGHUP)
+			d.waitReady(t)
+			d.signal(t, syscall.SIGTERM)
+		}},
+	}
+	for _, c := range cases {
+		step(t, c.name, func(t *testing.T) {
+			hold := t.TempDir()
+			d := newDaemon(t, withEnv("COWVOL_TEST_HOLD_SERVER="+hold))
+			d.start(t)
+			waitFor(t, "the server held as it starts", func() bool {
+				_, err := os.Stat(filepath.Join(hold, "held"))
+				return err == nil
+			})
+			c.send(t, d, func() { releaseHeld(t, hold) })
+			err, exited := d.waitExit(stopTimeout)
+			if !exited || err != nil {
+				t.Fatalf("the daemon: exited %v, %v; want exit 0\n%s", exited, exitString(err), d.logTail(30))
+			}
+			if isMountpoint(t, d.MountDir) {
+				t.Fatalf("%s still mounted", d.MountDir)
+			}
+		})
+	}
+}
+
+// releaseHeld lets every server held at the injection point go on, and
+// those started later pass it.
+func releaseHeld(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -45,6 +45,11 @@ const (
 // runServer serves until told to stop or hand over.
 func runServer(ctx context.Context, cfg daemonConfig) error {
 	log := cfg.log.With("pid", os.Getpid())
+	// Caught from the start: a stop or a handover asked while the server
+	// starts is carried out once it serves.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	fds, err := inherited(envServeFiles)
 	if err != nil {
 		return err
@@ -54,6 +59,7 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	}
 	mode := os.Getenv(envServeMode)
 	os.Unsetenv(envServeMode)
+	holdForTests()
 	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], log)
 	if err != nil {
 		return err
@@ -83,9 +89,6 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		ready.Close()
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 	var (
 		serveErr error
 		handover bool
@@ -249,5 +252,25 @@ func writeServerPID(stateDir string, log *slog.Logger) {
 	p := filepath.Join(stateDir, serverPIDFile)
 	if err := os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("recording the server's pid", "path", p, "err", err)
+	}
+}
+
+// envHoldServer names a directory for an injection point of the tests: a
+// server started with it creates <dir>/held and waits, before it opens the
+// engine, until <dir>/release exists. It orders a test's steps around a
+// server that is starting (never a sleep in the test).
+const envHoldServer = "COWVOL_TEST_HOLD_SERVER"
+
+func holdForTests() {
+	dir := os.Getenv(envHoldServer)
+	if dir == "" {
+		return
+	}
+	os.WriteFile(filepath.Join(dir, "held"), nil, 0o600)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "release")); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

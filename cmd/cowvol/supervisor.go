@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/fusefs"
@@ -64,6 +66,7 @@ type supervisor struct {
 	ready     chan struct{} // closed when the server says it serves
 	readyAt   time.Time     // when it did; zero before
 	crashes   []time.Time
+	pending   os.Signal    // for the server once it serves (tell)
 	alive     atomic.Int64 // when the loop last went round (unix ns)
 	stopping  bool         // a stop was asked: the server unmounts and exits
 	upgrading bool         // the server is handing over for an upgrade
@@ -78,11 +81,16 @@ func runSupervisor(c *cli.Context, cfg daemonConfig) error {
 		return fmt.Errorf("find the cowvol binary: %w", err)
 	}
 	s.bin = bin
+	// Signals are caught before anything is mounted: from here on a stop
+	// is an orderly one.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	takeover, err := s.setUp()
 	if err != nil {
 		return err
 	}
-	return s.run(takeover)
+	return s.run(takeover, sigs)
 }
 
 // commandArgs is the command line of the server (command "serve") or of
@@ -220,10 +228,7 @@ func (s *supervisor) listen() error {
 }
 
 // run supervises the server until a stop, or a crash loop.
-func (s *supervisor) run(takeover bool) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+func (s *supervisor) run(takeover bool, sigs <-chan os.Signal) error {
 	if err := s.start(takeover); err != nil {
 		return s.giveUp(err)
 	}
@@ -238,17 +243,29 @@ func (s *supervisor) run(takeover bool) error {
 			s.alive.Store(time.Now().UnixNano())
 		case sig := <-sigs:
 			s.signal(sig)
+			if s.stopping && s.child == nil {
+				return s.finish(nil, false) // stopped between a crash and the restart
+			}
 		case <-s.ready:
-			s.ready, s.readyAt = nil, time.Now()
-			systemd.Ready(fmt.Sprintf("serving %s (server pid %d)", s.cfg.mount, s.child.Process.Pid))
+			s.serving()
 		case err := <-s.childDone:
 			s.child = nil
 			switch {
-			case s.stopping:
-				return s.finish(err)
+			case s.upgrading && err == nil && !s.stopping:
+				return s.reexec(sigs)
 			case s.upgrading && err == nil:
-				return s.reexec()
+				// A stop during an upgrade: the server handed over;
+				// another (of this binary) takes over and stops.
+				s.upgrading = false
+				if err := s.start(true); err != nil {
+					return s.giveUp(err)
+				}
+				s.pending = syscall.SIGTERM
+				continue
+			case s.stopping:
+				return s.finish(err, true)
 			}
+			s.upgrading = false
 			backoff, err := s.crashed(err)
 			if err != nil {
 				return s.giveUp(err)
@@ -260,6 +277,29 @@ func (s *supervisor) run(takeover bool) error {
 				return s.giveUp(err)
 			}
 		}
+	}
+}
+
+// serving records that the server serves, and hands it a signal that
+// waited for it to be ready to take one.
+func (s *supervisor) serving() {
+	s.ready, s.readyAt = nil, time.Now()
+	systemd.Ready(fmt.Sprintf("serving %s (server pid %d)", s.cfg.mount, s.child.Process.Pid))
+	if sig := s.pending; sig != nil {
+		s.pending = nil
+		s.child.Process.Signal(sig)
+	}
+}
+
+// tell signals the server, or, while it is starting (it may not handle
+// signals yet: their default action would kill it), once it serves.
+func (s *supervisor) tell(sig os.Signal) {
+	switch {
+	case s.child == nil:
+	case s.readyAt.IsZero():
+		s.pending = sig
+	default:
+		s.child.Process.Signal(sig)
 	}
 }
 
@@ -277,23 +317,26 @@ func (s *supervisor) watchdog(ctx context.Context) *time.Ticker {
 	return time.NewTicker(interval / 4)
 }
 
-// signal handles a signal to the supervisor.
+// signal handles a signal to the supervisor: SIGHUP upgrades, SIGTERM
+// and SIGINT stop (a second one makes a server that waits for attached
+// volumes give up; one that has not started yet is killed).
 func (s *supervisor) signal(sig os.Signal) {
 	switch {
 	case sig == syscall.SIGHUP && !s.stopping:
 		s.upgrade()
 	case sig == syscall.SIGHUP:
-	default:
+	case !s.stopping:
 		s.log.Info("stopping", "signal", sig.String())
 		systemd.Stopping()
 		s.stopping = true
-		if s.child != nil {
-			s.child.Process.Signal(syscall.SIGTERM) // a second one makes it give up
-		} else {
-			// Between a crash and the restart: the loop finishes.
-			s.childDone = make(chan error, 1)
-			s.childDone <- nil
+		if !s.upgrading { // a server handing over stops after it
+			s.tell(syscall.SIGTERM)
 		}
+	case s.child != nil && s.readyAt.IsZero():
+		s.log.Warn("stopping again: killing the server, which is not serving yet", "signal", sig.String())
+		s.child.Process.Kill()
+	default:
+		s.tell(syscall.SIGTERM)
 	}
 }
 
@@ -378,7 +421,8 @@ func (s *supervisor) failed(exit error, now time.Time) bool {
 // upgrade has the server hand over, once the binary it will re-execute
 // proves it runs; the supervisor then re-executes it (run, reexec).
 func (s *supervisor) upgrade() {
-	if s.upgrading || s.child == nil {
+	if s.upgrading || s.child == nil || s.readyAt.IsZero() {
+		s.log.Warn("upgrade refused: the server is starting or upgrading; try again once it serves")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), upgradeCheckTimeout)
@@ -396,23 +440,40 @@ func (s *supervisor) upgrade() {
 
 // reexec replaces this process with the (new) binary, keeping the mount,
 // the lock and the socket; a failure restarts a server of this one.
-func (s *supervisor) reexec() error {
+func (s *supervisor) reexec(sigs <-chan os.Signal) error {
 	env, err := s.fds.keepAcrossExec(envSupervisorFiles)
 	if err == nil {
-		err = syscall.Exec(s.bin, append([]string{os.Args[0]}, s.execArgs...), append(os.Environ(), env))
+		err = execBlockingStops(s.bin, append([]string{os.Args[0]}, s.execArgs...), append(os.Environ(), env))
 	}
 	s.log.Error("upgrade: re-executing the binary failed; going on with this one", "binary", s.bin, "err", err)
 	s.upgrading = false
-	if err := s.start(true); err != nil {
-		return s.giveUp(err)
+	return s.run(true, sigs)
+}
+
+// execBlockingStops executes the binary with SIGTERM, SIGINT and SIGHUP
+// blocked: the mask survives exec, so one that arrives before the new image
+// catches them (signal.Notify unblocks them) waits for it instead of
+// killing the process that holds the mount.
+func execBlockingStops(bin string, argv, env []string) error {
+	runtime.LockOSThread() // the thread whose mask exec keeps
+	defer runtime.UnlockOSThread()
+	var set, old unix.Sigset_t
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
 	}
-	return s.run(true)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+		return err
+	}
+	err := syscall.Exec(bin, argv, env)
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return err
 }
 
 // finish ends a stop: the server has unmounted (or given up on a busy
-// mount); the supervisor lets go of everything.
-func (s *supervisor) finish(exit error) error {
-	if s.child == nil && exit == nil {
+// mount), or, served false, no server ran; the supervisor lets go of
+// everything.
+func (s *supervisor) finish(exit error, served bool) error {
+	if !served {
 		// Stopped while no server ran: unmount here.
 		if err := fusefs.Unmount(s.cfg.mount, false); err != nil {
 			s.log.Error("unmount", "err", err)
