@@ -168,9 +168,11 @@ func TestVolumeStatusRequests(t *testing.T) {
 			t.Errorf("filter %v: %v, want %v", tc.filter, got, tc.want)
 		}
 	}
-	out, err := env.client.DescribeVolumeStatus(ctx, DescribeVolumeStatusInput{MaxResults: 5})
-	if err != nil || len(out.VolumeStatuses) != 2 || out.NextToken != "" {
-		t.Errorf("MaxResults 5: %+v, %v", out, err)
+	for _, max := range []int{5, 1000, 1001} { // over 1000: 1000, as EC2
+		out, err := env.client.DescribeVolumeStatus(ctx, DescribeVolumeStatusInput{MaxResults: max})
+		if err != nil || len(out.VolumeStatuses) != 2 || out.NextToken != "" {
+			t.Errorf("MaxResults %d: %+v, %v", max, out, err)
+		}
 	}
 
 	for _, tc := range []struct {
@@ -181,7 +183,6 @@ func TestVolumeStatusRequests(t *testing.T) {
 		{DescribeVolumeStatusInput{VolumeIDs: []string{"vol-x"}}, CodeInvalidVolumeIDMalformed},
 		{DescribeVolumeStatusInput{VolumeIDs: []string{env.impaired}, MaxResults: 5}, CodeInvalidParameterCombination},
 		{DescribeVolumeStatusInput{MaxResults: 4}, CodeInvalidParameterValue},
-		{DescribeVolumeStatusInput{MaxResults: 1001}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{Filters: []Filter{{"tag:team", []string{"db"}}}}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{Filters: []Filter{{"status", []string{"ok"}}}}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{NextToken: "%%%"}, CodeInvalidPaginationToken},
