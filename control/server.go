@@ -47,9 +47,11 @@ var _ Backend = (*cow.Engine)(nil)
 
 // Defaults for Options.
 const (
-	DefaultAccountID        = "000000000000"
-	DefaultAvailabilityZone = "local"
-	DefaultRegion           = "us-east-1"
+	DefaultAccountID = "000000000000"
+	DefaultRegion    = "us-east-1"
+	// DefaultAvailabilityZone is the zone of a daemon in DefaultRegion:
+	// a daemon's zone is its region and "a" (see ZoneName).
+	DefaultAvailabilityZone = DefaultRegion + "a"
 	// DefaultSocket is where the daemon listens unless told otherwise.
 	DefaultSocket = "/run/cowvol/cowvol.sock"
 )
@@ -60,10 +62,10 @@ type Options struct {
 	// Empty means DefaultAccountID.
 	AccountID string
 	// AvailabilityZone is reported for every volume, and the only zone
-	// CreateVolume accepts. Empty means DefaultAvailabilityZone.
+	// CreateVolume accepts. Empty means ZoneName(Region).
 	AvailabilityZone string
-	// Region is the daemon's region: CopySnapshot copies within it only.
-	// Empty means DefaultRegion.
+	// Region is the daemon's region: CopySnapshot copies within it only,
+	// DescribeRegions answers it alone. Empty means DefaultRegion.
 	Region string
 	// Logger receives request logs (debug) and internal errors. Nil
 	// means slog.Default().
@@ -90,6 +92,7 @@ type Server struct {
 	backend     Backend
 	account     string
 	zone        string
+	zoneID      string
 	region      string
 	log         *slog.Logger
 	policy      Policy
@@ -151,8 +154,9 @@ func NewServer(b Backend, opts Options) *Server {
 		s.account = DefaultAccountID
 	}
 	if s.zone == "" {
-		s.zone = DefaultAvailabilityZone
+		s.zone = ZoneName(s.region)
 	}
+	s.zoneID = ZoneID(s.region)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -168,6 +172,13 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 		"CopySnapshot":      {fn: s.copySnapshot},
+
+		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
+		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
+		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
+
+		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
+		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},
 	}
 	return s
 }
@@ -364,7 +375,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, aut
 	default:
 		return fail(errUnauthorized(caller, action))
 	}
-	resp, err := act.fn(r.Context(), p)
+	resp, err := act.fn(withRequestHost(r.Context(), r.Host), p)
 	if err != nil {
 		var ae *APIError
 		if !errors.As(err, &ae) {

@@ -93,7 +93,7 @@ func send(t *testing.T, r *http.Request) (int, string) {
 func TestSigV4(t *testing.T) {
 	addr, eng := startTCPServer(t)
 	describe := "Action=DescribeVolumes" + v
-	create := "Action=CreateVolume&Size=1&AvailabilityZone=local" + v
+	create := "Action=CreateVolume&Size=1&AvailabilityZone=us-east-1a" + v
 	now := time.Now()
 	wrongSecret := adminKey
 	wrongSecret.SecretAccessKey = "not-the-secret-at-all"

@@ -22,7 +22,7 @@ func TestDescribeVolumeStatusVerb(t *testing.T) {
     "VolumeStatuses": [
         {
             "Actions": [],
-            "AvailabilityZone": "local",
+            "AvailabilityZone": "us-east-1a",
             "Events": [],
             "VolumeId": "` + id + `",
             "VolumeStatus": {
