@@ -100,7 +100,7 @@ func TestVolumeVerbs(t *testing.T) {
 	s := []string{"--socket", sock}
 
 	out := runOK(t, append(s, "create-volume", "--size", "4GiB", "--tag", "env=prod", "--tag", "expr=a=b,c")...)
-	if !strings.HasPrefix(out, "{\n    \"AvailabilityZone\": \"local\",\n") {
+	if !strings.HasPrefix(out, "{\n    \"AvailabilityZone\": \"us-east-1a\",\n") {
 		t.Errorf("not aws-style JSON:\n%s", out)
 	}
 	var big map[string]any
