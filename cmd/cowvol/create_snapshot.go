@@ -74,7 +74,7 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 	if err != nil {
 		if snap.SnapshotID != "" {
 			// The snapshot was made but the thaw failed: show both.
-			if perr := printJSON(c.App.Writer, snapshotOutput(snap)); perr != nil {
+			if perr := printResult(c, snapshotOutput(snap)); perr != nil {
 				return errors.Join(err, perr)
 			}
 		}
@@ -90,7 +90,7 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 		}
 		snap = final[0]
 	}
-	return printJSON(c.App.Writer, snapshotOutput(snap))
+	return printResult(c, snapshotOutput(snap))
 }
 
 // createFrozen calls CreateSnapshot with the file system mounted at dir
@@ -100,7 +100,7 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 func createFrozen(c *cli.Context, fz fsFreezer, dir string, bound time.Duration, in control.CreateSnapshotInput) (control.Snapshot, error) {
 	opts, _ := clientOptions(c)
 	opts.ReadTimeout = 0
-	cl := control.NewClientWith(c.String("socket"), opts)
+	cl := control.NewClientWith(globalString(c, "socket"), opts)
 	defer cl.Close()
 	var (
 		snap     control.Snapshot
@@ -115,7 +115,7 @@ func createFrozen(c *cli.Context, fz fsFreezer, dir string, bound time.Duration,
 		return opError("CreateSnapshot", err)
 	})
 	if timedOut {
-		fe := &freezeTimeoutError{dir: dir, volume: in.VolumeID, bound: bound, socket: c.String("socket")}
+		fe := &freezeTimeoutError{dir: dir, volume: in.VolumeID, bound: bound, socket: globalString(c, "socket")}
 		var te *thawError
 		if errors.As(err, &te) {
 			fe.thaw = te

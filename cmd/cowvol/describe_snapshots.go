@@ -55,5 +55,5 @@ func describeSnapshots(c *cli.Context) error {
 	for _, s := range res.Snapshots {
 		out.Snapshots = append(out.Snapshots, snapshotOutput(s))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }

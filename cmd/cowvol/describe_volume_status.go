@@ -87,7 +87,7 @@ func describeVolumeStatus(c *cli.Context) error {
 	for _, it := range res.VolumeStatuses {
 		out.VolumeStatuses = append(out.VolumeStatuses, volumeStatusOutput(it))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }
 
 func volumeStatusOutput(it control.VolumeStatusItem) volumeStatusJSON {

@@ -53,5 +53,5 @@ func describeVolumes(c *cli.Context) error {
 	for _, v := range res.Volumes {
 		out.Volumes = append(out.Volumes, volumeOutput(v, true))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }
