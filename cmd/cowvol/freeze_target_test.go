@@ -1,10 +1,13 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMountInfoLine(t *testing.T) {
@@ -41,5 +44,40 @@ func TestListeningSocketInodes(t *testing.T) {
 	got, err := listeningSocketInodes(path, "/run/cowvol/cowvol.sock")
 	if err != nil || !reflect.DeepEqual(got, map[string]bool{"41231": true}) {
 		t.Errorf("listening inodes %v, %v; want only 41231 (the connected one is not listening)", got, err)
+	}
+}
+
+// TestDaemonDevices: the processes holding a listening socket are found,
+// and the devices of the files they keep open: here, this test process.
+func TestDaemonDevices(t *testing.T) {
+	dir, err := os.MkdirTemp("", "cvfz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "d.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := os.Create(filepath.Join(t.TempDir(), "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	held, err := daemonDevices(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, ok := held[[2]uint32{unix.Major(st.Dev), unix.Minor(st.Dev)}]; !ok || pid != os.Getpid() {
+		t.Errorf("devices held %v: want %d:%d held by pid %d", held, unix.Major(st.Dev), unix.Minor(st.Dev), os.Getpid())
+	}
+	if _, err := daemonDevices(filepath.Join(dir, "nobody.sock")); err == nil {
+		t.Error("a socket nobody listens on: no error")
 	}
 }
