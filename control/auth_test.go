@@ -81,15 +81,24 @@ func TestAuthorization(t *testing.T) {
 		action   string
 		params   string
 		readOnly bool
+		// unsupported: what a full-access caller gets instead of
+		// DryRunOperation (the real call is refused too).
+		unsupported string
 	}{
-		{"CreateVolume", "Size=1&AvailabilityZone=local", false},
-		{"DescribeVolumes", "", true},
-		{"DeleteVolume", "VolumeId=" + vol.ID, false},
-		{"DescribeVolumeStatus", "", true},
-		{"CreateSnapshot", "VolumeId=" + vol.ID, false},
-		{"DescribeSnapshots", "", true},
-		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false},
-		{"CopySnapshot", "SourceSnapshotId=" + snap.ID, false},
+		{"CreateVolume", "Size=1&AvailabilityZone=us-east-1a", false, ""},
+		{"DescribeVolumes", "", true, ""},
+		{"DeleteVolume", "VolumeId=" + vol.ID, false, ""},
+		{"DescribeVolumeStatus", "", true, ""},
+		{"CreateSnapshot", "VolumeId=" + vol.ID, false, ""},
+		{"DescribeSnapshots", "", true, ""},
+		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false, ""},
+		{"CopySnapshot", "SourceSnapshotId=" + snap.ID, false, ""},
+		{"DescribeVolumeAttribute", "VolumeId=" + vol.ID + "&Attribute=autoEnableIO", true, ""},
+		{"DescribeSnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission", true, ""},
+		{"ModifySnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission&OperationType=add&UserId.1=111122223333",
+			false, CodeUnsupportedOperation},
+		{"DescribeAvailabilityZones", "", true, ""},
+		{"DescribeRegions", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))
@@ -124,6 +133,9 @@ func TestAuthorization(t *testing.T) {
 				}
 				if tc.who == "root" && !dry {
 					continue // the real thing: below, once the refusals are checked
+				}
+				if tc.who == "root" && rq.unsupported != "" {
+					tc.status, tc.code = http.StatusBadRequest, rq.unsupported
 				}
 				w := httptest.NewRecorder()
 				r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))

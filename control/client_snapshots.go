@@ -35,7 +35,7 @@ type DescribeSnapshotsInput struct {
 	SnapshotIDs []string
 	OwnerIDs    []string
 	Filters     []Filter
-	// MaxResults (5..1000) pages the answer; 0 means all at once.
+	// MaxResults (at least 5; pages hold at most 1000) pages the answer; 0 means all at once.
 	MaxResults int
 	NextToken  string
 	DryRun     bool

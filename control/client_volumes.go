@@ -50,7 +50,7 @@ func (c *Client) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume
 type DescribeVolumesInput struct {
 	VolumeIDs []string
 	Filters   []Filter
-	// MaxResults (5..500) pages the answer; 0 means all volumes at once.
+	// MaxResults (at least 5; pages hold at most 500) pages the answer; 0 means all volumes at once.
 	MaxResults int
 	NextToken  string
 	DryRun     bool
@@ -95,7 +95,7 @@ type DescribeVolumeStatusInput struct {
 	// volume-status.details-status, availability-zone, event.* and
 	// action.*, as EC2's.
 	Filters []Filter
-	// MaxResults (5..1000) pages the answer; 0 means all volumes at once.
+	// MaxResults (at least 5; pages hold at most 1000) pages the answer; 0 means all volumes at once.
 	MaxResults int
 	NextToken  string
 	DryRun     bool

@@ -24,7 +24,7 @@ type describeKind[T any] struct {
 	idParam   string // "VolumeId": the ID list is VolumeId.N
 	setName   string // "volumeSet", as EC2 names it in messages
 	noun      string // "volume", for not-found messages
-	maxLimit  int64  // the largest MaxResults
+	maxLimit  int64  // the largest page: a larger MaxResults gets pages of this size
 	validID   func(string) bool
 	malformed func(id string) *APIError
 	notFound  func(id string) *APIError
@@ -71,11 +71,13 @@ func (k *describeKind[T]) read(p *params) (describeRequest, *APIError) {
 		if len(r.ids) > 0 {
 			return r, apiErr(CodeInvalidParameterCombination, "The parameter %s cannot be used with the parameter maxResults", k.setName)
 		}
-		if maxResults < minDescribeResults || maxResults > k.maxLimit {
+		if maxResults < minDescribeResults {
 			return r, invalidValue("Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.",
 				maxResults, minDescribeResults, k.maxLimit)
 		}
-		r.maxResults = maxResults
+		// Above the largest, EC2 answers pages of the largest (the
+		// aws CLI sends 1000 to every Describe call it pages).
+		r.maxResults = min(maxResults, k.maxLimit)
 	}
 	if token != "" {
 		b, err := base64.RawURLEncoding.DecodeString(token)

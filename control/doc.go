@@ -28,6 +28,13 @@
 //   - missing Version: 400 MissingParameter; a Version other than
 //     2016-11-15: 400 NoSuchVersion (as EC2 answers);
 //   - a NextToken that this server did not issue: 400 InvalidPaginationToken;
+//     a MaxResults above a Describe call's largest page: pages of the
+//     largest, as EC2 (the aws CLI sends 1000);
+//   - the daemon is one region with one zone, "<region>a" (zones.go):
+//     another region or zone, by name or ID, is 400 InvalidParameterValue
+//     naming the valid one;
+//   - ModifySnapshotAttribute: 400 UnsupportedOperation, DryRun or not
+//     (permissions are not stored with snapshots; attributes.go);
 //   - a body over MaxBodyBytes: 413 RequestEntityTooLarge; a query string
 //     that does not parse: 400 MalformedQueryString; a method other than
 //     GET or POST: 405 MethodNotAllowed;

@@ -36,7 +36,6 @@ const (
 	CodeNoSuchVersion               = "NoSuchVersion"
 	CodeRequestEntityTooLarge       = "RequestEntityTooLarge"
 	CodeRequestExpired              = "RequestExpired"
-	CodeRequestLimitExceeded        = "RequestLimitExceeded"
 	CodeServiceUnavailable          = "ServiceUnavailable"
 	CodeUnauthorizedOperation       = "UnauthorizedOperation"
 	CodeUnknownParameter            = "UnknownParameter"
@@ -56,10 +55,21 @@ type APIError struct {
 	Message    string
 	RequestID  string // set by the Client from the response
 	StatusCode int    // HTTP status
+
+	// reason, if set, says why the server refused the request, for its
+	// log: more than the client is told (e.g. which check of a SigV4
+	// signature failed). Never sent.
+	reason string
 }
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// because sets the reason the server logs for e, and returns e.
+func (e *APIError) because(reason string) *APIError {
+	e.reason = reason
+	return e
 }
 
 // apiErr makes a 400 error with a formatted message.

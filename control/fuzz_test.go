@@ -37,6 +37,16 @@ func FuzzServeQuery(f *testing.F) {
 		"Action=CreateVolume&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0",
 		"Action=CreateVolume&Version=2016-11-15&Size=1&Encrypted=true&KmsKeyId=alias/aws/ebs",
 		"Action=CopySnapshot&Version=2016-11-15&SourceSnapshotId=snap-0123456789abcdef0&SourceRegion=us-east-1&Encrypted=true&KmsKeyId=alias/k&Description=d",
+		"Action=DescribeVolumes&Version=2016-11-15&MaxResults=1000",
+		"Action=DescribeSnapshots&Version=2016-11-15&MaxResults=99999999999999999999",
+		"Action=CreateVolume&Version=2016-11-15&Size=1&AvailabilityZoneId=use1-az1",
+		"Action=DescribeAvailabilityZones&Version=2016-11-15&ZoneName.1=us-east-1a&ZoneId.1=use1-az1&AllAvailabilityZones=true&Filter.1.Name=state&Filter.1.Value.1=available",
+		"Action=DescribeAvailabilityZones&Version=2016-11-15&Filter.1.Name=zone-type&Filter.1.Value.1=*&DryRun=true",
+		"Action=DescribeRegions&Version=2016-11-15&RegionName.1=us-east-1&AllRegions=true&Filter.1.Name=endpoint&Filter.1.Value.1=*",
+		"Action=DescribeVolumeAttribute&Version=2016-11-15&VolumeId=vol-0123456789abcdef0&Attribute=autoEnableIO",
+		"Action=DescribeSnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission&DryRun=true",
+		"Action=ModifySnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission&CreateVolumePermission.Add.1.UserId=111122223333&CreateVolumePermission.Remove.1.Group=all",
+		"Action=ModifySnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&OperationType=add&UserId.1=111122223333&UserGroup.1=all",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -48,6 +48,7 @@ type kmsError struct {
 	Type    string `json:"__type"`
 	Message string `json:"message"`
 	status  int
+	reason  string // for the daemon's log, as APIError's
 }
 
 func (e *kmsError) Error() string { return e.Type + ": " + e.Message }
@@ -82,11 +83,16 @@ func isKMSRequest(r *http.Request) bool {
 
 // serveKMS answers a KMS API request, after the same authentication and
 // authorization as the EC2 API's.
-func (s *Server) serveKMS(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) (op string, caller Caller, status int, code string) {
-	op = strings.TrimPrefix(r.Header.Get("X-Amz-Target"), kmsTargetPrefix)
-	fail := func(e *kmsError) (string, Caller, int, string) {
+func (s *Server) serveKMS(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), kmsTargetPrefix)
+	var caller Caller
+	fail := func(e *kmsError) outcome {
 		writeKMS(w, reqID, e.status, e)
-		return op, caller, e.status, e.Type
+		o := outcome{action: op, caller: caller, status: e.status, code: e.Type, reason: e.reason}
+		if o.reason == "" && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
+			o.reason = e.Message
+		}
+		return o
 	}
 	if r.Method != http.MethodPost {
 		return fail(kmsErr(kmsValidation, http.StatusMethodNotAllowed, "KMS requests are POSTs."))
@@ -97,7 +103,7 @@ func (s *Server) serveKMS(w http.ResponseWriter, r *http.Request, reqID string, 
 	}
 	var ae *APIError
 	if caller, ae = auth(r, body); ae != nil {
-		return fail(&kmsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode})
+		return fail(&kmsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode, reason: ae.reason})
 	}
 	if s.keys == nil {
 		return fail(kmsErr(kmsUnsupportedService, http.StatusBadRequest, "This daemon has no keyring."))
@@ -123,7 +129,7 @@ func (s *Server) serveKMS(w http.ResponseWriter, r *http.Request, reqID string, 
 		return fail(ke)
 	}
 	writeKMS(w, reqID, http.StatusOK, out)
-	return op, caller, http.StatusOK, ""
+	return outcome{action: op, caller: caller, status: http.StatusOK}
 }
 
 func writeKMS(w http.ResponseWriter, reqID string, status int, v any) {

@@ -47,9 +47,11 @@ var _ Backend = (*cow.Engine)(nil)
 
 // Defaults for Options.
 const (
-	DefaultAccountID        = "000000000000"
-	DefaultAvailabilityZone = "local"
-	DefaultRegion           = "us-east-1"
+	DefaultAccountID = "000000000000"
+	DefaultRegion    = "us-east-1"
+	// DefaultAvailabilityZone is the zone of a daemon in DefaultRegion:
+	// a daemon's zone is its region and "a" (see ZoneName).
+	DefaultAvailabilityZone = DefaultRegion + "a"
 	// DefaultSocket is where the daemon listens unless told otherwise.
 	DefaultSocket = "/run/cowvol/cowvol.sock"
 )
@@ -60,10 +62,10 @@ type Options struct {
 	// Empty means DefaultAccountID.
 	AccountID string
 	// AvailabilityZone is reported for every volume, and the only zone
-	// CreateVolume accepts. Empty means DefaultAvailabilityZone.
+	// CreateVolume accepts. Empty means ZoneName(Region).
 	AvailabilityZone string
-	// Region is the daemon's region: CopySnapshot copies within it only.
-	// Empty means DefaultRegion.
+	// Region is the daemon's region: CopySnapshot copies within it only,
+	// DescribeRegions answers it alone. Empty means DefaultRegion.
 	Region string
 	// Logger receives request logs (debug) and internal errors. Nil
 	// means slog.Default().
@@ -90,6 +92,7 @@ type Server struct {
 	backend     Backend
 	account     string
 	zone        string
+	zoneID      string
 	region      string
 	log         *slog.Logger
 	policy      Policy
@@ -125,6 +128,7 @@ const (
 	logDuration  = "duration"
 	logErr       = "err"
 	logCaller    = "caller"
+	logReason    = "reason"
 )
 
 // NewServer returns a server for b.
@@ -150,8 +154,9 @@ func NewServer(b Backend, opts Options) *Server {
 		s.account = DefaultAccountID
 	}
 	if s.zone == "" {
-		s.zone = DefaultAvailabilityZone
+		s.zone = ZoneName(s.region)
 	}
+	s.zoneID = ZoneID(s.region)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -167,6 +172,13 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 		"CopySnapshot":      {fn: s.copySnapshot},
+
+		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
+		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
+		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
+
+		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
+		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},
 	}
 	return s
 }
@@ -177,8 +189,9 @@ func peerAuth(r *http.Request, _ []byte) (Caller, *APIError) {
 	c, err := callerFrom(r.Context())
 	if err != nil {
 		// Not the client's doing; logged by the caller of the authenticator.
-		return Caller{}, &APIError{Code: CodeAuthFailure, StatusCode: http.StatusUnauthorized,
+		e := &APIError{Code: CodeAuthFailure, StatusCode: http.StatusUnauthorized,
 			Message: "The daemon cannot tell who you are: " + err.Error()}
+		return Caller{}, e.because("the peer's credentials (SO_PEERCRED) cannot be read: " + err.Error())
 	}
 	return c, nil
 }
@@ -260,37 +273,62 @@ func (s *Server) handler(auth authenticator) http.Handler {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, auth authenticator) {
 	start := time.Now()
 	reqID := uuid.NewString()
-	action := ""
+	var out outcome
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic while handling a request", logRequestID, reqID, logAction, action,
+			s.log.Error("panic while handling a request", logRequestID, reqID, logAction, out.action,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			s.writeError(w, reqID, errInternal())
 		}
 	}()
-	var status int
-	var code string
-	var caller Caller
-	action, caller, status, code = s.serve(w, r, reqID, auth)
+	out = s.serve(w, r, reqID, auth)
 	level := slog.LevelDebug
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		level = slog.LevelInfo // refused callers are worth an operator's eye
+	attrs := []any{logRequestID, reqID, logAction, out.action, logCaller, out.caller.String(),
+		logStatus, out.status, logCode, out.code, logDuration, time.Since(start)}
+	if out.reason != "" {
+		level = slog.LevelInfo // refused callers are worth an operator's eye, with the reason
+		attrs = append(attrs, logReason, out.reason)
 	}
-	s.log.Log(r.Context(), level, "request", logRequestID, reqID, logAction, action, logCaller, caller.String(),
-		logStatus, status, logCode, code, logDuration, time.Since(start))
+	s.log.Log(r.Context(), level, "request", attrs...)
+}
+
+// outcome is what the server did with one request, for its log line.
+type outcome struct {
+	action string
+	caller Caller
+	status int
+	code   string
+	// reason says why the caller was refused (authentication or
+	// authorization): the error's reason if it has one, else its
+	// message. Empty for any other answer.
+	reason string
+}
+
+// failed is the outcome of answering e.
+func failed(action string, caller Caller, e *APIError) outcome {
+	o := outcome{action: action, caller: caller, status: e.StatusCode, code: e.Code, reason: e.reason}
+	if o.reason == "" && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden) {
+		o.reason = e.Message
+	}
+	return o
 }
 
 // serve handles one request and returns what it did, for the log.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) (action string, caller Caller, status int, code string) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	if isKMSRequest(r) {
 		return s.serveKMS(w, r, reqID, auth)
 	}
-	fail := func(e *APIError) (string, Caller, int, string) {
+	var (
+		action string
+		caller Caller
+		e      *APIError
+	)
+	fail := func(e *APIError) outcome {
 		s.writeError(w, reqID, e)
-		return action, caller, e.StatusCode, e.Code
+		return failed(action, caller, e)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -337,7 +375,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, aut
 	default:
 		return fail(errUnauthorized(caller, action))
 	}
-	resp, err := act.fn(r.Context(), p)
+	resp, err := act.fn(withRequestHost(r.Context(), r.Host), p)
 	if err != nil {
 		var ae *APIError
 		if !errors.As(err, &ae) {
@@ -353,7 +391,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, aut
 		return fail(errInternal())
 	}
 	writeXML(w, reqID, http.StatusOK, out)
-	return action, caller, http.StatusOK, ""
+	return outcome{action: action, caller: caller, status: http.StatusOK}
 }
 
 func (s *Server) writeError(w http.ResponseWriter, reqID string, e *APIError) {

@@ -230,7 +230,7 @@ func TestWireFormat(t *testing.T) {
 	for _, want := range []string{
 		`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 			`<CreateVolumeResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>` + id + `</requestId><volumeId>vol-`,
-		`<size>1</size><snapshotId></snapshotId><availabilityZone>local</availabilityZone><status>available</status><createTime>`,
+		`<size>1</size><snapshotId></snapshotId><availabilityZone>us-east-1a</availabilityZone><status>available</status><createTime>`,
 		`<volumeType>standard</volumeType><encrypted>false</encrypted><multiAttachEnabled>false</multiAttachEnabled><sizeBytes>1073741824</sizeBytes><blockSize>65536</blockSize></CreateVolumeResponse>`,
 	} {
 		if !strings.Contains(body, want) {
@@ -323,8 +323,11 @@ func TestRequestErrors(t *testing.T) {
 		{"copy: to an Outpost", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&DestinationOutpostArn=arn:aws:outposts:us-east-1:123456789012:outpost/op-0", 400, CodeInvalidParameterValue, "Outpost"},
 		{"copy: timed", "Action=CopySnapshot" + v + "&SourceSnapshotId=snap-0123456789abcdef0&CompletionDurationMinutes=60", 400, CodeInvalidParameterValue, "CompletionDurationMinutes"},
 		{"create: not encrypted", "Action=CreateVolume" + v + "&Size=1&Encrypted=false&DryRun=true", 412, CodeDryRunOperation, ""},
-		{"create: other zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=us-east-1a", 400, CodeInvalidParameterValue, "us-east-1a"},
-		{"create: our zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=local&VolumeType=standard&DryRun=true", 412, CodeDryRunOperation, ""},
+		{"create: other zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=local", 400, CodeInvalidParameterValue, "Invalid availability zone: [local]. Valid zones: us-east-1a."},
+		{"create: other zone ID", "Action=CreateVolume" + v + "&Size=1&AvailabilityZoneId=use1-az2", 400, CodeInvalidParameterValue, "use1-az2"},
+		{"create: zone and zone ID", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=us-east-1a&AvailabilityZoneId=use1-az1", 400, CodeInvalidParameterCombination, "AvailabilityZoneId"},
+		{"create: our zone ID", "Action=CreateVolume" + v + "&Size=1&AvailabilityZoneId=use1-az1&DryRun=true", 412, CodeDryRunOperation, ""},
+		{"create: our zone", "Action=CreateVolume" + v + "&Size=1&AvailabilityZone=us-east-1a&VolumeType=standard&DryRun=true", 412, CodeDryRunOperation, ""},
 		{"create: gp3", "Action=CreateVolume" + v + "&Size=1&VolumeType=gp3", 400, CodeInvalidParameterValue, "gp3"},
 		{"create: iops", "Action=CreateVolume" + v + "&Size=1&Iops=3000", 400, CodeUnknownParameter, "Iops"},
 		{"create: snapshot tags", "Action=CreateVolume" + v + "&Size=1&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=k", 400, CodeInvalidParameterValue, "'snapshot' is not a valid taggable resource type"},
@@ -344,7 +347,8 @@ func TestRequestErrors(t *testing.T) {
 		{"describe: filter without name", "Action=DescribeVolumes" + v + "&Filter.1.Value.1=red", 400, CodeMissingParameter, "Filter.1.Name"},
 		{"describe: filter without value", "Action=DescribeVolumes" + v + "&Filter.1.Name=status", 400, CodeInvalidParameterValue, "at least one value"},
 		{"describe: max results low", "Action=DescribeVolumes" + v + "&MaxResults=4", 400, CodeInvalidParameterValue, "maxResults"},
-		{"describe: max results high", "Action=DescribeVolumes" + v + "&MaxResults=501", 400, CodeInvalidParameterValue, "maxResults"},
+		{"describe: max results 1000, as the aws CLI sends: 500", "Action=DescribeVolumes" + v + "&MaxResults=1000", 200, "", existing},
+		{"describe: max results huge", "Action=DescribeVolumes" + v + "&MaxResults=99999999999", 200, "", existing},
 		{"describe: max results with ids", "Action=DescribeVolumes" + v + "&MaxResults=5&VolumeId.1=" + existing, 400, CodeInvalidParameterCombination, "maxResults"},
 		{"describe: bad token", "Action=DescribeVolumes" + v + "&MaxResults=5&NextToken=garbage", 400, CodeInvalidPaginationToken, "garbage"},
 		{"describe: dry run", "Action=DescribeVolumes" + v + "&DryRun=true", 412, CodeDryRunOperation, ""},

@@ -5,26 +5,27 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// Limits of SigV4 verification.
-const (
-	// MaxClockSkew is how far a request's X-Amz-Date may lie from the
-	// daemon's clock, either way. EC2 allows 15 minutes; cowvol allows
-	// less, which keeps the replay window (and its memory) small.
-	MaxClockSkew = 5 * time.Minute
-	// maxSeenSignatures bounds the replay cache: past it, requests are
-	// refused with RequestLimitExceeded until old signatures expire.
-	maxSeenSignatures = 100_000
-)
+// MaxClockSkew is how far a request's X-Amz-Date may lie from the daemon's
+// clock, either way, as AWS allows: a request signed more than 15 minutes
+// before (or after) it arrives is refused with RequestExpired.
+//
+// There is no replay cache, as there is none in EC2: SigV4 dates have a
+// resolution of one second, so a waiter, a paginator or a retry that sends
+// the same request twice within a second sends the same signature, and
+// refusing it would break them. What keeps a captured request from being
+// replayed later is this window, and TLS in front of the listener (SigV4
+// authenticates but does not encrypt).
+const MaxClockSkew = 15 * time.Minute
 
 const (
 	sigV4Algorithm = "AWS4-HMAC-SHA256"
@@ -36,20 +37,12 @@ const (
 // Authorization header. It recomputes the signature with the AWS SDK's own
 // signer over the headers the client says it signed and the body as
 // received, so a request verifies exactly when the SDK would have produced
-// the same signature with the key's secret.
+// the same signature with the key's secret. It keeps no state between
+// requests.
 type sigV4Verifier struct {
 	keys   map[string]AccessKey // by access key ID
 	signer *v4.Signer
 	now    func() time.Time
-
-	mu   sync.Mutex
-	seen map[string]time.Time // signature -> when it may be forgotten
-	fifo []seenSignature      // the same, oldest first
-}
-
-type seenSignature struct {
-	sig    string
-	expiry time.Time
 }
 
 func newSigV4Verifier(keys []AccessKey) *sigV4Verifier {
@@ -57,7 +50,6 @@ func newSigV4Verifier(keys []AccessKey) *sigV4Verifier {
 		keys:   make(map[string]AccessKey, len(keys)),
 		signer: v4.NewSigner(),
 		now:    time.Now,
-		seen:   make(map[string]time.Time),
 	}
 	for _, k := range keys {
 		v.keys[k.AccessKeyID] = k
@@ -104,53 +96,92 @@ func parseAuthorization(h string) (authorization, bool) {
 	return a, true
 }
 
-// verify authenticates r, whose body has been read into body.
+// verify authenticates r, whose body has been read into body. Every
+// refusal carries, besides EC2's message for the client, the reason for
+// the daemon's log (APIError.reason).
 func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte) (Caller, *APIError) {
 	q := r.URL.Query()
 	if q.Has("X-Amz-Signature") || q.Has("X-Amz-Algorithm") {
-		return Caller{}, errAuthFailure("Query-string (presigned) authentication is not accepted: sign the Authorization header.")
+		return Caller{}, authFailure("presigned URL (query-string authentication)",
+			"Query-string (presigned) authentication is not accepted: sign the Authorization header.")
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Caller{}, &APIError{Code: CodeMissingAuthenticationToken, StatusCode: http.StatusUnauthorized,
+		e := &APIError{Code: CodeMissingAuthenticationToken, StatusCode: http.StatusUnauthorized,
 			Message: "Request is missing Authentication Token: sign requests to this endpoint with AWS Signature Version 4 (service ec2)."}
+		return Caller{}, e.because("no Authorization header (unsigned request)")
 	}
 	a, ok := parseAuthorization(h)
 	if !ok {
 		return Caller{}, apiErr(CodeIncompleteSignature,
-			"The Authorization header is not a valid AWS4-HMAC-SHA256 header (Credential=KEY/DATE/REGION/ec2/aws4_request, SignedHeaders=..., Signature=...).")
+			"The Authorization header is not a valid AWS4-HMAC-SHA256 header (Credential=KEY/DATE/REGION/ec2/aws4_request, SignedHeaders=..., Signature=...).").
+			because("malformed Authorization header")
 	}
 	service := sigV4Service
 	if isKMSRequest(r) {
 		service = kmsService
 	}
 	if a.service != service {
-		return Caller{}, errAuthFailure("The credential scope names service %q; this request is for %q.", clip(a.service), service)
+		return Caller{}, authFailure(fmt.Sprintf("wrong service: the credential scope names %q, the request is for %q", clip(a.service), service),
+			"The credential scope names service %q; this request is for %q.", clip(a.service), service)
 	}
 	key, ok := v.keys[a.accessKeyID]
 	if !ok {
-		return Caller{}, errAuthFailure("AWS was not able to validate the provided access credentials.")
+		return Caller{}, authFailure(fmt.Sprintf("unknown access key %q (not in the credentials file)", clip(a.accessKeyID)),
+			"AWS was not able to validate the provided access credentials.")
 	}
+	when, e := v.checkDate(r, a)
+	if e != nil {
+		return Caller{}, e
+	}
+	if e := v.checkSignature(ctx, r, body, a, key, when); e != nil {
+		return Caller{}, e
+	}
+	return Caller{AccessKeyID: key.AccessKeyID, KeyAccess: key.Access}, nil
+}
+
+// checkDate checks that the request carries a signed X-Amz-Date and a
+// signed Host, that the credential scope's date is X-Amz-Date's, and that
+// X-Amz-Date is within MaxClockSkew of the daemon's clock.
+func (v *sigV4Verifier) checkDate(r *http.Request, a authorization) (time.Time, *APIError) {
+	const msg = "The request must carry a signed X-Amz-Date header (%s) and a signed Host header."
 	when, err := time.Parse(amzDateFormat, r.Header.Get("X-Amz-Date"))
-	if err != nil || !slices.Contains(a.signedHeaders, "x-amz-date") || !slices.Contains(a.signedHeaders, "host") {
-		return Caller{}, apiErr(CodeIncompleteSignature, "The request must carry a signed X-Amz-Date header (%s) and a signed Host header.", amzDateFormat)
-	}
-	if when.Format("20060102") != a.date {
-		return Caller{}, errAuthFailure("The credential scope's date %s is not the date of X-Amz-Date.", clip(a.date))
+	switch {
+	case err != nil:
+		return when, apiErr(CodeIncompleteSignature, msg, amzDateFormat).
+			because(fmt.Sprintf("X-Amz-Date %q missing or not %s", clip(r.Header.Get("X-Amz-Date")), amzDateFormat))
+	case !slices.Contains(a.signedHeaders, "x-amz-date"):
+		return when, apiErr(CodeIncompleteSignature, msg, amzDateFormat).because("X-Amz-Date is not among the signed headers")
+	case !slices.Contains(a.signedHeaders, "host"):
+		return when, apiErr(CodeIncompleteSignature, msg, amzDateFormat).because("the Host header is not among the signed headers")
+	case when.Format("20060102") != a.date:
+		return when, authFailure(fmt.Sprintf("the credential scope's date %s is not X-Amz-Date's", clip(a.date)),
+			"The credential scope's date %s is not the date of X-Amz-Date.", clip(a.date))
 	}
 	now := v.now()
 	if skew := now.Sub(when); skew > MaxClockSkew || skew < -MaxClockSkew {
-		return Caller{}, apiErr(CodeRequestExpired,
-			"Request timestamp %s is more than %v from the server's time %s.", when.Format(time.RFC3339), MaxClockSkew, now.UTC().Format(time.RFC3339))
+		dir := "behind"
+		if skew < 0 {
+			dir, skew = "ahead of", -skew
+		}
+		return when, apiErr(CodeRequestExpired,
+			"Request has expired: its timestamp %s is more than %v from the server's time %s.",
+			when.Format(time.RFC3339), MaxClockSkew, now.UTC().Format(time.RFC3339)).
+			because(fmt.Sprintf("expired: X-Amz-Date %s is %v %s the daemon's clock (at most %v)",
+				when.Format(time.RFC3339), skew.Round(time.Second), dir, MaxClockSkew))
 	}
+	return when, nil
+}
 
-	// Rebuild the request the client signed: the method, path and query,
-	// and only the headers it names.
+// checkSignature recomputes the signature of the request the client
+// signed (the method, path and query, and only the headers it names) and
+// compares it with the one it sent.
+func (v *sigV4Verifier) checkSignature(ctx context.Context, r *http.Request, body []byte, a authorization, key AccessKey, when time.Time) *APIError {
 	u := *r.URL
 	u.Scheme, u.Host = "http", r.Host
 	re, err := http.NewRequestWithContext(ctx, r.Method, u.String(), nil)
 	if err != nil {
-		return Caller{}, errAuthFailure("The request URL cannot be verified.")
+		return authFailure("the request URL cannot be rebuilt: "+err.Error(), "The request URL cannot be verified.")
 	}
 	re.Host = r.Host
 	for _, name := range a.signedHeaders {
@@ -161,7 +192,8 @@ func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte
 		default:
 			vals := r.Header.Values(name)
 			if len(vals) == 0 {
-				return Caller{}, errAuthFailure("The signed header %s is missing from the request.", clip(name))
+				return authFailure(fmt.Sprintf("the signed header %s is missing from the request", clip(name)),
+					"The signed header %s is missing from the request.", clip(name))
 			}
 			re.Header[http.CanonicalHeaderKey(name)] = vals
 		}
@@ -169,44 +201,21 @@ func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte
 	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}
 	if err := v.signer.SignHTTP(ctx, creds, re, hex.EncodeToString(sum[:]), a.service, a.region, when); err != nil {
-		return Caller{}, errAuthFailure("The signature cannot be verified.")
+		return authFailure("the signature cannot be recomputed: "+err.Error(), "The signature cannot be verified.")
 	}
 	want, ok := parseAuthorization(re.Header.Get("Authorization"))
 	if !ok || strings.Join(want.signedHeaders, ";") != strings.Join(a.signedHeaders, ";") ||
 		!hmac.Equal([]byte(want.signature), []byte(a.signature)) {
-		return Caller{}, errAuthFailure("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
+		return authFailure(fmt.Sprintf("bad signature by access key %s: not the one its secret gives (a wrong secret, or the request was changed after signing)", key.AccessKeyID),
+			"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
 	}
-	if e := v.remember(a.signature, when, now); e != nil {
-		return Caller{}, e
-	}
-	return Caller{AccessKeyID: key.AccessKeyID, KeyAccess: key.Access}, nil
-}
-
-// remember records a verified signature until it could no longer pass the
-// clock-skew check, and refuses one seen before: a captured request cannot
-// be replayed.
-func (v *sigV4Verifier) remember(sig string, when, now time.Time) *APIError {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for len(v.fifo) > 0 && !v.fifo[0].expiry.After(now) {
-		delete(v.seen, v.fifo[0].sig)
-		v.fifo = v.fifo[1:]
-	}
-	if _, dup := v.seen[sig]; dup {
-		return errAuthFailure("This request signature has already been used: sign each request afresh.")
-	}
-	if len(v.seen) >= maxSeenSignatures {
-		return &APIError{Code: CodeRequestLimitExceeded, StatusCode: http.StatusServiceUnavailable,
-			Message: "Request limit exceeded."}
-	}
-	expiry := when.Add(MaxClockSkew) // after which the skew check refuses it
-	v.seen[sig] = expiry
-	v.fifo = append(v.fifo, seenSignature{sig, expiry})
 	return nil
 }
 
-func errAuthFailure(format string, args ...any) *APIError {
+// authFailure is a 401 AuthFailure with EC2's message for the client and
+// the reason for the daemon's log.
+func authFailure(reason, format string, args ...any) *APIError {
 	e := apiErr(CodeAuthFailure, format, args...)
 	e.StatusCode = http.StatusUnauthorized
-	return e
+	return e.because(reason)
 }

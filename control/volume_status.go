@@ -164,7 +164,7 @@ func collect[T any](items []T, f func(T) string) []string {
 	return out
 }
 
-// describeVolumeStatus: VolumeId.N, Filter.N, MaxResults (5 to 1000),
+// describeVolumeStatus: VolumeId.N, Filter.N, MaxResults (5 or more; pages of at most 1000),
 // NextToken, DryRun.
 func (s *Server) describeVolumeStatus(ctx context.Context, p *params) (response, error) {
 	r, e := volumeStatusKind.read(p)

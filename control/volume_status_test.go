@@ -99,7 +99,7 @@ func TestVolumeStatusWireFormat(t *testing.T) {
 
 	status, h, body := env.post(t, "Action=DescribeVolumeStatus"+v+"&VolumeId.1="+env.impaired)
 	want := regexp.MustCompile(head(h) +
-		`<item><volumeId>` + env.impaired + `</volumeId><availabilityZone>local</availabilityZone>` +
+		`<item><volumeId>` + env.impaired + `</volumeId><availabilityZone>us-east-1a</availabilityZone>` +
 		`<volumeStatus><status>impaired</status><details>` +
 		`<item><name>io-enabled</name><status>failed</status></item>` +
 		`<item><name>io-performance</name><status>not-applicable</status></item>` +
@@ -114,7 +114,7 @@ func TestVolumeStatusWireFormat(t *testing.T) {
 
 	status, h, body = env.post(t, "Action=DescribeVolumeStatus"+v+"&VolumeId.1="+env.healthy)
 	want = regexp.MustCompile(head(h) +
-		`<item><volumeId>` + env.healthy + `</volumeId><availabilityZone>local</availabilityZone>` +
+		`<item><volumeId>` + env.healthy + `</volumeId><availabilityZone>us-east-1a</availabilityZone>` +
 		`<volumeStatus><status>ok</status><details>` +
 		`<item><name>io-enabled</name><status>passed</status></item>` +
 		`<item><name>io-performance</name><status>not-applicable</status></item>` +
@@ -162,15 +162,17 @@ func TestVolumeStatusRequests(t *testing.T) {
 		{Filter{"event.event-type", []string{"potential-*"}}, []string{env.impaired}},
 		{Filter{"event.description", []string{"*" + env.pack + "*"}}, []string{env.impaired}},
 		{Filter{"action.code", []string{"*"}}, nil},
-		{Filter{"availability-zone", []string{"local"}}, both},
+		{Filter{"availability-zone", []string{"us-east-1a"}}, both},
 	} {
 		if got := ids(DescribeVolumeStatusInput{Filters: []Filter{tc.filter}}); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("filter %v: %v, want %v", tc.filter, got, tc.want)
 		}
 	}
-	out, err := env.client.DescribeVolumeStatus(ctx, DescribeVolumeStatusInput{MaxResults: 5})
-	if err != nil || len(out.VolumeStatuses) != 2 || out.NextToken != "" {
-		t.Errorf("MaxResults 5: %+v, %v", out, err)
+	for _, max := range []int{5, 1000, 1001} { // over 1000: 1000, as EC2
+		out, err := env.client.DescribeVolumeStatus(ctx, DescribeVolumeStatusInput{MaxResults: max})
+		if err != nil || len(out.VolumeStatuses) != 2 || out.NextToken != "" {
+			t.Errorf("MaxResults %d: %+v, %v", max, out, err)
+		}
 	}
 
 	for _, tc := range []struct {
@@ -181,7 +183,6 @@ func TestVolumeStatusRequests(t *testing.T) {
 		{DescribeVolumeStatusInput{VolumeIDs: []string{"vol-x"}}, CodeInvalidVolumeIDMalformed},
 		{DescribeVolumeStatusInput{VolumeIDs: []string{env.impaired}, MaxResults: 5}, CodeInvalidParameterCombination},
 		{DescribeVolumeStatusInput{MaxResults: 4}, CodeInvalidParameterValue},
-		{DescribeVolumeStatusInput{MaxResults: 1001}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{Filters: []Filter{{"tag:team", []string{"db"}}}}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{Filters: []Filter{{"status", []string{"ok"}}}}, CodeInvalidParameterValue},
 		{DescribeVolumeStatusInput{NextToken: "%%%"}, CodeInvalidPaginationToken},
@@ -216,7 +217,7 @@ func TestVolumeStatusSDK(t *testing.T) {
 	for _, it := range out.VolumeStatuses {
 		id := aws.ToString(it.VolumeId)
 		vs := it.VolumeStatus
-		if vs == nil || len(vs.Details) != 2 || aws.ToString(it.AvailabilityZone) != "local" || len(it.Actions) != 0 {
+		if vs == nil || len(vs.Details) != 2 || aws.ToString(it.AvailabilityZone) != "us-east-1a" || len(it.Actions) != 0 {
 			t.Fatalf("%s: %+v", id, it)
 		}
 		wantStatus, wantIO, wantEvents := types.VolumeStatusInfoStatusOk, "passed", 0

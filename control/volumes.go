@@ -20,8 +20,8 @@ const (
 const volumeType = "standard"
 
 // createVolume: Size (GiB) or SizeBytes (cowvol), BlockSize (cowvol),
-// TagSpecification.N, ClientToken, AvailabilityZone, VolumeType, Encrypted,
-// KmsKeyId, SnapshotId, DryRun.
+// TagSpecification.N, ClientToken, AvailabilityZone or AvailabilityZoneId,
+// VolumeType, Encrypted, KmsKeyId, SnapshotId, DryRun.
 func (s *Server) createVolume(ctx context.Context, p *params) (response, error) {
 	dryRun, e := p.boolean("DryRun")
 	if e != nil {
@@ -46,6 +46,7 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	}
 	kmsKeyID, _ := p.get("KmsKeyId")
 	zone, hasZone := p.get("AvailabilityZone")
+	zoneID, hasZoneID := p.get("AvailabilityZoneId")
 	vtype, hasType := p.get("VolumeType")
 	token, _ := p.get("ClientToken")
 	tags, e := readTagSpecifications(p, "volume")
@@ -59,8 +60,13 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 	if hasSnapshot && !cow.ValidSnapshotID(snapshotID) {
 		return nil, malformedSnapshotID(snapshotID)
 	}
-	if hasZone && zone != s.zone {
-		return nil, invalidValue("Invalid availability zone: [%s]", clip(zone))
+	switch {
+	case hasZone && hasZoneID:
+		return nil, apiErr(CodeInvalidParameterCombination, "Specify either AvailabilityZone or AvailabilityZoneId, not both.")
+	case hasZone && zone != s.zone:
+		return nil, s.invalidZone(zone)
+	case hasZoneID && zoneID != s.zoneID:
+		return nil, invalidValue("Invalid availability zone ID: [%s]. This daemon's zone is %s (ID %s).", clip(zoneID), s.zone, s.zoneID)
 	}
 	if hasType && vtype != volumeType {
 		return nil, invalidValue("The volume type '%s' is not supported: cowvol volumes are '%s'.", clip(vtype), volumeType)

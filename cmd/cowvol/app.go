@@ -26,46 +26,31 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                      "cowvol",
 		Usage:                     "EBS-style block volumes with instant snapshots, over FUSE",
+		Description:               "The global options may come before the command or after it, as aws takes them.",
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
 		Version:                   version(),
 		DisableSliceFlagSeparator: true, // --tag k=a,b and --filter n=a,b keep their commas
-		Flags: []cli.Flag{
-			&cli.StringFlag{
-				Name:    "socket",
-				Usage:   "the daemon's control socket",
-				EnvVars: []string{"COWVOL_SOCKET"},
-				Value:   control.DefaultSocket,
-			},
-			&cli.StringFlag{
-				Name:    "cli-connect-timeout",
-				Usage:   "give up connecting to the daemon after `SECONDS` (or a duration: 90s, 2m); 0: never",
-				EnvVars: []string{"COWVOL_CLI_CONNECT_TIMEOUT"},
-				Value:   "60",
-			},
-			&cli.StringFlag{
-				Name:    "cli-read-timeout",
-				Usage:   "give up waiting for each answer of the daemon after `SECONDS` (or a duration: 90s, 2m); 0: never",
-				EnvVars: []string{"COWVOL_CLI_READ_TIMEOUT"},
-				Value:   "60",
-			},
-		},
-		// Bad timeouts are refused before any verb runs.
-		Before: func(c *cli.Context) error {
-			_, err := clientOptions(c)
-			return err
-		},
+		Flags:                     globalFlags(),
+		// Bad global options are refused before any verb runs (and
+		// again by each verb, for those given after it).
+		Before: checkGlobalFlags,
 		Commands: []*cli.Command{
 			daemonCommand(),
 			serveCommand(),
 			createVolumeCommand(),
 			describeVolumesCommand(),
 			describeVolumeStatusCommand(),
+			describeVolumeAttributeCommand(),
 			deleteVolumeCommand(),
 			createSnapshotCommand(),
 			describeSnapshotsCommand(),
+			describeSnapshotAttributeCommand(),
+			modifySnapshotAttributeCommand(),
 			deleteSnapshotCommand(),
 			copySnapshotCommand(),
+			describeAvailabilityZonesCommand(),
+			describeRegionsCommand(),
 			waitCommand(),
 			createKeyCommand(),
 			describeKeysCommand(),
@@ -74,7 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usageErrorf("unknown command %q (see cowvol --help)", c.Args().First())
+				return unknownCommand(c, c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -86,11 +71,37 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	for _, c := range app.Commands {
-		if c.OnUsageError == nil {
-			c.OnUsageError = onUsageError
+		switch c.Name {
+		case "serve": // run by the supervisor, which gives --socket first
+		case "daemon":
+			withGlobalFlags(c, "socket")
+		default:
+			withGlobalFlags(c, "socket", "cli-connect-timeout", "cli-read-timeout", "query", "output")
+			c.Before = checkGlobalFlags
 		}
+		setUsageErrorHandler(c)
 	}
 	return app
+}
+
+// setUsageErrorHandler makes cmd and its subcommands report bad command
+// lines as usage errors (exit 252).
+func setUsageErrorHandler(cmd *cli.Command) {
+	if cmd.OnUsageError == nil {
+		cmd.OnUsageError = onUsageError
+	}
+	for _, sub := range cmd.Subcommands {
+		setUsageErrorHandler(sub)
+	}
+}
+
+// checkGlobalFlags refuses bad timeouts, --query and --output.
+func checkGlobalFlags(c *cli.Context) error {
+	if _, err := clientOptions(c); err != nil {
+		return err
+	}
+	_, err := readOutputOptions(c)
+	return err
 }
 
 // usageError is a bad command line: reported plainly, exit 252.
@@ -102,8 +113,8 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &usageError{msg: err.Error()}
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	return &usageError{msg: flagErrorMessage(c, err)}
 }
 
 // operationError records which EC2 operation a verb called, for the
@@ -162,21 +173,21 @@ func reportError(w io.Writer, err error) int {
 }
 
 // client returns a client of the daemon named by --socket, with the
-// timeouts of --cli-connect-timeout and --cli-read-timeout (checked by the
-// app's Before).
+// timeouts of --cli-connect-timeout and --cli-read-timeout (checked by
+// checkGlobalFlags).
 func client(c *cli.Context) *control.Client {
 	opts, _ := clientOptions(c)
-	return control.NewClientWith(c.String("socket"), opts)
+	return control.NewClientWith(globalString(c, "socket"), opts)
 }
 
 // clientOptions reads --cli-connect-timeout and --cli-read-timeout.
 func clientOptions(c *cli.Context) (control.ClientOptions, error) {
 	var opts control.ClientOptions
 	var err error
-	if opts.ConnectTimeout, err = timeoutFlag(c, "cli-connect-timeout"); err != nil {
+	if opts.ConnectTimeout, err = parseTimeout("cli-connect-timeout", globalString(c, "cli-connect-timeout")); err != nil {
 		return opts, err
 	}
-	opts.ReadTimeout, err = timeoutFlag(c, "cli-read-timeout")
+	opts.ReadTimeout, err = parseTimeout("cli-read-timeout", globalString(c, "cli-read-timeout"))
 	return opts, err
 }
 

@@ -53,7 +53,7 @@ func copySnapshotCommand() *cli.Command {
 			for _, t := range out.Tags {
 				js.Tags = append(js.Tags, tagJSON{Key: t.Key, Value: t.Value})
 			}
-			return printJSON(c.App.Writer, js)
+			return printResult(c, js)
 		},
 	}
 }

@@ -17,13 +17,14 @@ func createSnapshotCommand() *cli.Command {
 		Name:  "create-snapshot",
 		Usage: "snapshot a volume (as aws ec2 create-snapshot): instant; the data moves to snapshot storage in the background",
 		UsageText: "cowvol create-snapshot --volume-id ID [--description D] [--tag k=v ...] [--outpost-arn ARN]\n" +
-			"   [--freeze MOUNTPOINT [--freeze-timeout 30s]] [--wait] [--dry-run]",
+			"   [--freeze MOUNTPOINT ... [--freeze-timeout 30s]] [--wait] [--dry-run]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "volume-id", Usage: "the volume to snapshot"},
 			&cli.StringFlag{Name: "description", Usage: "up to 255 characters"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "tag `KEY=VALUE` (repeatable)"},
 			&cli.StringFlag{Name: "outpost-arn", Usage: "store the snapshot on this host's Outpost (its local snapshot store)"},
-			&cli.StringFlag{Name: "freeze", Usage: "freeze the file system mounted at `MOUNTPOINT` (FIFREEZE) around the snapshot, then always thaw it (FITHAW); needs root"},
+			&cli.StringSliceFlag{Name: "freeze", Usage: "freeze the file system mounted at `MOUNTPOINT` (FIFREEZE) around the snapshot, then always thaw it (FITHAW); " +
+				"repeatable; each must be a file system on a loop device attached to the volume; needs root"},
 			&cli.StringFlag{Name: "freeze-timeout", Value: "30s",
 				Usage: "with --freeze: give up on the request after `SECONDS` (or a duration: 90s, 2m), thaw and exit 255; " +
 					"bounds the request instead of --cli-read-timeout while the file system is frozen"},
@@ -58,23 +59,28 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 	if in.Tags, err = tagFlag(c); err != nil {
 		return err
 	}
-	dir, bound, err := freezeFlags(c, in.DryRun)
+	dirs, bound, err := freezeFlags(c)
 	if err != nil {
 		return err
+	}
+	if len(dirs) > 0 && fz.check != nil {
+		if err := fz.check(dirs, in.VolumeID, globalString(c, "socket")); err != nil {
+			return err
+		}
 	}
 	cl := client(c)
 	defer cl.Close()
 	var snap control.Snapshot
-	if dir == "" {
+	if len(dirs) == 0 || in.DryRun { // a dry run changes nothing, the file systems' state included
 		snap, err = cl.CreateSnapshot(c.Context, in)
 		err = opError("CreateSnapshot", err)
 	} else {
-		snap, err = createFrozen(c, fz, dir, bound, in)
+		snap, err = createFrozen(c, fz, dirs, bound, in)
 	}
 	if err != nil {
 		if snap.SnapshotID != "" {
 			// The snapshot was made but the thaw failed: show both.
-			if perr := printJSON(c.App.Writer, snapshotOutput(snap)); perr != nil {
+			if perr := printResult(c, snapshotOutput(snap)); perr != nil {
 				return errors.Join(err, perr)
 			}
 		}
@@ -90,23 +96,23 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 		}
 		snap = final[0]
 	}
-	return printJSON(c.App.Writer, snapshotOutput(snap))
+	return printResult(c, snapshotOutput(snap))
 }
 
-// createFrozen calls CreateSnapshot with the file system mounted at dir
+// createFrozen calls CreateSnapshot with the file systems mounted at dirs
 // frozen, bounded by bound rather than the read timeout: a daemon that
-// does not answer must not keep every writer of the file system waiting.
+// does not answer must not keep every writer of the file systems waiting.
 // Past the bound it gives up, thaws and returns a *freezeTimeoutError.
-func createFrozen(c *cli.Context, fz fsFreezer, dir string, bound time.Duration, in control.CreateSnapshotInput) (control.Snapshot, error) {
+func createFrozen(c *cli.Context, fz fsFreezer, dirs []string, bound time.Duration, in control.CreateSnapshotInput) (control.Snapshot, error) {
 	opts, _ := clientOptions(c)
 	opts.ReadTimeout = 0
-	cl := control.NewClientWith(c.String("socket"), opts)
+	cl := control.NewClientWith(globalString(c, "socket"), opts)
 	defer cl.Close()
 	var (
 		snap     control.Snapshot
 		timedOut bool
 	)
-	err := fz.whileFrozen(dir, func() error {
+	err := fz.whileFrozen(dirs, func() error {
 		ctx, cancel := context.WithTimeout(c.Context, bound)
 		defer cancel()
 		var err error
@@ -115,50 +121,87 @@ func createFrozen(c *cli.Context, fz fsFreezer, dir string, bound time.Duration,
 		return opError("CreateSnapshot", err)
 	})
 	if timedOut {
-		fe := &freezeTimeoutError{dir: dir, volume: in.VolumeID, bound: bound, socket: c.String("socket")}
-		var te *thawError
-		if errors.As(err, &te) {
-			fe.thaw = te
-		}
+		fe := &freezeTimeoutError{dirs: dirs, volume: in.VolumeID, bound: bound, socket: globalString(c, "socket")}
+		fe.thaws = thawErrors(err)
 		return snap, fe
 	}
 	return snap, err
 }
 
-// freezeFlags reads --freeze and --freeze-timeout: the mount point to
-// freeze, "" for none (a dry run changes nothing, the file system's state
-// included), and how long it may stay frozen.
-func freezeFlags(c *cli.Context, dryRun bool) (dir string, bound time.Duration, err error) {
+// freezeFlags reads --freeze and --freeze-timeout: the mount points to
+// freeze (none: no --freeze), and how long they may stay frozen.
+func freezeFlags(c *cli.Context) (dirs []string, bound time.Duration, err error) {
 	if bound, err = timeoutFlag(c, "freeze-timeout"); err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
 	if bound == 0 {
-		return "", 0, usageErrorf("create-snapshot: --freeze-timeout must be more than 0: every writer of a frozen file system waits")
+		return nil, 0, usageErrorf("create-snapshot: --freeze-timeout must be more than 0: every writer of a frozen file system waits")
 	}
-	if dryRun {
-		return "", bound, nil
+	for _, d := range c.StringSlice("freeze") {
+		if d == "" {
+			return nil, 0, usageErrorf("create-snapshot: --freeze needs a mount point")
+		}
+		dirs = append(dirs, d)
 	}
-	return c.String("freeze"), bound, nil
+	return dirs, bound, nil
+}
+
+// thawErrors are the failed thaws among err's errors.
+func thawErrors(err error) []*thawError {
+	var out []*thawError
+	var walk func(error)
+	walk = func(e error) {
+		var te *thawError
+		switch x := e.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, inner := range x.Unwrap() {
+				walk(inner)
+			}
+		default:
+			if errors.As(e, &te) {
+				out = append(out, te)
+			}
+		}
+	}
+	walk(err)
+	return out
 }
 
 // freezeTimeoutError: CreateSnapshot did not answer within
 // --freeze-timeout while the file system was frozen. The CLI gave up and
 // thawed it; the daemon may still make the snapshot, after the thaw.
 type freezeTimeoutError struct {
-	dir, volume, socket string
-	bound               time.Duration
-	thaw                *thawError // the thaw failed too
+	dirs   []string
+	volume string
+	socket string
+	bound  time.Duration
+	thaws  []*thawError // the thaws that failed too
 }
 
 func (e *freezeTimeoutError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cowvol: CreateSnapshot: the cowvol daemon at %s did not answer within %v (--freeze-timeout) while %s was frozen; ",
-		e.socket, e.bound, e.dir)
-	if e.thaw == nil {
-		fmt.Fprintf(&b, "cowvol stopped waiting and thawed %s.\n", e.dir)
+	dirs := strings.Join(e.dirs, ", ")
+	verb := "was"
+	if len(e.dirs) > 1 {
+		verb = "were"
+	}
+	fmt.Fprintf(&b, "cowvol: CreateSnapshot: the cowvol daemon at %s did not answer within %v (--freeze-timeout) while %s %s frozen; ",
+		e.socket, e.bound, dirs, verb)
+	if len(e.thaws) == 0 {
+		fmt.Fprintf(&b, "cowvol stopped waiting and thawed %s.\n", dirs)
 	} else {
-		fmt.Fprintf(&b, "cowvol stopped waiting, but the thaw failed: %v\n%s may still be frozen: thaw it with `fsfreeze --unfreeze %s`.\n",
-			e.thaw, e.dir, e.dir)
+		b.WriteString("cowvol stopped waiting, but the thaw failed: ")
+		for i, te := range e.thaws {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(te.err.Error())
+		}
+		b.WriteString("\n")
+		for _, te := range e.thaws {
+			fmt.Fprintf(&b, "%s may still be frozen: thaw it with `fsfreeze --unfreeze %s`.\n", te.dir, te.dir)
+		}
 	}
 	socket := ""
 	if e.socket != control.DefaultSocket {

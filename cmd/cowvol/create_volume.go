@@ -74,5 +74,5 @@ func createVolume(c *cli.Context) error {
 	if err != nil {
 		return opError("CreateVolume", err)
 	}
-	return printJSON(c.App.Writer, volumeOutput(vol, false))
+	return printResult(c, volumeOutput(vol, false))
 }

@@ -194,7 +194,7 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		dataDir:       c.String("data-dir"),
 		mount:         c.String("mount"),
 		stateDir:      c.String("state-dir"),
-		socket:        c.String("socket"),
+		socket:        globalString(c, "socket"),
 		syncInterval:  c.Duration("sync-interval"),
 		accountID:     c.String("account-id"),
 		snapshotStore: c.String("snapshot-store"),

@@ -17,7 +17,7 @@ func describeSnapshotsCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "owner-ids", Usage: "owners: self or an account ID"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "`NAME=V1,V2`: status, volume-id, snapshot-id, tag:KEY, tag-key, description, owner-id, start-time, progress, storage-tier, volume-size, encrypted, outpost-arn; values take * and ?"},
 			&cli.StringSliceFlag{Name: "filters", Usage: "aws shorthand `Name=NAME,Values=V1,V2`"},
-			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 to 1000"},
+			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 or more (pages hold at most 1000)"},
 			&cli.StringFlag{Name: "next-token", Usage: "NextToken of the previous page"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without answering it"},
 		},
@@ -55,5 +55,5 @@ func describeSnapshots(c *cli.Context) error {
 	for _, s := range res.Snapshots {
 		out.Snapshots = append(out.Snapshots, snapshotOutput(s))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }

@@ -16,7 +16,7 @@ func describeVolumeStatusCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "volume-ids", Usage: "volume IDs (repeatable, comma-separated, or space-separated after the flag)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "`NAME=V1,V2`: volume-status.status, volume-status.details-name, volume-status.details-status, availability-zone, event.event-type, event.description, event.event-id, event.not-before, event.not-after, action.code, action.description, action.event-id; values take * and ?"},
 			&cli.StringSliceFlag{Name: "filters", Usage: "aws shorthand `Name=NAME,Values=V1,V2`"},
-			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 to 1000"},
+			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 or more (pages hold at most 1000)"},
 			&cli.StringFlag{Name: "next-token", Usage: "NextToken of the previous page"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without answering it"},
 		},
@@ -87,7 +87,7 @@ func describeVolumeStatus(c *cli.Context) error {
 	for _, it := range res.VolumeStatuses {
 		out.VolumeStatuses = append(out.VolumeStatuses, volumeStatusOutput(it))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }
 
 func volumeStatusOutput(it control.VolumeStatusItem) volumeStatusJSON {

@@ -16,7 +16,7 @@ func describeVolumesCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "volume-ids", Usage: "volume IDs (repeatable, comma-separated, or space-separated after the flag)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "`NAME=V1,V2`: status, size, volume-id, tag:KEY, tag-key, encrypted, snapshot-id, create-time, availability-zone, volume-type; values take * and ?"},
 			&cli.StringSliceFlag{Name: "filters", Usage: "aws shorthand `Name=NAME,Values=V1,V2`"},
-			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 to 500"},
+			&cli.IntFlag{Name: "max-results", Usage: "page size, 5 or more (pages hold at most 500)"},
 			&cli.StringFlag{Name: "next-token", Usage: "NextToken of the previous page"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without answering it"},
 		},
@@ -53,5 +53,5 @@ func describeVolumes(c *cli.Context) error {
 	for _, v := range res.Volumes {
 		out.Volumes = append(out.Volumes, volumeOutput(v, true))
 	}
-	return printJSON(c.App.Writer, out)
+	return printResult(c, out)
 }

@@ -95,7 +95,11 @@ func parseFilterShorthand(s string) (control.Filter, error) {
 // timeoutFlag reads a timeout flag as aws takes it, whole seconds (60), or
 // as a duration (90s, 2m). 0 means no timeout; negative is refused.
 func timeoutFlag(c *cli.Context, name string) (time.Duration, error) {
-	s := c.String(name)
+	return parseTimeout(name, c.String(name))
+}
+
+// parseTimeout parses the value s of timeout flag name, as timeoutFlag.
+func parseTimeout(name, s string) (time.Duration, error) {
 	var d time.Duration
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n > math.MaxInt64/int64(time.Second) {

@@ -21,6 +21,9 @@ type fsFreezer struct {
 	// exit ends the process after a signal thawed the file system;
 	// nil means os.Exit.
 	exit func(code int)
+	// check, if set, refuses mount points that are not safe to freeze
+	// for a snapshot of volumeID, of the daemon at socket.
+	check func(dirs []string, volumeID, socket string) error
 }
 
 // The ioctls of linux/fs.h, which golang.org/x/sys/unix does not export:
@@ -53,40 +56,59 @@ var kernelFreezer = fsFreezer{
 		}
 		return nil
 	},
+	check: checkFreezeTargets,
 }
 
-// thawError is a failed thaw: the file system may still be frozen.
-type thawError struct{ err error }
+// thawError is a failed thaw: the file system mounted at dir may still be
+// frozen.
+type thawError struct {
+	dir string
+	err error
+}
 
 func (e *thawError) Error() string { return e.err.Error() }
 func (e *thawError) Unwrap() error { return e.err }
 
-// whileFrozen runs fn with the file system mounted at dir frozen, and
-// always thaws it: when fn returns or fails, and when SIGINT or SIGTERM
-// arrives meanwhile (then it thaws and exits 130). A failed freeze runs
-// nothing and is returned as is; a failed thaw is returned as a
-// *thawError, joined to fn's error if any.
-func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
+// frozenFS is a file system whileFrozen froze.
+type frozenFS struct {
+	dir string
+	f   *os.File
+}
+
+// whileFrozen runs fn with the file systems mounted at dirs frozen, and
+// always thaws every one it froze, in reverse order: when fn returns or
+// fails, when a later freeze fails, and when SIGINT or SIGTERM arrives
+// meanwhile (then it thaws and exits 130). A failed freeze runs nothing
+// and is returned as is; failed thaws are returned as *thawError, joined
+// to fn's error if any.
+func (fz fsFreezer) whileFrozen(dirs []string, fn func() error) (err error) {
 	// Catch the signals before freezing: a signal between the freeze
 	// and the handler would leave the file system frozen.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	f, err := fz.freeze(dir)
-	if err != nil {
-		return err
-	}
 	var (
-		once    sync.Once
+		// mu guards the fields that follow: a signal thaws what is
+		// frozen at that moment, and nothing is frozen after.
+		mu      sync.Mutex
+		frozen  []frozenFS
+		thawed  bool
 		thawErr error
 	)
-	thaw := func() error {
-		once.Do(func() {
-			if err := fz.thaw(f); err != nil {
-				thawErr = &thawError{err: err}
+	thawAll := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !thawed {
+			thawed = true
+			var errs []error
+			for i := len(frozen) - 1; i >= 0; i-- {
+				if err := fz.thaw(frozen[i].f); err != nil {
+					errs = append(errs, &thawError{dir: frozen[i].dir, err: err})
+				}
 			}
-		})
+			thawErr = errors.Join(errs...)
+		}
 		return thawErr
 	}
 	done := make(chan struct{})
@@ -95,7 +117,7 @@ func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
 		defer close(handled)
 		select {
 		case sig := <-sigs:
-			if err := thaw(); err != nil {
+			if err := thawAll(); err != nil {
 				fmt.Fprintf(os.Stderr, "cowvol: %v (after %v)\n", err, sig)
 			}
 			exit := fz.exit
@@ -111,7 +133,32 @@ func (fz fsFreezer) whileFrozen(dir string, fn func() error) (err error) {
 		<-handled // a signal being handled has thawed when this returns
 		// A failed thaw is reported even when fn failed too: the
 		// file system may still be frozen.
-		err = errors.Join(err, thaw())
+		err = errors.Join(err, thawAll())
 	}()
+	for _, dir := range dirs {
+		if err := fz.freezeOne(dir, &mu, &frozen, &thawed); err != nil {
+			return err
+		}
+	}
 	return fn()
 }
+
+// freezeOne freezes dir and records it, unless a signal has thawed
+// everything already.
+func (fz fsFreezer) freezeOne(dir string, mu *sync.Mutex, frozen *[]frozenFS, thawed *bool) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if *thawed {
+		return errInterrupted
+	}
+	f, err := fz.freeze(dir)
+	if err != nil {
+		return err
+	}
+	*frozen = append(*frozen, frozenFS{dir: dir, f: f})
+	return nil
+}
+
+// errInterrupted: a signal thawed the file systems while others were
+// being frozen.
+var errInterrupted = errors.New("interrupted: every file system frozen so far was thawed")

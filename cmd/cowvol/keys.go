@@ -28,7 +28,7 @@ func createKeyCommand() *cli.Command {
 			if err != nil {
 				return opError("CreateKey", err)
 			}
-			return printJSON(c.App.Writer, struct {
+			return printResult(c, struct {
 				KeyMetadata control.Key `json:"KeyMetadata"`
 			}{k})
 		},
@@ -58,7 +58,7 @@ func describeKeysCommand() *cli.Command {
 				}
 				return opError(op, err)
 			}
-			return printJSON(c.App.Writer, struct {
+			return printResult(c, struct {
 				Keys []control.Key `json:"Keys"`
 			}{keys})
 		},

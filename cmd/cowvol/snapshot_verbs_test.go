@@ -200,10 +200,12 @@ func TestSnapshotVerbs(t *testing.T) {
 			exitAPIError, "same Outpost as the volume"},
 		{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--dry-run"}, exitAPIError,
 			"An error occurred (DryRunOperation) when calling the CreateSnapshot operation: Request would have succeeded, but DryRun flag is set."},
-		// A dry run does not freeze anything.
-		{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--dry-run", "--freeze", "/nonexistent/mount"}, exitAPIError, "DryRunOperation"},
-		// A failed freeze is a plain error, and no snapshot is made.
-		{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--freeze", "/nonexistent/mount"}, exitFailure, "cowvol: freeze: open /nonexistent/mount"},
+		// A --freeze that is not the volume's mount point is refused before
+		// anything is frozen or snapshotted, dry run or not.
+		{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--dry-run", "--freeze", "/nonexistent/mount"}, exitUsage,
+			"cowvol: create-snapshot: --freeze /nonexistent/mount: no such directory"},
+		{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--freeze", "/nonexistent/mount"}, exitUsage,
+			"cowvol: create-snapshot: --freeze /nonexistent/mount: no such directory"},
 		{[]string{"delete-snapshot"}, exitUsage, "--snapshot-id is required"},
 		{[]string{"delete-snapshot", "--snapshot-id", id}, exitAPIError,
 			"An error occurred (InvalidSnapshot.NotFound) when calling the DeleteSnapshot operation: The snapshot '" + id + "' does not exist."},
@@ -320,7 +322,7 @@ func TestWhileFrozenAlwaysThaws(t *testing.T) {
 				},
 				exit: func(code int) { t.Errorf("exit(%d) without a signal", code) },
 			}
-			err := fz.whileFrozen("/mnt/x", func() error {
+			err := fz.whileFrozen([]string{"/mnt/x"}, func() error {
 				ran = true
 				if frozen != 1 || thaws != 0 {
 					t.Errorf("the call ran with %d freezes and %d thaws", frozen, thaws)
@@ -354,7 +356,7 @@ func TestWhileFrozenSignal(t *testing.T) {
 					exited <- code
 				},
 			}
-			err := fz.whileFrozen("/mnt/x", func() error {
+			err := fz.whileFrozen([]string{"/mnt/x"}, func() error {
 				if err := syscall.Kill(os.Getpid(), sig); err != nil {
 					t.Fatal(err)
 				}
@@ -427,5 +429,49 @@ func TestCreateSnapshotFreeze(t *testing.T) {
 		exitAPIError, "InvalidVolume.NotFound"}})
 	if strings.Join(events, ",") != "freeze /mnt/x,thaw" {
 		t.Errorf("failed create-snapshot --freeze: events %v", events)
+	}
+
+	// Several mount points: checked, then frozen in order and thawed in
+	// reverse; a failed freeze thaws those frozen and takes no snapshot.
+	dirOf := map[*os.File]string{}
+	failOn := ""
+	snapshotFreezer = fsFreezer{
+		check: func(dirs []string, volumeID, socket string) error {
+			events = append(events, "check "+strings.Join(dirs, " ")+" of "+volumeID)
+			if socket != sock {
+				t.Errorf("checked against socket %s, want %s", socket, sock)
+			}
+			return nil
+		},
+		freeze: func(dir string) (*os.File, error) {
+			if dir == failOn {
+				return nil, errors.New("freeze " + dir + ": EBUSY")
+			}
+			events = append(events, "freeze "+dir)
+			f, err := os.Open(os.DevNull)
+			dirOf[f] = dir
+			return f, err
+		},
+		thaw: func(f *os.File) error { events = append(events, "thaw "+dirOf[f]); return f.Close() },
+	}
+	snaps := func() int {
+		var out struct{ Snapshots []any }
+		json.Unmarshal([]byte(runOK(t, "--socket", sock, "describe-snapshots", "--filter", "volume-id="+vol.VolumeId)), &out)
+		return len(out.Snapshots)
+	}
+	before := snaps()
+	events = nil
+	runOK(t, "--socket", sock, "create-snapshot", "--volume-id", vol.VolumeId, "--freeze", "/mnt/a", "--freeze", "/mnt/b")
+	if got := strings.Join(events, ","); got != "check /mnt/a /mnt/b of "+vol.VolumeId+",freeze /mnt/a,freeze /mnt/b,thaw /mnt/b,thaw /mnt/a" {
+		t.Errorf("two --freeze: events %s", got)
+	}
+	events, failOn = nil, "/mnt/b"
+	runCases(t, sock, []cliCase{{[]string{"create-snapshot", "--volume-id", vol.VolumeId, "--freeze", "/mnt/a", "--freeze", "/mnt/b"},
+		exitFailure, "freeze /mnt/b: EBUSY"}})
+	if got := strings.Join(events, ","); got != "check /mnt/a /mnt/b of "+vol.VolumeId+",freeze /mnt/a,thaw /mnt/a" {
+		t.Errorf("second freeze fails: events %s", got)
+	}
+	if n := snaps(); n != before+1 {
+		t.Errorf("%d snapshots, want %d: the failed freeze took one", n, before+1)
 	}
 }

@@ -99,7 +99,7 @@ func runSupervisor(c *cli.Context, cfg daemonConfig) error {
 // again: the mount point must not be looked at while no server serves (a
 // request to an unserved connection waits for ever).
 func commandArgs(c *cli.Context, cfg daemonConfig, command string) []string {
-	args := []string{"--socket=" + c.String("socket"), command,
+	args := []string{"--socket=" + globalString(c, "socket"), command,
 		"--data-dir=" + cfg.dataDir, "--mount=" + cfg.mount, "--state-dir=" + cfg.stateDir}
 	for _, f := range daemonFlags() {
 		name := f.Names()[0]

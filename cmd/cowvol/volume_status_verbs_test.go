@@ -22,7 +22,7 @@ func TestDescribeVolumeStatusVerb(t *testing.T) {
     "VolumeStatuses": [
         {
             "Actions": [],
-            "AvailabilityZone": "local",
+            "AvailabilityZone": "us-east-1a",
             "Events": [],
             "VolumeId": "` + id + `",
             "VolumeStatus": {
@@ -59,7 +59,7 @@ func TestDescribeVolumeStatusVerb(t *testing.T) {
 	}{
 		{[]string{"--volume-ids", "vol-1"}, 254, `^An error occurred \(InvalidVolumeID.Malformed\) when calling the DescribeVolumeStatus operation: `},
 		{[]string{"--filter", "tag:team=db"}, 254, `^An error occurred \(InvalidParameterValue\) when calling the DescribeVolumeStatus operation: The filter 'tag:team' is invalid\n$`},
-		{[]string{"--max-results", "2000"}, 254, `^An error occurred \(InvalidParameterValue\) when calling the DescribeVolumeStatus operation: .*between 5 and 1000`},
+		{[]string{"--max-results", "4"}, 254, `^An error occurred \(InvalidParameterValue\) when calling the DescribeVolumeStatus operation: .*between 5 and 1000`},
 		{[]string{"--filters", "status=x"}, 252, `^cowvol: --filters: "status=x" is not Name=NAME,Values=V1,V2\n$`},
 		{[]string{"--dry-run"}, 254, `^An error occurred \(DryRunOperation\) when calling the DescribeVolumeStatus operation`},
 	} {
