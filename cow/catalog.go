@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"strings"
 	"time"
 
@@ -115,7 +117,7 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
 	seen := time.Now()
 	// Not through the object cache: the manifest may be gone since.
-	m, _, err := getManifest(ctx, st, manifestKey(id))
+	m, _, err := getManifest(ctx, st, snapfmt.ManifestKey(id))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
@@ -130,13 +132,13 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 			Progress:    100,
 			StartTime:   m.StartTime,
 			Description: m.Description,
-			Tags:        tagsToMeta(m.Tags),
+			Tags:        tagsToMeta(tagsFromFormat(m.Tags)),
 			VolumeSize:  m.VolumeSize,
 			BlockSize:   m.BlockSize,
 			Store:       name,
 			OutpostArn:  m.OutpostArn,
 			DataBytes:   m.DataBytes,
-			Encryption:  m.Encryption.meta(),
+			Encryption:  lineage.FromFormat(m.Encryption),
 		},
 		owner: cmpOr(m.OwnerID, DefaultAccountID),
 		store: name,

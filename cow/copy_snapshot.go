@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -66,7 +68,7 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 		if err != nil {
 			return SnapshotInfo{}, err
 		}
-		enc = &k.enc
+		enc = &k.Enc
 	}
 	id := newID("snap")
 	hold, err := e.holdSnapshot(ctx, id, sr)
@@ -127,7 +129,7 @@ func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) er
 }
 
 // copyHold is the key of the hold a copy keeps on its source.
-func copyHold(r meta.SnapshotRecord) string { return holdKey(r.ID, r.CopyOf) }
+func copyHold(r meta.SnapshotRecord) string { return snapfmt.HoldKey(r.ID, r.CopyOf) }
 
 // dropCopyHold deletes copy r's hold on its source, failing quietly: an
 // orphan hold only keeps garbage from being collected.
@@ -155,7 +157,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
-	srcK, err := e.lineage(sm.Encryption.meta())
+	srcK, err := e.lineage(lineage.FromFormat(sm.Encryption))
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
@@ -171,10 +173,10 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
 	// An earlier attempt's manifest is adopted, as by flush.
-	if mb, err := st.Get(ctx, manifestKey(r.ID)); err == nil {
-		m, derr := decodeManifest(mb)
+	if mb, err := st.Get(ctx, snapfmt.ManifestKey(r.ID)); err == nil {
+		m, derr := snapfmt.DecodeManifest(mb)
 		if derr == nil {
-			derr = openManifest(k, m)
+			derr = snapfmt.OpenManifest(k.Format(), m)
 		}
 		if derr == nil && m.SnapshotID == r.ID {
 			e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
@@ -185,9 +187,9 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
 	}
 
-	segs := map[uint64]segmentRef{}
+	segs := map[uint64]snapfmt.SegmentRef{}
 	published := false // this attempt sent the manifest, which names its packs
-	if r.CopyFromStore == r.Store && sameLineage(sm.Encryption.meta(), r.Encryption) {
+	if r.CopyFromStore == r.Store && lineage.Same(lineage.FromFormat(sm.Encryption), r.Encryption) {
 		// Plaintext to plaintext in one store: the copy shares the
 		// source's segments, which the copy's hold keeps meanwhile.
 		for _, sr := range sm.Segments {
@@ -227,7 +229,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		}
 	}
 	m := e.newManifest(r, segs)
-	mb, err := encodeManifest(k, m)
+	mb, err := snapfmt.EncodeManifest(k.Format(), m)
 	if err != nil {
 		return err
 	}
@@ -236,7 +238,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	}
 	s.manifestSent.Store(true)
 	published = true
-	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
+	if err := st.Put(ctx, snapfmt.ManifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
 	return e.completeCopy(s, st, m)
@@ -244,8 +246,8 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 
 // completeCopy marks copy s completed once its manifest m is stored, and
 // drops its hold on the source.
-func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *manifest) error {
-	e.cacheManifest(st, manifestKey(m.SnapshotID), m)
+func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manifest) error {
+	e.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
 	s.rec.StatusMessage = ""

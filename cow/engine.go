@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"io"
 	"log/slog"
 	"os"
@@ -133,7 +135,7 @@ type Engine struct {
 	bg                 *ioGovernor // paces flushes and hydration against foreground I/O
 	keys               KeyManager  // nil: no encryption
 	openFile           func(path string, create bool) (blockFile, error)
-	lineages           keyCache // unwrapped data keys
+	lineages           *lineage.Cache // unwrapped data keys
 
 	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
 	startTimes        phaseTimes    // where Open spent its time, for the log
@@ -270,6 +272,7 @@ func Open(opts Options) (*Engine, error) {
 		space:           space,
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
 		keys:            opts.Keys,
+		lineages:        lineage.NewCache(opts.Keys),
 		openFile:        opts.openFile,
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
@@ -675,14 +678,14 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	}
 	// The hold is a copy of the bytes, checked first: a damaged manifest
 	// makes no volume.
-	_, b, err := getManifest(ctx, st, manifestKey(src.ID))
+	_, b, err := getManifest(ctx, st, snapfmt.ManifestKey(src.ID))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return "", fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, src.ID)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
 	}
-	hold := holdKey(volID, src.ID)
+	hold := snapfmt.HoldKey(volID, src.ID)
 	if err := st.Put(ctx, hold, b); err != nil {
 		if errors.Is(err, ErrStoreFull) {
 			return "", fmt.Errorf("a volume from snapshot %s keeps a copy of its manifest in the snapshot store, which is full (delete snapshots to make room): %w", src.ID, err)
@@ -693,7 +696,7 @@ func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.Snapsh
 	// from every manifest and hold. If the manifest is still there now,
 	// the deleter's mark comes after our hold and sees it; if it is gone,
 	// the deleter may not have seen the hold: give up.
-	ok, err := st.Exists(ctx, manifestKey(src.ID))
+	ok, err := st.Exists(ctx, snapfmt.ManifestKey(src.ID))
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: %s was deleted meanwhile", ErrSnapshotNotFound, src.ID)
 	}

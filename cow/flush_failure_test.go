@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"errors"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -66,7 +67,7 @@ func TestFlushAgainstFailingStore(t *testing.T) {
 	if si.State != SnapshotError || !strings.Contains(si.StatusMessage, "injected") {
 		t.Fatalf("snapshot against a dead store: state %s, message %q", si.State, si.StatusMessage)
 	}
-	if ok, _ := ds.Exists(ctx, manifestKey(bad.ID)); ok {
+	if ok, _ := ds.Exists(ctx, snapfmt.ManifestKey(bad.ID)); ok {
 		t.Fatal("a failed snapshot has a manifest")
 	}
 
@@ -119,7 +120,7 @@ func TestFailedFlushUnpublishesManifest(t *testing.T) {
 	if si.State != SnapshotError {
 		t.Fatalf("snapshot %s is %s, want error", s.ID, si.State)
 	}
-	if ok, _ := st.Exists(ctx, manifestKey(s.ID)); ok {
+	if ok, _ := st.Exists(ctx, snapfmt.ManifestKey(s.ID)); ok {
 		t.Fatalf("snapshot %s is in state error on its owner, but its manifest is stored (complete for everyone else)", s.ID)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"slices"
 	"sort"
 	"sync"
@@ -213,10 +215,10 @@ func (e *Engine) unpublish(r meta.SnapshotRecord) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 	defer cancel()
-	if err := st.Delete(ctx, manifestKey(r.ID)); err != nil {
+	if err := st.Delete(ctx, snapfmt.ManifestKey(r.ID)); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
-	e.objects.remove(cacheKey("m", st, manifestKey(r.ID)))
+	e.objects.remove(cacheKey("m", st, snapfmt.ManifestKey(r.ID)))
 	return nil
 }
 
@@ -244,14 +246,14 @@ func (e *Engine) failSnapshot(s *snapshot, cause error) {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
 	defer cancel()
-	keys := []string{manifestKey(r.ID)}
+	keys := []string{snapfmt.ManifestKey(r.ID)}
 	if r.CopyOf != "" {
 		e.dropCopyHold(r)
 	}
 	if v, err := e.lookup(r.VolumeID); err == nil {
 		v.mapMu.Lock()
-		if v.record.BaseManifest != holdKey(r.VolumeID, r.ID) {
-			keys = append(keys, holdKey(r.VolumeID, r.ID))
+		if v.record.BaseManifest != snapfmt.HoldKey(r.VolumeID, r.ID) {
+			keys = append(keys, snapfmt.HoldKey(r.VolumeID, r.ID))
 		}
 		v.mapMu.Unlock()
 	}
@@ -298,9 +300,9 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	baseKey, baseStoreName, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
 	v.mapMu.Unlock()
 
-	segs := map[uint64]segmentRef{}
+	segs := map[uint64]snapfmt.SegmentRef{}
 	var baseStore snapstore.Store
-	var baseK *lineageKeys
+	var baseK *lineage.Keys
 	// recode: the base's chunks are copied rather than referenced, when
 	// they are in another store (a regional snapshot of a volume whose
 	// next goes to the Outpost, or back) or of another lineage (an
@@ -317,10 +319,10 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		for _, sr := range bm.Segments {
 			segs[sr.Index] = sr
 		}
-		if baseK, err = e.lineage(bm.Encryption.meta()); err != nil {
+		if baseK, err = e.lineage(lineage.FromFormat(bm.Encryption)); err != nil {
 			return fmt.Errorf("base of %s: %w", v.id, err)
 		}
-		recode = baseStoreName != r.Store || !sameLineage(bm.Encryption.meta(), r.Encryption)
+		recode = baseStoreName != r.Store || !lineage.Same(lineage.FromFormat(bm.Encryption), r.Encryption)
 	}
 
 	// The versions born after the base, newest per block.
@@ -334,7 +336,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	}
 	bySeg := map[uint64][]uint64{}
 	for blk := range changes {
-		bySeg[blk>>segmentShift] = append(bySeg[blk>>segmentShift], blk)
+		bySeg[blk>>snapfmt.SegmentShift] = append(bySeg[blk>>snapfmt.SegmentShift], blk)
 	}
 	// In block order, so that consecutive blocks land side by side in a
 	// pack and a reader's window of a pack reads ahead.
@@ -372,12 +374,12 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	// left the snapshot complete in the store's eyes: adopt it. One that
 	// does not decode (a put cut off midway, on a store whose puts are
 	// not atomic) no reader can have used: it is replaced below.
-	mb, err := st.Get(ctx, manifestKey(r.ID))
+	mb, err := st.Get(ctx, snapfmt.ManifestKey(r.ID))
 	switch {
 	case err == nil:
-		m, derr := decodeManifest(mb)
+		m, derr := snapfmt.DecodeManifest(mb)
 		if derr == nil {
-			derr = openManifest(k, m)
+			derr = snapfmt.OpenManifest(k.Format(), m)
 		}
 		if derr != nil {
 			e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
@@ -415,7 +417,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err // shutting down: resumes at the next start
 		}
-		seg := segment{}
+		seg := snapfmt.Segment{}
 		if ref, ok := segs[idx]; ok {
 			if seg, err = e.loadSegment(ctx, baseStore, ref.Key, baseK); err != nil {
 				return err
@@ -442,7 +444,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 		return err
 	}
 	m := e.newManifest(r, segs)
-	mb, err = encodeManifest(k, m)
+	mb, err = snapfmt.EncodeManifest(k.Format(), m)
 	if err != nil {
 		return err
 	}
@@ -454,7 +456,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	}
 	s.manifestSent.Store(true) // a failed Put may have landed too
 	published = true
-	if err := st.Put(ctx, manifestKey(r.ID), mb); err != nil {
+	if err := st.Put(ctx, snapfmt.ManifestKey(r.ID), mb); err != nil {
 		return fmt.Errorf("put manifest: %w", err)
 	}
 	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
@@ -464,21 +466,21 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 // names is stored, and records them in segs.
 type segmentSink struct {
 	st   snapstore.Store
-	k    *lineageKeys
+	k    *lineage.Keys
 	pw   *packWriter
-	segs map[uint64]segmentRef
+	segs map[uint64]snapfmt.SegmentRef
 	pend []pendingSegment
 }
 
 type pendingSegment struct {
 	idx  uint64
-	seg  segment
+	seg  snapfmt.Segment
 	need int // the highest pack sequence number it names
 }
 
 // add takes segment idx, whose chunks are in packs up to sequence number
 // need; an empty one leaves the manifest.
-func (s *segmentSink) add(ctx context.Context, idx uint64, seg segment, need int) error {
+func (s *segmentSink) add(ctx context.Context, idx uint64, seg snapfmt.Segment, need int) error {
 	if len(seg) == 0 {
 		delete(s.segs, idx)
 		return nil
@@ -506,11 +508,11 @@ func (s *segmentSink) storeReady(ctx context.Context, all bool) error {
 		if err := s.pw.fillSizes(ps.seg); err != nil {
 			return err
 		}
-		enc, err := encodeSegment(s.k, ps.seg)
+		enc, err := snapfmt.EncodeSegment(s.k.Format(), ps.seg)
 		if err != nil {
 			return err
 		}
-		key := segmentKey(sha256.Sum256(enc))
+		key := snapfmt.SegmentKey(sha256.Sum256(enc))
 		// Always stored, even if an identical segment exists: an old
 		// copy's mtime predates this flush's lease, so another daemon's
 		// collector could take it before the manifest lands. Segments
@@ -518,14 +520,14 @@ func (s *segmentSink) storeReady(ctx context.Context, all bool) error {
 		if err := s.st.Put(ctx, key, enc); err != nil {
 			return fmt.Errorf("store %s: %w", key, err)
 		}
-		s.segs[ps.idx] = segmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
+		s.segs[ps.idx] = snapfmt.SegmentRef{Index: ps.idx, Key: key, Blocks: len(ps.seg)}
 	}
 	return nil
 }
 
 // newManifest is snapshot r's manifest, of segments segs.
-func (e *Engine) newManifest(r meta.SnapshotRecord, segs map[uint64]segmentRef) *manifest {
-	m := &manifest{
+func (e *Engine) newManifest(r meta.SnapshotRecord, segs map[uint64]snapfmt.SegmentRef) *snapfmt.Manifest {
+	m := &snapfmt.Manifest{
 		SnapshotID:  r.ID,
 		VolumeID:    r.VolumeID,
 		VolumeSize:  r.VolumeSize,
@@ -534,8 +536,8 @@ func (e *Engine) newManifest(r meta.SnapshotRecord, segs map[uint64]segmentRef) 
 		Description: r.Description,
 		OutpostArn:  r.OutpostArn,
 		OwnerID:     e.accountID,
-		Tags:        tagsFromMeta(r.Tags),
-		Encryption:  manifestEncryptionOf(r.Encryption),
+		Tags:        tagsToFormat(tagsFromMeta(r.Tags)),
+		Encryption:  lineage.ToFormat(r.Encryption),
 		// The manifest is stored, and the snapshot complete, just after.
 		CompletionTime: time.Now().UTC().Truncate(time.Millisecond),
 	}
@@ -554,14 +556,14 @@ type changesCount int
 // mb) is stored in st: the volume's hold, the completed record, the base,
 // the release of frozen versions. pw is nil when an earlier attempt stored
 // the manifest.
-func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st snapstore.Store, m *manifest, mb []byte, changed changesCount, pw *packWriter) error {
+func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st snapstore.Store, m *snapfmt.Manifest, mb []byte, changed changesCount, pw *packWriter) error {
 	r := s.record()
-	e.cacheManifest(st, manifestKey(r.ID), m)
+	e.cacheManifest(st, snapfmt.ManifestKey(r.ID), m)
 	// The volume's next snapshot builds on this one: it keeps its own
 	// copy of the manifest (a hold), so that a deletion of the snapshot,
 	// by this daemon or another one on the same store, leaves the data
 	// the volume depends on in place.
-	hold := holdKey(v.id, r.ID)
+	hold := snapfmt.HoldKey(v.id, r.ID)
 	if err := st.Put(ctx, hold, mb); err != nil {
 		return fmt.Errorf("hold manifest: %w", err)
 	}
@@ -593,7 +595,7 @@ func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st s
 // and updates seg to name their chunks; it returns the highest pack
 // sequence number seg now depends on (-1 for none). Zero versions and
 // all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineageKeys, pw *packWriter, dedup *dedupIndex, seg segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -620,7 +622,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineageKeys, pw
 					continue
 				}
 				x := changes[blk]
-				off := uint32(blk & (1<<segmentShift - 1))
+				off := uint32(blk & (1<<snapfmt.SegmentShift - 1))
 				zero := x.Zero()
 				if !zero {
 					// A frozen slot is never written again and not
@@ -633,12 +635,12 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineageKeys, pw
 					}
 					zero = isZero(buf)
 				}
-				var loc chunkLoc
+				var loc snapfmt.Loc
 				seq := -1
 				if !zero {
 					var err error
-					loc, seq, err = dedup.store(chunkIDOf(k, buf), func(id chunkID) (chunkLoc, int, error) {
-						scratch = encodeChunk(k, scratch[:0], id, buf)
+					loc, seq, err = dedup.store(snapfmt.ChunkIDOf(k.Format(), buf), func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
+						scratch = snapfmt.EncodeChunk(k.Format(), scratch[:0], id, buf)
 						return pw.add(id, scratch)
 					})
 					if err != nil {
@@ -684,12 +686,12 @@ feed:
 type dedupIndex struct {
 	// mu guards the fields that follow.
 	mu       sync.Mutex
-	m        map[chunkID]dedupEntry
-	inFlight map[chunkID]*dedupWait
+	m        map[snapfmt.ChunkID]dedupEntry
+	inFlight map[snapfmt.ChunkID]*dedupWait
 }
 
 type dedupEntry struct {
-	loc chunkLoc
+	loc snapfmt.Loc
 	seq int // pack sequence number in this flush; -1: stored before it
 }
 
@@ -701,22 +703,22 @@ type dedupWait struct {
 }
 
 func newDedupIndex() *dedupIndex {
-	return &dedupIndex{m: map[chunkID]dedupEntry{}, inFlight: map[chunkID]*dedupWait{}}
+	return &dedupIndex{m: map[snapfmt.ChunkID]dedupEntry{}, inFlight: map[snapfmt.ChunkID]*dedupWait{}}
 }
 
 // addBase records the chunks of a base segment (stored before the flush).
-func (d *dedupIndex) addBase(seg segment) {
+func (d *dedupIndex) addBase(seg snapfmt.Segment) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, l := range seg {
-		if _, ok := d.m[l.id]; !ok {
-			d.m[l.id] = dedupEntry{loc: l, seq: -1}
+		if _, ok := d.m[l.ID]; !ok {
+			d.m[l.ID] = dedupEntry{loc: l, seq: -1}
 		}
 	}
 }
 
 // store returns where chunk id is, calling put to store it if no one has.
-func (d *dedupIndex) store(id chunkID, put func(chunkID) (chunkLoc, int, error)) (chunkLoc, int, error) {
+func (d *dedupIndex) store(id snapfmt.ChunkID, put func(snapfmt.ChunkID) (snapfmt.Loc, int, error)) (snapfmt.Loc, int, error) {
 	d.mu.Lock()
 	if e, ok := d.m[id]; ok {
 		d.mu.Unlock()
@@ -754,7 +756,7 @@ func cmpErr(first, err error) error {
 type copySource struct {
 	name string
 	st   snapstore.Store
-	k    *lineageKeys
+	k    *lineage.Keys
 }
 
 // copyChunks copies the chunks of seg that are not being replaced from
@@ -762,12 +764,12 @@ type copySource struct {
 // highest pack sequence number seg now depends on. Chunks of the target
 // lineage k are copied as they are stored; others are opened and sealed
 // again under k (blocks of blockSize bytes), with k's chunk IDs.
-func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineageKeys, blockSize int, pw *packWriter, dedup *dedupIndex, seg segment, replaced []uint64) (int, error) {
+func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineage.Keys, blockSize int, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, replaced []uint64) (int, error) {
 	skip := map[uint32]bool{}
 	for _, b := range replaced {
-		skip[uint32(b&(1<<segmentShift-1))] = true
+		skip[uint32(b&(1<<snapfmt.SegmentShift-1))] = true
 	}
-	same := from.k == k || (from.k != nil && k != nil && sameLineage(&from.k.enc, &k.enc))
+	same := from.k == k || (from.k != nil && k != nil && lineage.Same(&from.k.Enc, &k.Enc))
 	buf := e.buffers.get(blockSize)
 	defer e.buffers.put(buf)
 	var scratch []byte
@@ -776,26 +778,26 @@ func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineageKeys
 		if skip[off] {
 			continue
 		}
-		var nl chunkLoc
+		var nl snapfmt.Loc
 		var seq int
 		var err error
 		if same {
-			nl, seq, err = dedup.store(l.id, func(id chunkID) (chunkLoc, int, error) {
+			nl, seq, err = dedup.store(l.ID, func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
 				// Verified before it is stored again: a damaged chunk
 				// must not get a second, trusted copy.
-				b, err := e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return verifyChunk(from.k, l.id, b) })
+				b, err := e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.VerifyChunk(from.k.Format(), l.ID, b) })
 				if err != nil {
-					return chunkLoc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
+					return snapfmt.Loc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 				}
 				return pw.add(id, b)
 			})
 		} else {
-			_, err = e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return decodeChunk(from.k, l.id, b, buf) })
+			_, err = e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.DecodeChunk(from.k.Format(), l.ID, b, buf) })
 			if err != nil {
-				return 0, fmt.Errorf("copy chunk %s: %w", l.id, err)
+				return 0, fmt.Errorf("copy chunk %s: %w", l.ID, err)
 			}
-			nl, seq, err = dedup.store(chunkIDOf(k, buf), func(id chunkID) (chunkLoc, int, error) {
-				scratch = encodeChunk(k, scratch[:0], id, buf)
+			nl, seq, err = dedup.store(snapfmt.ChunkIDOf(k.Format(), buf), func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
+				scratch = snapfmt.EncodeChunk(k.Format(), scratch[:0], id, buf)
 				return pw.add(id, scratch)
 			})
 		}

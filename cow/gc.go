@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"strings"
 	"sync"
 	"time"
@@ -52,24 +52,6 @@ const (
 // leaseMargin: a lease starts this much before it is taken, since object
 // timestamps can be coarser than time.Now (a filesystem's mtime is).
 const leaseMargin = time.Second
-
-// leaseKey names the lease of snapshot snapID's flush, started at start.
-func leaseKey(snapID string, start time.Time) string {
-	return "leases/" + snapID + "." + strconv.FormatInt(start.UnixMilli(), 10)
-}
-
-// parseLease returns the start time in a lease key.
-func parseLease(key string) (time.Time, bool) {
-	i := strings.LastIndexByte(key, '.')
-	if i < 0 {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(key[i+1:], 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms), true
-}
 
 // errLeaseLost: a flush's lease was not refreshed within LeaseTTL/2; the
 // flush stops (it is retried with a new lease), since another daemon's
@@ -116,7 +98,7 @@ func (l *flushLease) blame(err error) error {
 // fresh until the returned stop is called (which deletes it). The flush
 // does its store requests under the lease's ctx.
 func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (_ *flushLease, stop func(), err error) {
-	key := leaseKey(snapID, time.Now().Add(-leaseMargin))
+	key := snapfmt.LeaseKey(snapID, time.Now().Add(-leaseMargin))
 	body := []byte(e.accountID + "\n")
 	taken := time.Now()
 	if err := st.Put(ctx, key, body); err != nil {
@@ -225,7 +207,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	cutoff := now
 	var deadLeases []string
 	err = st.List(ctx, "leases/", func(o snapstore.ObjectInfo) error {
-		ls, ok := parseLease(o.Key)
+		ls, ok := snapfmt.LeaseStart(o.Key)
 		switch {
 		case !ok:
 		case exact && now.Sub(o.ModTime) > e.leaseTTL:
@@ -272,7 +254,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		}
 		// An encrypted manifest's references and its segments' pack
 		// tables are in the clear: no key is needed to mark.
-		for _, key := range m.segmentKeys() {
+		for _, key := range m.SegmentKeys() {
 			if live[key] {
 				continue
 			}
@@ -307,7 +289,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 				return fmt.Errorf("gc: %w", err)
 			}
 			if p, ok := strings.CutPrefix(k, "packs/"); ok {
-				var id packID
+				var id snapfmt.PackID
 				if i := strings.LastIndexByte(p, '/'); i >= 0 {
 					if n, err := hex.Decode(id[:], []byte(p[i+1:])); err == nil && n == len(id) {
 						e.packs.drop(storeName, id)
@@ -410,10 +392,10 @@ func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key 
 	if err != nil {
 		return nil, fmt.Errorf("get segment %s: %w", key, err)
 	}
-	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
+	if want, ok := snapfmt.SegmentSum(key); !ok || sha256.Sum256(b) != want {
 		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
 	}
-	objs, err := segmentObjects(b)
+	objs, err := snapfmt.SegmentObjects(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -204,7 +206,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		v.recordSpan(objManifest, key, 0, v.blocks, err)
 		return errFaultsRemain
 	}
-	k, err := e.lineage(m.Encryption.meta())
+	k, err := e.lineage(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return err
 	}
@@ -228,9 +230,9 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 // hydrateSegment fetches the blocks of segment ref that v does not have;
 // it returns how many it fetched. Blocks that cannot be read are recorded
 // and skipped; a failure to reach the store ends it.
-func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Store, ref segmentRef, k *lineageKeys) (int, error) {
-	lo := ref.Index << segmentShift
-	hi := min(lo+1<<segmentShift, v.blocks)
+func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Store, ref snapfmt.SegmentRef, k *lineage.Keys) (int, error) {
+	lo := ref.Index << snapfmt.SegmentShift
+	hi := min(lo+1<<snapfmt.SegmentShift, v.blocks)
 	seg, err := e.sharedSegment(ctx, st, ref.Key, k)
 	switch {
 	case err == nil:
@@ -245,8 +247,8 @@ func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Sto
 		return 0, nil
 	}
 	n := 0
-	for _, se := range seg.entries { // in block order
-		blk := lo | uint64(se.off)
+	for _, se := range seg.Entries { // in block order
+		blk := lo | uint64(se.Off)
 		if blk >= v.blocks || v.rangeMapped(blk, blk+1) {
 			continue
 		}
@@ -288,7 +290,7 @@ func (e *Engine) hydrated(ctx context.Context, v *volume, n int, start time.Time
 	var drop string
 	err := v.updateRecord(func(r *meta.VolumeRecord) {
 		r.Hydrating = false
-		if h := holdKey(v.id, r.SnapshotID); r.SnapshotID != "" && r.BaseManifest != h {
+		if h := snapfmt.HoldKey(v.id, r.SnapshotID); r.SnapshotID != "" && r.BaseManifest != h {
 			drop = h
 		}
 	}, nil)

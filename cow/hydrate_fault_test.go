@@ -3,6 +3,7 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -93,13 +94,13 @@ func newFaultEnv(t *testing.T, size int) *faultEnv {
 
 // chunkOf returns where the snapshot keeps block blk: the pack file and
 // the chunk's offset and length in it.
-func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc chunkLoc) {
+func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc snapfmt.Loc) {
 	t.Helper()
-	m, err := env.eng.loadManifest(ctx, env.st, manifestKey(env.snap))
+	m, err := env.eng.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
 	if err != nil {
 		t.Fatal(err)
 	}
-	i, ok := searchSegments(m.Segments, blk>>segmentShift)
+	i, ok := searchSegments(m.Segments, blk>>snapfmt.SegmentShift)
 	if !ok {
 		t.Fatalf("block %d is in no segment", blk)
 	}
@@ -107,17 +108,17 @@ func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc chunkLo
 	if err != nil {
 		t.Fatal(err)
 	}
-	loc, ok = seg.lookup(uint32(blk & (1<<segmentShift - 1)))
-	if !ok || !loc.inPack() {
+	loc, ok = seg.Lookup(uint32(blk & (1<<snapfmt.SegmentShift - 1)))
+	if !ok || !loc.InPack() {
 		t.Fatalf("block %d has no chunk in a pack", blk)
 	}
-	return filepath.Join(env.root, filepath.FromSlash(packKey(loc.pack))), loc
+	return filepath.Join(env.root, filepath.FromSlash(snapfmt.PackKey(loc.Pack))), loc
 }
 
 // packOf returns the key of the pack that holds block blk's chunk.
 func (env *faultEnv) packOf(t *testing.T, blk uint64) string {
 	_, loc := env.chunkOf(t, blk)
-	return packKey(loc.pack)
+	return snapfmt.PackKey(loc.Pack)
 }
 
 // flip inverts the byte in the middle of block blk's chunk in its pack
@@ -131,7 +132,7 @@ func (env *faultEnv) flip(t *testing.T, blk uint64) {
 	}
 	defer f.Close()
 	b := make([]byte, 1)
-	off := int64(loc.off + loc.n/2)
+	off := int64(loc.Off + loc.N/2)
 	if _, err := f.ReadAt(b, off); err != nil {
 		t.Fatal(err)
 	}
@@ -181,18 +182,18 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 				file, loc := env.chunkOf(t, 0)
 				var bad []uint64
 				for blk := range uint64(9 << 20 / faultBlock) {
-					if _, l := env.chunkOf(t, blk); l.pack == loc.pack {
+					if _, l := env.chunkOf(t, blk); l.Pack == loc.Pack {
 						bad = append(bad, blk)
 					}
 				}
 				if len(bad) == 9<<20/faultBlock {
-					t.Fatalf("every block is in pack %s: want another pack too", packKey(loc.pack))
+					t.Fatalf("every block is in pack %s: want another pack too", snapfmt.PackKey(loc.Pack))
 				}
 				hidden := file + ".hidden"
 				if err := os.Rename(file, hidden); err != nil {
 					t.Fatal(err)
 				}
-				return bad, packKey(loc.pack), func() {
+				return bad, snapfmt.PackKey(loc.Pack), func() {
 					if err := os.Rename(hidden, file); err != nil {
 						t.Fatal(err)
 					}
@@ -202,7 +203,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 		{
 			name: "corrupt segment, the store repaired", size: 1 << 20, repair: true,
 			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
-				m, err := env.eng.loadManifest(ctx, env.st, manifestKey(env.snap))
+				m, err := env.eng.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
 				if err != nil {
 					t.Fatal(err)
 				}

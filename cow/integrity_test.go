@@ -3,6 +3,7 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,25 +16,25 @@ import (
 // repeated, past the volume's end or with a key that is no segment key
 // make a manifest corrupt (readers binary-search them).
 func TestDecodeManifestValidatesSegments(t *testing.T) {
-	key := segmentKey([32]byte{1})
-	base := func(refs ...segmentRef) []byte {
-		b, err := encodeManifest(nil, &manifest{SnapshotID: "snap-00000000000000001", VolumeSize: 3 << 32, BlockSize: 64 << 10, Segments: refs})
+	key := snapfmt.SegmentKey([32]byte{1})
+	base := func(refs ...snapfmt.SegmentRef) []byte {
+		b, err := snapfmt.EncodeManifest(nil, &snapfmt.Manifest{SnapshotID: "snap-00000000000000001", VolumeSize: 3 << 32, BlockSize: 64 << 10, Segments: refs})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
 	// 3 << 32 bytes of 64 KiB blocks: 196608 blocks, segments 0..2.
-	if _, err := decodeManifest(base(segmentRef{0, key, 1}, segmentRef{2, key, 1})); err != nil {
+	if _, err := snapfmt.DecodeManifest(base(snapfmt.SegmentRef{Index: 0, Key: key, Blocks: 1}, snapfmt.SegmentRef{Index: 2, Key: key, Blocks: 1})); err != nil {
 		t.Fatalf("a valid manifest: %v", err)
 	}
-	for name, refs := range map[string][]segmentRef{
-		"unsorted":     {{2, key, 1}, {0, key, 1}},
-		"repeated":     {{1, key, 1}, {1, key, 1}},
-		"out of range": {{3, key, 1}},
-		"bad key":      {{0, "packs/00/00", 1}},
+	for name, refs := range map[string][]snapfmt.SegmentRef{
+		"unsorted":     {{Index: 2, Key: key, Blocks: 1}, {Index: 0, Key: key, Blocks: 1}},
+		"repeated":     {{Index: 1, Key: key, Blocks: 1}, {Index: 1, Key: key, Blocks: 1}},
+		"out of range": {{Index: 3, Key: key, Blocks: 1}},
+		"bad key":      {{Index: 0, Key: "packs/00/00", Blocks: 1}},
 	} {
-		if _, err := decodeManifest(base(refs...)); !errors.Is(err, ErrCorrupt) {
+		if _, err := snapfmt.DecodeManifest(base(refs...)); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
 		}
 	}

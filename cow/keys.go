@@ -2,16 +2,9 @@ package cow
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"sync"
 
+	"github.com/cowvol/cowvol/cow/lineage"
 	"github.com/cowvol/cowvol/kms"
 	"github.com/cowvol/cowvol/meta"
 )
@@ -36,162 +29,18 @@ var _ KeyManager = (*kms.Local)(nil)
 
 // ErrNoKeyManager: an encrypted volume was asked of an engine that has no
 // key manager.
-var ErrNoKeyManager = errors.New("encryption needs a key manager, and this engine has none")
-
-// lineageKeys are the keys of one encryption lineage (the volumes and
-// snapshots that share a data key), each derived from the data key with
-// HKDF-SHA256 and a label of its own, so that no key serves two purposes.
-type lineageKeys struct {
-	enc     meta.Encryption
-	dataKey []byte
-	// idKey keys the HMAC-SHA256 that names chunks: identical blocks
-	// dedupe within the lineage, and a chunk ID says nothing about a
-	// block to anyone without the key.
-	idKey []byte
-	chunk cipher.AEAD // chunks: the nonce is the chunk ID's first 12 bytes
-	meta  cipher.AEAD // segments and manifests: random nonces
-}
-
-// Key labels (HKDF info strings).
-const (
-	labelChunkID = "cowvol chunk id v1"
-	labelChunk   = "cowvol chunk v1"
-	labelMeta    = "cowvol snapshot metadata v1"
-	labelHot     = "cowvol volume data v1 " // + the volume ID
-)
-
-func deriveKey(dataKey []byte, label string) ([]byte, error) {
-	return hkdf.Key(sha256.New, dataKey, nil, label, 32)
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
-
-func deriveLineage(dataKey []byte, enc meta.Encryption) (*lineageKeys, error) {
-	k := &lineageKeys{enc: enc, dataKey: dataKey}
-	var err error
-	if k.idKey, err = deriveKey(dataKey, labelChunkID); err != nil {
-		return nil, err
-	}
-	for _, d := range []struct {
-		label string
-		aead  *cipher.AEAD
-	}{{labelChunk, &k.chunk}, {labelMeta, &k.meta}} {
-		key, err := deriveKey(dataKey, d.label)
-		if err != nil {
-			return nil, err
-		}
-		if *d.aead, err = newAEAD(key); err != nil {
-			return nil, err
-		}
-	}
-	return k, nil
-}
-
-// hotAEAD is the cipher of volume volID's own data: a key of its own,
-// derived from the lineage's, so that volumes sharing a data key never
-// share a (key, nonce) pair although each counts its nonces from zero.
-func (k *lineageKeys) hotAEAD(volID string) (cipher.AEAD, error) {
-	key, err := deriveKey(k.dataKey, labelHot+volID)
-	if err != nil {
-		return nil, err
-	}
-	return newAEAD(key)
-}
-
-// chunkID names a block of this lineage.
-func (k *lineageKeys) chunkID(block []byte) chunkID {
-	m := hmac.New(sha256.New, k.idKey)
-	m.Write(block)
-	var id chunkID
-	m.Sum(id[:0])
-	return id
-}
-
-// keyCache holds the lineages whose data keys were unwrapped, by wrapped
-// key. It is emptied whenever a KMS key changes state, so that a disabled
-// key stops opening anything at once.
-type keyCache struct {
-	mu sync.Mutex
-	m  map[string]*lineageKeys
-}
+var ErrNoKeyManager = lineage.ErrNoKeyManager
 
 // lineage returns the keys of the lineage enc describes (nil for nil:
 // plaintext), unwrapping its data key through the key manager on first use.
-func (e *Engine) lineage(enc *meta.Encryption) (*lineageKeys, error) {
-	if enc == nil {
-		return nil, nil
-	}
-	e.lineages.mu.Lock()
-	k := e.lineages.m[string(enc.WrappedKey)]
-	e.lineages.mu.Unlock()
-	if k != nil {
-		return k, nil
-	}
-	if e.keys == nil {
-		return nil, ErrNoKeyManager
-	}
-	dataKey, arn, err := e.keys.Unwrap(enc.WrappedKey)
-	if err != nil {
-		return nil, fmt.Errorf("data key of lineage %s (KMS key %s): %w", enc.DataKeyID, enc.KMSKeyARN, err)
-	}
-	if arn != enc.KMSKeyARN {
-		return nil, fmt.Errorf("%w: the data key of lineage %s is wrapped by %s, not %s", kms.ErrInvalidCiphertext, enc.DataKeyID, arn, enc.KMSKeyARN)
-	}
-	if k, err = deriveLineage(dataKey, *enc); err != nil {
-		return nil, err
-	}
-	e.lineages.mu.Lock()
-	if e.lineages.m == nil {
-		e.lineages.m = map[string]*lineageKeys{}
-	}
-	e.lineages.m[string(enc.WrappedKey)] = k
-	e.lineages.mu.Unlock()
-	return k, nil
+func (e *Engine) lineage(enc *meta.Encryption) (*lineage.Keys, error) {
+	return e.lineages.Get(enc)
 }
 
 // newLineage makes a fresh data key under the KMS key keyID names ("" for
 // the default key): a new lineage.
-func (e *Engine) newLineage(keyID string) (*lineageKeys, error) {
-	if e.keys == nil {
-		return nil, ErrNoKeyManager
-	}
-	arn, err := e.keys.ResolveKey(keyID)
-	if err != nil {
-		return nil, err
-	}
-	dataKey, wrapped, err := e.keys.GenerateDataKey(arn)
-	if err != nil {
-		return nil, err
-	}
-	enc := meta.Encryption{KMSKeyARN: arn, WrappedKey: wrapped, DataKeyID: newDataKeyID()}
-	k, err := deriveLineage(dataKey, enc)
-	if err != nil {
-		return nil, err
-	}
-	e.lineages.mu.Lock()
-	if e.lineages.m == nil {
-		e.lineages.m = map[string]*lineageKeys{}
-	}
-	e.lineages.m[string(wrapped)] = k
-	e.lineages.mu.Unlock()
-	return k, nil
-}
-
-// newDataKeyID returns a lineage ID, a random UUID as EC2's are.
-func newDataKeyID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on Linux
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+func (e *Engine) newLineage(keyID string) (*lineage.Keys, error) {
+	return e.lineages.New(keyID)
 }
 
 // KeysChanged forgets every unwrapped data key: the key manager calls it
@@ -200,23 +49,13 @@ func newDataKeyID() string {
 // that those under a disabled key fail to read or write, with an error
 // naming the key, instead of going on with a key in memory.
 func (e *Engine) KeysChanged() {
-	e.lineages.mu.Lock()
-	e.lineages.m = nil
-	e.lineages.mu.Unlock()
+	e.lineages.Forget()
 	for _, v := range e.volumes() {
 		if v.hot != nil {
 			v.hot.forget()
 		}
 	}
 	e.log.Info("KMS keys changed: unwrapped data keys dropped")
-}
-
-// sameLineage reports whether a and b (nil: plaintext) are one lineage.
-func sameLineage(a, b *meta.Encryption) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.DataKeyID == b.DataKeyID && hmac.Equal(a.WrappedKey, b.WrappedKey)
 }
 
 // volumeEncryption decides a new volume's encryption, as EC2 does: a volume
@@ -249,7 +88,7 @@ func (e *Engine) volumeEncryption(p CreateVolumeParams, src meta.SnapshotRecord)
 	if err != nil {
 		return nil, err
 	}
-	enc := k.enc
+	enc := k.Enc
 	return &enc, nil
 }
 

@@ -3,6 +3,7 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -171,7 +172,7 @@ func TestDamagedManifestFailsReads(t *testing.T) {
 	for _, d := range plaintextDamage {
 		t.Run(d.name, func(t *testing.T) {
 			f := newDamagedFixture(t)
-			key := manifestKey(f.snap)
+			key := snapfmt.ManifestKey(f.snap)
 			f.damage(t, key, d)
 			buf := make([]byte, 64<<10)
 			for _, off := range []int64{0, 4 << 30} {
@@ -205,7 +206,7 @@ func TestDamagedHoldFailsFlushAndRestore(t *testing.T) {
 	for _, d := range plaintextDamage {
 		t.Run(d.name, func(t *testing.T) {
 			f := newDamagedFixture(t)
-			base := holdKey(f.vol, f.snap)
+			base := snapfmt.HoldKey(f.vol, f.snap)
 			f.damage(t, base, d)
 			// One block changes; the rest of the next snapshot is the
 			// base's.
@@ -226,12 +227,12 @@ func TestDamagedHoldFailsFlushAndRestore(t *testing.T) {
 				t.Errorf("snapshot on a damaged base: %s (%q), want error naming %s; its first MiB equal to the volume's: %v",
 					info.State, info.StatusMessage, base, bytes.Equal(got, f.data))
 			}
-			if ok, _ := f.st.Exists(ctx, manifestKey(si.ID)); ok {
+			if ok, _ := f.st.Exists(ctx, snapfmt.ManifestKey(si.ID)); ok {
 				t.Errorf("the failed snapshot's manifest is in the store")
 			}
 			f.checkCollectionRefused(t, f.a, base)
 
-			hold := holdKey(f.restored, f.snap)
+			hold := snapfmt.HoldKey(f.restored, f.snap)
 			f.damage(t, hold, d)
 			h := openHandle(t, f.b, f.restored)
 			defer h.Close()
@@ -280,7 +281,7 @@ func TestDamagedEncryptedManifestFailsCollection(t *testing.T) {
 			}
 			f := &damagedFixture{st: st, a: env.eng, b: env.eng}
 			f.objects = f.dataObjects(t)
-			key := manifestKey(si.ID)
+			key := snapfmt.ManifestKey(si.ID)
 			f.damage(t, key, d)
 			f.checkCollectionRefused(t, env.eng, key)
 			buf := make([]byte, 64<<10)

@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,10 +41,10 @@ func TestOutpostLocalStore(t *testing.T) {
 		st       snapstore.Store
 		has, not string
 	}{{local, onOutpost.ID, inRegion.ID}, {regional, inRegion.ID, onOutpost.ID}} {
-		if ok, _ := c.st.Exists(ctx, manifestKey(c.has)); !ok {
+		if ok, _ := c.st.Exists(ctx, snapfmt.ManifestKey(c.has)); !ok {
 			t.Errorf("%s lacks the manifest of %s", c.st, c.has)
 		}
-		if ok, _ := c.st.Exists(ctx, manifestKey(c.not)); ok {
+		if ok, _ := c.st.Exists(ctx, snapfmt.ManifestKey(c.not)); ok {
 			t.Errorf("%s holds the manifest of %s", c.st, c.not)
 		}
 	}

@@ -1,10 +1,10 @@
 package cow
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sync"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -19,14 +19,6 @@ const (
 	// flush holds at most (packUploads+1) × packTarget of pack data.
 	packUploads = 4
 )
-
-// Pack object layout: the compressed chunks back to back, then the index
-// (per chunk: ID, offset and length as big-endian uint32), then the entry
-// count (uint32) and packMagic. Readers go by the segments' locations; the
-// index makes a pack self-describing (checks, repair, repacking).
-var packMagic = []byte("CVPACK01")
-
-const packIndexEntry = 32 + 4 + 4
 
 // packWriter batches a flush's chunks into packs and stores them in the
 // background. It owns its upload goroutines: finish (or abort) waits for
@@ -44,30 +36,31 @@ type packWriter struct {
 	done     map[int]bool // stored packs not yet below durable
 	durable  int          // every pack with a lower sequence number is stored
 	firstErr error
-	sizes    map[packID]uint32 // sealed packs
-	packs    int               // packs stored
-	bytes    int64             // pack bytes stored
+	sizes    map[snapfmt.PackID]uint32 // sealed packs
+	packs    int                       // packs stored
+	bytes    int64                     // pack bytes stored
 }
 
+// openPack is a pack being filled: its layout built into buf.
 type openPack struct {
-	id    packID
-	buf   []byte
-	index []byte
+	id  snapfmt.PackID
+	buf *bytes.Buffer
+	b   *snapfmt.PackBuilder
 }
 
 func newPackWriter(ctx context.Context, st snapstore.Store) *packWriter {
-	return &packWriter{ctx: ctx, st: st, sem: make(chan struct{}, packUploads+1), done: map[int]bool{}, sizes: map[packID]uint32{}}
+	return &packWriter{ctx: ctx, st: st, sem: make(chan struct{}, packUploads+1), done: map[int]bool{}, sizes: map[snapfmt.PackID]uint32{}}
 }
 
 // add appends a compressed chunk and returns where it will be and the
 // sequence number of its pack: the chunk is durable once durableBelow()
 // exceeds it. A full pack is sealed and stored in the background; add
 // blocks while packUploads packs are being stored (bounded memory).
-func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
+func (w *packWriter) add(id snapfmt.ChunkID, data []byte) (snapfmt.Loc, int, error) {
 	w.mu.Lock()
 	if err := w.firstErr; err != nil {
 		w.mu.Unlock()
-		return chunkLoc{}, 0, err
+		return snapfmt.Loc{}, 0, err
 	}
 	if w.cur == nil {
 		// A pack takes its token when it opens and returns it once
@@ -81,33 +74,34 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 			err := w.ctx.Err()
 			w.firstErr = cmpErr(w.firstErr, err)
 			w.mu.Unlock()
-			return chunkLoc{}, 0, err
+			return snapfmt.Loc{}, 0, err
 		}
-		p := &openPack{buf: getPackBuffer()}
-		if _, err := rand.Read(p.id[:]); err != nil {
-			putPackBuffer(p.buf)
+		id, err := snapfmt.NewPackID()
+		if err != nil {
 			<-w.sem
 			w.mu.Unlock()
-			return chunkLoc{}, 0, fmt.Errorf("pack ID: %w", err)
+			return snapfmt.Loc{}, 0, err
 		}
-		w.cur = p
+		buf := bytes.NewBuffer(getPackBuffer())
+		w.cur = &openPack{id: id, buf: buf, b: snapfmt.NewPackBuilder(buf)}
 	}
 	p := w.cur
-	loc := chunkLoc{id: id, pack: p.id, off: uint32(len(p.buf)), n: uint32(len(data))}
-	p.buf = append(p.buf, data...)
-	p.index = append(p.index, id[:]...)
-	p.index = binary.BigEndian.AppendUint32(p.index, loc.off)
-	p.index = binary.BigEndian.AppendUint32(p.index, loc.n)
+	off, n, err := p.b.Add(id, data) // writes to a bytes.Buffer: fails only past 4 GiB
+	if err != nil {
+		w.mu.Unlock()
+		return snapfmt.Loc{}, 0, err
+	}
+	loc := snapfmt.Loc{ID: id, Pack: p.id, Off: off, N: n}
 	seq := w.seq
 	var sealed *openPack
-	if len(p.buf) >= packTarget {
+	if p.b.Len() >= packTarget {
 		sealed, w.cur = p, nil
 		w.seq++
 	}
 	w.mu.Unlock()
 	if sealed != nil {
 		if err := w.store(sealed, seq); err != nil {
-			return chunkLoc{}, 0, err
+			return snapfmt.Loc{}, 0, err
 		}
 	}
 	// The location's pack size is filled in when the pack is sealed
@@ -120,7 +114,7 @@ func (w *packWriter) add(id chunkID, data []byte) (chunkLoc, int, error) {
 // buffers, which doubles the heap the daemon needs.
 var packBuffers sync.Pool
 
-const packBufferCap = packTarget + MaxBlockSize + 1024 + packIndexEntry*(packTarget/512)
+const packBufferCap = packTarget + MaxBlockSize + 1024 + snapfmt.PackIndexEntrySize*(packTarget/512)
 
 func getPackBuffer() []byte {
 	if b, ok := packBuffers.Get().(*[]byte); ok {
@@ -138,19 +132,22 @@ func putPackBuffer(b []byte) {
 
 // store seals p and stores it in the background (p holds a token).
 func (w *packWriter) store(p *openPack, seq int) error {
-	p.buf = append(p.buf, p.index...)
-	p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(len(p.index)/packIndexEntry))
-	p.buf = append(p.buf, packMagic...)
+	if _, err := p.b.Finish(); err != nil {
+		<-w.sem
+		w.fail(fmt.Errorf("pack %s: %w", p.id, err))
+		return err
+	}
+	data := p.buf.Bytes()
 	w.mu.Lock()
-	w.sizes[p.id] = uint32(len(p.buf))
+	w.sizes[p.id] = uint32(len(data))
 	w.mu.Unlock()
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		err := w.st.Put(w.ctx, packKey(p.id), p.buf)
-		size := len(p.buf)
-		putPackBuffer(p.buf) // a store keeps nothing of data once Put returns
-		<-w.sem              // before w.mu: add waits for a token holding it
+		err := w.st.Put(w.ctx, snapfmt.PackKey(p.id), data)
+		size := len(data)
+		putPackBuffer(data) // a store keeps nothing of data once Put returns
+		<-w.sem             // before w.mu: add waits for a token holding it
 		if err != nil {
 			w.fail(fmt.Errorf("store pack %s: %w", p.id, err))
 			return
@@ -219,7 +216,7 @@ func (w *packWriter) abort() { w.wg.Wait() }
 func (w *packWriter) discard(ctx context.Context) (int, error) {
 	w.wg.Wait()
 	w.mu.Lock()
-	ids := make([]packID, 0, len(w.sizes))
+	ids := make([]snapfmt.PackID, 0, len(w.sizes))
 	for id := range w.sizes { // every pack store() sent
 		ids = append(ids, id)
 	}
@@ -227,7 +224,7 @@ func (w *packWriter) discard(ctx context.Context) (int, error) {
 	n := 0
 	var first error
 	for _, id := range ids {
-		if err := w.st.Delete(ctx, packKey(id)); err != nil {
+		if err := w.st.Delete(ctx, snapfmt.PackKey(id)); err != nil {
 			first = cmpErr(first, err)
 			continue
 		}
@@ -238,18 +235,18 @@ func (w *packWriter) discard(ctx context.Context) (int, error) {
 
 // fillSizes sets the pack size of seg's locations that lack it (chunks
 // added by this writer). Every pack seg names must be sealed.
-func (w *packWriter) fillSizes(seg segment) error {
+func (w *packWriter) fillSizes(seg snapfmt.Segment) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for off, l := range seg {
-		if !l.inPack() || l.packSize != 0 {
+		if !l.InPack() || l.PackSize != 0 {
 			continue
 		}
-		size, ok := w.sizes[l.pack]
+		size, ok := w.sizes[l.Pack]
 		if !ok {
-			return fmt.Errorf("pack %s of block %d is not sealed", l.pack, off)
+			return fmt.Errorf("pack %s of block %d is not sealed", l.Pack, off)
 		}
-		l.packSize = size
+		l.PackSize = size
 		seg[off] = l
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sync"
 
 	"github.com/cowvol/cowvol/cow/snapstore"
@@ -22,7 +23,7 @@ const (
 
 type windowKey struct {
 	store string
-	pack  packID
+	pack  snapfmt.PackID
 	start uint32
 }
 
@@ -57,40 +58,40 @@ func newPackCache(max int64) *packCache {
 
 // chunk returns the stored (compressed) bytes of the chunk at l in store
 // st (named storeName).
-func (c *packCache) chunk(ctx context.Context, storeName string, st snapstore.Store, l chunkLoc) ([]byte, error) {
-	if !l.inPack() {
-		return st.Get(ctx, chunkKey(l.id))
+func (c *packCache) chunk(ctx context.Context, storeName string, st snapstore.Store, l snapfmt.Loc) ([]byte, error) {
+	if !l.InPack() {
+		return st.Get(ctx, snapfmt.ChunkKey(l.ID))
 	}
-	if l.packSize == 0 || l.off+l.n > l.packSize {
-		return nil, fmt.Errorf("%w: chunk %s at %d+%d of a %d-byte pack", ErrCorrupt, l.id, l.off, l.n, l.packSize)
+	if l.PackSize == 0 || l.Off+l.N > l.PackSize {
+		return nil, fmt.Errorf("%w: chunk %s at %d+%d of a %d-byte pack", ErrCorrupt, l.ID, l.Off, l.N, l.PackSize)
 	}
-	start := l.off / packWindow * packWindow
-	end := min(start+packWindow, l.packSize)
-	if l.off+l.n > end {
+	start := l.Off / packWindow * packWindow
+	end := min(start+packWindow, l.PackSize)
+	if l.Off+l.N > end {
 		// It straddles two windows: read it alone.
 		c.mu.Lock()
 		c.fetches++
 		c.mu.Unlock()
-		return st.GetRange(ctx, packKey(l.pack), int64(l.off), int64(l.n))
+		return st.GetRange(ctx, snapfmt.PackKey(l.Pack), int64(l.Off), int64(l.N))
 	}
-	w, err := c.window(ctx, windowKey{storeName, l.pack, start}, func() ([]byte, error) {
-		return st.GetRange(ctx, packKey(l.pack), int64(start), int64(end-start))
+	w, err := c.window(ctx, windowKey{storeName, l.Pack, start}, func() ([]byte, error) {
+		return st.GetRange(ctx, snapfmt.PackKey(l.Pack), int64(start), int64(end-start))
 	})
 	if err != nil {
 		return nil, err
 	}
-	return w[l.off-start : l.off-start+l.n], nil
+	return w[l.Off-start : l.Off-start+l.N], nil
 }
 
 // checkedChunk returns chunk l's stored bytes once check accepts them. A
 // window that fails check with ErrCorrupt (read damaged, or damaged in
 // memory since) is dropped and fetched once more before the error stands.
-func (c *packCache) checkedChunk(ctx context.Context, storeName string, st snapstore.Store, l chunkLoc, check func([]byte) error) ([]byte, error) {
+func (c *packCache) checkedChunk(ctx context.Context, storeName string, st snapstore.Store, l snapfmt.Loc, check func([]byte) error) ([]byte, error) {
 	b, err := c.chunk(ctx, storeName, st, l)
 	if err != nil {
 		return nil, err
 	}
-	if err = check(b); err == nil || !errors.Is(err, ErrCorrupt) || !l.inPack() {
+	if err = check(b); err == nil || !errors.Is(err, ErrCorrupt) || !l.InPack() {
 		return b, err
 	}
 	c.dropWindow(storeName, l)
@@ -105,10 +106,10 @@ func (c *packCache) checkedChunk(ctx context.Context, storeName string, st snaps
 }
 
 // dropWindow forgets the window holding chunk l.
-func (c *packCache) dropWindow(storeName string, l chunkLoc) {
+func (c *packCache) dropWindow(storeName string, l snapfmt.Loc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := windowKey{storeName, l.pack, l.off / packWindow * packWindow}
+	k := windowKey{storeName, l.Pack, l.Off / packWindow * packWindow}
 	if el, ok := c.items[k]; ok {
 		c.order.Remove(el)
 		delete(c.items, k)
@@ -157,7 +158,7 @@ func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byt
 }
 
 // drop forgets every window of pack p (after garbage collection deleted it).
-func (c *packCache) drop(storeName string, p packID) {
+func (c *packCache) drop(storeName string, p snapfmt.PackID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for el := c.order.Front(); el != nil; {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ func TestPackWriterAndReader(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	const n = 400 // 64 KiB blocks of random data: about 3 packs
 	blocks := make([][]byte, n)
-	seg := segment{}
+	seg := snapfmt.Segment{}
 	lastSeq := -1
 	for i := range blocks {
 		b := make([]byte, 64<<10)
@@ -37,8 +38,8 @@ func TestPackWriterAndReader(t *testing.T) {
 			b[j] = byte(rng.Uint32())
 		}
 		blocks[i] = b
-		id := chunkID(sha256.Sum256(b))
-		loc, seq, err := pw.add(id, encodeChunk(nil, nil, id, b))
+		id := snapfmt.ChunkID(sha256.Sum256(b))
+		loc, seq, err := pw.add(id, snapfmt.EncodeChunk(nil, nil, id, b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,11 +58,11 @@ func TestPackWriterAndReader(t *testing.T) {
 	if err := pw.fillSizes(seg); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := encodeSegment(nil, seg)
+	enc, err := snapfmt.EncodeSegment(nil, seg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := decodeSegment(nil, enc)
+	dec, err := snapfmt.DecodeSegment(nil, enc)
 	if err != nil || len(dec) != len(seg) {
 		t.Fatalf("segment round trip: %d entries, %v", len(dec), err)
 	}
@@ -72,31 +73,31 @@ func TestPackWriterAndReader(t *testing.T) {
 	}
 
 	// Each pack's trailer index agrees with the locations.
-	byPack := map[packID]map[uint32]chunkLoc{}
+	byPack := map[snapfmt.PackID]map[uint32]snapfmt.Loc{}
 	for _, l := range seg {
-		if byPack[l.pack] == nil {
-			byPack[l.pack] = map[uint32]chunkLoc{}
+		if byPack[l.Pack] == nil {
+			byPack[l.Pack] = map[uint32]snapfmt.Loc{}
 		}
-		byPack[l.pack][l.off] = l
+		byPack[l.Pack][l.Off] = l
 	}
 	for p, locs := range byPack {
-		b, err := st.Get(ctx, packKey(p))
+		b, err := st.Get(ctx, snapfmt.PackKey(p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.HasSuffix(b, packMagic) || uint32(len(b)) != locs[0].packSize {
-			t.Fatalf("pack %s: %d bytes, magic %v", p, len(b), bytes.HasSuffix(b, packMagic))
+		if !bytes.HasSuffix(b, snapfmt.PackMagic) || uint32(len(b)) != locs[0].PackSize {
+			t.Fatalf("pack %s: %d bytes, magic %v", p, len(b), bytes.HasSuffix(b, snapfmt.PackMagic))
 		}
-		count := int(binary.BigEndian.Uint32(b[len(b)-len(packMagic)-4:]))
-		idx := b[len(b)-len(packMagic)-4-count*packIndexEntry : len(b)-len(packMagic)-4]
+		count := int(binary.BigEndian.Uint32(b[len(b)-len(snapfmt.PackMagic)-4:]))
+		idx := b[len(b)-len(snapfmt.PackMagic)-4-count*snapfmt.PackIndexEntrySize : len(b)-len(snapfmt.PackMagic)-4]
 		if count != len(locs) {
 			t.Fatalf("pack %s indexes %d chunks, the segment %d", p, count, len(locs))
 		}
 		for i := 0; i < count; i++ {
-			e := idx[i*packIndexEntry:]
+			e := idx[i*snapfmt.PackIndexEntrySize:]
 			off, ln := binary.BigEndian.Uint32(e[32:]), binary.BigEndian.Uint32(e[36:])
 			l, ok := locs[off]
-			if !ok || l.n != ln || !bytes.Equal(l.id[:], e[:32]) {
+			if !ok || l.N != ln || !bytes.Equal(l.ID[:], e[:32]) {
 				t.Fatalf("pack %s index entry %d (%d+%d) does not match the segment", p, i, off, ln)
 			}
 		}
@@ -111,7 +112,7 @@ func TestPackWriterAndReader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := decodeChunk(nil, l.id, b, dst); err != nil || !bytes.Equal(dst, blocks[i]) {
+		if err := snapfmt.DecodeChunk(nil, l.ID, b, dst); err != nil || !bytes.Equal(dst, blocks[i]) {
 			t.Fatalf("block %d: %v", i, err)
 		}
 	}
@@ -121,33 +122,13 @@ func TestPackWriterAndReader(t *testing.T) {
 
 	// A location that runs past its pack, or a corrupt chunk, is an error.
 	bad := dec[0]
-	bad.off = bad.packSize - 1
+	bad.Off = bad.PackSize - 1
 	if _, err := pc.chunk(ctx, "test", st, bad); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("location past the pack's end: %v", err)
 	}
 	b, _ := pc.chunk(ctx, "test", st, dec[1])
-	if err := decodeChunk(nil, dec[0].id, b, dst); !errors.Is(err, ErrCorrupt) {
+	if err := snapfmt.DecodeChunk(nil, dec[0].ID, b, dst); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a chunk under another's ID: %v", err)
-	}
-}
-
-// TestSegmentFormat1StillReads: a segment of format 1 (one object per
-// chunk) decodes to locations outside packs.
-func TestSegmentFormat1StillReads(t *testing.T) {
-	var raw []byte
-	raw = append(raw, segmentMagicV1...)
-	raw = binary.AppendUvarint(raw, 2)
-	id1, id2 := chunkID{1}, chunkID{2}
-	raw = binary.AppendUvarint(raw, 5)
-	raw = append(raw, id1[:]...)
-	raw = binary.AppendUvarint(raw, 3)
-	raw = append(raw, id2[:]...)
-	s, err := decodeSegment(nil, zstdEncoder().EncodeAll(raw, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s) != 2 || s[5].id != id1 || s[8].id != id2 || s[5].inPack() || s[8].objectKey() != chunkKey(id2) {
-		t.Fatalf("decoded %+v", s)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"os"
 	"runtime"
 	"strings"
@@ -147,7 +148,7 @@ func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
 		}
 		var err error
 		once.Do(func() {
-			first, err = st.Get(ctx, manifestKey(sid))
+			first, err = st.Get(ctx, snapfmt.ManifestKey(sid))
 			if err != nil {
 				t.Errorf("the manifest is not stored before the hold: %v", err)
 			}
@@ -163,7 +164,7 @@ func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
 	sid = s.ID
 	waitSnapshot(t, a, s.ID)
 	hs.setPut(nil)
-	if final, err := st.Get(ctx, manifestKey(s.ID)); err != nil || !bytes.Equal(final, first) {
+	if final, err := st.Get(ctx, snapfmt.ManifestKey(s.ID)); err != nil || !bytes.Equal(final, first) {
 		t.Fatalf("the retry rewrote the manifest (err %v): it is not immutable", err)
 	}
 	// The next snapshot rewrites every block: S's data is needed only

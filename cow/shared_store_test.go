@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -119,7 +120,7 @@ func TestSharedStoreCatalogue(t *testing.T) {
 	}
 	var holds []string
 	st.List(ctx, "holds/", func(o snapstore.ObjectInfo) error { holds = append(holds, o.Key); return nil })
-	if len(holds) != 1 || holds[0] != holdKey(rv.ID, snap.ID) {
+	if len(holds) != 1 || holds[0] != snapfmt.HoldKey(rv.ID, snap.ID) {
 		t.Fatalf("holds after A deleted its snapshot and volume: %v, want only B's", holds)
 	}
 	for _, k := range packs {
@@ -183,7 +184,7 @@ func TestGCGraceAndLeases(t *testing.T) {
 	}
 	// A lease whose daemon died (not refreshed for LeaseTTL) protects nothing.
 	a.leaseTTL = 100 * time.Millisecond
-	if err := st.Put(ctx, leaseKey("snap-0000000000000000b", time.Now()), nil); err != nil {
+	if err := st.Put(ctx, snapfmt.LeaseKey("snap-0000000000000000b", time.Now()), nil); err != nil {
 		t.Fatal(err)
 	}
 	late := orphan(3)

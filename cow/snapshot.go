@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -304,7 +305,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vol
 	if err != nil {
 		return err
 	}
-	key := manifestKey(r.ID)
+	key := snapfmt.ManifestKey(r.ID)
 	for _, v := range vols {
 		v.mapMu.Lock()
 		vr := v.record
@@ -316,7 +317,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vol
 		if err != nil {
 			return fmt.Errorf("hold base of %s: %w", v.id, err)
 		}
-		hold := holdKey(v.id, r.ID)
+		hold := snapfmt.HoldKey(v.id, r.ID)
 		if err := st.Put(ctx, hold, b); err != nil {
 			return fmt.Errorf("hold base of %s: %w", v.id, err)
 		}
@@ -334,7 +335,6 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vol
 // holdKey is where volume volID keeps its own copy of snapshot snapID's
 // manifest: while the volume hydrates from it, or builds its next snapshot
 // on it after the snapshot itself was deleted.
-func holdKey(volID, snapID string) string { return "holds/" + volID + "/" + snapID }
 
 // setBase records that volume v's content as of generation gen is the
 // manifest under key in store, and drops holds the volume no longer needs.
@@ -345,13 +345,13 @@ func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {
 		old, oldStore = r.BaseManifest, r.BaseStore
 		// A hydrating volume still reads the hold of the snapshot it
 		// was created from; hydrate drops that one when it is done.
-		keep = r.Hydrating && old == holdKey(v.id, r.SnapshotID)
+		keep = r.Hydrating && old == snapfmt.HoldKey(v.id, r.SnapshotID)
 		r.BaseManifest, r.BaseStore, r.BaseGen = key, store, gen
 	}, nil)
 	if err != nil {
 		return err
 	}
-	if old != "" && old != key && isHoldKey(old) && !keep {
+	if old != "" && old != key && snapfmt.IsHoldKey(old) && !keep {
 		if st, err := e.store(oldStore); err == nil {
 			if err := st.Delete(context.Background(), old); err != nil {
 				e.log.Warn("cannot drop hold", "key", old, "err", err)
@@ -360,5 +360,3 @@ func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {
 	}
 	return nil
 }
-
-func isHoldKey(key string) bool { return len(key) > 6 && key[:6] == "holds/" }

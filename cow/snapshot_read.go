@@ -6,8 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"io"
-	"strings"
 	"sync"
 	"unsafe"
 
@@ -42,7 +43,7 @@ const objectCacheBytes = 32 << 20
 // sorted array of entries and nothing else; a manifest is a list of
 // segment references, each with its key's string (roughly).
 const (
-	segmentEntryCost  = int(unsafe.Sizeof(segmentEntry{}))
+	segmentEntryCost  = int(unsafe.Sizeof(snapfmt.SegmentEntry{}))
 	manifestEntryCost = 96
 )
 
@@ -100,7 +101,7 @@ func cacheKey(kind string, st snapstore.Store, key string) string {
 	return kind + ":" + st.String() + ":" + key
 }
 
-func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
+func (e *Engine) cacheManifest(st snapstore.Store, key string, m *snapfmt.Manifest) {
 	e.objects.put(cacheKey("m", st, key), m, 256+len(m.Segments)*manifestEntryCost)
 }
 
@@ -108,19 +109,19 @@ func (e *Engine) cacheManifest(st snapstore.Store, key string, m *manifest) {
 // an encrypted one's segments are unsealed with its lineage's keys, which
 // fails while its KMS key is disabled or missing. Only opened manifests are
 // cached.
-func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, error) {
+func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*snapfmt.Manifest, error) {
 	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
-		return m.(*manifest), nil
+		return m.(*snapfmt.Manifest), nil
 	}
 	m, _, err := getManifest(ctx, st, key)
 	if err != nil {
 		return nil, err
 	}
-	k, err := e.lineage(m.Encryption.meta())
+	k, err := e.lineage(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
-	if err := openManifest(k, m); err != nil {
+	if err := snapfmt.OpenManifest(k.Format(), m); err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", key, st, err)
 	}
 	e.cacheManifest(st, key, m)
@@ -133,13 +134,13 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 // snapshot's manifest than its key names, is ErrCorrupt naming the key and
 // the store; the store's own errors (snapstore.ErrNotFound, ...) are
 // returned as they are.
-func getManifest(ctx context.Context, st snapstore.Store, key string) (*manifest, []byte, error) {
+func getManifest(ctx context.Context, st snapstore.Store, key string) (*snapfmt.Manifest, []byte, error) {
 	b, err := st.Get(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := decodeManifest(b)
-	if err == nil && m.SnapshotID != snapshotOfManifestKey(key) {
+	m, err := snapfmt.DecodeManifest(b)
+	if err == nil && m.SnapshotID != snapfmt.SnapshotOfManifestKey(key) {
 		err = fmt.Errorf("%w: the manifest of snapshot %s", ErrCorrupt, m.SnapshotID)
 	}
 	if err != nil {
@@ -148,39 +149,21 @@ func getManifest(ctx context.Context, st snapstore.Store, key string) (*manifest
 	return m, b, nil
 }
 
-// snapshotOfManifestKey is the snapshot whose manifest key is: the ID in
-// snapshots/<id>/manifest or holds/<vol>/<id>; "" for any other key.
-func snapshotOfManifestKey(key string) string {
-	if id, ok := strings.CutPrefix(key, "snapshots/"); ok {
-		id, ok = strings.CutSuffix(id, "/manifest")
-		if ok && !strings.Contains(id, "/") {
-			return id
-		}
-		return ""
-	}
-	if rest, ok := strings.CutPrefix(key, "holds/"); ok {
-		if vol, id, ok := strings.Cut(rest, "/"); ok && vol != "" && !strings.Contains(id, "/") {
-			return id
-		}
-	}
-	return ""
-}
-
 // loadSegment reads and decodes a segment, in the mutable form a flush
 // merges into.
-func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string, k *lineageKeys) (segment, error) {
+func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (snapfmt.Segment, error) {
 	s, err := e.sharedSegment(ctx, st, key, k)
 	if err != nil {
 		return nil, err
 	}
-	return s.toMap(), nil
+	return s.ToMap(), nil
 }
 
 // sharedSegment reads and decodes a segment of lineage k (nil: plaintext)
 // through the object cache. The index is shared: callers only read it.
-func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string, k *lineageKeys) (*segmentIndex, error) {
+func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (*snapfmt.SegmentIndex, error) {
 	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
-		return s.(*segmentIndex), nil
+		return s.(*snapfmt.SegmentIndex), nil
 	}
 	b, err := st.Get(ctx, key)
 	if err != nil {
@@ -188,29 +171,29 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 	}
 	// Content-addressed: check it against its key (the directory store
 	// keeps no checksums of its own).
-	if want, ok := segmentSum(key); !ok || sha256.Sum256(b) != want {
+	if want, ok := snapfmt.SegmentSum(key); !ok || sha256.Sum256(b) != want {
 		return nil, fmt.Errorf("%w: segment %s does not match its key", ErrCorrupt, key)
 	}
-	s, err := decodeSegmentIndex(k, b)
+	s, err := snapfmt.DecodeSegmentIndex(k.Format(), b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put(cacheKey("s", st, key), s, 64+len(s.entries)*segmentEntryCost)
+	e.objects.put(cacheKey("s", st, key), s, 64+len(s.Entries)*segmentEntryCost)
 	return s, nil
 }
 
 // lookupChunk finds block blk in the manifest under key: its chunk and the
 // lineage it is sealed in, or ok=false when the block is all zeros. A
 // failure to read the manifest or the segment is an *objectError naming it.
-func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc chunkLoc, k *lineageKeys, ok bool, err error) {
+func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc snapfmt.Loc, k *lineage.Keys, ok bool, err error) {
 	m, err := e.loadManifest(ctx, st, key)
 	if err != nil {
 		return loc, nil, false, &objectError{kind: objManifest, key: key, err: err}
 	}
-	if k, err = e.lineage(m.Encryption.meta()); err != nil {
+	if k, err = e.lineage(lineage.FromFormat(m.Encryption)); err != nil {
 		return loc, nil, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
-	idx := blk >> segmentShift
+	idx := blk >> snapfmt.SegmentShift
 	i, found := searchSegments(m.Segments, idx)
 	if !found {
 		return loc, k, false, nil
@@ -219,11 +202,11 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return loc, k, false, &objectError{kind: objSegment, key: m.Segments[i].Key, err: fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)}
 	}
-	loc, ok = seg.lookup(uint32(blk & (1<<segmentShift - 1)))
+	loc, ok = seg.Lookup(uint32(blk & (1<<snapfmt.SegmentShift - 1)))
 	return loc, k, ok, nil
 }
 
-func searchSegments(refs []segmentRef, idx uint64) (int, bool) {
+func searchSegments(refs []snapfmt.SegmentRef, idx uint64) (int, bool) {
 	lo, hi := 0, len(refs)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -252,9 +235,9 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 		clear(dst)
 		return nil
 	}
-	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return decodeChunk(k, loc.id, b, dst) })
+	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return snapfmt.DecodeChunk(k.Format(), loc.ID, b, dst) })
 	if err != nil {
-		return &objectError{kind: objChunk, key: loc.objectKey(), err: fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.objectKey(), err)}
+		return &objectError{kind: objChunk, key: loc.ObjectKey(), err: fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.ObjectKey(), err)}
 	}
 	return nil
 }
@@ -300,7 +283,7 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
 	r := s.record()
 	if r.State == string(SnapshotCompleted) {
-		return e.readStoredBlock(ctx, r.Store, manifestKey(r.ID), blk, dst)
+		return e.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
 	}
 	if r.State != string(SnapshotPending) {
 		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ func (c *countingStore) Put(ctx context.Context, key string, data []byte) error 
 
 // packChunks reads the chunk count from a pack's trailer (-1000 if it has none).
 func packChunks(b []byte) int {
-	if len(b) < 12 || !bytes.HasSuffix(b, packMagic) {
+	if len(b) < 12 || !bytes.HasSuffix(b, snapfmt.PackMagic) {
 		return -1000
 	}
 	return int(binary.BigEndian.Uint32(b[len(b)-12:]))

@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -160,7 +161,7 @@ func TestFlushUnderStoreFaults(t *testing.T) {
 					if si.StatusMessage == "" {
 						t.Errorf("snapshot %s in error without a statusMessage", s.id)
 					}
-					if ok, _ := ds.Exists(ctx, manifestKey(s.id)); ok {
+					if ok, _ := ds.Exists(ctx, snapfmt.ManifestKey(s.id)); ok {
 						t.Errorf("snapshot %s in error has a manifest", s.id)
 					}
 				case si.State == SnapshotCompleted:

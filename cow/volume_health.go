@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -145,8 +146,8 @@ func (v *volume) recordFault(blk uint64, err error) bool {
 	}
 	switch oe.kind {
 	case objSegment:
-		lo := blk >> segmentShift << segmentShift
-		v.recordSpan(objSegment, oe.key, lo, lo+1<<segmentShift, err)
+		lo := blk >> snapfmt.SegmentShift << snapfmt.SegmentShift
+		v.recordSpan(objSegment, oe.key, lo, lo+1<<snapfmt.SegmentShift, err)
 	case objManifest:
 		v.recordSpan(objManifest, oe.key, 0, v.blocks, err)
 	default:
@@ -287,11 +288,11 @@ func (v *volume) faultScope() (segs map[uint64]bool, all bool) {
 			return nil, true
 		}
 		if f.kind == objSegment {
-			segs[f.lo>>segmentShift] = true
+			segs[f.lo>>snapfmt.SegmentShift] = true
 		}
 	}
 	for blk := range h.blocks {
-		segs[blk>>segmentShift] = true
+		segs[blk>>snapfmt.SegmentShift] = true
 	}
 	return segs, false
 }

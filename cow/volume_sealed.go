@@ -62,7 +62,7 @@ func (v *volume) cipher() (cipher.AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.id, err)
 	}
-	a, err := k.hotAEAD(v.id)
+	a, err := k.HotAEAD(v.id)
 	if err != nil {
 		return nil, err
 	}

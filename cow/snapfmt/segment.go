@@ -1,4 +1,4 @@
-package cow
+package snapfmt
 
 import (
 	"bytes"
@@ -11,19 +11,19 @@ import (
 	"sort"
 )
 
-// segment maps block offsets within one segment to chunks.
-type segment map[uint32]chunkLoc
+// Segment maps block offsets within one segment to chunks.
+type Segment map[uint32]Loc
 
 var (
 	segmentMagicV1 = []byte("CVSG\x01") // block -> chunk object
 	segmentMagic   = []byte("CVSG\x02") // block -> chunk in a pack
-	// segmentMagicSealed: an encrypted snapshot's segment. Its pack
+	// segmentMagicEncrypted: an encrypted snapshot's segment. Its pack
 	// table is in the clear, so that any daemon's collector can mark the
 	// packs it needs without the key; its entries are sealed.
-	segmentMagicSealed = []byte("CVSG\x03")
+	segmentMagicEncrypted = []byte("CVSG\x03")
 )
 
-// encodeSegment serialises a segment: magic; the pack table (count, then
+// EncodeSegment serialises a segment: magic; the pack table (count, then
 // per pack its ID and size); the entry count; then entries sorted by block,
 // each the block (delta-coded uvarint), the chunk ID, the pack (uvarint
 // index into the table plus one; zero for a chunk object of its own) and,
@@ -33,28 +33,28 @@ var (
 // the clear and the rest (count and entries, zstd-compressed) follows as a
 // random 12-byte nonce and its AES-256-GCM seal, the clear part as
 // additional data, so that neither part can be altered.
-func encodeSegment(k *lineageKeys, s segment) ([]byte, error) {
+func EncodeSegment(k *Keys, s Segment) ([]byte, error) {
 	blks := make([]uint32, 0, len(s))
-	packs := map[packID]int{}
-	var table []chunkLoc
+	packs := map[PackID]int{}
+	var table []Loc
 	for b, l := range s {
 		blks = append(blks, b)
-		if _, ok := packs[l.pack]; !ok && l.inPack() {
-			packs[l.pack] = len(table)
+		if _, ok := packs[l.Pack]; !ok && l.InPack() {
+			packs[l.Pack] = len(table)
 			table = append(table, l)
 		}
 	}
 	sort.Slice(blks, func(i, j int) bool { return blks[i] < blks[j] })
 	head := make([]byte, 0, len(segmentMagic)+binary.MaxVarintLen64+len(table)*24)
 	if k != nil {
-		head = append(head, segmentMagicSealed...)
+		head = append(head, segmentMagicEncrypted...)
 	} else {
 		head = append(head, segmentMagic...)
 	}
 	head = binary.AppendUvarint(head, uint64(len(table)))
 	for _, l := range table {
-		head = append(head, l.pack[:]...)
-		head = binary.AppendUvarint(head, uint64(l.packSize))
+		head = append(head, l.Pack[:]...)
+		head = binary.AppendUvarint(head, uint64(l.PackSize))
 	}
 	body := make([]byte, 0, binary.MaxVarintLen64+len(s)*(sha256.Size+10))
 	body = binary.AppendUvarint(body, uint64(len(s)))
@@ -62,24 +62,24 @@ func encodeSegment(k *lineageKeys, s segment) ([]byte, error) {
 	for _, b := range blks {
 		body = binary.AppendUvarint(body, uint64(b-prev))
 		l := s[b]
-		body = append(body, l.id[:]...)
-		if l.inPack() {
-			body = binary.AppendUvarint(body, uint64(packs[l.pack]+1))
-			body = binary.AppendUvarint(body, uint64(l.off))
-			body = binary.AppendUvarint(body, uint64(l.n))
+		body = append(body, l.ID[:]...)
+		if l.InPack() {
+			body = binary.AppendUvarint(body, uint64(packs[l.Pack]+1))
+			body = binary.AppendUvarint(body, uint64(l.Off))
+			body = binary.AppendUvarint(body, uint64(l.N))
 		} else {
 			body = binary.AppendUvarint(body, 0)
 		}
 		prev = b
 	}
 	if k == nil {
-		return zstdEncoder().EncodeAll(append(head, body...), nil), nil
+		return ZstdEncoder().EncodeAll(append(head, body...), nil), nil
 	}
 	nonce := make([]byte, k.meta.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("segment nonce: %w", err)
 	}
-	z := zstdEncoder().EncodeAll(body, nil)
+	z := ZstdEncoder().EncodeAll(body, nil)
 	out := append(head, nonce...)
 	return k.meta.Seal(out, nonce, z, head), nil
 }
@@ -116,33 +116,33 @@ func (r *segReader) bytes(dst []byte, what string) {
 }
 
 // packTable reads a segment's pack table.
-func (r *segReader) packTable() ([]chunkLoc, error) {
+func (r *segReader) packTable() ([]Loc, error) {
 	np := r.uvarint("pack count")
-	if np > 1<<segmentShift {
+	if np > 1<<SegmentShift {
 		return nil, fmt.Errorf("%w: segment pack count %d", ErrCorrupt, np)
 	}
-	var table []chunkLoc
+	var table []Loc
 	for i := uint64(0); i < np && r.err == nil; i++ {
-		var l chunkLoc
-		r.bytes(l.pack[:], "pack")
+		var l Loc
+		r.bytes(l.Pack[:], "pack")
 		size := r.uvarint("pack size")
-		if size > 1<<32-1 || !l.inPack() {
+		if size > 1<<32-1 || !l.InPack() {
 			return nil, fmt.Errorf("%w: segment pack %d", ErrCorrupt, i)
 		}
-		l.packSize = uint32(size)
+		l.PackSize = uint32(size)
 		table = append(table, l)
 	}
 	return table, r.err
 }
 
-// decodeSegmentIndex decodes a segment into its read-only form. An
+// DecodeSegmentIndex decodes a segment into its read-only form. An
 // encrypted segment needs its lineage's keys k; a plaintext one ignores k.
-func decodeSegmentIndex(k *lineageKeys, b []byte) (*segmentIndex, error) {
-	if bytes.HasPrefix(b, segmentMagicSealed) {
+func DecodeSegmentIndex(k *Keys, b []byte) (*SegmentIndex, error) {
+	if bytes.HasPrefix(b, segmentMagicEncrypted) {
 		if k == nil {
 			return nil, fmt.Errorf("%w: the segment is encrypted and its snapshot is not", ErrCorrupt)
 		}
-		r := &segReader{raw: b[len(segmentMagicSealed):]}
+		r := &segReader{raw: b[len(segmentMagicEncrypted):]}
 		table, err := r.packTable()
 		if err != nil {
 			return nil, err
@@ -156,7 +156,7 @@ func decodeSegmentIndex(k *lineageKeys, b []byte) (*segmentIndex, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: segment fails authentication", ErrCorrupt)
 		}
-		body, err := zstdDecoder().DecodeAll(z, nil)
+		body, err := ZstdDecoder().DecodeAll(z, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: segment: %v", ErrCorrupt, err)
 		}
@@ -167,7 +167,7 @@ func decodeSegmentIndex(k *lineageKeys, b []byte) (*segmentIndex, error) {
 		// place was put there by someone without the key.
 		return nil, fmt.Errorf("%w: a plaintext segment in an encrypted snapshot", ErrCorrupt)
 	}
-	raw, err := zstdDecoder().DecodeAll(b, nil)
+	raw, err := ZstdDecoder().DecodeAll(b, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment: %v", ErrCorrupt, err)
 	}
@@ -176,7 +176,7 @@ func decodeSegmentIndex(k *lineageKeys, b []byte) (*segmentIndex, error) {
 		return nil, fmt.Errorf("%w: segment magic", ErrCorrupt)
 	}
 	r := &segReader{raw: raw[len(segmentMagic):]}
-	var table []chunkLoc
+	var table []Loc
 	if !v1 {
 		if table, err = r.packTable(); err != nil {
 			return nil, err
@@ -186,24 +186,24 @@ func decodeSegmentIndex(k *lineageKeys, b []byte) (*segmentIndex, error) {
 }
 
 // decodeSegmentEntries reads the entry count and the entries.
-func decodeSegmentEntries(r *segReader, table []chunkLoc, v1 bool) (*segmentIndex, error) {
+func decodeSegmentEntries(r *segReader, table []Loc, v1 bool) (*SegmentIndex, error) {
 	n := r.uvarint("count")
 	if r.err != nil {
 		return nil, r.err
 	}
-	if n > 1<<segmentShift {
+	if n > 1<<SegmentShift {
 		return nil, fmt.Errorf("%w: segment count", ErrCorrupt)
 	}
-	s := &segmentIndex{entries: make([]segmentEntry, 0, n)}
+	s := &SegmentIndex{Entries: make([]SegmentEntry, 0, n)}
 	blk := uint64(0)
 	for i := uint64(0); i < n; i++ {
 		d := r.uvarint("entry")
 		blk += d
-		if r.err == nil && (blk >= 1<<segmentShift || (i > 0 && d == 0)) {
+		if r.err == nil && (blk >= 1<<SegmentShift || (i > 0 && d == 0)) {
 			return nil, fmt.Errorf("%w: segment block %d", ErrCorrupt, blk)
 		}
-		var l chunkLoc
-		r.bytes(l.id[:], "chunk ID")
+		var l Loc
+		r.bytes(l.ID[:], "chunk ID")
 		if !v1 {
 			if p := r.uvarint("pack index"); p > 0 {
 				if p > uint64(len(table)) {
@@ -211,16 +211,16 @@ func decodeSegmentEntries(r *segReader, table []chunkLoc, v1 bool) (*segmentInde
 				}
 				t := table[p-1]
 				off, ln := r.uvarint("offset"), r.uvarint("length")
-				if off+ln > uint64(t.packSize) || ln == 0 {
-					return nil, fmt.Errorf("%w: segment entry %d: bytes %d+%d of a %d-byte pack", ErrCorrupt, i, off, ln, t.packSize)
+				if off+ln > uint64(t.PackSize) || ln == 0 {
+					return nil, fmt.Errorf("%w: segment entry %d: bytes %d+%d of a %d-byte pack", ErrCorrupt, i, off, ln, t.PackSize)
 				}
-				l.pack, l.packSize, l.off, l.n = t.pack, t.packSize, uint32(off), uint32(ln)
+				l.Pack, l.PackSize, l.Off, l.N = t.Pack, t.PackSize, uint32(off), uint32(ln)
 			}
 		}
 		if r.err != nil {
 			return nil, r.err
 		}
-		s.entries = append(s.entries, segmentEntry{off: uint32(blk), loc: l})
+		s.Entries = append(s.Entries, SegmentEntry{Off: uint32(blk), Loc: l})
 	}
 	if len(r.raw) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes in segment", ErrCorrupt, len(r.raw))
@@ -228,29 +228,29 @@ func decodeSegmentEntries(r *segReader, table []chunkLoc, v1 bool) (*segmentInde
 	return s, nil
 }
 
-// segmentObjects returns the keys of the objects segment b (as stored)
+// SegmentObjects returns the keys of the objects segment b (as stored)
 // refers to, without a key: a sealed segment's pack table is in the clear.
-func segmentObjects(b []byte) ([]string, error) {
-	if bytes.HasPrefix(b, segmentMagicSealed) {
-		r := &segReader{raw: b[len(segmentMagicSealed):]}
+func SegmentObjects(b []byte) ([]string, error) {
+	if bytes.HasPrefix(b, segmentMagicEncrypted) {
+		r := &segReader{raw: b[len(segmentMagicEncrypted):]}
 		table, err := r.packTable()
 		if err != nil {
 			return nil, err
 		}
 		keys := make([]string, len(table))
 		for i, l := range table {
-			keys[i] = packKey(l.pack)
+			keys[i] = PackKey(l.Pack)
 		}
 		return keys, nil
 	}
-	idx, err := decodeSegmentIndex(nil, b)
+	idx, err := DecodeSegmentIndex(nil, b)
 	if err != nil {
 		return nil, err
 	}
 	var keys []string
 	seen := map[string]bool{}
-	for _, se := range idx.entries {
-		if k := se.loc.objectKey(); !seen[k] {
+	for _, se := range idx.Entries {
+		if k := se.Loc.ObjectKey(); !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)
 		}
@@ -258,43 +258,43 @@ func segmentObjects(b []byte) ([]string, error) {
 	return keys, nil
 }
 
-// decodeSegment decodes a segment into its mutable form.
-func decodeSegment(k *lineageKeys, b []byte) (segment, error) {
-	idx, err := decodeSegmentIndex(k, b)
+// DecodeSegment decodes a segment into its mutable form.
+func DecodeSegment(k *Keys, b []byte) (Segment, error) {
+	idx, err := DecodeSegmentIndex(k, b)
 	if err != nil {
 		return nil, err
 	}
-	return idx.toMap(), nil
+	return idx.ToMap(), nil
 }
 
-// segmentIndex is a decoded segment in read-only form: its entries in
+// SegmentIndex is a decoded segment in read-only form: its entries in
 // block order, found by binary search. Decoding into it costs a fraction of
 // building the map (a full segment: about 26 ms as a map on this machine,
 // which a restored volume's first read waited for), and it holds an entry
 // in 64 bytes instead of about 110.
-type segmentIndex struct {
-	entries []segmentEntry // sorted by off, no duplicates
+type SegmentIndex struct {
+	Entries []SegmentEntry // sorted by off, no duplicates
 }
 
-type segmentEntry struct {
-	off uint32 // block offset within the segment
-	loc chunkLoc
+type SegmentEntry struct {
+	Off uint32 // block offset within the segment
+	Loc Loc
 }
 
-// lookup finds block offset off.
-func (s *segmentIndex) lookup(off uint32) (chunkLoc, bool) {
-	i, found := slices.BinarySearchFunc(s.entries, off, func(e segmentEntry, off uint32) int { return cmp.Compare(e.off, off) })
+// Lookup finds block offset off.
+func (s *SegmentIndex) Lookup(off uint32) (Loc, bool) {
+	i, found := slices.BinarySearchFunc(s.Entries, off, func(e SegmentEntry, off uint32) int { return cmp.Compare(e.Off, off) })
 	if !found {
-		return chunkLoc{}, false
+		return Loc{}, false
 	}
-	return s.entries[i].loc, true
+	return s.Entries[i].Loc, true
 }
 
-// toMap returns the segment in the mutable form a flush merges into.
-func (s *segmentIndex) toMap() segment {
-	m := make(segment, len(s.entries))
-	for _, e := range s.entries {
-		m[e.off] = e.loc
+// ToMap returns the segment in the mutable form a flush merges into.
+func (s *SegmentIndex) ToMap() Segment {
+	m := make(Segment, len(s.Entries))
+	for _, e := range s.Entries {
+		m[e.Off] = e.Loc
 	}
 	return m
 }

@@ -1,4 +1,4 @@
-package cow
+package snapfmt
 
 import (
 	"crypto/sha256"
@@ -8,14 +8,14 @@ import (
 )
 
 // randomSegment makes a segment of n random blocks in packs.
-func randomSegment(rng *rand.Rand, n int) segment {
-	s := segment{}
+func randomSegment(rng *rand.Rand, n int) Segment {
+	s := Segment{}
 	for len(s) < n {
-		off := uint32(rng.IntN(1 << segmentShift))
-		var id chunkID
+		off := uint32(rng.IntN(1 << SegmentShift))
+		var id ChunkID
 		binary.BigEndian.PutUint32(id[:], off)
 		id = sha256.Sum256(id[:])
-		s[off] = chunkLoc{id: id, pack: packID{byte(rng.IntN(8)) + 1}, packSize: 8 << 20, off: uint32(rng.IntN(8 << 19)), n: uint32(rng.IntN(1<<16) + 1)}
+		s[off] = Loc{ID: id, Pack: PackID{byte(rng.IntN(8)) + 1}, PackSize: 8 << 20, Off: uint32(rng.IntN(8 << 19)), N: uint32(rng.IntN(1<<16) + 1)}
 	}
 	return s
 }
@@ -26,31 +26,31 @@ func TestSegmentIndexAgreesWithMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 2, 100, 5000} {
 		want := randomSegment(rng, n)
-		enc, err := encodeSegment(nil, want)
+		enc, err := EncodeSegment(nil, want)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx, err := decodeSegmentIndex(nil, enc)
+		idx, err := DecodeSegmentIndex(nil, enc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 1; i < len(idx.entries); i++ {
-			if idx.entries[i-1].off >= idx.entries[i].off {
+		for i := 1; i < len(idx.Entries); i++ {
+			if idx.Entries[i-1].Off >= idx.Entries[i].Off {
 				t.Fatalf("n=%d: entries out of order at %d", n, i)
 			}
 		}
 		for range 2000 {
-			off := uint32(rng.IntN(1 << segmentShift))
+			off := uint32(rng.IntN(1 << SegmentShift))
 			if rng.IntN(2) == 0 && n > 0 { // half the probes hit
-				off = idx.entries[rng.IntN(len(idx.entries))].off
+				off = idx.Entries[rng.IntN(len(idx.Entries))].Off
 			}
-			got, ok := idx.lookup(off)
+			got, ok := idx.Lookup(off)
 			w, wok := want[off]
 			if ok != wok || got != w {
 				t.Fatalf("n=%d: lookup(%d) = %v %v, want %v %v", n, off, got, ok, w, wok)
 			}
 		}
-		m := idx.toMap()
+		m := idx.ToMap()
 		if len(m) != len(want) {
 			t.Fatalf("n=%d: toMap has %d entries, want %d", n, len(m), len(want))
 		}
@@ -65,19 +65,39 @@ func TestSegmentIndexAgreesWithMap(t *testing.T) {
 // BenchmarkDecodeSegment: a full segment (65536 blocks), decoded into the
 // read-only index a reader uses and into the map a flush merges into.
 func BenchmarkDecodeSegment(b *testing.B) {
-	enc, _ := encodeSegment(nil, randomSegment(rand.New(rand.NewPCG(1, 2)), 1<<segmentShift))
+	enc, _ := EncodeSegment(nil, randomSegment(rand.New(rand.NewPCG(1, 2)), 1<<SegmentShift))
 	b.Run("index", func(b *testing.B) {
 		for range b.N {
-			if _, err := decodeSegmentIndex(nil, enc); err != nil {
+			if _, err := DecodeSegmentIndex(nil, enc); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("map", func(b *testing.B) {
 		for range b.N {
-			if _, err := decodeSegment(nil, enc); err != nil {
+			if _, err := DecodeSegment(nil, enc); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// TestSegmentFormat1StillReads: a segment of format 1 (one object per
+// chunk) decodes to locations outside packs.
+func TestSegmentFormat1StillReads(t *testing.T) {
+	var raw []byte
+	raw = append(raw, segmentMagicV1...)
+	raw = binary.AppendUvarint(raw, 2)
+	id1, id2 := ChunkID{1}, ChunkID{2}
+	raw = binary.AppendUvarint(raw, 5)
+	raw = append(raw, id1[:]...)
+	raw = binary.AppendUvarint(raw, 3)
+	raw = append(raw, id2[:]...)
+	s, err := DecodeSegment(nil, ZstdEncoder().EncodeAll(raw, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s) != 2 || s[5].ID != id1 || s[8].ID != id2 || s[5].InPack() || s[8].ObjectKey() != ChunkKey(id2) {
+		t.Fatalf("decoded %+v", s)
+	}
 }

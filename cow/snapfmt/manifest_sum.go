@@ -1,4 +1,4 @@
-package cow
+package snapfmt
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ var blankManifestSum = bytes.Repeat([]byte{'0'}, manifestSumLen)
 // marshalManifest encodes m as it stands (an encrypted manifest already
 // sealed: Refs and Sealed set, no Segments) in the version written, its
 // checksum stamped.
-func marshalManifest(m *manifest) ([]byte, error) {
+func marshalManifest(m *Manifest) ([]byte, error) {
 	c := *m
 	c.Version = manifestVersion
 	c.Checksum = string(blankManifestSum)
@@ -104,12 +104,12 @@ func manifestSum(b []byte) []byte {
 
 // unmarshalManifest checks b's version and checksum (see the format above)
 // and decodes it; what it describes is for decodeManifest to check.
-func unmarshalManifest(b []byte) (*manifest, error) {
+func unmarshalManifest(b []byte) (*Manifest, error) {
 	v2 := hasManifestSum(b)
 	if v2 && !bytes.Equal(manifestSumField(b), manifestSum(b)) {
 		return nil, fmt.Errorf("%w: manifest fails its checksum", ErrCorrupt)
 	}
-	var m manifest
+	var m Manifest
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&m); err != nil {

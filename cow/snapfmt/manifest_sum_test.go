@@ -1,4 +1,4 @@
-package cow
+package snapfmt
 
 import (
 	"bytes"
@@ -11,18 +11,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cowvol/cowvol/meta"
 )
 
-var updateGolden = flag.Bool("update-golden", false, "rewrite the version-2 golden manifests in cow/testdata")
+var updateGolden = flag.Bool("update-golden", false, "rewrite the version-2 golden manifests in cow/snapfmt/testdata")
 
-// goldenManifest is what every golden manifest in cow/testdata describes
+// goldenManifest is what every golden manifest in cow/snapfmt/testdata describes
 // (encrypted ones: another snapshot ID and description, no Outpost).
-func goldenManifest(encrypted bool) *manifest {
-	seg := func(s string) string { return segmentKey(sha256.Sum256([]byte(s))) }
+func goldenManifest(encrypted bool) *Manifest {
+	seg := func(s string) string { return SegmentKey(sha256.Sum256([]byte(s))) }
 	start := time.Date(2026, 11, 25, 10, 30, 0, 123000000, time.UTC)
-	m := &manifest{
+	m := &Manifest{
 		SnapshotID: "snap-0123456789abcdef0", VolumeID: "vol-0123456789abcdef0",
 		VolumeSize: 3 << 32, BlockSize: 64 << 10, StartTime: start,
 		CompletionTime: start.Add(1500 * time.Millisecond),
@@ -31,22 +29,23 @@ func goldenManifest(encrypted bool) *manifest {
 		OwnerID:        "111111111111",
 		OutpostArn:     "arn:aws:outposts:us-east-1:123456789012:outpost/op-0123456789abcdef0",
 		DataBytes:      (16 + 65536) * 64 << 10,
-		Segments:       []segmentRef{{0, seg("a"), 16}, {2, seg("b"), 65536}},
+		Segments:       []SegmentRef{{0, seg("a"), 16}, {2, seg("b"), 65536}},
 	}
 	if encrypted {
 		m.SnapshotID, m.Description, m.OutpostArn = "snap-0fedcba9876543210", "golden v1 encrypted", ""
-		m.Encryption = manifestEncryptionOf(&goldenEncryption)
+		enc := goldenEncryption
+		m.Encryption = &enc
 	}
 	return m
 }
 
-var goldenEncryption = meta.Encryption{KMSKeyARN: "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-4000-8000-000000000001",
+var goldenEncryption = Encryption{KMSKeyARN: "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-4000-8000-000000000001",
 	WrappedKey: []byte("a wrapped data key, opaque here"), DataKeyID: "11111111-2222-4333-8444-555555555555"}
 
 // goldenKeys are the encrypted goldens' lineage: an all-zero data key.
-func goldenKeys(t testing.TB) *lineageKeys {
+func goldenKeys(t testing.TB) *Keys {
 	t.Helper()
-	k, err := deriveLineage(make([]byte, 32), goldenEncryption)
+	k, err := DeriveKeys(make([]byte, 32), goldenEncryption)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,12 +81,12 @@ func readGolden(t testing.TB, file string) []byte {
 // writeGoldenV2 rewrites the version-2 goldens from goldenManifest.
 func writeGoldenV2(t *testing.T) {
 	for _, enc := range []bool{false, true} {
-		var k *lineageKeys
+		var k *Keys
 		file := "manifest-v2.json"
 		if enc {
 			k, file = goldenKeys(t), "manifest-v2-encrypted.json"
 		}
-		b, err := encodeManifest(k, goldenManifest(enc))
+		b, err := EncodeManifest(k, goldenManifest(enc))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,8 +98,8 @@ func writeGoldenV2(t *testing.T) {
 
 // sameManifest reports whether a and b describe the same snapshot, format
 // fields (version, checksum) aside: times as instants, empty lists as none.
-func sameManifest(a, b *manifest) bool {
-	norm := func(m *manifest) manifest {
+func sameManifest(a, b *Manifest) bool {
+	norm := func(m *Manifest) Manifest {
 		c := *m
 		c.Version, c.Checksum = 0, ""
 		c.StartTime, c.CompletionTime = c.StartTime.UTC(), c.CompletionTime.UTC()
@@ -136,7 +135,7 @@ func TestManifestGoldenFiles(t *testing.T) {
 	for _, g := range goldenFiles {
 		t.Run(g.file, func(t *testing.T) {
 			b := readGolden(t, g.file)
-			m, err := decodeManifest(b)
+			m, err := DecodeManifest(b)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -154,7 +153,7 @@ func TestManifestGoldenFiles(t *testing.T) {
 				if m.Segments != nil || len(m.Refs) != len(want.Segments) {
 					t.Fatalf("encrypted golden decoded with segments %v, refs %v", m.Segments, m.Refs)
 				}
-				if err := openManifest(goldenKeys(t), m); err != nil {
+				if err := OpenManifest(goldenKeys(t), m); err != nil {
 					t.Fatalf("open: %v", err)
 				}
 				m.Refs, m.Sealed = nil, nil
@@ -164,7 +163,7 @@ func TestManifestGoldenFiles(t *testing.T) {
 			}
 		})
 	}
-	enc, err := encodeManifest(nil, goldenManifest(false))
+	enc, err := EncodeManifest(nil, goldenManifest(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +175,7 @@ func TestManifestGoldenFiles(t *testing.T) {
 // wantRefused fails t unless b, a manifest changed by what, is refused.
 func wantRefused(t *testing.T, b []byte, what string) {
 	t.Helper()
-	if m, err := decodeManifest(b); !errors.Is(err, ErrCorrupt) {
+	if m, err := DecodeManifest(b); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("%s: decoded (%v): %+v\n%s", what, err, m, b)
 	}
 }
@@ -192,7 +191,7 @@ func TestManifestEveryChangeRefused(t *testing.T) {
 	for _, file := range []string{"manifest-v2.json", "manifest-v2-encrypted.json"} {
 		t.Run(file, func(t *testing.T) {
 			b := readGolden(t, file)
-			if _, err := decodeManifest(b); err != nil {
+			if _, err := DecodeManifest(b); err != nil {
 				t.Fatal(err)
 			}
 			c := bytes.Clone(b)
@@ -267,7 +266,7 @@ func TestManifestVersionRules(t *testing.T) {
 		{"version 1, encrypted with an empty segment list", strings.Replace(v1enc, `"refs":`, `"segments":[],"refs":`, 1), false},
 		{"version 1, data after its end", v1 + "x", false},
 	} {
-		_, err := decodeManifest([]byte(tt.b))
+		_, err := DecodeManifest([]byte(tt.b))
 		if tt.ok && err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 		}
@@ -281,7 +280,7 @@ func TestManifestVersionRules(t *testing.T) {
 // decodes encodes again (in the version written) to one that decodes
 // equal, and encodes once more to the same bytes.
 func checkManifestRoundTrip(t *testing.T, b []byte) {
-	m, err := decodeManifest(b)
+	m, err := DecodeManifest(b)
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("decode error not ErrCorrupt: %v", err)
@@ -292,7 +291,7 @@ func checkManifestRoundTrip(t *testing.T, b []byte) {
 	if err != nil {
 		t.Fatalf("decoded %+v, which does not encode: %v", m, err)
 	}
-	m2, err := decodeManifest(b2)
+	m2, err := DecodeManifest(b2)
 	if err != nil {
 		t.Fatalf("encoded %s does not decode: %v", b2, err)
 	}
