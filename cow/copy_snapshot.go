@@ -172,23 +172,14 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	defer stopLease()
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
-	// An earlier attempt's manifest is adopted, as by flush.
-	if mb, err := st.Get(ctx, snapfmt.ManifestKey(r.ID)); err == nil {
-		m, derr := snapfmt.DecodeManifest(mb)
-		if derr == nil {
-			derr = snapfmt.OpenManifest(k.Format(), m)
+	pub := &manifestPublisher{e: e, st: st, s: s, k: k, lease: lease}
+	if m, _, err := pub.adopt(ctx); err != nil || m != nil {
+		if err != nil {
+			return err
 		}
-		if derr == nil && m.SnapshotID == r.ID {
-			e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
-			return e.completeCopy(s, st, m)
-		}
-		e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
-	} else if !errors.Is(err, snapstore.ErrNotFound) && !errors.Is(err, snapstore.ErrCorrupt) {
-		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
+		return e.completeCopy(s, st, m)
 	}
-
 	segs := map[uint64]snapfmt.SegmentRef{}
-	published := false // this attempt sent the manifest, which names its packs
 	if r.CopyFromStore == r.Store && lineage.Same(lineage.FromFormat(sm.Encryption), r.Encryption) {
 		// Plaintext to plaintext in one store: the copy shares the
 		// source's segments, which the copy's hold keeps meanwhile.
@@ -197,7 +188,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		}
 	} else {
 		pw := newPackWriter(ctx, st)
-		defer func() { e.closePacks(pw, err != nil && !published, r.ID) }()
+		defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
 		dedup := newDedupIndex()
 		sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
 		total, done := 0, 0
@@ -228,18 +219,9 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 			return err
 		}
 	}
-	m := e.newManifest(r, segs)
-	mb, err := snapfmt.EncodeManifest(k.Format(), m)
+	m, _, err := pub.publish(ctx, e.newManifest(r, segs))
 	if err != nil {
 		return err
-	}
-	if err := lease.valid(); err != nil {
-		return err
-	}
-	s.manifestSent.Store(true)
-	published = true
-	if err := st.Put(ctx, snapfmt.ManifestKey(r.ID), mb); err != nil {
-		return fmt.Errorf("put manifest: %w", err)
 	}
 	return e.completeCopy(s, st, m)
 }

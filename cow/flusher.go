@@ -269,7 +269,10 @@ var errDeletedMidFlush = errors.New("snapshot deleted during flush")
 
 // flush uploads snapshot s: the versions born since the volume's base,
 // merged into the base's segments; then the manifest; then it marks the
-// snapshot completed and releases the frozen blocks it no longer needs.
+// snapshot completed and releases the frozen blocks it no longer needs. It
+// runs in three steps: plan (flush_plan.go: the changed blocks, a segment
+// at a time), upload (uploadSnapshot: packs and segments) and publish
+// (manifestPublisher, shared with CopySnapshot: the manifest, last).
 func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
@@ -296,66 +299,15 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
-	v.mapMu.Lock()
-	baseKey, baseStoreName, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
-	v.mapMu.Unlock()
-
-	segs := map[uint64]snapfmt.SegmentRef{}
-	var baseStore snapstore.Store
-	var baseK *lineage.Keys
-	// recode: the base's chunks are copied rather than referenced, when
-	// they are in another store (a regional snapshot of a volume whose
-	// next goes to the Outpost, or back) or of another lineage (an
-	// encrypted volume made from a plaintext snapshot).
-	recode := false
-	if baseKey != "" {
-		if baseStore, err = e.store(baseStoreName); err != nil {
-			return fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
-		}
-		bm, err := e.loadManifest(ctx, baseStore, baseKey)
-		if err != nil {
-			return fmt.Errorf("base manifest of %s: %w", v.id, err)
-		}
-		for _, sr := range bm.Segments {
-			segs[sr.Index] = sr
-		}
-		if baseK, err = e.lineage(lineage.FromFormat(bm.Encryption)); err != nil {
-			return fmt.Errorf("base of %s: %w", v.id, err)
-		}
-		recode = baseStoreName != r.Store || !lineage.Same(lineage.FromFormat(bm.Encryption), r.Encryption)
-	}
-
-	// The versions born after the base, newest per block.
-	changes := map[uint64]meta.Extent{}
-	err = e.meta.ChangesBetween(v.id, baseGen, r.Gen, func(gen, blk uint64, x meta.Extent) error {
-		changes[blk] = x
-		return nil
-	})
+	base, err := e.flushBase(ctx, v, r)
 	if err != nil {
 		return err
 	}
-	bySeg := map[uint64][]uint64{}
-	for blk := range changes {
-		bySeg[blk>>snapfmt.SegmentShift] = append(bySeg[blk>>snapfmt.SegmentShift], blk)
+	plan := newFlushPlan(e.meta, v.id, base.gen, r.Gen, base.extra())
+	total, err := plan.countChanges()
+	if err != nil {
+		return err
 	}
-	// In block order, so that consecutive blocks land side by side in a
-	// pack and a reader's window of a pack reads ahead.
-	for _, blks := range bySeg {
-		slices.Sort(blks)
-	}
-	// A base to recode is copied over segment by segment.
-	if recode {
-		for idx := range segs {
-			if _, ok := bySeg[idx]; !ok {
-				bySeg[idx] = nil
-			}
-		}
-	}
-	order := make([]uint64, 0, len(bySeg))
-	for idx := range bySeg {
-		order = append(order, idx)
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 
 	// A flush in progress holds a lease, so that garbage collection by
 	// another daemon on the same store spares the packs and segments it
@@ -369,97 +321,136 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
 
-	// A manifest is immutable once stored: other daemons may have read
-	// (and cached) it. An earlier attempt that stored it and then failed
-	// left the snapshot complete in the store's eyes: adopt it. One that
-	// does not decode (a put cut off midway, on a store whose puts are
-	// not atomic) no reader can have used: it is replaced below.
-	mb, err := st.Get(ctx, snapfmt.ManifestKey(r.ID))
-	switch {
-	case err == nil:
-		m, derr := snapfmt.DecodeManifest(mb)
-		if derr == nil {
-			derr = snapfmt.OpenManifest(k.Format(), m)
+	pub := &manifestPublisher{e: e, st: st, s: s, k: k, lease: lease}
+	if m, mb, err := pub.adopt(ctx); err != nil || m != nil {
+		if err != nil {
+			return err
 		}
-		if derr != nil {
-			e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", derr)
-			break
-		}
-		if m.SnapshotID != r.ID || m.VolumeID != r.VolumeID {
-			return fmt.Errorf("%w: the stored manifest of %s names snapshot %s of %s", errPermanent, r.ID, m.SnapshotID, m.VolumeID)
-		}
-		e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
-		return e.completeFlush(ctx, s, v, st, m, mb, changesCount(len(changes)), nil)
-	case errors.Is(err, snapstore.ErrCorrupt):
-		e.log.Warn("a stored manifest of an earlier attempt is damaged; storing it again", "snapshot", r.ID, "err", err)
-	case !errors.Is(err, snapstore.ErrNotFound):
-		return fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
+		return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), nil)
 	}
-
 	pw := newPackWriter(ctx, st)
-	published := false // this attempt sent the manifest, which names pw's packs
-	defer func() { e.closePacks(pw, err != nil && !published, r.ID) }()
-	dedup := newDedupIndex()
-	sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
+	defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
+	if err := e.uploadSnapshot(ctx, s, v, k, pw, base, plan, total); err != nil {
+		return err
+	}
+	m, mb, err := pub.publish(ctx, e.newManifest(r, base.segs))
+	if err != nil {
+		return err
+	}
+	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
+}
 
-	total := len(changes)
+// flushSourceBase is what a flush builds on: the volume's base snapshot.
+type flushSourceBase struct {
+	gen       uint64                        // the base's generation: changes after it are new
+	segs      map[uint64]snapfmt.SegmentRef // the base's segments, replaced as the flush goes
+	storeName string
+	st        snapstore.Store
+	k         *lineage.Keys
+	// recode: the base's chunks are copied rather than referenced, when
+	// they are in another store (a regional snapshot of a volume whose
+	// next goes to the Outpost, or back) or of another lineage (an
+	// encrypted volume made from a plaintext snapshot).
+	recode bool
+}
+
+// flushBase reads the base of volume v's snapshot r.
+func (e *Engine) flushBase(ctx context.Context, v *volume, r meta.SnapshotRecord) (*flushSourceBase, error) {
+	v.mapMu.Lock()
+	key, storeName, gen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
+	v.mapMu.Unlock()
+	b := &flushSourceBase{gen: gen, segs: map[uint64]snapfmt.SegmentRef{}, storeName: storeName}
+	if key == "" {
+		return b, nil
+	}
+	var err error
+	if b.st, err = e.store(storeName); err != nil {
+		return nil, fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
+	}
+	bm, err := e.loadManifest(ctx, b.st, key)
+	if err != nil {
+		return nil, fmt.Errorf("base manifest of %s: %w", v.id, err)
+	}
+	for _, sr := range bm.Segments {
+		b.segs[sr.Index] = sr
+	}
+	if b.k, err = e.lineage(lineage.FromFormat(bm.Encryption)); err != nil {
+		return nil, fmt.Errorf("base of %s: %w", v.id, err)
+	}
+	b.recode = storeName != r.Store || !lineage.Same(lineage.FromFormat(bm.Encryption), r.Encryption)
+	return b, nil
+}
+
+// extra are the base segments a flush visits though nothing changed in
+// them: all of them when the base is recoded (copied over segment by
+// segment), none otherwise.
+func (b *flushSourceBase) extra() []uint64 {
+	if !b.recode {
+		return nil
+	}
+	idx := make([]uint64, 0, len(b.segs))
+	for i := range b.segs {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	return idx
+}
+
+// uploadSnapshot stores snapshot s's packs and segments, segment by
+// segment as plan gives them, and records the segments in base.segs.
+func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *lineage.Keys, pw *packWriter, base *flushSourceBase, plan *flushPlan, total int) error {
+	r := s.record()
+	dedup := newDedupIndex()
+	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: base.segs}
 	var done atomic.Int64
 	progress := func() {
 		n := done.Add(1)
 		s.mu.Lock()
-		s.rec.Progress = min(99, int(n*100/int64(total)))
+		s.rec.Progress = min(99, int(n*100/int64(max(total, 1))))
 		s.mu.Unlock()
 	}
-	for _, idx := range order {
+	for {
 		if s.record().Deleted {
 			return errDeletedMidFlush
 		}
 		if err := ctx.Err(); err != nil {
 			return err // shutting down: resumes at the next start
 		}
+		sp, ok, err := plan.nextSegment()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
 		seg := snapfmt.Segment{}
-		if ref, ok := segs[idx]; ok {
-			if seg, err = e.loadSegment(ctx, baseStore, ref.Key, baseK); err != nil {
+		if ref, ok := base.segs[sp.idx]; ok {
+			if seg, err = e.loadSegment(ctx, base.st, ref.Key, base.k); err != nil {
 				return err
 			}
 		}
 		need := -1
-		if recode {
-			from := copySource{name: baseStoreName, st: baseStore, k: baseK}
-			if need, err = e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, bySeg[idx]); err != nil {
+		if base.recode {
+			from := copySource{name: base.storeName, st: base.st, k: base.k}
+			replaced := make([]uint64, len(sp.changes))
+			for i, c := range sp.changes {
+				replaced[i] = c.blk
+			}
+			if need, err = e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, replaced); err != nil {
 				return err
 			}
 		} else {
 			dedup.addBase(seg)
 		}
-		n, err := e.uploadBlocks(ctx, v, k, pw, dedup, seg, bySeg[idx], changes, progress)
+		n, err := e.uploadBlocks(ctx, v, k, pw, dedup, seg, sp.changes, progress)
 		if err != nil {
 			return err
 		}
-		if err := sink.add(ctx, idx, seg, max(need, n)); err != nil {
+		if err := sink.add(ctx, sp.idx, seg, max(need, n)); err != nil {
 			return err
 		}
 	}
-	if err := sink.finish(ctx); err != nil {
-		return err
-	}
-	m := e.newManifest(r, segs)
-	mb, err = snapfmt.EncodeManifest(k.Format(), m)
-	if err != nil {
-		return err
-	}
-	// The manifest goes last: until it is durable, no reader sees the
-	// snapshot. Not under a lease that may be dead: another daemon's
-	// collector may have taken what it protected.
-	if err := lease.valid(); err != nil {
-		return err
-	}
-	s.manifestSent.Store(true) // a failed Put may have landed too
-	published = true
-	if err := st.Put(ctx, snapfmt.ManifestKey(r.ID), mb); err != nil {
-		return fmt.Errorf("put manifest: %w", err)
-	}
-	return e.completeFlush(ctx, s, v, st, m, mb, changesCount(total), pw)
+	return sink.finish(ctx)
 }
 
 // segmentSink stores a flush's finished segments, each once every pack it
@@ -595,14 +586,14 @@ func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st s
 // and updates seg to name their chunks; it returns the highest pack
 // sequence number seg now depends on (-1 for none). Zero versions and
 // all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []uint64, changes map[uint64]meta.Extent, progress func()) (int, error) {
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []blockChange, progress func()) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
 		need     = -1
 		wg       sync.WaitGroup
 	)
-	work := make(chan uint64)
+	work := make(chan blockChange)
 	for range min(flushWorkers, max(1, len(blks))) {
 		wg.Add(1)
 		go func() {
@@ -614,14 +605,14 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, p
 			// per block.
 			scratch := e.buffers.get(int(v.blockSize) + int(v.blockSize)/8 + 64)
 			defer e.buffers.put(scratch)
-			for blk := range work {
+			for c := range work {
+				blk, x := c.blk, c.x
 				if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
 					mu.Lock()
 					firstErr = cmpErr(firstErr, err)
 					mu.Unlock()
 					continue
 				}
-				x := changes[blk]
 				off := uint32(blk & (1<<snapfmt.SegmentShift - 1))
 				zero := x.Zero()
 				if !zero {
