@@ -136,6 +136,7 @@ type Engine struct {
 	keys               KeyManager  // nil: no encryption
 	openFile           func(path string, create bool) (blockFile, error)
 	lineages           *lineage.Cache // unwrapped data keys
+	hooks              engineHooks    // injection points for tests
 
 	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
 	startTimes        phaseTimes    // where Open spent its time, for the log
@@ -670,6 +671,9 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 // holdSnapshot copies snapshot src's manifest to a hold of volume volID.
 // It takes e.gc shared: the caller holds neither e.gc nor e.mu.
 func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.SnapshotRecord) (string, error) {
+	if h := e.hooks.holdWaitsForGC; h != nil {
+		h()
+	}
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	st, err := e.store(src.Store)

@@ -218,30 +218,51 @@ func TestDeleteCreateDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started // the flush holds e.gc shared, stopped in a pack upload
+	holdWaits := make(chan struct{})
+	var holdOnce sync.Once
+	e.hooks.holdWaitsForGC = func() { holdOnce.Do(func() { close(holdWaits) }) }
+	deadline := time.Now().Add(10 * time.Second)
 	done := make(chan string, 2)
 	go func() { err := e.DeleteSnapshot(ctx, s0.ID); done <- "delete: " + errString(err) }()
-	// No hook tells when DeleteSnapshot waits in gc.Lock; it does
-	// within a few milliseconds.
-	time.Sleep(100 * time.Millisecond)
+	// DeleteSnapshot waits in gc.Lock once a shared lock can no longer
+	// be taken: a writer is pending (the flush still holds it shared).
+	for e.gc.TryRLock() {
+		e.gc.RUnlock()
+		if time.Now().After(deadline) {
+			deadlocked(t, "DeleteSnapshot never waited for e.gc")
+		}
+		runtime.Gosched()
+	}
 	go func() {
 		_, err := e.CreateVolume(ctx, CreateVolumeParams{SnapshotID: s0.ID})
 		done <- "create: " + errString(err)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// CreateVolume is about to take e.gc shared, behind the pending
+	// DeleteSnapshot; only then does the flush go on.
+	select {
+	case <-holdWaits:
+	case <-time.After(time.Until(deadline)):
+		deadlocked(t, "CreateVolume never reached e.gc")
+	}
 	close(gate)
 	for range 2 {
 		select {
 		case r := <-done:
 			t.Log(r)
 		case <-time.After(10 * time.Second):
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			// Not t.Fatal nor panic: the engine's cleanup, which runs
-			// on both, would block on e.mu too.
-			fmt.Fprintf(os.Stderr, "--- FAIL: %s: DeleteSnapshot and CreateVolume deadlocked:\n%s\n", t.Name(), buf[:n])
-			os.Exit(1)
+			deadlocked(t, "DeleteSnapshot and CreateVolume deadlocked")
 		}
 	}
+}
+
+// deadlocked ends the test binary with every goroutine's stack. Not
+// t.Fatal nor panic: the engine's cleanup, which runs on both, would block
+// on e.mu too.
+func deadlocked(t *testing.T, what string) {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	fmt.Fprintf(os.Stderr, "--- FAIL: %s: %s:\n%s\n", t.Name(), what, buf[:n])
+	os.Exit(1)
 }
 
 func errString(err error) string {

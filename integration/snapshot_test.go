@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cowvol/cowvol/cow/snapfmt"
+	"github.com/cowvol/cowvol/cow/snapstore"
+	"github.com/cowvol/cowvol/cow/snapstore/miniotest"
 )
 
 // A user snapshots a live ext4 file system with --freeze while a writer
@@ -103,11 +108,18 @@ func TestSnapshotLiveExt4AndRestore(t *testing.T) {
 	})
 }
 
-// The daemon is killed while a snapshot's flush is in flight: after the
-// restart the snapshot resumes, completes, and holds the content of its call.
+// A snapshot still pending when the daemon is killed with SIGKILL resumes
+// after the restart and captures the volume as it was at the call, not as
+// it is after writes that followed the restart. The snapshot store is
+// MinIO, stopped with SIGSTOP before create-snapshot: the flush cannot
+// store anything, so the snapshot is pending at the kill, which the test
+// checks (describe-snapshots just before it, and no manifest in the bucket
+// after it, before the restart).
 func TestSnapshotResumesAfterKill9(t *testing.T) {
 	requirePrereqs(t)
-	d := startDaemon(t)
+	srv := miniotest.Start(t)
+	url := srv.URL("cowvol-kill9", "region-1")
+	d := startS3Daemon(t, srv, url, "111111111111")
 	vol := d.createVolume(t, "2GiB")
 	var want map[string]string
 	var snap snapshot
@@ -121,9 +133,35 @@ func TestSnapshotResumesAfterKill9(t *testing.T) {
 		lo.detach(t)
 	})
 
-	step(t, "create-snapshot, then kill -9 at once", func(t *testing.T) {
+	step(t, "stop MinIO (SIGSTOP); create-snapshot; it is pending; kill -9", func(t *testing.T) {
+		pid := srv.PID()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+					t.Errorf("SIGCONT MinIO: %v", err)
+				}
+			}
+		}
+		t.Cleanup(resume)
 		snap = d.createSnapshot(t, vol.VolumeId)
+		got := d.describeSnapshots(t, "--snapshot-ids", snap.SnapshotId)
+		if len(got) != 1 || got[0].State != "pending" {
+			t.Fatalf("with the store stopped: %+v", got)
+		}
 		d.kill9(t)
+		resume()
+		st, err := snapstore.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := st.Exists(context.Background(), snapfmt.ManifestKey(snap.SnapshotId)); err != nil || ok {
+			t.Fatalf("the snapshot's manifest is in the bucket after the kill (%v, %v): it was not pending", ok, err)
+		}
 	})
 
 	step(t, "overwrite the volume after the restart: the snapshot keeps its content", func(t *testing.T) {

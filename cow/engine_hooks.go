@@ -1,0 +1,11 @@
+package cow
+
+// engineHooks are injection points: a test sets them, before the
+// operations it orders start, to run its next step at an exact point of an
+// engine operation instead of sleeping. nil: nothing runs. Production code
+// never sets them.
+type engineHooks struct {
+	// holdWaitsForGC runs in holdSnapshot (CreateVolume from a snapshot)
+	// just before it takes e.gc shared.
+	holdWaitsForGC func()
+}
