@@ -167,7 +167,7 @@ func (s *Server) volumeExists(ctx context.Context, id string) error {
 		return backendErr("describe volumes", err, id)
 	}
 	for _, v := range vols {
-		if v.ID == id && v.State != cow.VolumeDeleting && v.State != cow.VolumeDeleted {
+		if v.ID == id && v.State != cow.VolumeDeleting {
 			return nil
 		}
 	}

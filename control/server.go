@@ -47,7 +47,7 @@ var _ Backend = (*cow.Engine)(nil)
 
 // Defaults for Options.
 const (
-	DefaultAccountID = "000000000000"
+	DefaultAccountID = cow.DefaultAccountID
 	DefaultRegion    = "us-east-1"
 	// DefaultAvailabilityZone is the zone of a daemon in DefaultRegion:
 	// a daemon's zone is its region and "a" (see ZoneName).

@@ -96,7 +96,7 @@ func (s *Server) checkCreateSnapshot(ctx context.Context, volID, outpost string)
 	}
 	found := false
 	for _, vi := range vols {
-		if vi.ID == volID && vi.State != cow.VolumeDeleting && vi.State != cow.VolumeDeleted {
+		if vi.ID == volID && vi.State != cow.VolumeDeleting {
 			found = true
 		}
 	}

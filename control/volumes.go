@@ -285,7 +285,7 @@ func (s *Server) deleteVolume(ctx context.Context, p *params) (response, error) 
 			switch v.State {
 			case cow.VolumeInUse:
 				return nil, backendErr("delete volume", cow.ErrVolumeInUse, id)
-			case cow.VolumeDeleting, cow.VolumeDeleted:
+			case cow.VolumeDeleting:
 				return nil, volumeNotFound(id)
 			}
 			return nil, errDryRun()

@@ -1,14 +1,15 @@
 package cow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/lineage"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"strings"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )
@@ -140,7 +141,7 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 			DataBytes:   m.DataBytes,
 			Encryption:  lineage.FromFormat(m.Encryption),
 		},
-		owner: cmpOr(m.OwnerID, DefaultAccountID),
+		owner: cmp.Or(m.OwnerID, DefaultAccountID),
 		store: name,
 		seen:  seen,
 	}
@@ -160,7 +161,7 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 // lookupRemote finds snapshot id in the stores (a snapshot another daemon
 // completed since the last refresh).
 func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error) {
-	if !validSnapshotID(id) {
+	if !ValidSnapshotID(id) {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -179,25 +180,4 @@ func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error)
 		return nil, fmt.Errorf("look up snapshot %s: %w", id, errors.Join(errs...))
 	}
 	return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
-}
-
-// validSnapshotID reports whether id has the form snap-<17 hex digits>.
-func validSnapshotID(id string) bool {
-	h, ok := strings.CutPrefix(id, "snap-")
-	if !ok || len(h) != 17 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/lineage"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"io"
 	"log/slog"
 	"os"
@@ -19,10 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
+	"golang.org/x/sys/unix"
 )
 
 // ErrDataDirLocked: another process holds the data directory.

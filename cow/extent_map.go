@@ -31,16 +31,16 @@ type extent struct {
 const (
 	flagMapped uint8 = 1 << 0 // the entry exists
 	flagZero   uint8 = 1 << 1 // the block reads as zeros; slot is meaningless
-	// flagSealed: a sync round has captured this mapping, so durable
-	// metadata refers to its slot (in memory only: every entry loaded at
-	// start is sealed). Its slot is punched only after the round that
+	// flagCaptured: a sync round has captured this mapping, so durable
+	// metadata may refer to its slot (in memory only: every entry loaded
+	// at start is captured). Its slot is punched only after the round that
 	// drops the reference, and an encrypted volume never rewrites it.
-	flagSealed uint8 = 1 << 2
+	flagCaptured uint8 = 1 << 2
 )
 
-func (e extent) mapped() bool { return e.flags&flagMapped != 0 }
-func (e extent) zero() bool   { return e.flags&flagZero != 0 }
-func (e extent) sealed() bool { return e.flags&flagSealed != 0 }
+func (e extent) mapped() bool   { return e.flags&flagMapped != 0 }
+func (e extent) zero() bool     { return e.flags&flagZero != 0 }
+func (e extent) captured() bool { return e.flags&flagCaptured != 0 }
 
 // hasData reports whether the block's data lives in a slot.
 func (e extent) hasData() bool { return e.mapped() && !e.zero() }

@@ -3,13 +3,13 @@ package cow
 import (
 	"context"
 	"errors"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 

@@ -5,14 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/lineage"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )
@@ -833,7 +833,7 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 		live := cur.mapped() && uint64(cur.gen) == r.gen
 		switch {
 		case live:
-		case cur.mapped() && !cur.sealed():
+		case cur.mapped() && !cur.captured():
 			// Superseded by a mapping no sync round has made durable
 			// yet: the durable live map still refers to this slot, and
 			// a crash now would find it punched. A later release (the

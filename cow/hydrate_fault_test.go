@@ -3,7 +3,6 @@ package cow
 import (
 	"bytes"
 	"errors"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 

@@ -3,12 +3,12 @@ package cow
 import (
 	"bytes"
 	"errors"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
@@ -89,8 +89,8 @@ func TestPackCacheRefetchesCorruptWindow(t *testing.T) {
 	}
 	e.packs.mu.Lock()
 	n := 0
-	for _, el := range e.packs.items {
-		w := el.Value.(*windowEntry).data
+	for _, v := range e.packs.windows.lru.Values() {
+		w := v.val
 		for i := range w {
 			w[i] ^= 0xff
 		}

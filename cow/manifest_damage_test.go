@@ -3,13 +3,13 @@ package cow
 import (
 	"bytes"
 	"errors"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 

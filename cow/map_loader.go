@@ -104,10 +104,10 @@ type pageEntry struct {
 	x   meta.Extent
 }
 
-// loadedExtent is a record as the map holds it: sealed, since durable
+// loadedExtent is a record as the map holds it: captured, since durable
 // metadata refers to its slot.
 func loadedExtent(me meta.Extent) extent {
-	x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagSealed}
+	x := extent{slot: me.Slot, gen: uint32(me.Gen), flags: flagCaptured}
 	if me.Zero() {
 		x.flags |= flagZero
 	}

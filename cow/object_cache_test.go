@@ -12,8 +12,8 @@ func TestObjectCacheBoundsBytes(t *testing.T) {
 	for i := range 5 {
 		c.put(fmt.Sprint(i), i, 30)
 	}
-	if c.bytes > 100 {
-		t.Fatalf("%d bytes cached, bound 100", c.bytes)
+	if c.lru.bytes > 100 {
+		t.Fatalf("%d bytes cached, bound 100", c.lru.bytes)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
 		if _, ok := c.get(fmt.Sprint(i)); ok != want {
@@ -29,11 +29,11 @@ func TestObjectCacheBoundsBytes(t *testing.T) {
 		t.Fatal("a recently used entry went")
 	}
 	c.put("big", 0, 1000) // over the bound alone: kept, everything else goes
-	if _, ok := c.get("big"); !ok || c.order.Len() != 1 || c.bytes != 1000 {
-		t.Fatalf("after an oversized entry: %d entries, %d bytes", c.order.Len(), c.bytes)
+	if _, ok := c.get("big"); !ok || c.lru.len() != 1 || c.lru.bytes != 1000 {
+		t.Fatalf("after an oversized entry: %d entries, %d bytes", c.lru.len(), c.lru.bytes)
 	}
 	c.remove("big")
-	if c.bytes != 0 || c.order.Len() != 0 {
-		t.Fatalf("after remove: %d entries, %d bytes", c.order.Len(), c.bytes)
+	if c.lru.bytes != 0 || c.lru.len() != 0 {
+		t.Fatalf("after remove: %d entries, %d bytes", c.lru.len(), c.lru.bytes)
 	}
 }

@@ -1,11 +1,11 @@
 package cow
 
 import (
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 

@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sync"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
 // Pack tuning.
 const (
-	// packTarget: a pack is sealed and stored once it holds this much.
+	// packTarget: a pack is finished and stored once it holds this much.
 	packTarget = 8 << 20
-	// packUploads bounds the sealed packs being stored at once; a pack
+	// packUploads bounds the finished packs being stored at once; a pack
 	// takes its slot when it opens (see add), so with the open one a
 	// flush holds at most (packUploads+1) × packTarget of pack data.
 	packUploads = 4
@@ -36,7 +36,7 @@ type packWriter struct {
 	done     map[int]bool // stored packs not yet below durable
 	durable  int          // every pack with a lower sequence number is stored
 	firstErr error
-	sizes    map[snapfmt.PackID]uint32 // sealed packs
+	sizes    map[snapfmt.PackID]uint32 // finished packs
 	packs    int                       // packs stored
 	bytes    int64                     // pack bytes stored
 }
@@ -54,7 +54,7 @@ func newPackWriter(ctx context.Context, st snapstore.Store) *packWriter {
 
 // add appends a compressed chunk and returns where it will be and the
 // sequence number of its pack: the chunk is durable once durableBelow()
-// exceeds it. A full pack is sealed and stored in the background; add
+// exceeds it. A full pack is finished and stored in the background; add
 // blocks while packUploads packs are being stored (bounded memory).
 func (w *packWriter) add(id snapfmt.ChunkID, data []byte) (snapfmt.Loc, int, error) {
 	w.mu.Lock()
@@ -64,7 +64,7 @@ func (w *packWriter) add(id snapfmt.ChunkID, data []byte) (snapfmt.Loc, int, err
 	}
 	if w.cur == nil {
 		// A pack takes its token when it opens and returns it once
-		// stored, so that sealed packs waiting for an upload slot
+		// stored, so that finished packs waiting for an upload slot
 		// cannot pile up (one per worker): with the open one, at most
 		// packUploads+1 packs are in memory. Uploads return tokens
 		// without w.mu.
@@ -93,18 +93,18 @@ func (w *packWriter) add(id snapfmt.ChunkID, data []byte) (snapfmt.Loc, int, err
 	}
 	loc := snapfmt.Loc{ID: id, Pack: p.id, Off: off, N: n}
 	seq := w.seq
-	var sealed *openPack
+	var full *openPack
 	if p.b.Len() >= packTarget {
-		sealed, w.cur = p, nil
+		full, w.cur = p, nil
 		w.seq++
 	}
 	w.mu.Unlock()
-	if sealed != nil {
-		if err := w.store(sealed, seq); err != nil {
+	if full != nil {
+		if err := w.store(full, seq); err != nil {
 			return snapfmt.Loc{}, 0, err
 		}
 	}
-	// The location's pack size is filled in when the pack is sealed
+	// The location's pack size is filled in when the pack is finished
 	// (fillSizes).
 	return loc, seq, nil
 }
@@ -130,7 +130,7 @@ func putPackBuffer(b []byte) {
 	}
 }
 
-// store seals p and stores it in the background (p holds a token).
+// store finishes p and stores it in the background (p holds a token).
 func (w *packWriter) store(p *openPack, seq int) error {
 	if _, err := p.b.Finish(); err != nil {
 		<-w.sem
@@ -180,7 +180,7 @@ func (w *packWriter) durableBelow() (int, error) {
 	return w.durable, w.firstErr
 }
 
-// finish seals the open pack, waits until every pack is stored and returns
+// finish stores the open pack too, waits until every pack is stored and returns
 // the first error.
 func (w *packWriter) finish() error {
 	w.mu.Lock()
@@ -234,7 +234,7 @@ func (w *packWriter) discard(ctx context.Context) (int, error) {
 }
 
 // fillSizes sets the pack size of seg's locations that lack it (chunks
-// added by this writer). Every pack seg names must be sealed.
+// added by this writer). Every pack seg names must be finished.
 func (w *packWriter) fillSizes(seg snapfmt.Segment) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -244,7 +244,7 @@ func (w *packWriter) fillSizes(seg snapfmt.Segment) error {
 		}
 		size, ok := w.sizes[l.Pack]
 		if !ok {
-			return fmt.Errorf("pack %s of block %d is not sealed", l.Pack, off)
+			return fmt.Errorf("pack %s of block %d is not finished", l.Pack, off)
 		}
 		l.PackSize = size
 		seg[off] = l

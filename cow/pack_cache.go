@@ -1,13 +1,12 @@
 package cow
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sync"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
@@ -34,16 +33,9 @@ type packCache struct {
 
 	// mu guards the fields that follow.
 	mu      sync.Mutex
-	size    int64
-	order   *list.List // of *windowEntry, most recent first
-	items   map[windowKey]*list.Element
+	windows *byteLRU[windowKey, []byte]
 	loading map[windowKey]*windowLoad
 	fetches int // ranged reads issued (for tests and logs)
-}
-
-type windowEntry struct {
-	key  windowKey
-	data []byte
 }
 
 type windowLoad struct {
@@ -53,7 +45,7 @@ type windowLoad struct {
 }
 
 func newPackCache(max int64) *packCache {
-	return &packCache{max: max, order: list.New(), items: map[windowKey]*list.Element{}, loading: map[windowKey]*windowLoad{}}
+	return &packCache{max: max, windows: newByteLRU[windowKey, []byte](max), loading: map[windowKey]*windowLoad{}}
 }
 
 // chunk returns the stored (compressed) bytes of the chunk at l in store
@@ -109,20 +101,14 @@ func (c *packCache) checkedChunk(ctx context.Context, storeName string, st snaps
 func (c *packCache) dropWindow(storeName string, l snapfmt.Loc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := windowKey{storeName, l.Pack, l.Off / packWindow * packWindow}
-	if el, ok := c.items[k]; ok {
-		c.order.Remove(el)
-		delete(c.items, k)
-		c.size -= int64(len(el.Value.(*windowEntry).data))
-	}
+	c.windows.remove(windowKey{storeName, l.Pack, l.Off / packWindow * packWindow})
 }
 
 func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
-	if el, ok := c.items[k]; ok {
-		c.order.MoveToFront(el)
+	if w, ok := c.windows.get(k); ok {
 		c.mu.Unlock()
-		return el.Value.(*windowEntry).data, nil
+		return w, nil
 	}
 	if ld, ok := c.loading[k]; ok {
 		c.mu.Unlock()
@@ -142,15 +128,7 @@ func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byt
 	c.mu.Lock()
 	delete(c.loading, k)
 	if ld.err == nil {
-		c.items[k] = c.order.PushFront(&windowEntry{k, ld.data})
-		c.size += int64(len(ld.data))
-		for c.size > c.max && c.order.Len() > 1 {
-			el := c.order.Back()
-			we := el.Value.(*windowEntry)
-			c.order.Remove(el)
-			delete(c.items, we.key)
-			c.size -= int64(len(we.data))
-		}
+		c.windows.put(k, ld.data, int64(len(ld.data)))
 	}
 	c.mu.Unlock()
 	close(ld.done)
@@ -161,13 +139,5 @@ func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byt
 func (c *packCache) drop(storeName string, p snapfmt.PackID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for el := c.order.Front(); el != nil; {
-		next := el.Next()
-		if we := el.Value.(*windowEntry); we.key.store == storeName && we.key.pack == p {
-			c.order.Remove(el)
-			delete(c.items, we.key)
-			c.size -= int64(len(we.data))
-		}
-		el = next
-	}
+	c.windows.removeIf(func(k windowKey) bool { return k.store == storeName && k.pack == p })
 }

@@ -251,7 +251,7 @@ func (e *Engine) damagePath(id string) string {
 
 // replayJournal applies the volume's map journal over its durable map:
 // the changes a process acknowledged before it died, not yet durable.
-// Each change is dirty again (the next round makes it durable) and sealed
+// Each change is dirty again (the next round makes it durable) and captured
 // (it may be durable already: a crash between a round's commit and its
 // dropping the records), so its slot is never punched while a record may
 // refer to it. The pages of the blocks it names need not be loaded: the
@@ -277,7 +277,7 @@ func (e *Engine) replayJournal(ov *openedVolume) error {
 			l.overlay[r.blk>>pageShift] = append(l.overlay[r.blk>>pageShift], r.blk)
 		}
 		if r.present {
-			r.x.flags |= flagSealed
+			r.x.flags |= flagCaptured
 			v.live.set(r.blk, r.x)
 		} else {
 			v.live.clear(r.blk)

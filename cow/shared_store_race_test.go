@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"os"
 	"runtime"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
@@ -32,17 +32,14 @@ func freshReader(eng *Engine) {
 	clearPackCache(eng)
 	o := eng.objects
 	o.mu.Lock()
-	o.order.Init()
-	clear(o.items)
+	o.lru.lru.Purge()
 	o.mu.Unlock()
 }
 
 func clearPackCache(eng *Engine) {
 	p := eng.packs
 	p.mu.Lock()
-	p.order.Init()
-	clear(p.items)
-	p.size = 0
+	p.windows.lru.Purge()
 	p.mu.Unlock()
 }
 

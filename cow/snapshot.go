@@ -3,12 +3,12 @@ package cow
 import (
 	"context"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )

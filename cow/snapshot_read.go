@@ -1,17 +1,18 @@
 package cow
 
 import (
-	"container/list"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/lineage"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"io"
+	"slices"
 	"sync"
 	"unsafe"
 
+	"github.com/cowvol/cowvol/cow/lineage"
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 )
@@ -23,17 +24,8 @@ import (
 // never go stale. Garbage collection still reads its roots from the store:
 // a root may be deleted.
 type objectCache struct {
-	mu       sync.Mutex
-	maxBytes int
-	bytes    int        // the sum of the entries' costs
-	order    *list.List // of *cacheEntry, most recent first
-	items    map[string]*list.Element
-}
-
-type cacheEntry struct {
-	key  string
-	val  any
-	cost int // bytes, roughly, that val holds
+	mu  sync.Mutex
+	lru *byteLRU[string, any]
 }
 
 // objectCacheBytes bounds the object cache: about four full segments.
@@ -48,17 +40,13 @@ const (
 )
 
 func newObjectCache(maxBytes int) *objectCache {
-	return &objectCache{maxBytes: maxBytes, order: list.New(), items: map[string]*list.Element{}}
+	return &objectCache{lru: newByteLRU[string, any](int64(maxBytes))}
 }
 
 func (c *objectCache) get(key string) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		c.order.MoveToFront(el)
-		return el.Value.(*cacheEntry).val, true
-	}
-	return nil, false
+	return c.lru.get(key)
 }
 
 // put caches val, which holds about cost bytes, evicting the least
@@ -67,32 +55,13 @@ func (c *objectCache) get(key string) (any, bool) {
 func (c *objectCache) put(key string, val any, cost int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		ce := el.Value.(*cacheEntry)
-		c.bytes += cost - ce.cost
-		ce.val, ce.cost = val, cost
-		c.order.MoveToFront(el)
-	} else {
-		c.items[key] = c.order.PushFront(&cacheEntry{key, val, cost})
-		c.bytes += cost
-	}
-	for c.bytes > c.maxBytes && c.order.Len() > 1 {
-		el := c.order.Back()
-		ce := el.Value.(*cacheEntry)
-		c.order.Remove(el)
-		delete(c.items, ce.key)
-		c.bytes -= ce.cost
-	}
+	c.lru.put(key, val, int64(cost))
 }
 
 func (c *objectCache) remove(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		c.order.Remove(el)
-		delete(c.items, key)
-		c.bytes -= el.Value.(*cacheEntry).cost
-	}
+	c.lru.remove(key)
 }
 
 // cacheKey names object key of store st, of kind ("m" manifest, "s"
@@ -206,17 +175,9 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	return loc, k, ok, nil
 }
 
+// searchSegments finds segment idx in refs, sorted by index.
 func searchSegments(refs []snapfmt.SegmentRef, idx uint64) (int, bool) {
-	lo, hi := 0, len(refs)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if refs[mid].Index < idx {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo, lo < len(refs) && refs[lo].Index == idx
+	return slices.BinarySearchFunc(refs, idx, func(r snapfmt.SegmentRef, idx uint64) int { return cmp.Compare(r.Index, idx) })
 }
 
 // readStoredBlock fills dst (one block) with block blk of the manifest

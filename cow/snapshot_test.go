@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 

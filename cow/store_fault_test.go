@@ -2,7 +2,6 @@ package cow
 
 import (
 	"bytes"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/cow/snapstore/faulty"
 )

@@ -297,7 +297,7 @@ func (v *volume) installRedirect(blk, slot uint64, gen uint32, werr error) error
 // replaceLocked makes x, in a new slot, block blk's newest version. The
 // version it replaces is the volume's alone when it was born in this
 // generation or is a hydrated copy of the base: if durable metadata refers
-// to its slot (sealed), the slot is retired until the next sync round makes
+// to its slot (captured), the slot is retired until the next sync round makes
 // the new mapping durable; if not, replaceLocked returns it for the caller
 // to free at once, without v.mapMu. An older version belongs to a snapshot
 // now; it is freed once the snapshot is flushed (releaseFrozen). v.mapMu is
@@ -308,7 +308,7 @@ func (v *volume) replaceLocked(blk uint64, x extent) (free uint64, ok bool) {
 	if !old.hasData() || (old.gen != x.gen && old.gen != hydratedGen) {
 		return 0, false
 	}
-	if old.sealed() {
+	if old.captured() {
 		// An encrypted volume writes every slot whole: no hole needed.
 		v.slots.retire(old.slot, v.hot == nil)
 		return 0, false
@@ -459,7 +459,7 @@ func (v *volume) discardBlock(blk uint64) (slot uint64, free bool, err error) {
 	// A version born now, or a hydrated copy of the base, is ours alone;
 	// an older one belongs to a snapshot until it is flushed.
 	ours := e.hasData() && (e.gen == gen || e.gen == hydratedGen)
-	if ours && e.sealed() && v.hot != nil {
+	if ours && e.captured() && v.hot != nil {
 		// A plaintext volume may punch it at once: a crash before the
 		// discard is durable finds the block reading zeros, which is
 		// what the discard asked. A sealed sector turned into a hole
@@ -534,7 +534,7 @@ func (v *volume) syncRound() error {
 		}
 		if e.mapped() {
 			// From this round on, durable metadata refers to it.
-			e.flags |= flagSealed
+			e.flags |= flagCaptured
 			v.live.set(blk, e)
 			me := meta.Extent{Slot: e.slot, Gen: uint64(e.gen)}
 			if e.zero() {
@@ -573,8 +573,8 @@ func (v *volume) syncRound() error {
 	if err != nil {
 		// Nothing is known to be durable: put everything back so that
 		// the next round tries again, and keep the freed slots out of
-		// use. (The captured entries stay sealed: durable metadata may
-		// or may not refer to them now; sealed is the safe side.)
+		// use. (The captured entries stay captured: durable metadata
+		// may or may not refer to them now; captured is the safe side.)
 		v.mapMu.Lock()
 		// The slots end may have landed: later rounds never write less.
 		v.slotsEnd = max(v.slotsEnd, end)

@@ -24,13 +24,14 @@ const (
 // VolumeState is a volume's lifecycle state, named as EC2 names them.
 type VolumeState string
 
-// The volume states. A volume is in-use while its file is open.
+// The volume states a volume can be in. A volume is in-use while its file
+// is open. (EC2's creating and deleted never show here: a volume is
+// available when CreateVolume returns, and gone once DeleteVolume has
+// finished.)
 const (
-	VolumeCreating  VolumeState = "creating"
 	VolumeAvailable VolumeState = "available"
 	VolumeInUse     VolumeState = "in-use"
 	VolumeDeleting  VolumeState = "deleting"
-	VolumeDeleted   VolumeState = "deleted"
 	VolumeError     VolumeState = "error"
 )
 

@@ -22,7 +22,7 @@ import (
 // A sector and its seal are two writes that a crash can separate, so an
 // encrypted volume never rewrites in place what durable metadata refers to:
 // once a sync round has made a block's mapping durable (the entry is
-// sealed, flagSealed), the next write to the block goes to a new slot, as
+// captured, flagCaptured), the next write to the block goes to a new slot, as
 // after a snapshot. A crash therefore finds every durably mapped slot as it
 // was when its round completed: an acknowledged write reads back, and
 // nothing reads back that fails authentication unless it was altered.
@@ -319,7 +319,7 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 	v.mapMu.RLock()
 	e, gen, hydrating := v.live.get(blk), v.gen, v.hydratingLocked()
 	v.mapMu.RUnlock()
-	if e.hasData() && e.gen == gen && !e.sealed() {
+	if e.hasData() && e.gen == gen && !e.captured() {
 		return v.ioErr("write", blk, v.rewriteSealed(blk, e.slot, in, src))
 	}
 
