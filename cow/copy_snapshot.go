@@ -55,7 +55,7 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrInvalidParameter, err)
 	}
 	// The source must be readable now: its KMS key usable.
-	if _, err := e.lineage(sr.Encryption); err != nil {
+	if _, err := e.lineages.Get(sr.Encryption); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", sr.ID, err)
 	}
 	var enc *meta.Encryption
@@ -64,7 +64,7 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 		if keyID == "" && sr.Encryption != nil {
 			keyID = sr.Encryption.KMSKeyARN
 		}
-		k, err := e.newLineage(keyID)
+		k, err := e.lineages.New(keyID)
 		if err != nil {
 			return SnapshotInfo{}, err
 		}
@@ -122,7 +122,7 @@ func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) er
 	if sr.State != string(SnapshotCompleted) {
 		return fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
 	}
-	if _, err := e.lineage(sr.Encryption); err != nil {
+	if _, err := e.lineages.Get(sr.Encryption); err != nil {
 		return fmt.Errorf("snapshot %s: %w", sr.ID, err)
 	}
 	return e.checkNewLineage(p.Encrypted || sr.Encryption != nil, p.KMSKeyID)
@@ -157,11 +157,11 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
-	srcK, err := e.lineage(lineage.FromFormat(sm.Encryption))
+	srcK, err := e.lineages.Get(lineage.FromFormat(sm.Encryption))
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
-	k, err := e.lineage(r.Encryption)
+	k, err := e.lineages.Get(r.Encryption)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
@@ -189,33 +189,8 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	} else {
 		pw := newPackWriter(ctx, st)
 		defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
-		dedup := newDedupIndex()
-		sink := &segmentSink{st: st, k: k, pw: pw, segs: segs}
-		total, done := 0, 0
-		for _, sr := range sm.Segments {
-			total += sr.Blocks
-		}
-		for _, sr := range sm.Segments {
-			if s.record().Deleted {
-				return errDeletedMidFlush
-			}
-			seg, err := e.loadSegment(ctx, from, sr.Key, srcK)
-			if err != nil {
-				return err
-			}
-			need, err := e.copyChunks(ctx, copySource{name: r.CopyFromStore, st: from, k: srcK}, k, r.BlockSize, pw, dedup, seg, nil)
-			if err != nil {
-				return err
-			}
-			if err := sink.add(ctx, sr.Index, seg, need); err != nil {
-				return err
-			}
-			done += sr.Blocks
-			s.mu.Lock()
-			s.rec.Progress = min(99, done*100/max(total, 1))
-			s.mu.Unlock()
-		}
-		if err := sink.finish(ctx); err != nil {
+		src := copySource{name: r.CopyFromStore, st: from, k: srcK}
+		if err := e.copySegments(ctx, s, src, sm, k, pw, segs); err != nil {
 			return err
 		}
 	}
@@ -224,6 +199,40 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		return err
 	}
 	return e.completeCopy(s, st, m)
+}
+
+// copySegments copies the segments of source manifest sm, chunk by chunk
+// from its store into packs of pw's under lineage k, and records them in
+// segs.
+func (e *Engine) copySegments(ctx context.Context, s *snapshot, from copySource, sm *snapfmt.Manifest, k *lineage.Keys, pw *packWriter, segs map[uint64]snapfmt.SegmentRef) error {
+	r := s.record()
+	dedup := newDedupIndex()
+	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: segs}
+	total, done := 0, 0
+	for _, sr := range sm.Segments {
+		total += sr.Blocks
+	}
+	for _, sr := range sm.Segments {
+		if s.record().Deleted {
+			return errDeletedMidFlush
+		}
+		seg, err := e.loadSegment(ctx, from.st, sr.Key, from.k)
+		if err != nil {
+			return err
+		}
+		need, err := e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, nil)
+		if err != nil {
+			return err
+		}
+		if err := sink.add(ctx, sr.Index, seg, need); err != nil {
+			return err
+		}
+		done += sr.Blocks
+		s.mu.Lock()
+		s.rec.Progress = min(99, done*100/max(total, 1))
+		s.mu.Unlock()
+	}
+	return sink.finish(ctx)
 }
 
 // completeCopy marks copy s completed once its manifest m is stored, and

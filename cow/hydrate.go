@@ -206,7 +206,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		v.recordSpan(objManifest, key, 0, v.blocks, err)
 		return errFaultsRemain
 	}
-	k, err := e.lineage(lineage.FromFormat(m.Encryption))
+	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return err
 	}

@@ -31,18 +31,6 @@ var _ KeyManager = (*kms.Local)(nil)
 // key manager.
 var ErrNoKeyManager = lineage.ErrNoKeyManager
 
-// lineage returns the keys of the lineage enc describes (nil for nil:
-// plaintext), unwrapping its data key through the key manager on first use.
-func (e *Engine) lineage(enc *meta.Encryption) (*lineage.Keys, error) {
-	return e.lineages.Get(enc)
-}
-
-// newLineage makes a fresh data key under the KMS key keyID names ("" for
-// the default key): a new lineage.
-func (e *Engine) newLineage(keyID string) (*lineage.Keys, error) {
-	return e.lineages.New(keyID)
-}
-
 // KeysChanged forgets every unwrapped data key: the key manager calls it
 // when a KMS key is disabled, enabled or deleted. From then on every
 // encrypted volume and snapshot unwraps its key again at its next use, so
@@ -65,7 +53,7 @@ func (e *Engine) KeysChanged() {
 // KMSKeyID names, or the default key. nil: plaintext.
 func (e *Engine) volumeEncryption(p CreateVolumeParams, src meta.SnapshotRecord) (*meta.Encryption, error) {
 	if src.Encryption != nil {
-		if _, err := e.lineage(src.Encryption); err != nil {
+		if _, err := e.lineages.Get(src.Encryption); err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", src.ID, err)
 		}
 		if p.KMSKeyID != "" {
@@ -84,7 +72,7 @@ func (e *Engine) volumeEncryption(p CreateVolumeParams, src meta.SnapshotRecord)
 	if !p.Encrypted {
 		return nil, nil
 	}
-	k, err := e.newLineage(p.KMSKeyID)
+	k, err := e.lineages.New(p.KMSKeyID)
 	if err != nil {
 		return nil, err
 	}

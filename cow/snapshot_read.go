@@ -86,7 +86,7 @@ func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key strin
 	if err != nil {
 		return nil, err
 	}
-	k, err := e.lineage(lineage.FromFormat(m.Encryption))
+	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
@@ -159,7 +159,7 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	if err != nil {
 		return loc, nil, false, &objectError{kind: objManifest, key: key, err: err}
 	}
-	if k, err = e.lineage(lineage.FromFormat(m.Encryption)); err != nil {
+	if k, err = e.lineages.Get(lineage.FromFormat(m.Encryption)); err != nil {
 		return loc, nil, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	idx := blk >> snapfmt.SegmentShift

@@ -58,7 +58,7 @@ func (v *volume) cipher() (cipher.AEAD, error) {
 	if a := v.hot.aead.Load(); a != nil {
 		return *a, nil
 	}
-	k, err := v.eng.lineage(&v.hot.enc)
+	k, err := v.eng.lineages.Get(&v.hot.enc)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.id, err)
 	}
