@@ -43,14 +43,14 @@ func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineage.Key
 			nl, seq, err = dedup.store(l.ID, func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
 				// Verified before it is stored again: a damaged chunk
 				// must not get a second, trusted copy.
-				b, err := e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.VerifyChunk(from.k.Format(), l.ID, b) })
+				b, err := e.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.VerifyChunk(from.k.Format(), l.ID, b) })
 				if err != nil {
 					return snapfmt.Loc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 				}
 				return pw.add(id, b)
 			})
 		} else {
-			_, err = e.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.DecodeChunk(from.k.Format(), l.ID, b, buf) })
+			_, err = e.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.DecodeChunk(from.k.Format(), l.ID, b, buf) })
 			if err != nil {
 				return 0, fmt.Errorf("copy chunk %s: %w", l.ID, err)
 			}

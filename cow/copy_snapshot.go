@@ -150,7 +150,7 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: source of %s: %v", errPermanent, r.ID, err)
 	}
-	sm, err := e.loadManifest(ctx, from, copyHold(r))
+	sm, err := e.reader.loadManifest(ctx, from, copyHold(r))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return fmt.Errorf("%w: the hold of %s on its source %s is gone", errPermanent, r.ID, r.CopyOf)
 	}
@@ -216,7 +216,7 @@ func (e *Engine) copySegments(ctx context.Context, s *snapshot, from copySource,
 		if s.record().Deleted {
 			return errDeletedMidFlush
 		}
-		seg, err := e.loadSegment(ctx, from.st, sr.Key, from.k)
+		seg, err := e.reader.loadSegment(ctx, from.st, sr.Key, from.k)
 		if err != nil {
 			return err
 		}
@@ -238,7 +238,7 @@ func (e *Engine) copySegments(ctx context.Context, s *snapshot, from copySource,
 // completeCopy marks copy s completed once its manifest m is stored, and
 // drops its hold on the source.
 func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manifest) error {
-	e.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
+	e.reader.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
 	s.rec.StatusMessage = ""

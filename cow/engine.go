@@ -150,8 +150,8 @@ type Engine struct {
 	stores        map[string]snapstore.Store // StoreRegional, StoreLocal
 	outpostArn    string
 	flushWake     chan struct{}
-	objects       *objectCache // decoded manifests and segments
-	packs         *packCache   // windows of packs read
+	reader        *snapshotReader // reads stored snapshots, through its caches
+	volumeEnv     *volumeEnv      // what volumes use of the engine
 	flushDeadline time.Duration
 	retryBase     time.Duration
 	accountID     string
@@ -266,8 +266,6 @@ func Open(opts Options) (*Engine, error) {
 		outpostArn:      opts.OutpostArn,
 		flushWake:       make(chan struct{}, 1),
 		gcWake:          make(chan struct{}, 1),
-		objects:         newObjectCache(objectCacheBytes),
-		packs:           newPackCache(packCacheBytes),
 		flushDeadline:   opts.FlushDeadline,
 		space:           space,
 		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
@@ -282,6 +280,7 @@ func Open(opts Options) (*Engine, error) {
 		catalog:         map[string]*snapshot{},
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
+	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
 	e.startTimes.add("meta_open", metaStart)
@@ -292,6 +291,7 @@ func Open(opts Options) (*Engine, error) {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore
 	}
 	e.metaSync = newGroupSync(ms.Sync)
+	e.volumeEnv = newVolumeEnv(e)
 	if err := e.recover(opts.AcceptMetadataLoss, ms.AcceptedDamage() != nil); err != nil {
 		e.closeVolumes()
 		ms.Close()
@@ -378,7 +378,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 		blocks:    uint64(r.Size / int64(r.BlockSize)),
 		created:   r.CreateTime,
 		snapshot:  r.SnapshotID,
-		eng:       e,
+		env:       e.volumeEnv,
 		file:      f,
 		log:       e.log.With("volume", r.ID),
 		gen:       gen,

@@ -40,7 +40,7 @@ func (e *Engine) flushBase(ctx context.Context, v *volume, r meta.SnapshotRecord
 	if b.st, err = e.store(storeName); err != nil {
 		return nil, fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
 	}
-	bm, err := e.loadManifest(ctx, b.st, key)
+	bm, err := e.reader.loadManifest(ctx, b.st, key)
 	if err != nil {
 		return nil, fmt.Errorf("base manifest of %s: %w", v.id, err)
 	}
@@ -98,7 +98,7 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 		}
 		seg := snapfmt.Segment{}
 		if ref, ok := base.segs[sp.idx]; ok {
-			if seg, err = e.loadSegment(ctx, base.st, ref.Key, base.k); err != nil {
+			if seg, err = e.reader.loadSegment(ctx, base.st, ref.Key, base.k); err != nil {
 				return err
 			}
 		}

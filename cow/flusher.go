@@ -214,7 +214,7 @@ func (e *Engine) unpublish(r meta.SnapshotRecord) error {
 	if err := st.Delete(ctx, snapfmt.ManifestKey(r.ID)); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
-	e.objects.remove(cacheKey("m", st, snapfmt.ManifestKey(r.ID)))
+	e.reader.objects.remove(cacheKey("m", st, snapfmt.ManifestKey(r.ID)))
 	return nil
 }
 
@@ -369,7 +369,7 @@ type changesCount int
 // the manifest.
 func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st snapstore.Store, m *snapfmt.Manifest, mb []byte, changed changesCount, pw *packWriter) error {
 	r := s.record()
-	e.cacheManifest(st, snapfmt.ManifestKey(r.ID), m)
+	e.reader.cacheManifest(st, snapfmt.ManifestKey(r.ID), m)
 	// The volume's next snapshot builds on this one: it keeps its own
 	// copy of the manifest (a hold), so that a deletion of the snapshot,
 	// by this daemon or another one on the same store, leaves the data
@@ -378,7 +378,7 @@ func (e *Engine) completeFlush(ctx context.Context, s *snapshot, v *volume, st s
 	if err := st.Put(ctx, hold, mb); err != nil {
 		return fmt.Errorf("hold manifest: %w", err)
 	}
-	e.cacheManifest(st, hold, m)
+	e.reader.cacheManifest(st, hold, m)
 
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)

@@ -292,7 +292,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 				var id snapfmt.PackID
 				if i := strings.LastIndexByte(p, '/'); i >= 0 {
 					if n, err := hex.Decode(id[:], []byte(p[i+1:])); err == nil && n == len(id) {
-						e.packs.drop(storeName, id)
+						e.reader.packs.drop(storeName, id)
 					}
 				}
 			}
@@ -385,7 +385,7 @@ func (e *Engine) gcLoop() {
 // refers to, through the object cache (segments are immutable).
 func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key string) ([]string, error) {
 	ck := cacheKey("r", st, key)
-	if v, ok := e.objects.get(ck); ok {
+	if v, ok := e.reader.objects.get(ck); ok {
 		return v.([]string), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -403,6 +403,6 @@ func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key 
 	for _, o := range objs {
 		cost += len(o) + 16
 	}
-	e.objects.put(ck, objs, cost)
+	e.reader.objects.put(ck, objs, cost)
 	return objs, nil
 }

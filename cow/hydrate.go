@@ -40,7 +40,7 @@ func (v *volume) fetchBaseBlock(ctx context.Context, blk uint64, dst []byte, rec
 	v.mapMu.Lock()
 	key, storeName := v.record.BaseManifest, v.record.BaseStore
 	v.mapMu.Unlock()
-	err := v.eng.readStoredBlock(ctx, storeName, key, blk, dst)
+	err := v.env.reader.readStoredBlock(ctx, storeName, key, blk, dst)
 	if err == nil {
 		return nil
 	}
@@ -66,8 +66,8 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 	if e.mapped() || !hydrating {
 		return nil
 	}
-	buf := v.eng.buffers.get(int(v.blockSize))
-	defer v.eng.buffers.put(buf)
+	buf := v.env.buffers.get(int(v.blockSize))
+	defer v.env.buffers.put(buf)
 	if err := v.fetchBaseBlock(ctx, blk, buf, recheck); err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 		v.mapMu.Unlock()
 		return nil
 	}
-	if err := v.eng.space.allocate(v.stride); err != nil {
+	if err := v.env.space.allocate(v.stride); err != nil {
 		return v.ioErr("hydrate", blk, err)
 	}
 	v.mapMu.Lock()
@@ -192,7 +192,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		only = segs
 	}
 	start := time.Now()
-	m, err := e.loadManifest(ctx, st, key)
+	m, err := e.reader.loadManifest(ctx, st, key)
 	switch {
 	case err == nil:
 		v.clearFault(key)
@@ -233,7 +233,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Store, ref snapfmt.SegmentRef, k *lineage.Keys) (int, error) {
 	lo := ref.Index << snapfmt.SegmentShift
 	hi := min(lo+1<<snapfmt.SegmentShift, v.blocks)
-	seg, err := e.sharedSegment(ctx, st, ref.Key, k)
+	seg, err := e.reader.sharedSegment(ctx, st, ref.Key, k)
 	switch {
 	case err == nil:
 		v.clearFault(ref.Key)

@@ -96,7 +96,7 @@ func newFaultEnv(t *testing.T, size int) *faultEnv {
 // the chunk's offset and length in it.
 func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc snapfmt.Loc) {
 	t.Helper()
-	m, err := env.eng.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
+	m, err := env.eng.reader.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func (env *faultEnv) chunkOf(t *testing.T, blk uint64) (file string, loc snapfmt
 	if !ok {
 		t.Fatalf("block %d is in no segment", blk)
 	}
-	seg, err := env.eng.sharedSegment(ctx, env.st, m.Segments[i].Key, nil)
+	seg, err := env.eng.reader.sharedSegment(ctx, env.st, m.Segments[i].Key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 		{
 			name: "corrupt segment, the store repaired", size: 1 << 20, repair: true,
 			damage: func(t *testing.T, env *faultEnv) ([]uint64, string, func(), error) {
-				m, err := env.eng.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
+				m, err := env.eng.reader.loadManifest(ctx, env.st, snapfmt.ManifestKey(env.snap))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -87,16 +87,16 @@ func TestPackCacheRefetchesCorruptWindow(t *testing.T) {
 	if _, err := e.ReadSnapshot(ctx, id, got, 0); err != nil {
 		t.Fatal(err)
 	}
-	e.packs.mu.Lock()
+	e.reader.packs.mu.Lock()
 	n := 0
-	for _, v := range e.packs.windows.lru.Values() {
+	for _, v := range e.reader.packs.windows.lru.Values() {
 		w := v.val
 		for i := range w {
 			w[i] ^= 0xff
 		}
 		n++
 	}
-	e.packs.mu.Unlock()
+	e.reader.packs.mu.Unlock()
 	if n == 0 {
 		t.Fatal("no window cached")
 	}

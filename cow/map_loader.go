@@ -259,7 +259,7 @@ func (v *volume) damaged(err error) error {
 		return err
 	}
 	v.log.Error("the volume's records are damaged: it serves no more I/O; the next start refuses it unless the loss is accepted", "err", err)
-	path := v.eng.damagePath(v.id)
+	path := v.env.damagePath(v.id)
 	if werr := os.WriteFile(path, []byte(err.Error()+"\n"), 0o600); werr != nil {
 		v.log.Error("cannot record the damage for the next start", "path", path, "err", werr)
 	} else if serr := syncDir(filepath.Dir(path)); serr != nil {
@@ -350,7 +350,7 @@ func (v *volume) scanned(ctx context.Context, p uint64, page []pageEntry, next u
 		}
 	}
 	v.mapMu.Unlock()
-	if h := v.eng.afterLoadPage; h != nil && len(page) > 0 && !l.eager {
+	if h := v.env.afterLoadPage; h != nil && len(page) > 0 && !l.eager {
 		h(ctx, v.id, p)
 	}
 	return ctx.Err()

@@ -30,14 +30,14 @@ func collectOnce(eng *Engine) error {
 // use them), so that reads go to the store.
 func freshReader(eng *Engine) {
 	clearPackCache(eng)
-	o := eng.objects
+	o := eng.reader.objects
 	o.mu.Lock()
 	o.lru.lru.Purge()
 	o.mu.Unlock()
 }
 
 func clearPackCache(eng *Engine) {
-	p := eng.packs
+	p := eng.reader.packs
 	p.mu.Lock()
 	p.windows.lru.Purge()
 	p.mu.Unlock()

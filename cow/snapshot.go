@@ -328,7 +328,7 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vol
 	if err := st.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
-	e.objects.remove(cacheKey("m", st, key))
+	e.reader.objects.remove(cacheKey("m", st, key))
 	return nil
 }
 

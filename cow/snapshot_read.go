@@ -64,36 +64,51 @@ func (c *objectCache) remove(key string) {
 	c.lru.remove(key)
 }
 
+// snapshotReader reads stored snapshots: manifests, segments and chunks,
+// from the stores through the object and pack caches, which it owns, and
+// opens encrypted ones with their lineage's keys. The flusher, hydration,
+// CopySnapshot, collection and ReadSnapshot all read through it.
+type snapshotReader struct {
+	store    func(name string) (snapstore.Store, error)
+	lineages *lineage.Cache
+	objects  *objectCache // decoded manifests and segments
+	packs    *packCache   // windows of packs read
+}
+
+func newSnapshotReader(store func(string) (snapstore.Store, error), lineages *lineage.Cache) *snapshotReader {
+	return &snapshotReader{store: store, lineages: lineages, objects: newObjectCache(objectCacheBytes), packs: newPackCache(packCacheBytes)}
+}
+
 // cacheKey names object key of store st, of kind ("m" manifest, "s"
 // segment), in the object cache.
 func cacheKey(kind string, st snapstore.Store, key string) string {
 	return kind + ":" + st.String() + ":" + key
 }
 
-func (e *Engine) cacheManifest(st snapstore.Store, key string, m *snapfmt.Manifest) {
-	e.objects.put(cacheKey("m", st, key), m, 256+len(m.Segments)*manifestEntryCost)
+func (rd *snapshotReader) cacheManifest(st snapstore.Store, key string, m *snapfmt.Manifest) {
+	rd.objects.put(cacheKey("m", st, key), m, 256+len(m.Segments)*manifestEntryCost)
 }
 
 // loadManifest reads and decodes a manifest (or a hold of one), opened:
 // an encrypted one's segments are unsealed with its lineage's keys, which
 // fails while its KMS key is disabled or missing. Only opened manifests are
 // cached.
-func (e *Engine) loadManifest(ctx context.Context, st snapstore.Store, key string) (*snapfmt.Manifest, error) {
-	if m, ok := e.objects.get(cacheKey("m", st, key)); ok {
+func (rd *snapshotReader) loadManifest(ctx context.Context, st snapstore.Store, key string) (*snapfmt.Manifest, error) {
+	if m, ok := rd.objects.get(cacheKey("m", st, key)); ok {
 		return m.(*snapfmt.Manifest), nil
 	}
 	m, _, err := getManifest(ctx, st, key)
 	if err != nil {
 		return nil, err
 	}
-	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
+	k, err := rd.lineages.Get(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	if err := snapfmt.OpenManifest(k.Format(), m); err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", key, st, err)
 	}
-	e.cacheManifest(st, key, m)
+	rd.cacheManifest(st, key, m)
 	return m, nil
 }
 
@@ -120,8 +135,8 @@ func getManifest(ctx context.Context, st snapstore.Store, key string) (*snapfmt.
 
 // loadSegment reads and decodes a segment, in the mutable form a flush
 // merges into.
-func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (snapfmt.Segment, error) {
-	s, err := e.sharedSegment(ctx, st, key, k)
+func (rd *snapshotReader) loadSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (snapfmt.Segment, error) {
+	s, err := rd.sharedSegment(ctx, st, key, k)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +145,8 @@ func (e *Engine) loadSegment(ctx context.Context, st snapstore.Store, key string
 
 // sharedSegment reads and decodes a segment of lineage k (nil: plaintext)
 // through the object cache. The index is shared: callers only read it.
-func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (*snapfmt.SegmentIndex, error) {
-	if s, ok := e.objects.get(cacheKey("s", st, key)); ok {
+func (rd *snapshotReader) sharedSegment(ctx context.Context, st snapstore.Store, key string, k *lineage.Keys) (*snapfmt.SegmentIndex, error) {
+	if s, ok := rd.objects.get(cacheKey("s", st, key)); ok {
 		return s.(*snapfmt.SegmentIndex), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -147,19 +162,19 @@ func (e *Engine) sharedSegment(ctx context.Context, st snapstore.Store, key stri
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	e.objects.put(cacheKey("s", st, key), s, 64+len(s.Entries)*segmentEntryCost)
+	rd.objects.put(cacheKey("s", st, key), s, 64+len(s.Entries)*segmentEntryCost)
 	return s, nil
 }
 
 // lookupChunk finds block blk in the manifest under key: its chunk and the
 // lineage it is sealed in, or ok=false when the block is all zeros. A
 // failure to read the manifest or the segment is an *objectError naming it.
-func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc snapfmt.Loc, k *lineage.Keys, ok bool, err error) {
-	m, err := e.loadManifest(ctx, st, key)
+func (rd *snapshotReader) lookupChunk(ctx context.Context, st snapstore.Store, key string, blk uint64) (loc snapfmt.Loc, k *lineage.Keys, ok bool, err error) {
+	m, err := rd.loadManifest(ctx, st, key)
 	if err != nil {
 		return loc, nil, false, &objectError{kind: objManifest, key: key, err: err}
 	}
-	if k, err = e.lineages.Get(lineage.FromFormat(m.Encryption)); err != nil {
+	if k, err = rd.lineages.Get(lineage.FromFormat(m.Encryption)); err != nil {
 		return loc, nil, false, fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)
 	}
 	idx := blk >> snapfmt.SegmentShift
@@ -167,7 +182,7 @@ func (e *Engine) lookupChunk(ctx context.Context, st snapstore.Store, key string
 	if !found {
 		return loc, k, false, nil
 	}
-	seg, err := e.sharedSegment(ctx, st, m.Segments[i].Key, k)
+	seg, err := rd.sharedSegment(ctx, st, m.Segments[i].Key, k)
 	if err != nil {
 		return loc, k, false, &objectError{kind: objSegment, key: m.Segments[i].Key, err: fmt.Errorf("snapshot %s: %w", m.SnapshotID, err)}
 	}
@@ -183,12 +198,12 @@ func searchSegments(refs []snapfmt.SegmentRef, idx uint64) (int, bool) {
 // readStoredBlock fills dst (one block) with block blk of the manifest
 // under key in store storeName. A failure to read an object of the store
 // (the manifest, the segment, the chunk's pack) is an *objectError naming it.
-func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk uint64, dst []byte) error {
-	st, err := e.store(storeName)
+func (rd *snapshotReader) readStoredBlock(ctx context.Context, storeName, key string, blk uint64, dst []byte) error {
+	st, err := rd.store(storeName)
 	if err != nil {
 		return err
 	}
-	loc, k, ok, err := e.lookupChunk(ctx, st, key, blk)
+	loc, k, ok, err := rd.lookupChunk(ctx, st, key, blk)
 	if err != nil {
 		return err
 	}
@@ -196,7 +211,7 @@ func (e *Engine) readStoredBlock(ctx context.Context, storeName, key string, blk
 		clear(dst)
 		return nil
 	}
-	_, err = e.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return snapfmt.DecodeChunk(k.Format(), loc.ID, b, dst) })
+	_, err = rd.packs.checkedChunk(ctx, storeName, st, loc, func(b []byte) error { return snapfmt.DecodeChunk(k.Format(), loc.ID, b, dst) })
 	if err != nil {
 		return &objectError{kind: objChunk, key: loc.ObjectKey(), err: fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.ObjectKey(), err)}
 	}
@@ -244,14 +259,14 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
 	r := s.record()
 	if r.State == string(SnapshotCompleted) {
-		return e.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
+		return e.reader.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
 	}
 	if r.State != string(SnapshotPending) {
 		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
 	}
 	if r.CopyOf != "" {
 		// A pending copy reads as its source, through its hold.
-		return e.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
+		return e.reader.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
 	}
 	v, err := e.lookup(r.VolumeID)
 	if err != nil {
@@ -281,5 +296,5 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 		clear(dst)
 		return nil
 	}
-	return e.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
+	return e.reader.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
 }

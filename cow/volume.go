@@ -31,7 +31,7 @@ type volume struct {
 	created  time.Time
 	snapshot string // parent snapshot ID, if created from one
 
-	eng  *Engine
+	env  *volumeEnv
 	file blockFile
 	log  *slog.Logger
 
@@ -243,7 +243,7 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	}
 	fromBase := !e.mapped() && v.hydratingLocked() && int64(len(src)) < v.blockSize
 	v.mapMu.Unlock()
-	if err := v.eng.space.allocate(v.blockSize); err != nil {
+	if err := v.env.space.allocate(v.blockSize); err != nil {
 		return v.ioErr("write", blk, err)
 	}
 	v.mapMu.Lock()
@@ -256,21 +256,21 @@ func (v *volume) writeBlock(blk uint64, in int64, src []byte) error {
 	var err error
 	switch {
 	case int64(len(src)) < v.blockSize && e.hasData():
-		buf := v.eng.buffers.get(int(v.blockSize))
+		buf := v.env.buffers.get(int(v.blockSize))
 		if _, err = v.file.ReadAt(buf, v.slotOffset(e.slot)); err == nil {
 			copy(buf[in:], src)
 			_, err = v.file.WriteAt(buf, v.slotOffset(slot))
 		}
-		v.eng.buffers.put(buf)
+		v.env.buffers.put(buf)
 	case fromBase:
 		// A partial write to a block still in the snapshot: the rest
 		// of the block comes from there.
-		buf := v.eng.buffers.get(int(v.blockSize))
+		buf := v.env.buffers.get(int(v.blockSize))
 		if err = v.fetchBase(context.Background(), blk, buf); err == nil {
 			copy(buf[in:], src)
 			_, err = v.file.WriteAt(buf, v.slotOffset(slot))
 		}
-		v.eng.buffers.put(buf)
+		v.env.buffers.put(buf)
 	default:
 		_, err = v.file.WriteAt(src, v.slotOffset(slot)+in)
 	}
@@ -327,10 +327,10 @@ func (v *volume) updateRecord(fn func(r *meta.VolumeRecord), apply func(r meta.V
 	r := v.record
 	v.mapMu.Unlock()
 	fn(&r)
-	if err := v.eng.meta.PutVolume(r); err != nil {
+	if err := v.env.meta.PutVolume(r); err != nil {
 		return err
 	}
-	if err := v.eng.metaSync.sync(); err != nil {
+	if err := v.env.metaSync.sync(); err != nil {
 		return fmt.Errorf("update record of %s: %w", v.id, err)
 	}
 	v.mapMu.Lock()
@@ -481,10 +481,10 @@ func (v *volume) zeroPartial(blk uint64, in, n int64) error {
 	if !e.hasData() && v.snapshot == "" {
 		return nil // reads as zeros already
 	}
-	buf := v.eng.buffers.get(int(n))
+	buf := v.env.buffers.get(int(n))
 	clear(buf)
 	err := v.writeBlock(blk, in, buf)
-	v.eng.buffers.put(buf)
+	v.env.buffers.put(buf)
 	return err
 }
 
@@ -566,8 +566,8 @@ func (v *volume) syncRound() error {
 	// sync: the records that dropped them (written by releaseFrozen
 	// outside this round) must be durable before the slots are reused.
 	if err == nil && (b.Len() > 0 || len(freed) > 0) {
-		if err = v.eng.meta.Apply(&b); err == nil {
-			err = v.eng.metaSync.sync()
+		if err = v.env.meta.Apply(&b); err == nil {
+			err = v.env.metaSync.sync()
 		}
 	}
 	if err != nil {
@@ -608,7 +608,7 @@ func (v *volume) syncRound() error {
 		v.slots.reuse(recycled)
 		v.mapMu.Unlock()
 	}
-	if err := v.freeSlots(v.eng.ctx, retired); err != nil && v.eng.ctx.Err() == nil {
+	if err := v.freeSlots(v.env.ctx(), retired); err != nil && v.env.ctx().Err() == nil {
 		return err
 	}
 	return nil
@@ -640,7 +640,7 @@ func (v *volume) loadedInfo(ctx context.Context) (VolumeInfo, error) {
 	default:
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(v.eng.dataPath(v.id), &st); err == nil {
+	if err := unix.Stat(v.env.dataPath(v.id), &st); err == nil {
 		vi.AllocatedBytes = st.Blocks * 512
 	}
 	return vi, nil

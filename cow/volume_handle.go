@@ -53,7 +53,7 @@ func (h *Volume) ReadAt(p []byte, off int64) (int, error) {
 	if rest := h.v.size - off; int64(len(p)) > rest {
 		p, eof = p[:rest], io.EOF
 	}
-	h.v.eng.bg.foreground()
+	h.v.env.bg.foreground()
 	if err := h.v.readAt(p, off); err != nil {
 		return 0, err
 	}
@@ -65,7 +65,7 @@ func (h *Volume) WriteAt(p []byte, off int64) (int, error) {
 	if err := h.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
-	h.v.eng.bg.foreground()
+	h.v.env.bg.foreground()
 	if err := h.v.writeAt(p, off); err != nil {
 		return 0, err
 	}
@@ -78,7 +78,7 @@ func (h *Volume) Punch(off, n int64) error {
 	if err := h.check(off, n); err != nil {
 		return err
 	}
-	h.v.eng.bg.foreground()
+	h.v.env.bg.foreground()
 	return h.v.punch(off, n)
 }
 

@@ -58,7 +58,7 @@ func (v *volume) cipher() (cipher.AEAD, error) {
 	if a := v.hot.aead.Load(); a != nil {
 		return *a, nil
 	}
-	k, err := v.eng.lineages.Get(&v.hot.enc)
+	k, err := v.env.lineages.Get(&v.hot.enc)
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.id, err)
 	}
@@ -163,8 +163,8 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	}
 	s0, s1 := in/sealSector, (in+int64(len(dst))+sealSector-1)/sealSector
 	n := s1 - s0
-	buf := v.eng.buffers.get(int(n*(sealSector+sealSize) + 16))
-	defer v.eng.buffers.put(buf)
+	buf := v.env.buffers.get(int(n*(sealSector+sealSize) + 16))
+	defer v.env.buffers.put(buf)
 	data, seals := buf[:n*sealSector], buf[n*sealSector+16:]
 	base := v.slotOffset(slot)
 	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
@@ -195,8 +195,8 @@ func (v *volume) writeSealedSlot(blk, slot uint64, plain []byte) error {
 	// The seals follow the data, in the buffer as in the slot; the 16
 	// bytes of tag spill that sealSectors needs past the data are the
 	// seals' own, put back before they are written.
-	buf := v.eng.buffers.get(int(v.stride))
-	defer v.eng.buffers.put(buf)
+	buf := v.env.buffers.get(int(v.stride))
+	defer v.env.buffers.put(buf)
 	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:v.stride]); err != nil {
 		return err
 	}
@@ -214,8 +214,8 @@ func (v *volume) rewriteSealed(blk, slot uint64, in int64, src []byte) error {
 	}
 	s0, s1 := in/sealSector, (in+int64(len(src))+sealSector-1)/sealSector
 	n := s1 - s0
-	buf := v.eng.buffers.get(int(n*(2*sealSector+sealSize) + 16))
-	defer v.eng.buffers.put(buf)
+	buf := v.env.buffers.get(int(n*(2*sealSector+sealSize) + 16))
+	defer v.env.buffers.put(buf)
 	out, plain, seals := buf[:n*sealSector], buf[n*sealSector+16:2*n*sealSector+16], buf[2*n*sealSector+16:]
 	base := v.slotOffset(slot)
 	// Partly covered edge sectors keep the rest of their content; a write
@@ -259,8 +259,8 @@ func (v *volume) redirectSealed(blk, from, to uint64, in int64, src []byte) erro
 	if err != nil {
 		return err
 	}
-	img := v.eng.buffers.get(int(v.stride) + 16) // 16: the tag spill (sealSectors)
-	defer v.eng.buffers.put(img)
+	img := v.env.buffers.get(int(v.stride) + 16) // 16: the tag spill (sealSectors)
+	defer v.env.buffers.put(img)
 	if _, err := v.file.ReadAt(img[:v.stride], v.slotOffset(from)); err != nil {
 		return err
 	}
@@ -271,8 +271,8 @@ func (v *volume) redirectSealed(blk, from, to uint64, in int64, src []byte) erro
 	plain := src
 	lead, tail := in-s0*sealSector, s1*sealSector-(in+int64(len(src)))
 	if lead > 0 || tail > 0 {
-		buf := v.eng.buffers.get(int(n*sealSector) + 16)
-		defer v.eng.buffers.put(buf)
+		buf := v.env.buffers.get(int(n*sealSector) + 16)
+		defer v.env.buffers.put(buf)
 		plain = buf[:n*sealSector]
 		for _, i := range partlyCovered(n, lead, tail) {
 			copy(plain[i*sealSector:(i+1)*sealSector], data[i*sealSector:])
@@ -324,7 +324,7 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 	}
 
 	whole := in == 0 && int64(len(src)) == v.blockSize
-	if err := v.eng.space.allocate(v.stride); err != nil {
+	if err := v.env.space.allocate(v.stride); err != nil {
 		return v.ioErr("write", blk, err)
 	}
 	v.mapMu.Lock()
@@ -342,7 +342,7 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 		// what they are bound to), so they need no opening and sealing.
 		err = v.redirectSealed(blk, e.slot, slot, in, src)
 	default:
-		plain := v.eng.buffers.get(int(v.blockSize))
+		plain := v.env.buffers.get(int(v.blockSize))
 		if !e.mapped() && hydrating {
 			err = v.fetchBase(context.Background(), blk, plain)
 		} else {
@@ -352,7 +352,7 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 			copy(plain[in:], src)
 			err = v.writeSealedSlot(blk, slot, plain)
 		}
-		v.eng.buffers.put(plain)
+		v.env.buffers.put(plain)
 	}
 	return v.installRedirect(blk, slot, gen, err)
 }
