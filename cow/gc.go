@@ -193,10 +193,43 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		return err
 	}
 	start := time.Now()
+	cutoff, deadLeases, err := e.gcCutoff(ctx, st)
+	if err != nil {
+		return err
+	}
+	live, roots, err := e.gcMark(ctx, st)
+	if err != nil {
+		return err
+	}
+	deleted, deferred, err := e.gcSweep(ctx, st, storeName, live, cutoff)
+	if err != nil {
+		return err
+	}
+	for _, k := range deadLeases {
+		if err := st.Delete(ctx, k); err != nil {
+			return fmt.Errorf("gc: %w", err)
+		}
+	}
+	if deferred > 0 { // gcLoop cleared it before the round
+		e.gcMu.Lock()
+		e.gcPending[storeName] = true
+		e.gcMu.Unlock()
+	}
+	if deleted > 0 || deferred > 0 {
+		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
+			"deferred_in_grace", deferred, "roots", roots, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// gcCutoff returns the time before which an unmarked object is garbage:
+// the start of the oldest live lease (or now), less the grace period; and
+// the leases that are dead.
+func (e *Engine) gcCutoff(ctx context.Context, st snapstore.Store) (time.Time, []string, error) {
 	// The store's time: lease and object mtimes are by its clock.
 	now, exact, err := e.storeNow(ctx, st)
 	if err != nil {
-		return fmt.Errorf("gc: %w", err)
+		return time.Time{}, nil, fmt.Errorf("gc: %w", err)
 	}
 	// Without the store's clock (a full store) no lease is judged dead:
 	// every one holds the cutoff back. Object ages are judged by the
@@ -206,7 +239,7 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	// objects newer than the cutoff.
 	cutoff := now
 	var deadLeases []string
-	err = st.List(ctx, "leases/", func(o snapstore.ObjectInfo) error {
+	err = st.List(ctx, snapfmt.LeasePrefix, func(o snapstore.ObjectInfo) error {
 		ls, ok := snapfmt.LeaseStart(o.Key)
 		switch {
 		case !ok:
@@ -218,20 +251,24 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("gc: list leases: %w", err)
+		return time.Time{}, nil, fmt.Errorf("gc: list leases: %w", err)
 	}
-	cutoff = cutoff.Add(-e.gcGrace)
+	return cutoff.Add(-e.gcGrace), deadLeases, nil
+}
 
+// gcMark returns the keys of every object a root (a manifest or a hold)
+// in st refers to, and the number of roots.
+func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]bool, int, error) {
 	var roots []string
-	for _, prefix := range []string{"snapshots/", "holds/"} {
+	for _, prefix := range []string{snapfmt.SnapshotPrefix, snapfmt.HoldPrefix} {
 		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
-			if prefix == "holds/" || strings.HasSuffix(o.Key, "/manifest") {
+			if prefix == snapfmt.HoldPrefix || strings.HasSuffix(o.Key, "/manifest") {
 				roots = append(roots, o.Key)
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("gc: list roots: %w", err)
+			return nil, 0, fmt.Errorf("gc: list roots: %w", err)
 		}
 	}
 	live := map[string]bool{}
@@ -247,10 +284,10 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			// elsewhere stored a newer root that shares its data and
 			// then dropped this one: the newer root is not in our
 			// listing, so this mark is incomplete. Give up the round.
-			return fmt.Errorf("gc: %w: %s", errRootVanished, root)
+			return nil, 0, fmt.Errorf("gc: %w: %s", errRootVanished, root)
 		}
 		if err != nil {
-			return fmt.Errorf("gc: read root: %w", err)
+			return nil, 0, fmt.Errorf("gc: read root: %w", err)
 		}
 		// An encrypted manifest's references and its segments' pack
 		// tables are in the clear: no key is needed to mark.
@@ -261,15 +298,21 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			live[key] = true
 			objs, err := e.segmentObjectKeys(ctx, st, key)
 			if err != nil {
-				return fmt.Errorf("gc: %w", err)
+				return nil, 0, fmt.Errorf("gc: %w", err)
 			}
 			for _, o := range objs {
 				live[o] = true
 			}
 		}
 	}
-	deleted, deferred := 0, 0
-	for _, prefix := range []string{"segments/", "packs/", "chunks/"} {
+	return live, len(roots), nil
+}
+
+// gcSweep deletes the data objects of st (store storeName) that are not
+// live and older than cutoff; it returns how many it deleted and how many
+// unmarked ones are still in their grace period.
+func (e *Engine) gcSweep(ctx context.Context, st snapstore.Store, storeName string, live map[string]bool, cutoff time.Time) (deleted, deferred int, err error) {
+	for _, prefix := range []string{snapfmt.SegmentPrefix, snapfmt.PackPrefix, snapfmt.ChunkPrefix} {
 		var dead []string
 		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
 			switch {
@@ -282,38 +325,19 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("gc: list %s: %w", prefix, err)
+			return deleted, deferred, fmt.Errorf("gc: list %s: %w", prefix, err)
 		}
 		for _, k := range dead {
 			if err := st.Delete(ctx, k); err != nil {
-				return fmt.Errorf("gc: %w", err)
+				return deleted, deferred, fmt.Errorf("gc: %w", err)
 			}
-			if p, ok := strings.CutPrefix(k, "packs/"); ok {
-				var id snapfmt.PackID
-				if i := strings.LastIndexByte(p, '/'); i >= 0 {
-					if n, err := hex.Decode(id[:], []byte(p[i+1:])); err == nil && n == len(id) {
-						e.reader.packs.drop(storeName, id)
-					}
-				}
+			if id, ok := snapfmt.ParsePackKey(k); ok {
+				e.reader.packs.drop(storeName, id)
 			}
 			deleted++
 		}
 	}
-	for _, k := range deadLeases {
-		if err := st.Delete(ctx, k); err != nil {
-			return fmt.Errorf("gc: %w", err)
-		}
-	}
-	if deferred > 0 { // gcLoop cleared it before the round
-		e.gcMu.Lock()
-		e.gcPending[storeName] = true
-		e.gcMu.Unlock()
-	}
-	if deleted > 0 || deferred > 0 {
-		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
-			"deferred_in_grace", deferred, "roots", len(roots), "took", time.Since(start).Round(time.Millisecond))
-	}
-	return nil
+	return deleted, deferred, nil
 }
 
 // requestGC asks the background collector for a round on store name soon
