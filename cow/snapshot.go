@@ -332,10 +332,6 @@ func (e *Engine) releaseManifest(ctx context.Context, r meta.SnapshotRecord, vol
 	return nil
 }
 
-// holdKey is where volume volID keeps its own copy of snapshot snapID's
-// manifest: while the volume hydrates from it, or builds its next snapshot
-// on it after the snapshot itself was deleted.
-
 // setBase records that volume v's content as of generation gen is the
 // manifest under key in store, and drops holds the volume no longer needs.
 func (e *Engine) setBase(v *volume, key, store string, gen uint64) error {

@@ -113,7 +113,7 @@ func (rd *snapshotReader) loadManifest(ctx context.Context, st snapstore.Store, 
 }
 
 // getManifest reads the manifest or hold under key from st, never through
-// the object cache, and decodes it (decodeManifest); it returns the stored
+// the object cache, and decodes it (snapfmt.DecodeManifest); it returns the stored
 // bytes too. An object that fails the checks, or that is another
 // snapshot's manifest than its key names, is ErrCorrupt naming the key and
 // the store; the store's own errors (snapstore.ErrNotFound, ...) are

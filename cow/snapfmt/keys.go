@@ -70,8 +70,9 @@ func ParseManifestKey(key string) (snapID string, ok bool) {
 	return id, true
 }
 
-// HoldKey is the key of volume volID's hold on snapshot snapID: its copy of
-// the snapshot's manifest.
+// HoldKey is the key of volume volID's hold on snapshot snapID: its own copy
+// of the snapshot's manifest, kept while the volume hydrates from it or
+// builds its next snapshot on it after the snapshot itself was deleted.
 func HoldKey(volID, snapID string) string { return HoldPrefix + volID + "/" + snapID }
 
 // HoldsOf is the prefix of volume volID's holds.

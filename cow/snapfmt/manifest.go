@@ -91,7 +91,7 @@ func EncodeManifest(k *Keys, m *Manifest) ([]byte, error) {
 
 // DecodeManifest decodes and checks what any daemon can of a manifest: its
 // format version and checksum (unmarshalManifest), its geometry, its
-// segment list; an encrypted one's segments stay sealed until openManifest.
+// segment list; an encrypted one's segments stay sealed until OpenManifest.
 // Every failure is ErrCorrupt.
 func DecodeManifest(b []byte) (*Manifest, error) {
 	m, err := unmarshalManifest(b)

@@ -103,7 +103,7 @@ func manifestSum(b []byte) []byte {
 }
 
 // unmarshalManifest checks b's version and checksum (see the format above)
-// and decodes it; what it describes is for decodeManifest to check.
+// and decodes it; what it describes is for DecodeManifest to check.
 func unmarshalManifest(b []byte) (*Manifest, error) {
 	v2 := hasManifestSum(b)
 	if v2 && !bytes.Equal(manifestSumField(b), manifestSum(b)) {
