@@ -15,15 +15,50 @@ UNIT_PKGS          = $(shell $(GO) list ./... | grep -v '/integration$$')
 UNIT_FLAGS         ?= -race -count=1
 INTEGRATION_FLAGS  ?= -count=1 -timeout 12m
 
+# Where `make install` puts things; DESTDIR is prepended to each (staged
+# installs, packaging).
+PREFIX             ?= /usr/local
+BINDIR             ?= $(PREFIX)/bin
+UNITDIR            ?= $(PREFIX)/lib/systemd/system
+MANDIR             ?= $(PREFIX)/share/man
+BASHCOMPDIR        ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR         ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR        ?= $(PREFIX)/share/fish/vendor_completions.d
+
+# `cowvol --version` reads the VCS revision from the build information; go
+# build stamps it only when the module root has a .git directory (not in a
+# git worktree) and GOFLAGS does not say -buildvcs=false, so make passes it
+# too (cmd/cowvol/version.go).
+GIT_REVISION       := $(shell git rev-parse HEAD 2>/dev/null)
+GIT_MODIFIED       := $(shell git status --porcelain 2>/dev/null | grep -q . && echo true || echo false)
+LDFLAGS            := -X main.buildRevision=$(GIT_REVISION) -X main.buildModified=$(GIT_MODIFIED)
+
 .DEFAULT_GOAL := help
-.PHONY: help build run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
+.PHONY: help build install uninstall run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
 
 help: ## List the targets
 	@echo "Targets:"
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-build: ## Build bin/cowvol
-	$(GO) build -o $(BIN) ./cmd/cowvol
+build: ## Build bin/cowvol, stamped with the git revision (cowvol --version)
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cowvol
+
+install: build ## Install the binary, the systemd unit, bash/zsh/fish completion and the man page (PREFIX=/usr/local, DESTDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/cowvol
+	sed 's|/usr/local/bin/cowvol|$(BINDIR)/cowvol|g' contrib/systemd/cowvol.service > $(DESTDIR)$(UNITDIR)/cowvol.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cowvol.service
+	$(abspath $(BIN)) completion bash > $(DESTDIR)$(BASHCOMPDIR)/cowvol
+	$(abspath $(BIN)) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_cowvol
+	$(abspath $(BIN)) completion fish > $(DESTDIR)$(FISHCOMPDIR)/cowvol.fish
+	$(abspath $(BIN)) man > $(DESTDIR)$(MANDIR)/man8/cowvol.8
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
+		echo "make install: now systemctl daemon-reload && systemctl enable --now cowvol"; fi
+
+uninstall: ## Remove what `make install` installed (same PREFIX and DESTDIR); stop the service first
+	rm -f $(DESTDIR)$(BINDIR)/cowvol $(DESTDIR)$(UNITDIR)/cowvol.service $(DESTDIR)$(MANDIR)/man8/cowvol.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/cowvol $(DESTDIR)$(ZSHCOMPDIR)/_cowvol $(DESTDIR)$(FISHCOMPDIR)/cowvol.fish
 
 run: build ## Build and run `cowvol daemon` with its defaults (root; /var/lib/cowvol, /mnt/cowvol, /run/cowvol/cowvol.sock)
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the daemon mounts FUSE and serves /run/cowvol: run as root" >&2; exit 1; fi

@@ -100,6 +100,8 @@ func daemonFlags() []cli.Flag {
 			Usage: "the region in KMS key ARNs"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
 			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: logFormatText, EnvVars: []string{"COWVOL_LOG_FORMAT"},
+			Usage: "text (key=value lines) or json (one object a line)"},
 		&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
 			Usage: "how long a snapshot retries a failing store before it ends in state error"},
 		&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
@@ -162,9 +164,9 @@ func serveCommand() *cli.Command {
 // configFromFlags checks the daemon's flags and makes its configuration,
 // paths resolved.
 func configFromFlags(c *cli.Context) (daemonConfig, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return daemonConfig{}, cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
+	log, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
 	if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
@@ -172,7 +174,6 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 	if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
 	if err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
