@@ -84,9 +84,13 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	writeServerPID(cfg.stateDir, log)
 	log.Info("cowvol server ready", "mode", mode, "data_dir", cfg.dataDir, "mount", cfg.mount, "socket", cfg.socket,
 		"listen", cfg.listen, "access", cfg.policy.String())
+	stopHeartbeat := func() {}
 	if ready := fds[fdReady]; ready != nil {
 		fmt.Fprintln(ready, "ready")
-		ready.Close()
+		stopHeartbeat = startHeartbeat(ready, func(ctx context.Context) error {
+			_, err := eng.DescribeVolumes(ctx)
+			return err
+		}, log)
 	}
 
 	var (
@@ -101,10 +105,12 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		log.Error("control server stopped", "err", serveErr)
 	case <-fsrv.Done():
 		stopServe()
+		stopHeartbeat()
 		eng.Close()
 		return errors.New("the FUSE connection was closed (unmounted or aborted by someone else)")
 	}
 	stopServe()
+	stopHeartbeat()
 	waitServed(served, len(listeners), serveErr, log)
 	if handover {
 		return handOver(eng, fsrv, log)
