@@ -34,7 +34,7 @@ GIT_MODIFIED       := $(shell git status --porcelain 2>/dev/null | grep -q . && 
 LDFLAGS            := -X main.buildRevision=$(GIT_REVISION) -X main.buildModified=$(GIT_MODIFIED)
 
 .DEFAULT_GOAL := help
-.PHONY: help build install uninstall run test fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
+.PHONY: help build install uninstall run test prereqs testreport fmt-check vet test-unit test-integration test-race-daemon torture lint bench clean gofuse-diff
 
 help: ## List the targets
 	@echo "Targets:"
@@ -64,7 +64,30 @@ run: build ## Build and run `cowvol daemon` with its defaults (root; /var/lib/co
 	@if [ "$$(id -u)" != 0 ]; then echo "make run: the daemon mounts FUSE and serves /run/cowvol: run as root" >&2; exit 1; fi
 	./$(BIN) daemon
 
-test: fmt-check vet test-unit test-integration test-race-daemon ## gofmt check, go vet, unit tests (-race), integration tests (root), end-to-end again under -race
+# Every go test runs through tools/testreport, which prints what go test
+# prints and records its events in $(REPORT_DIR); `make test` ends with
+# its summary: every skipped test, loudly, and under COWVOL_REQUIRE_ROOT=1
+# a failure for any that is not opt-in (TEST_OPT_IN: tests that skip unless
+# their own variable asks for them).
+TESTREPORT         := bin/testreport
+REPORT_DIR         := bin/test-report
+TEST_OPT_IN        ?= ^(TestBigStart|TestBigStartChild)$$
+TEST_STEPS         := fmt-check vet test-unit test-integration test-race-daemon
+# As root, `make test` first installs what is missing (make prereqs).
+TEST_PREREQS       := $(if $(filter 0,$(shell id -u)),prereqs)
+
+test: $(TEST_PREREQS) ## Everything, as CI runs it: prereqs (as root), gofmt check, go vet, unit tests (-race), integration tests (root), end-to-end again under -race, a summary of what skipped
+	@rm -rf $(REPORT_DIR)
+	@status=0; \
+	for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || status=1; done; \
+	$(TESTREPORT) -summary -allow-skip '$(TEST_OPT_IN)' $(REPORT_DIR)/*.json || status=1; \
+	exit $$status
+
+prereqs: $(STATICCHECK) ## Install what the tests need and this Debian machine lacks: fuse3, e2fsprogs, fio, awscli, util-linux, systemd; MinIO (pinned); staticcheck (root)
+	GO=$(GO) tools/prereqs.sh
+
+testreport: ## Build bin/testreport, which runs go test -json and summarizes skips
+	$(GO) build -o $(TESTREPORT) ./tools/testreport
 
 fmt-check: ## Fail listing files that gofmt would change
 	@files="$$(gofmt -l .)"; \
@@ -73,11 +96,11 @@ fmt-check: ## Fail listing files that gofmt would change
 vet: ## go vet ./...
 	$(GO) vet ./...
 
-test-unit: ## Unit tests with -race (every package but integration)
-	$(GO) test $(UNIT_FLAGS) $(UNIT_PKGS)
+test-unit: testreport ## Unit tests with -race (every package but integration)
+	$(TESTREPORT) -o $(REPORT_DIR)/unit.json -- $(GO) test -json $(UNIT_FLAGS) $(UNIT_PKGS)
 
-test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWVOL_REQUIRE_ROOT=1 fails instead of skipping)
-	$(GO) test $(INTEGRATION_FLAGS) -v ./integration/
+test-integration: testreport ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWVOL_REQUIRE_ROOT=1 fails instead of skipping)
+	$(TESTREPORT) -stream -o $(REPORT_DIR)/integration.json -- $(GO) test -json $(INTEGRATION_FLAGS) -v ./integration/
 
 # The daemon under -race is 3-9x slower (docs/ARCHITECTURE.md), so the whole
 # integration suite under it would take most of CI's budget: this runs the
@@ -85,8 +108,9 @@ test-integration: ## End-to-end tests: real daemon, FUSE, loop, ext4 (root; COWV
 # live connection, snapshots of a live file system, two hosts on one bucket, the SDK session, other users).
 RACE_TESTS ?= ^(TestTortureCrashTrials|TestServerCrashUnderLoad|TestGracefulUpgradesUnderLoad|TestSnapshotLiveExt4AndRestore|TestTwoHostsShareS3SnapshotStore|TestAWSSDKDrivesCowvol|TestSocketAccessByUser|TestEncryptedVolumeSession)$$
 
-test-race-daemon: ## End-to-end tests with the daemon and the tests built with -race (root)
-	COWVOL_DAEMON_RACE=1 COWVOL_TAKEOVER_TRIALS=8 $(GO) test -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
+test-race-daemon: testreport ## End-to-end tests with the daemon and the tests built with -race (root)
+	COWVOL_DAEMON_RACE=1 COWVOL_TAKEOVER_TRIALS=8 $(TESTREPORT) -stream -o $(REPORT_DIR)/race-daemon.json -- \
+		$(GO) test -json -race $(INTEGRATION_FLAGS) -run '$(RACE_TESTS)' -v ./integration/
 
 TORTURE_TRIALS     ?= 50
 
