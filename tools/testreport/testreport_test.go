@@ -24,7 +24,7 @@ const (
 {"Action":"skip","Package":"p","Test":"TestBig"}`
 	failRun = `{"Action":"output","Package":"p","Test":"TestC","Output":"    c_test.go:9: boom\n"}
 {"Action":"fail","Package":"p","Test":"TestC"}`
-	pkgPass  = `{"Action":"output","Package":"p","Output":"ok  \tp\t0.1s\n"}
+	pkgPass = `{"Action":"output","Package":"p","Output":"ok  \tp\t0.1s\n"}
 {"Action":"pass","Package":"p"}`
 	pkgFail  = `{"Action":"fail","Package":"p"}`
 	buildBad = `{"Action":"build-output","Package":"q","Output":"q.go:1: syntax error\n"}
