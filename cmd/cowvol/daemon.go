@@ -108,6 +108,8 @@ func daemonFlags() []cli.Flag {
 			Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
 		&cli.StringFlag{Name: "memory-limit", Value: defaultMemoryLimit, EnvVars: []string{"COWVOL_MEMORY_LIMIT"},
 			Usage: "soft limit on the daemon's Go memory (e.g. 192MiB; off: none); GOMEMLIMIT, when set, wins"},
+		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"COWVOL_METRICS_LISTEN"},
+			Usage: "also serve Prometheus metrics at /metrics over plain HTTP on `ADDR` (PORT or :PORT: loopback; they are always on the socket)"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
 			Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 		&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
@@ -188,6 +190,12 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 	if (c.String("listen") == "") != (c.String("credentials-file") == "") {
 		return daemonConfig{}, cli.Exit("--listen and --credentials-file go together", 252)
 	}
+	metricsListen := ""
+	if a := c.String("metrics-listen"); a != "" {
+		if metricsListen, err = metricsAddr(a); err != nil {
+			return daemonConfig{}, cli.Exit(err.Error(), 252)
+		}
+	}
 	if (c.String("outpost-arn") == "") != (c.String("local-snapshot-store") == "") {
 		return daemonConfig{}, cli.Exit("--outpost-arn and --local-snapshot-store go together", 252)
 	}
@@ -213,6 +221,7 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		flushDeadline: c.Duration("flush-deadline"),
 		gcGrace:       c.Duration("gc-grace"),
 		acceptLoss:    c.Bool("accept-metadata-loss"),
+		metricsListen: metricsListen,
 	}
 	if _, upgraded := os.LookupEnv(envSupervisorFiles); c.Command.Name == "serve" || upgraded {
 		// The supervisor resolved them, and mounted: the server must
@@ -277,6 +286,7 @@ type daemonConfig struct {
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
 	acceptLoss             bool
+	metricsListen          string // --metrics-listen, host:port; "": off
 }
 
 // systemdKeepsTheMount reports whether systemd started this daemon with the

@@ -18,6 +18,7 @@ import (
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/fusefs"
 	"github.com/cowvol/cowvol/kms"
+	"github.com/cowvol/cowvol/metrics"
 )
 
 // The server is the process that serves: it opens the engine on the data
@@ -60,16 +61,24 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	mode := os.Getenv(envServeMode)
 	os.Unsetenv(envServeMode)
 	holdForTests()
-	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], log)
+	mtr := newMetrics()
+	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], mtr, log)
 	if err != nil {
 		return err
 	}
+	if err := registerEngineMetrics(mtr, eng, cfg.dataDir, log); err != nil {
+		eng.Close()
+		return err
+	}
+	ctlOpts.Metrics = mtr.Handler()
 	fsrv, err := fusefs.Serve(eng, fusefs.Config{Device: fds[fdDevice], Mountpoint: cfg.mount, StateDir: cfg.stateDir,
-		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
+		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup, Observer: mtr.IO})
 	if err != nil {
 		eng.Close()
 		return err
 	}
+	stopMetrics := serveMetrics(cfg.metricsListen, mtr.Handler(), log)
+	defer stopMetrics()
 	listeners, err := fileListeners(fds)
 	if err != nil {
 		eng.Close()
@@ -120,7 +129,7 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 
 // openEngine opens the key ring, the snapshot stores and the engine, with
 // the data dir's lock the supervisor took.
-func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, log *slog.Logger) (*cow.Engine, control.Options, error) {
+func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, mtr *metrics.Metrics, log *slog.Logger) (*cow.Engine, control.Options, error) {
 	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof, Region: cfg.region}
 	keys, err := kms.OpenLocal(cfg.keyring, cfg.region, cfg.accountID)
 	if err != nil {
@@ -147,6 +156,9 @@ func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, log *slog.
 		if opts.LocalSnapshotStore, err = openStore(ctx, cfg.localStore, log); err != nil {
 			return nil, ctlOpts, err
 		}
+	}
+	if err := measuredStores(mtr, &opts); err != nil {
+		return nil, ctlOpts, err
 	}
 	eng, err := cow.Open(opts)
 	if errors.Is(err, cow.ErrMetadataDamaged) {
