@@ -16,8 +16,10 @@ type Metrics struct {
 	reg *prometheus.Registry
 	// IO observes the requests on volume files (fusefs.Config.Observer).
 	IO *IO
-	// stores are the snapshot store instruments (WrapStore).
+	// stores are the snapshot store instruments (WrapStore), probe
+	// checks at each scrape that the stores answer.
 	stores *storeMetrics
+	probe  *storeProbe
 }
 
 // New makes a registry with the Go runtime's and the process's metrics,
@@ -30,8 +32,8 @@ func New(version, revision string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(version, revision),
 	)
-	m := &Metrics{reg: reg, IO: newIO(), stores: newStoreMetrics()}
-	reg.MustRegister(m.IO, m.stores)
+	m := &Metrics{reg: reg, IO: newIO(), stores: newStoreMetrics(), probe: newStoreProbe()}
+	reg.MustRegister(m.IO, m.stores, m.probe)
 	return m
 }
 

@@ -64,6 +64,7 @@ func (m *Metrics) WrapStore(st snapstore.Store, name string) snapstore.Store {
 	if st == nil {
 		return nil
 	}
+	m.probe.add(name, st)
 	return &measuredStore{Store: st, name: name, m: m.stores}
 }
 

@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeKeysCommand(),
 			setKeyEnabledCommand("disable-key", false),
 			setKeyEnabledCommand("enable-key", true),
+			statusCommand(),
 			completionCommand(),
 			manCommand(),
 		},
