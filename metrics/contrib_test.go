@@ -17,7 +17,7 @@ func TestContribNamesExist(t *testing.T) {
 	m := New("v0", "abc")
 	known := map[string]bool{}
 	descName := regexp.MustCompile(`fqName: "([a-z_]+)"`)
-	for _, c := range []prometheus.Collector{m.IO, m.stores, m.probe, NewEngineCollector(nil, nil), NewDiskCollector("", ""),
+	for _, c := range []prometheus.Collector{m.IO, m.stores, m.probe, m.gc, NewEngineCollector(nil, nil), NewDiskCollector("", ""),
 		buildInfo("v0", "abc")} {
 		ch := make(chan *prometheus.Desc, 64)
 		c.Describe(ch)

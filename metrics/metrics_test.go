@@ -36,6 +36,7 @@ func TestMeasuredStore(t *testing.T) {
 			}
 			return nil
 		}},
+		{"a gc round's clock probe", func() error { return st.Put(ctx, "gc-clock/000000000000-01", nil) }},
 		{"delete", func() error { return st.Delete(ctx, "packs/ab/cd") }},
 	}
 	for _, s := range steps {
@@ -49,7 +50,10 @@ func TestMeasuredStore(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		{"puts ok", testutil.ToFloat64(sm.requests.WithLabelValues("regional", "put", "ok")), 2},
+		{"puts ok", testutil.ToFloat64(sm.requests.WithLabelValues("regional", "put", "ok")), 3},
+		{"gc rounds", testutil.ToFloat64(m.gc.runs.WithLabelValues("regional")), 1},
+		{"gc deleted packs", testutil.ToFloat64(m.gc.deleted.WithLabelValues("regional", "packs")), 1},
+		{"gc freed bytes", testutil.ToFloat64(m.gc.freed.WithLabelValues("regional")), 100},
 		{"gets ok", testutil.ToFloat64(sm.requests.WithLabelValues("regional", "get", "ok")), 1},
 		{"gets not found", testutil.ToFloat64(sm.requests.WithLabelValues("regional", "get", "not_found")), 1},
 		{"deletes ok", testutil.ToFloat64(sm.requests.WithLabelValues("regional", "delete", "ok")), 1},

@@ -20,6 +20,7 @@ type Metrics struct {
 	// checks at each scrape that the stores answer.
 	stores *storeMetrics
 	probe  *storeProbe
+	gc     *gcMetrics
 }
 
 // New makes a registry with the Go runtime's and the process's metrics,
@@ -32,8 +33,8 @@ func New(version, revision string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(version, revision),
 	)
-	m := &Metrics{reg: reg, IO: newIO(), stores: newStoreMetrics(), probe: newStoreProbe()}
-	reg.MustRegister(m.IO, m.stores, m.probe)
+	m := &Metrics{reg: reg, IO: newIO(), stores: newStoreMetrics(), probe: newStoreProbe(), gc: newGCMetrics()}
+	reg.MustRegister(m.IO, m.stores, m.probe, m.gc)
 	return m
 }
 

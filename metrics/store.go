@@ -65,7 +65,7 @@ func (m *Metrics) WrapStore(st snapstore.Store, name string) snapstore.Store {
 		return nil
 	}
 	m.probe.add(name, st)
-	return &measuredStore{Store: st, name: name, m: m.stores}
+	return &measuredStore{Store: st, name: name, m: m.stores, gc: m.gc}
 }
 
 // measuredStore is a snapstore.Store whose requests are counted.
@@ -73,6 +73,7 @@ type measuredStore struct {
 	snapstore.Store
 	name string
 	m    *storeMetrics
+	gc   *gcMetrics
 }
 
 var _ snapstore.Wrapper = (*measuredStore)(nil)
@@ -113,6 +114,7 @@ func (s *measuredStore) Put(ctx context.Context, key string, data []byte) error 
 	start := time.Now()
 	err := s.Store.Put(ctx, key, data)
 	s.observe("put", start, err)
+	s.noteGCRound(key)
 	if err == nil {
 		s.m.written.WithLabelValues(s.name, keyKind(key)).Add(float64(len(data)))
 	}
@@ -151,7 +153,12 @@ func (s *measuredStore) List(ctx context.Context, prefix string, fn func(snapsto
 
 func (s *measuredStore) Delete(ctx context.Context, key string) error {
 	start := time.Now()
-	err := s.Store.Delete(ctx, key)
+	var err error
+	if kind := keyKind(key); gcDataKinds[kind] {
+		err = s.deleteData(ctx, key, kind)
+	} else {
+		err = s.Store.Delete(ctx, key)
+	}
 	s.observe("delete", start, err)
 	return err
 }
