@@ -104,6 +104,9 @@ func TestMetricsAgreeWithWhatHappened(t *testing.T) {
 	if compared < 2 {
 		t.Errorf("the store's written bytes compared for %d kinds of key, want the flush's data and manifest at least", compared)
 	}
+	if len(matching(got, "cowvol_volume_dirty_bytes", "volume", vol.VolumeId)) != 1 {
+		t.Errorf("no cowvol_volume_dirty_bytes for %s", vol.VolumeId)
+	}
 	if sample(got, "cowvol_volume_allocated_bytes", "volume", vol.VolumeId) <= 0 ||
 		sample(got, "cowvol_data_dir_fs_size_bytes") <= 0 || len(got["cowvol_build_info"].GetMetric()) != 1 {
 		t.Errorf("space used, data dir size or build info missing")

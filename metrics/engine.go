@@ -35,7 +35,7 @@ type EngineCollector struct {
 	eng Engine
 	log *slog.Logger
 
-	volumes, snapshots, volSize, volAllocated, volOpen, volImpaired, volHydrating, snapProgress,
+	volumes, snapshots, volSize, volAllocated, volDirty, volOpen, volImpaired, volHydrating, snapProgress,
 	snapPendingSeconds, up *prometheus.Desc
 
 	flushSeconds *prometheus.HistogramVec
@@ -57,6 +57,7 @@ func NewEngineCollector(eng Engine, log *slog.Logger) *EngineCollector {
 		snapshots:    d("snapshots", "Snapshots by state (pending: being flushed to the store).", "state"),
 		volSize:      d("volume_size_bytes", "A volume's size.", "volume"),
 		volAllocated: d("volume_allocated_bytes", "Block data a volume holds in the data dir: the space it uses.", "volume"),
+		volDirty:     d("volume_dirty_bytes", "Blocks written to a volume whose map entries are not yet synced, in bytes (fsync or the sync interval makes them durable).", "volume"),
 		volOpen:      d("volume_open_handles", "Open handles on a volume's file (1 or more: attached).", "volume"),
 		volImpaired:  d("volume_impaired", "1 when a volume is impaired: blocks of the snapshot it was restored from cannot be read.", "volume"),
 		volHydrating: d("volume_hydrating", "1 while some of a restored volume's blocks are still read from its snapshot.", "volume"),
@@ -77,7 +78,7 @@ func NewEngineCollector(eng Engine, log *slog.Logger) *EngineCollector {
 
 // Describe implements prometheus.Collector.
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.volumes, c.snapshots, c.volSize, c.volAllocated, c.volOpen,
+	for _, d := range []*prometheus.Desc{c.up, c.volumes, c.snapshots, c.volSize, c.volAllocated, c.volDirty, c.volOpen,
 		c.volImpaired, c.volHydrating, c.snapProgress, c.snapPendingSeconds} {
 		ch <- d
 	}
@@ -116,6 +117,7 @@ func (c *EngineCollector) collectVolumes(ch chan<- prometheus.Metric, vols []cow
 		}
 		gauge(c.volSize, float64(v.Size))
 		gauge(c.volAllocated, float64(v.AllocatedBytes))
+		gauge(c.volDirty, float64(v.DirtyBlocks)*float64(v.BlockSize))
 		gauge(c.volOpen, float64(v.OpenCount))
 		gauge(c.volImpaired, boolValue(v.Status == cow.VolumeStatusImpaired))
 		gauge(c.volHydrating, boolValue(v.Hydrating))
