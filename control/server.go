@@ -81,6 +81,9 @@ type Options struct {
 	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
 	// socket, to callers with full access (for `go tool pprof`).
 	Profiling bool
+	// Metrics, if set, serves the Prometheus metrics at /metrics on the
+	// unix socket, to callers with full or read-only access (metrics.go).
+	Metrics http.Handler
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -99,7 +102,8 @@ type Server struct {
 	sigv4       *sigV4Verifier // nil without access keys
 	readTimeout time.Duration  // for headers
 	profiling   bool
-	keys        KeyBackend // nil: no keyring
+	metrics     http.Handler // nil: no /metrics
+	keys        KeyBackend   // nil: no keyring
 	actions     map[string]action
 }
 
@@ -142,6 +146,7 @@ func NewServer(b Backend, opts Options) *Server {
 		policy:      opts.Policy,
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
+		metrics:     opts.Metrics,
 		keys:        opts.Keys,
 	}
 	if len(opts.AccessKeys) > 0 {
@@ -264,6 +269,10 @@ func (s *Server) handler(auth authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.profiling && strings.HasPrefix(r.URL.Path, pprofPrefix) {
 			s.profilingHandler(w, r)
+			return
+		}
+		if s.metrics != nil && r.URL.Path == metricsPath && r.Method == http.MethodGet {
+			s.metricsHandler(w, r)
 			return
 		}
 		s.serveHTTP(w, r, auth)

@@ -660,6 +660,7 @@ func (v *volume) info() VolumeInfo {
 		OpenCount:      v.opens,
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
 		Hydrating:      v.record.Hydrating,
+		DirtyBlocks:    len(v.dirty) + v.slots.waiting() + int(v.writes.Load()),
 	}
 	if enc := v.record.Encryption; enc != nil {
 		vi.Encrypted, vi.KMSKeyARN, vi.DataKeyID = true, enc.KMSKeyARN, enc.DataKeyID

@@ -61,6 +61,10 @@ type VolumeInfo struct {
 	AllocatedBytes int64
 	// Hydrating: some blocks are still read from the snapshot.
 	Hydrating bool
+	// DirtyBlocks are the blocks written whose map entries are not yet
+	// synced (fsync, or the sync interval, makes them durable), with the
+	// writes under way: what a crash now would lose unless fsynced.
+	DirtyBlocks int
 	// Status is the volume's health, as DescribeVolumeStatus reports it:
 	// impaired while blocks of the snapshot it was restored from cannot
 	// be read (State stays available or in-use: the other blocks work).
