@@ -96,7 +96,10 @@ func TestAuthorization(t *testing.T) {
 		{"DescribeVolumeAttribute", "VolumeId=" + vol.ID + "&Attribute=autoEnableIO", true, ""},
 		{"DescribeSnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission", true, ""},
 		{"ModifySnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission&OperationType=add&UserId.1=111122223333",
-			false, CodeUnsupportedOperation},
+			false, ""},
+		{"CreateTags", "ResourceId.1=" + vol.ID + "&Tag.1.Key=k", false, ""},
+		{"DeleteTags", "ResourceId.1=" + vol.ID + "&Tag.1.Key=k", false, ""},
+		{"DescribeTags", "", true, ""},
 		{"DescribeAvailabilityZones", "", true, ""},
 		{"DescribeRegions", "", true, ""},
 	}

@@ -177,6 +177,10 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
 
+		"CreateTags":   {fn: s.createTags},
+		"DeleteTags":   {fn: s.deleteTags},
+		"DescribeTags": {fn: s.describeTags, readOnly: true},
+
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},
 	}
