@@ -93,6 +93,7 @@ func TestAuthorization(t *testing.T) {
 		{"DescribeSnapshots", "", true, ""},
 		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false, ""},
 		{"CopySnapshot", "SourceSnapshotId=" + snap.ID, false, ""},
+		{"CreateSnapshots", "VolumeId.1=" + vol.ID, false, ""},
 		{"DescribeVolumeAttribute", "VolumeId=" + vol.ID + "&Attribute=autoEnableIO", true, ""},
 		{"DescribeSnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission", true, ""},
 		{"ModifySnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission&OperationType=add&UserId.1=111122223333",

@@ -81,6 +81,9 @@ type Options struct {
 	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
 	// socket, to callers with full access (for `go tool pprof`).
 	Profiling bool
+	// Instance, if set, is this host as an EC2 instance: the volumes
+	// CreateSnapshots' InstanceSpecification names (create_snapshots.go).
+	Instance InstanceVolumes
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -101,6 +104,7 @@ type Server struct {
 	profiling   bool
 	keys        KeyBackend // nil: no keyring
 	actions     map[string]action
+	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
 }
 
 // action is one Action the server answers.
@@ -143,6 +147,7 @@ func NewServer(b Backend, opts Options) *Server {
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
 		keys:        opts.Keys,
+		instance:    opts.Instance,
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -172,6 +177,7 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 		"CopySnapshot":      {fn: s.copySnapshot},
+		"CreateSnapshots":   {fn: s.createSnapshots},
 
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},

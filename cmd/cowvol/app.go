@@ -44,6 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeVolumeAttributeCommand(),
 			deleteVolumeCommand(),
 			createSnapshotCommand(),
+			createSnapshotsCommand(),
 			describeSnapshotsCommand(),
 			describeSnapshotAttributeCommand(),
 			modifySnapshotAttributeCommand(),

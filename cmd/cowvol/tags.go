@@ -150,18 +150,18 @@ func describeTagsCommand() *cli.Command {
 			if err != nil {
 				return opError("DescribeTags", err)
 			}
-			type tagJSON struct {
+			type tagDescJSON struct {
 				Key          string `json:"Key"`
 				ResourceID   string `json:"ResourceId"`
 				ResourceType string `json:"ResourceType"`
 				Value        string `json:"Value"`
 			}
 			out := struct {
-				Tags      []tagJSON `json:"Tags"`
-				NextToken string    `json:"NextToken,omitempty"`
-			}{Tags: []tagJSON{}, NextToken: res.NextToken}
+				Tags      []tagDescJSON `json:"Tags"`
+				NextToken string        `json:"NextToken,omitempty"`
+			}{Tags: []tagDescJSON{}, NextToken: res.NextToken}
 			for _, d := range res.Tags {
-				out.Tags = append(out.Tags, tagJSON{Key: d.Key, ResourceID: d.ResourceID, ResourceType: d.ResourceType, Value: d.Value})
+				out.Tags = append(out.Tags, tagDescJSON{Key: d.Key, ResourceID: d.ResourceID, ResourceType: d.ResourceType, Value: d.Value})
 			}
 			return printResult(c, out)
 		},
