@@ -180,7 +180,9 @@ func TestCreateSnapshotsCrossVolumeCounter(t *testing.T) {
 	c := sdkClient(d)
 	for i := range 10 {
 		if i%2 == 0 {
-			var out struct{ Snapshots []struct{ SnapshotId, VolumeId string } }
+			var out struct {
+				Snapshots []struct{ SnapshotId, VolumeId string }
+			}
 			d.mustJSON(t, d.mustCLI(t, "create-snapshots", "--instance-specification", "InstanceId="+inst), &out)
 			if len(out.Snapshots) != 2 || out.Snapshots[0].VolumeId != va || out.Snapshots[1].VolumeId != vb {
 				t.Fatalf("create-snapshots: %+v", out)

@@ -36,6 +36,9 @@ func TestTagVerbs(t *testing.T) {
 	if out := runOK(t, append(s, "describe-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission", "--query", "CreateVolumePermissions[*].[Group,UserId]", "--output", "text")...); out != "all\tNone\nNone\t111122223333\n" {
 		t.Errorf("describe-snapshot-attribute after sharing: %q", out)
 	}
+	if out := runOK(t, append(s, "describe-snapshots", "--restorable-by-user-ids", "999999999999", "--query", "Snapshots[*].SnapshotId", "--output", "text")...); out != snap+"\n" {
+		t.Errorf("describe-snapshots --restorable-by-user-ids of another account, snapshot shared with all: %q", out)
+	}
 	for _, tc := range []struct {
 		args   []string
 		code   int
