@@ -269,6 +269,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		s.mu.Lock()
 		s.rec = r
 		s.mu.Unlock()
+		if err := e.dropSnapshotAttributes(ctx, r); err != nil {
+			e.log.Warn("dropping a deleted pending snapshot's attributes", "snapshot", id, "err", err)
+		}
 		e.log.Info("pending snapshot deleted", "snapshot", id)
 		return nil
 	}
