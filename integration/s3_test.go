@@ -171,6 +171,20 @@ func TestS3ServerKilledMidFlush(t *testing.T) {
 		if got := b.describeSnapshots(t); len(got) != 0 {
 			t.Fatalf("host B lists %+v", got)
 		}
+		// Once an attempt has failed, the volume has an event saying so
+		// (and stays ok).
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			out := a.mustCLI(t, "describe-volume-status", "--volume-ids", vol.VolumeId, "--query",
+				"VolumeStatuses[0].[VolumeStatus.Status,Events[0].EventType,Events[0].Description]", "--output", "text")
+			if strings.HasPrefix(out, "ok\tsnapshot-flush-retrying\t") && strings.Contains(out, snap.SnapshotId) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("describe-volume-status while the flush fails: %q", out)
+			}
+			time.Sleep(time.Second)
+		}
 	})
 
 	step(t, "restart the server: the snapshot completes; no partial manifest was ever stored", func(t *testing.T) {
