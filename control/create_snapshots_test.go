@@ -58,7 +58,9 @@ func TestCreateSnapshots(t *testing.T) {
 			t.Errorf("snapshot %+v", si)
 		}
 	}
-	if want := []string{vols[0], vols[1]}; !slices.Equal(got, want) {
+	want := []string{vols[0], vols[1]}
+	slices.Sort(want) // an instance's volumes come in ID order
+	if !slices.Equal(got, want) {
 		t.Errorf("snapshots of %v, want %v", got, want)
 	}
 

@@ -203,6 +203,9 @@ func tagError(op string, err error) error {
 	case errors.Is(err, cow.ErrNotOwner):
 		ae, _ := backendError(err, id)
 		return ae
+	case errors.Is(err, cow.ErrInvalidParameter):
+		// EC2's wording, without the sentinel's "invalid parameter: ".
+		return invalidValue("%s", sentence(detail(err, cow.ErrInvalidParameter)))
 	}
 	return backendErr(op, err, id)
 }

@@ -184,17 +184,28 @@ func TestCreateSnapshotsCrossVolumeCounter(t *testing.T) {
 				Snapshots []struct{ SnapshotId, VolumeId string }
 			}
 			d.mustJSON(t, d.mustCLI(t, "create-snapshots", "--instance-specification", "InstanceId="+inst), &out)
-			if len(out.Snapshots) != 2 || out.Snapshots[0].VolumeId != va || out.Snapshots[1].VolumeId != vb {
+			bySource := map[string]string{}
+			for _, s := range out.Snapshots {
+				bySource[s.VolumeId] = s.SnapshotId
+			}
+			if len(out.Snapshots) != 2 || bySource[va] == "" || bySource[vb] == "" {
 				t.Fatalf("create-snapshots: %+v", out)
 			}
-			pairs = append(pairs, [2]string{out.Snapshots[0].SnapshotId, out.Snapshots[1].SnapshotId})
+			pairs = append(pairs, [2]string{bySource[va], bySource[vb]})
 		} else {
 			out, err := c.CreateSnapshots(sdkCtx(t), &awsec2.CreateSnapshotsInput{
 				InstanceSpecification: &types.InstanceSpecification{InstanceId: aws.String(inst)}})
-			if err != nil || len(out.Snapshots) != 2 || aws.ToString(out.Snapshots[0].VolumeId) != va {
+			if err != nil || len(out.Snapshots) != 2 {
 				t.Fatalf("SDK CreateSnapshots: %+v, %v", out, err)
 			}
-			pairs = append(pairs, [2]string{aws.ToString(out.Snapshots[0].SnapshotId), aws.ToString(out.Snapshots[1].SnapshotId)})
+			bySource := map[string]string{}
+			for _, s := range out.Snapshots {
+				bySource[aws.ToString(s.VolumeId)] = aws.ToString(s.SnapshotId)
+			}
+			if bySource[va] == "" || bySource[vb] == "" {
+				t.Fatalf("SDK CreateSnapshots of %s and %s: %+v", va, vb, bySource)
+			}
+			pairs = append(pairs, [2]string{bySource[va], bySource[vb]})
 		}
 		d.waitSnapshotCompleted(t, pairs[i][0])
 		d.waitSnapshotCompleted(t, pairs[i][1])
