@@ -99,6 +99,22 @@ func TestAWSCLITagsAndCreateSnapshots(t *testing.T) {
 		}
 	})
 
+	step(t, "a read-only key may describe-tags, not create-tags, delete-tags, create-snapshots or modify-snapshot-attribute", func(t *testing.T) {
+		ro := newAWSCLI(t, addr, sdkKeys[1].id, sdkKeys[1].secret)
+		before := a.run(t, "ec2", "describe-tags").Stdout
+		if got := ro.run(t, "ec2", "describe-tags").Stdout; got != before {
+			t.Errorf("describe-tags with the read-only key: %s, want %s", got, before)
+		}
+		ro.mustFail(t, "UnauthorizedOperation", "ec2", "create-tags", "--resources", v1, "--tags", "Key=a,Value=b")
+		ro.mustFail(t, "UnauthorizedOperation", "ec2", "delete-tags", "--resources", v1)
+		ro.mustFail(t, "UnauthorizedOperation", "ec2", "create-snapshots", "--instance-specification", "InstanceId=i-00000000000000000")
+		ro.mustFail(t, "UnauthorizedOperation", "ec2", "modify-snapshot-attribute", "--snapshot-id", "snap-00000000000000000",
+			"--operation-type", "add", "--group-names", "all")
+		if after := a.run(t, "ec2", "describe-tags").Stdout; after != before {
+			t.Errorf("the read-only key changed the tags:\nbefore %s\nafter %s", before, after)
+		}
+	})
+
 	step(t, "create-snapshots of this host's instance: its volumes attached to loop devices", func(t *testing.T) {
 		attachLoop(t, d.volumePath(v1))
 		attachLoop(t, d.volumePath(v2))
