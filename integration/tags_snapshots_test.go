@@ -243,6 +243,32 @@ func TestCreateSnapshotsCrossVolumeCounter(t *testing.T) {
 		}
 		return binary.BigEndian.Uint64(b)
 	}
+	// The SDK over the socket tags a pair, lists and deletes the tags,
+	// and shares a snapshot.
+	first := pairs[0][:]
+	if _, err := c.CreateTags(sdkCtx(t), &awsec2.CreateTagsInput{Resources: first,
+		Tags: []types.Tag{{Key: aws.String("pair"), Value: aws.String("0")}}}); err != nil {
+		t.Fatal(err)
+	}
+	dt, err := c.DescribeTags(sdkCtx(t), &awsec2.DescribeTagsInput{Filters: []types.Filter{{Name: aws.String("key"), Values: []string{"pair"}}}})
+	if err != nil || len(dt.Tags) != 2 || dt.Tags[0].ResourceType != types.ResourceTypeSnapshot {
+		t.Errorf("SDK DescribeTags: %+v, %v", dt, err)
+	}
+	if _, err := c.DeleteTags(sdkCtx(t), &awsec2.DeleteTagsInput{Resources: first}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateTags(sdkCtx(t), &awsec2.CreateTagsInput{Resources: first, Tags: []types.Tag{{Key: aws.String("aws:x"), Value: aws.String("")}}})
+	requireAPIError(t, "SDK CreateTags aws:x", err, "InvalidParameterValue")
+	if _, err := c.ModifySnapshotAttribute(sdkCtx(t), &awsec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(first[0]),
+		Attribute: types.SnapshotAttributeNameCreateVolumePermission, OperationType: types.OperationTypeAdd, UserIds: []string{"111122223333"}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := c.DescribeSnapshotAttribute(sdkCtx(t), &awsec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(first[0]),
+		Attribute: types.SnapshotAttributeNameCreateVolumePermission})
+	if err != nil || len(sa.CreateVolumePermissions) != 1 || aws.ToString(sa.CreateVolumePermissions[0].UserId) != "111122223333" {
+		t.Errorf("SDK DescribeSnapshotAttribute: %+v, %v", sa, err)
+	}
+
 	moved := 0
 	for i, p := range pairs {
 		a, b := counter(p[0]), counter(p[1])
