@@ -282,8 +282,3 @@ func (e *Engine) refreshAttributes(ctx context.Context, name string, st snapstor
 func attributesEqual(a, b meta.SnapshotAttributes) bool {
 	return slices.Equal(a.Tags, b.Tags) && slices.Equal(a.CreateVolumeUsers, b.CreateVolumeUsers) && a.CreateVolumeAll == b.CreateVolumeAll
 }
-
-// attributesOf builds attributes (tests).
-func attributesOf(tags []Tag, users []string, all bool) meta.SnapshotAttributes {
-	return meta.SnapshotAttributes{Tags: tagsToMeta(tags), CreateVolumeUsers: users, CreateVolumeAll: all}
-}

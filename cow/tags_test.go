@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cowvol/cowvol/meta"
 )
 
 func TestValidateTags(t *testing.T) {
@@ -220,4 +222,9 @@ func FuzzDecodeAttributes(f *testing.F) {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, a)
 		}
 	})
+}
+
+// attributesOf builds snapshot attributes.
+func attributesOf(tags []Tag, users []string, all bool) meta.SnapshotAttributes {
+	return meta.SnapshotAttributes{Tags: tagsToMeta(tags), CreateVolumeUsers: users, CreateVolumeAll: all}
 }
