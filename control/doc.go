@@ -33,8 +33,11 @@
 //   - the daemon is one region with one zone, "<region>a" (zones.go):
 //     another region or zone, by name or ID, is 400 InvalidParameterValue
 //     naming the valid one;
-//   - ModifySnapshotAttribute: 400 UnsupportedOperation, DryRun or not
-//     (permissions are not stored with snapshots; attributes.go);
+//   - CreateVolume or CopySnapshot of another account's snapshot that did
+//     not grant this one createVolumePermission: 403 UnauthorizedOperation
+//     (such snapshots are listed by DescribeSnapshots, as the shared store
+//     holds them; EC2 would not show them);
+//   - DescribeTags lists the tags of this account's volumes and snapshots;
 //   - a body over MaxBodyBytes: 413 RequestEntityTooLarge; a query string
 //     that does not parse: 400 MalformedQueryString; a method other than
 //     GET or POST: 405 MethodNotAllowed;

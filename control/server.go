@@ -84,6 +84,9 @@ type Options struct {
 	// Metrics, if set, serves the Prometheus metrics at /metrics on the
 	// unix socket, to callers with full or read-only access (metrics.go).
 	Metrics http.Handler
+	// Instance, if set, is this host as an EC2 instance: the volumes
+	// CreateSnapshots' InstanceSpecification names (create_snapshots.go).
+	Instance InstanceVolumes
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -105,6 +108,7 @@ type Server struct {
 	metrics     http.Handler // nil: no /metrics
 	keys        KeyBackend   // nil: no keyring
 	actions     map[string]action
+	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
 }
 
 // action is one Action the server answers.
@@ -148,6 +152,7 @@ func NewServer(b Backend, opts Options) *Server {
 		profiling:   opts.Profiling,
 		metrics:     opts.Metrics,
 		keys:        opts.Keys,
+		instance:    opts.Instance,
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -177,10 +182,15 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 		"CopySnapshot":      {fn: s.copySnapshot},
+		"CreateSnapshots":   {fn: s.createSnapshots},
 
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
+
+		"CreateTags":   {fn: s.createTags},
+		"DeleteTags":   {fn: s.deleteTags},
+		"DescribeTags": {fn: s.describeTags, readOnly: true},
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},

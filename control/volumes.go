@@ -128,6 +128,9 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 			if err := s.checkSnapshotForVolume(snapshotID, size, bs); err != nil {
 				return nil, err
 			}
+			if err := s.mayUseSnapshot(ctx, snapshotID); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.backend.CheckVolumeEncryption(ctx, cp); err != nil {
 			return nil, backendErr("create volume", err, snapshotID)

@@ -512,6 +512,9 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		if err != nil {
 			return VolumeInfo{}, err
 		}
+		if err := e.checkCreateVolumePermission(ctx, s); err != nil {
+			return VolumeInfo{}, err
+		}
 		src = s.record()
 		if src.State != string(SnapshotCompleted) {
 			return VolumeInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)

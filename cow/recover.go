@@ -49,6 +49,9 @@ func (e *Engine) recover(accept, damaged bool) error {
 	for _, r := range snaps {
 		e.snaps[r.ID] = &snapshot{rec: r}
 	}
+	if err := e.loadSnapshotAttributes(); err != nil {
+		return err
+	}
 	lost, err := e.settleFindings(known, findings, accept, damaged)
 	if err != nil {
 		return err
