@@ -99,6 +99,8 @@ func TestAuthorization(t *testing.T) {
 			false, CodeUnsupportedOperation},
 		{"DescribeAvailabilityZones", "", true, ""},
 		{"DescribeRegions", "", true, ""},
+		{"ModifyVolume", "VolumeId=" + vol.ID + "&Size=2", false, ""},
+		{"DescribeVolumesModifications", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

@@ -81,6 +81,10 @@ type Options struct {
 	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
 	// socket, to callers with full access (for `go tool pprof`).
 	Profiling bool
+	// Host, if set, attaches volumes to this host's loop devices
+	// (AttachVolume, DetachVolume) and refreshes their size after
+	// ModifyVolume (host.go). Nil: attachment calls are refused.
+	Host Host
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -101,6 +105,7 @@ type Server struct {
 	profiling   bool
 	keys        KeyBackend // nil: no keyring
 	actions     map[string]action
+	host        Host // nil: none (host.go)
 }
 
 // action is one Action the server answers.
@@ -143,6 +148,7 @@ func NewServer(b Backend, opts Options) *Server {
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
 		keys:        opts.Keys,
+		host:        opts.Host,
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -176,6 +182,9 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
+
+		"ModifyVolume":                 {fn: s.modifyVolume},
+		"DescribeVolumesModifications": {fn: s.describeVolumesModifications, readOnly: true},
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},

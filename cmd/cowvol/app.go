@@ -43,6 +43,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeVolumeStatusCommand(),
 			describeVolumeAttributeCommand(),
 			deleteVolumeCommand(),
+			modifyVolumeCommand(),
+			describeVolumesModificationsCommand(),
 			createSnapshotCommand(),
 			describeSnapshotsCommand(),
 			describeSnapshotAttributeCommand(),
