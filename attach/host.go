@@ -201,8 +201,12 @@ func (h *Host) Detach(ctx context.Context, id string, force bool) (cow.VolumeAtt
 		return cow.VolumeAttachment{}, fmt.Errorf("%w: %s", cow.ErrVolumeInUse, user)
 	}
 	if err == nil {
+		opens := h.openCount(id)
 		if err := detachLoop(a.Device); err != nil {
 			return cow.VolumeAttachment{}, err
+		}
+		if user == "" {
+			h.waitReleased(ctx, id, opens)
 		}
 	}
 	if a.Recorded {
@@ -241,4 +245,30 @@ func (h *Host) VolumeGrew(ctx context.Context, id string) error {
 		h.log.Info("loop device capacity refreshed", "volume", id, "device", l.dev)
 	}
 	return errors.Join(errs...)
+}
+
+// releaseWait bounds how long Detach waits for the kernel to close the
+// volume file a detached loop device held.
+const releaseWait = 5 * time.Second
+
+func (h *Host) openCount(id string) int {
+	vi, err := h.eng.VolumeInfo(id)
+	if err != nil {
+		return 0
+	}
+	return vi.OpenCount
+}
+
+// waitReleased waits (up to releaseWait) until volume id has fewer open
+// handles than before: the kernel closes a detached loop device's backing
+// file asynchronously, and the volume is available again only then.
+func (h *Host) waitReleased(ctx context.Context, id string, before int) {
+	deadline := time.Now().Add(releaseWait)
+	for h.openCount(id) >= before && before > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

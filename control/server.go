@@ -185,6 +185,8 @@ func NewServer(b Backend, opts Options) *Server {
 
 		"ModifyVolume":                 {fn: s.modifyVolume},
 		"DescribeVolumesModifications": {fn: s.describeVolumesModifications, readOnly: true},
+		"AttachVolume":                 {fn: s.attachVolume},
+		"DetachVolume":                 {fn: s.detachVolume},
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},

@@ -45,6 +45,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			deleteVolumeCommand(),
 			modifyVolumeCommand(),
 			describeVolumesModificationsCommand(),
+			attachVolumeCommand(),
+			detachVolumeCommand(),
 			createSnapshotCommand(),
 			describeSnapshotsCommand(),
 			describeSnapshotAttributeCommand(),
