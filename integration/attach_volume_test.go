@@ -196,7 +196,9 @@ func TestAttachVolumeWithMount(t *testing.T) {
 		if b := loopBacking(a.Device); b != "" {
 			t.Errorf("%s still backed by %s", a.Device, b)
 		}
-		var v struct{ Volumes []struct{ Attachments []attachment } }
+		var v struct {
+			Volumes []struct{ Attachments []attachment }
+		}
 		d.mustJSON(t, d.mustCLI(t, "describe-volumes", "--volume-ids", vol.VolumeId), &v)
 		if len(v.Volumes[0].Attachments) != 0 {
 			t.Errorf("attachments after detach: %+v", v.Volumes[0].Attachments)
