@@ -239,7 +239,15 @@ func TestAttachVolumeWithMount(t *testing.T) {
 	})
 
 	step(t, "detach-volume --force of a mounted device: detaching until unmounted", func(t *testing.T) {
-		a = attachVolumeCLI(top, d, vol.VolumeId, "/dev/sdh")
+		// As the README does it: the CLI's --instance-id defaults to
+		// this host's, --query picks the device.
+		dev := strings.TrimSpace(d.mustCLI(t, "attach-volume", "--volume-id", vol.VolumeId, "--device", "/dev/sdh",
+			"--query", "Device", "--output", "text"))
+		if !strings.HasPrefix(dev, "/dev/loop") {
+			t.Fatalf("attach-volume --query Device --output text printed %q", dev)
+		}
+		detachInCleanup(top, dev, d.volumePath(vol.VolumeId))
+		a = attachment{Device: dev}
 		mf := mountDev(t, a.Device, t.TempDir())
 		var out attachment
 		d.mustJSON(t, d.mustCLI(t, "detach-volume", "--volume-id", vol.VolumeId, "--force"), &out)

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
+	"github.com/cowvol/cowvol/attach"
 	"github.com/cowvol/cowvol/control"
 )
 
@@ -38,10 +39,10 @@ func attachVolumeCommand() *cli.Command {
 		Name: "attach-volume",
 		Usage: "attach a volume to a loop device of this host, with direct I/O (as aws ec2 attach-volume); " +
 			"--device /dev/sdf (any EC2 name) takes the first free loop device, /dev/loopN that one; prints the real device",
-		UsageText: "cowvol attach-volume --volume-id ID --instance-id I --device NAME [--dry-run]",
+		UsageText: "cowvol attach-volume --volume-id ID --device NAME [--instance-id I] [--dry-run]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "volume-id", Usage: "the volume to attach"},
-			&cli.StringFlag{Name: "instance-id", Usage: "this host's instance ID (describe-volumes shows it; from /etc/machine-id)"},
+			&cli.StringFlag{Name: "instance-id", Usage: "this host's instance ID (default: derived from /etc/machine-id, as the daemon does)"},
 			&cli.StringFlag{Name: "device", Usage: "an EC2 device name (/dev/sdf, /dev/xvdf) or /dev/loopN"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the request without attaching anything"},
 		},
@@ -55,7 +56,15 @@ func attachVolume(c *cli.Context) error {
 	}
 	in := control.AttachVolumeInput{VolumeID: c.String("volume-id"), InstanceID: c.String("instance-id"),
 		Device: c.String("device"), DryRun: c.Bool("dry-run")}
-	for flag, v := range map[string]string{"--volume-id": in.VolumeID, "--instance-id": in.InstanceID, "--device": in.Device} {
+	if in.InstanceID == "" {
+		// The socket is the local daemon's: this host is its instance.
+		id, err := attach.InstanceID()
+		if err != nil {
+			return usageErrorf("attach-volume: --instance-id is required: %v", err)
+		}
+		in.InstanceID = id
+	}
+	for flag, v := range map[string]string{"--volume-id": in.VolumeID, "--device": in.Device} {
 		if v == "" {
 			return usageErrorf("attach-volume: %s is required", flag)
 		}
