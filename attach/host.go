@@ -72,6 +72,7 @@ func (h *Host) attachmentsLocked() (map[string]cow.VolumeAttachment, error) {
 		return nil, err
 	}
 	out := h.eng.RecordedAttachments()
+	h.forgetGone(devs)
 	now := time.Now().UTC().Truncate(time.Second)
 	for id, list := range devs {
 		rec, recorded := out[id]
@@ -96,6 +97,27 @@ func (h *Host) attachmentsLocked() (map[string]cow.VolumeAttachment, error) {
 		out[id] = cow.VolumeAttachment{VolumeID: id, Device: d.dev, AttachTime: h.firstSeen[d.dev], Recorded: recorded, State: state}
 	}
 	return out, nil
+}
+
+// forgetGone drops what h remembers of loop devices that are no longer
+// backed by a volume file (detached, or reused for something else).
+func (h *Host) forgetGone(devs map[string][]loopDevice) {
+	live := map[string]bool{}
+	for _, list := range devs {
+		for _, l := range list {
+			live[l.dev] = true
+		}
+	}
+	for dev := range h.detaching {
+		if !live[dev] {
+			delete(h.detaching, dev)
+		}
+	}
+	for dev := range h.firstSeen {
+		if !live[dev] {
+			delete(h.firstSeen, dev)
+		}
+	}
 }
 
 // volumeLoops returns the loop devices backed by volume files, by volume

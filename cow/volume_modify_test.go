@@ -3,6 +3,7 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -143,5 +144,65 @@ func TestUnfinishedModificationListed(t *testing.T) {
 	}
 	if got := eng.UnfinishedModifications(); len(got) != 0 {
 		t.Fatalf("unfinished after finishing: %v", got)
+	}
+}
+
+// TestModifyVolumeSizeUnderIO grows a volume while readers and writers use
+// it: every write below the old end keeps working, and once the grow has
+// returned, the new end takes writes (run with -race).
+func TestModifyVolumeSizeUnderIO(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHandle(t, eng, vi.ID)
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := pattern(byte(w+1), 4096)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				off := int64(i%256) * 4096
+				if _, err := h.WriteAt(buf, off); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := h.ReadAt(make([]byte, 4096), off); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for size := int64(2 << 20); size <= 8<<20; size += 2 << 20 {
+		if _, err := eng.ModifyVolumeSize(ctx, vi.ID, size); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.FinishVolumeModification(ctx, vi.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt(pattern(9, 4096), size-4096); err != nil {
+			t.Fatalf("write at the new end of %d bytes: %v", size, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.Size() != 8<<20 {
+		t.Fatalf("size %d", h.Size())
 	}
 }
