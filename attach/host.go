@@ -215,7 +215,7 @@ func (h *Host) Detach(ctx context.Context, id string, force bool) (cow.VolumeAtt
 		}
 		return cow.VolumeAttachment{}, fmt.Errorf("%w: %s", cow.ErrNotAttached, id)
 	}
-	user, err := deviceUser(a.Device)
+	user, err := settledUser(ctx, a.Device)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return cow.VolumeAttachment{}, err
 	}

@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -238,6 +241,18 @@ func TestAttachVolumeWithMount(t *testing.T) {
 		waitVolumeState(t, d, vol.VolumeId, "available", 10*time.Second)
 	})
 
+	step(t, "detach-volume is refused while a process holds the device open", func(t *testing.T) {
+		dev := attachVolumeCLI(top, d, vol.VolumeId, "/dev/sdg").Device
+		holder := holdOpen(t, dev)
+		_, stderr, code := d.cli(t, "detach-volume", "--volume-id", vol.VolumeId)
+		if code == 0 || !strings.Contains(stderr, "(VolumeInUse)") || !strings.Contains(stderr, "open in process") {
+			t.Errorf("detach of a device held open: exit %d, %q", code, stderr)
+		}
+		holder()
+		d.mustCLI(t, "detach-volume", "--volume-id", vol.VolumeId)
+		d.mustCLI(t, "wait", "volume-available", "--volume-ids", vol.VolumeId, "--timeout", "20s")
+	})
+
 	step(t, "detach-volume --force of a mounted device: detaching until unmounted", func(t *testing.T) {
 		// As the README does it: the CLI's --instance-id defaults to
 		// this host's, --query picks the device.
@@ -301,4 +316,32 @@ func TestAttachVolumeWithSDK(t *testing.T) {
 	if err := awsec2.NewVolumeAvailableWaiter(c).Wait(ctx, &awsec2.DescribeVolumesInput{VolumeIds: []string{vol.VolumeId}}, time.Minute); err != nil {
 		t.Fatalf("VolumeAvailable waiter: %v", err)
 	}
+}
+
+// holdOpen starts a process that holds dev open (read-only, not
+// exclusively) and returns once it does; the returned func stops it (by
+// its PID) and waits for it, as does the test's cleanup.
+func holdOpen(t testing.TB, dev string) (release func()) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "exec 3<"+dev+"; echo ready; exec sleep 300")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(release)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		t.Fatalf("the process holding %s did not start: %q, %v", dev, line, err)
+	}
+	return release
 }
