@@ -277,8 +277,8 @@ func TestAttachVolumeWithMount(t *testing.T) {
 	})
 }
 
-// The AWS SDK for Go drives AttachVolume and DetachVolume over the socket,
-// with its waiters.
+// The AWS SDK for Go drives AttachVolume, ModifyVolume and DetachVolume
+// over the socket, with its waiters.
 func TestAttachVolumeWithSDK(t *testing.T) {
 	requirePrereqs(t)
 	d := startDaemon(t)
@@ -306,6 +306,20 @@ func TestAttachVolumeWithSDK(t *testing.T) {
 	if aws.ToString(at.Device) != dev || aws.ToString(at.InstanceId) != hostInstanceID(t) || at.State != types.VolumeAttachmentStateAttached ||
 		aws.ToBool(at.DeleteOnTermination) || at.AttachTime == nil {
 		t.Errorf("attachment %+v", at)
+	}
+	// Grown while attached: the loop device gets the new size.
+	mod, err := c.ModifyVolume(ctx, &awsec2.ModifyVolumeInput{VolumeId: aws.String(vol.VolumeId), Size: aws.Int32(2)})
+	if err != nil || mod.VolumeModification.ModificationState != types.VolumeModificationStateModifying {
+		t.Fatalf("ModifyVolume: %+v, %v", mod, err)
+	}
+	if got := loopSizeBytes(t, dev); got != 2*gib {
+		t.Errorf("%s is %d bytes after ModifyVolume, want %d", dev, got, 2*gib)
+	}
+	_, err = c.ModifyVolume(ctx, &awsec2.ModifyVolumeInput{VolumeId: aws.String(vol.VolumeId), Size: aws.Int32(1)})
+	requireAPIError(t, "ModifyVolume", err, "InvalidParameterValue")
+	mods, err := c.DescribeVolumesModifications(ctx, &awsec2.DescribeVolumesModificationsInput{VolumeIds: []string{vol.VolumeId}})
+	if err != nil || len(mods.VolumesModifications) != 1 || mods.VolumesModifications[0].ModificationState != types.VolumeModificationStateCompleted {
+		t.Fatalf("DescribeVolumesModifications: %+v, %v", mods, err)
 	}
 	_, err = c.DetachVolume(ctx, &awsec2.DetachVolumeInput{VolumeId: aws.String("vol-0123456789abcdef0")})
 	requireAPIError(t, "DetachVolume", err, "InvalidVolume.NotFound")
