@@ -132,6 +132,12 @@ func (h *Host) volumeLoops() (map[string][]loopDevice, error) {
 		if filepath.Dir(l.backing) != h.mount || !cow.ValidVolumeID(filepath.Base(l.backing)) {
 			continue
 		}
+		same, err := backedBy(l.dev, l.backing)
+		if err != nil || !same {
+			h.log.Debug("a loop device names a volume file it is not backed by (a mount that is gone)", "device", l.dev,
+				"backing_file", l.backing, "err", err)
+			continue
+		}
 		id := filepath.Base(l.backing)
 		out[id] = append(out[id], l)
 	}

@@ -142,3 +142,30 @@ func readFlag(path string) bool {
 	b, err := os.ReadFile(path)
 	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
+
+// backedBy reports whether loop device dev's backing file is the file at
+// path: the same device and inode (LOOP_GET_STATUS64), not only the same
+// name. A loop device left on the file of a FUSE connection that is gone
+// (the daemon killed, the mount cleared) has the name and not the file.
+func backedBy(dev, path string) (bool, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+	if errors.Is(err, unix.ENXIO) {
+		return false, nil // detached meanwhile
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s (LOOP_GET_STATUS64): %w", dev, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	// lo_device is the kernel's encoding of a dev_t (new_encode_dev).
+	major := uint32((info.Device & 0xfff00) >> 8)
+	minor := uint32((info.Device & 0xff) | ((info.Device >> 12) & 0xfff00))
+	return unix.Major(st.Dev) == major && unix.Minor(st.Dev) == minor && st.Ino == info.Inode, nil
+}
