@@ -103,6 +103,11 @@ func TestAuthorization(t *testing.T) {
 		{"DescribeTags", "", true, ""},
 		{"DescribeAvailabilityZones", "", true, ""},
 		{"DescribeRegions", "", true, ""},
+		{"ModifyVolume", "VolumeId=" + vol.ID + "&Size=2", false, ""},
+		{"DescribeVolumesModifications", "", true, ""},
+		// This server has no Host: attaching is refused.
+		{"AttachVolume", "VolumeId=" + vol.ID + "&InstanceId=i-0123456789abcdef0&Device=/dev/sdf", false, CodeUnsupportedOperation},
+		{"DetachVolume", "VolumeId=" + vol.ID, false, CodeUnsupportedOperation},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

@@ -29,16 +29,29 @@ type InstanceVolumes interface {
 	AttachedVolumes(ctx context.Context) ([]string, error)
 }
 
+// hostInstance is a Host seen as an instance: its attached volumes, by
+// AttachVolume or by hand with losetup.
+type hostInstance struct{ host Host }
+
+func (h hostInstance) InstanceID() string { return h.host.InstanceID() }
+
+func (h hostInstance) AttachedVolumes(ctx context.Context) ([]string, error) {
+	attached, err := h.host.Attachments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(attached))
+	for id := range attached {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 // multiSnapshotBackend is what CreateSnapshots needs of the engine.
 type multiSnapshotBackend interface {
 	CreateSnapshots(ctx context.Context, p cow.CreateSnapshotsParams) ([]cow.SnapshotInfo, error)
 }
-
-// Codes of CreateSnapshots.
-const (
-	CodeInvalidInstanceIDMalformed = "InvalidInstanceID.Malformed"
-	CodeInvalidInstanceIDNotFound  = "InvalidInstanceID.NotFound"
-)
 
 var instanceIDPattern = regexp.MustCompile(`^i-[0-9a-f]{8}([0-9a-f]{9})?$`)
 

@@ -41,6 +41,14 @@
 //   - a body over MaxBodyBytes: 413 RequestEntityTooLarge; a query string
 //     that does not parse: 400 MalformedQueryString; a method other than
 //     GET or POST: 405 MethodNotAllowed;
+//   - ModifyVolume: a request that changes nothing is 400
+//     InvalidParameterValue; no 6-hour limit between modifications, only
+//     one not completed yet is 400 IncorrectModificationState
+//     (modify_volume.go);
+//   - AttachVolume: the instance is this host (Host.InstanceID, from
+//     /etc/machine-id), the device a loop device (an EC2 device name takes
+//     the first free one); without a Host, attachment calls are 400
+//     UnsupportedOperation (attach_volume.go);
 //   - the data directory's filesystem full: 500 InsufficientVolumeCapacity;
 //     the engine shutting down: 503 ServiceUnavailable.
 package control

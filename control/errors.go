@@ -39,6 +39,7 @@ const (
 	CodeServiceUnavailable          = "ServiceUnavailable"
 	CodeUnauthorizedOperation       = "UnauthorizedOperation"
 	CodeUnknownParameter            = "UnknownParameter"
+	CodeUnsupportedOperation        = "UnsupportedOperation"
 	CodeVolumeInUse                 = "VolumeInUse"
 	CodeInvalidSnapshotNotFound     = "InvalidSnapshot.NotFound"
 	CodeIncorrectState              = "IncorrectState"

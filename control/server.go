@@ -86,7 +86,12 @@ type Options struct {
 	Metrics http.Handler
 	// Instance, if set, is this host as an EC2 instance: the volumes
 	// CreateSnapshots' InstanceSpecification names (create_snapshots.go).
+	// Unset, it is Host's: its instance ID and attached volumes.
 	Instance InstanceVolumes
+	// Host, if set, attaches volumes to this host's loop devices
+	// (AttachVolume, DetachVolume) and refreshes their size after
+	// ModifyVolume (host.go). Nil: attachment calls are refused.
+	Host Host
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -109,6 +114,7 @@ type Server struct {
 	keys        KeyBackend   // nil: no keyring
 	actions     map[string]action
 	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
+	host        Host            // nil: none (host.go)
 }
 
 // action is one Action the server answers.
@@ -153,6 +159,10 @@ func NewServer(b Backend, opts Options) *Server {
 		metrics:     opts.Metrics,
 		keys:        opts.Keys,
 		instance:    opts.Instance,
+		host:        opts.Host,
+	}
+	if s.instance == nil && s.host != nil {
+		s.instance = hostInstance{s.host}
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -188,9 +198,13 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
 
-		"CreateTags":   {fn: s.createTags},
-		"DeleteTags":   {fn: s.deleteTags},
-		"DescribeTags": {fn: s.describeTags, readOnly: true},
+		"CreateTags":                   {fn: s.createTags},
+		"DeleteTags":                   {fn: s.deleteTags},
+		"DescribeTags":                 {fn: s.describeTags, readOnly: true},
+		"ModifyVolume":                 {fn: s.modifyVolume},
+		"DescribeVolumesModifications": {fn: s.describeVolumesModifications, readOnly: true},
+		"AttachVolume":                 {fn: s.attachVolume},
+		"DetachVolume":                 {fn: s.detachVolume},
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},

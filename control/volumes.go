@@ -231,6 +231,7 @@ var volumeKind = &describeKind[Volume]{
 		"availability-zone": func(v *Volume) string { return v.AvailabilityZone },
 		"volume-type":       func(v *Volume) string { return v.VolumeType },
 	},
+	lists: attachmentFilters,
 }
 
 // describeVolumes: VolumeId.N, Filter.N, MaxResults, NextToken, DryRun.
@@ -252,6 +253,9 @@ func (s *Server) describeVolumes(ctx context.Context, p *params) (response, erro
 	all := make([]Volume, 0, len(infos))
 	for _, info := range infos {
 		all = append(all, s.wireVolume(info, true))
+	}
+	if err := s.withAttachments(ctx, all); err != nil {
+		return nil, err
 	}
 	page, next, e := volumeKind.answer(all, r, nil)
 	if e != nil {

@@ -116,7 +116,7 @@ func (e *Engine) forkAll(vols, ordered []*volume, p CreateSnapshotsParams) ([]Sn
 			State:       string(SnapshotPending),
 			StartTime:   start,
 			Description: p.Description,
-			VolumeSize:  v.size,
+			VolumeSize:  v.sizeNow(),
 			BlockSize:   int(v.blockSize),
 			Store:       StoreRegional,
 			Tags:        tagsToMeta(snapshotTags(p, v)),

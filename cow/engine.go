@@ -177,6 +177,7 @@ type Engine struct {
 	vols      map[string]*volume
 	closed    bool
 	onRemoved func(id string)
+	onResized func(id string) // volume_modify.go
 
 	// snapMu guards snaps (and makes CreateSnapshot's limit check and
 	// fork one step).
@@ -370,9 +371,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 	}
 	v := &volume{
 		id:        r.ID,
-		size:      r.Size,
 		blockSize: int64(r.BlockSize),
-		blocks:    uint64(r.Size / int64(r.BlockSize)),
 		created:   r.CreateTime,
 		snapshot:  r.SnapshotID,
 		eng:       e,
@@ -383,6 +382,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 		dirty:     make(map[uint64]struct{}),
 		record:    r,
 	}
+	v.size.Store(r.Size)
 	for s := r.BlockSize; s > 1; s >>= 1 {
 		v.shift++
 	}

@@ -142,7 +142,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		State:       string(SnapshotPending),
 		StartTime:   time.Now().UTC().Truncate(time.Millisecond),
 		Description: p.Description,
-		VolumeSize:  v.size,
+		VolumeSize:  v.sizeNow(),
 		BlockSize:   int(v.blockSize),
 		Store:       storeName,
 	}

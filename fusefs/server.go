@@ -133,6 +133,7 @@ func Serve(eng *cow.Engine, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	eng.OnVolumeRemoved(fs.forgetVolume)
+	eng.OnVolumeResized(fs.volumeResized)
 	s := &Server{srv: srv, fs: fs, mountpoint: cfg.Mountpoint, served: make(chan struct{})}
 	if cfg.Takeover {
 		switch st := srv.NotifyResend(); st {

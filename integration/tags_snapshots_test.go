@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -15,18 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/sys/unix"
 )
-
-// hostInstanceID is the instance ID the daemon gives this host: "i-" and
-// the first 17 hex digits of SHA-256("cowvol instance " + machine ID).
-func hostInstanceID(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("/etc/machine-id")
-	if err != nil || strings.TrimSpace(string(b)) == "" {
-		t.Fatalf("this host has no machine ID (/etc/machine-id): %v", err)
-	}
-	sum := sha256.Sum256([]byte("cowvol instance " + strings.TrimSpace(string(b))))
-	return "i-" + hex.EncodeToString(sum[:9])[:17]
-}
 
 // The AWS CLI itself, over --listen: create-tags on volumes and snapshots,
 // describe-tags with filters and pages of 5, delete-tags by key and by key

@@ -84,7 +84,7 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		eng.Close()
 		return err
 	}
-	ctlOpts.Instance = newLoopInstance(cfg.mount, log)
+	ctlOpts.Host = newHost(ctx, eng, cfg.mount, log)
 	ctl := control.NewServer(eng, ctlOpts)
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, len(listeners))
