@@ -100,6 +100,7 @@ type Server struct {
 	readTimeout time.Duration  // for headers
 	profiling   bool
 	keys        KeyBackend // nil: no keyring
+	ebs         *ebsState  // the EBS direct APIs' tokens and limits
 	actions     map[string]action
 }
 
@@ -143,6 +144,7 @@ func NewServer(b Backend, opts Options) *Server {
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
 		keys:        opts.Keys,
+		ebs:         newEBSState(),
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -320,6 +322,9 @@ func failed(action string, caller Caller, e *APIError) outcome {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	if isKMSRequest(r) {
 		return s.serveKMS(w, r, reqID, auth)
+	}
+	if isEBSRequest(r) {
+		return s.serveEBS(w, r, reqID, auth)
 	}
 	var (
 		action string

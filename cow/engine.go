@@ -191,6 +191,10 @@ type Engine struct {
 	// the volume's base and released its frozen blocks, and
 	// DeleteVolume waits for that tail.
 	inFlight *flight
+
+	// direct: snapshots being written through the EBS direct APIs
+	// (direct_snapshot.go).
+	direct directSessions
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
