@@ -180,17 +180,20 @@ func (s *Server) ebsGetSnapshotBlock(q *ebsRequest) error {
 	if tok == "" {
 		return invalid(reasonBlockToken, "The BlockToken is required.")
 	}
+	// The snapshot and the index are checked first (an unknown
+	// snapshot, a block past its end); nothing read is sent unless the
+	// token is good.
+	buf := make([]byte, cow.DirectBlockSize)
+	info, err := q.be.ReadSnapshotBlock(q.r.Context(), id, idx, buf)
+	if err != nil {
+		return ebsBackendErr(err, false)
+	}
 	got, err := s.ebs.decodeToken(tok, kindBlock, []string{id})
 	switch {
 	case errors.Is(err, errTokenExpired):
 		return invalid(reasonBlockToken, "The BlockToken has expired.")
 	case err != nil || got != idx:
 		return invalid(reasonBlockToken, "The BlockToken is not valid for block %d of %s.", idx, clip(id))
-	}
-	buf := make([]byte, cow.DirectBlockSize)
-	info, err := q.be.ReadSnapshotBlock(q.r.Context(), id, idx, buf)
-	if err != nil {
-		return ebsBackendErr(err, false)
 	}
 	if info.Encrypted && q.access != AccessFull {
 		return ebsErr(ebsAccessDenied, reasonDependency,

@@ -36,6 +36,39 @@ func ebsClient(env *testEnv) *awsebs.Client {
 	})
 }
 
+// listenTCP serves env's engine on a loopback TCP port too, with SigV4 by
+// adminKey or readerKey (--listen), and returns its address and server.
+func (e *testEnv) listenTCP(t *testing.T) (string, *Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(e.engine, Options{Logger: quietLogger(), AccessKeys: []AccessKey{adminKey, readerKey}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), srv
+}
+
+// ebsClientTCP is the SDK's EBS client on addr, signing with key.
+func ebsClientTCP(addr string, key AccessKey) *awsebs.Client {
+	return awsebs.New(awsebs.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String("http://" + addr),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}, nil
+		}),
+		RetryMaxAttempts: 1,
+	})
+}
+
 // ebsCode is the EBS error type and reason of err.
 func ebsCode(err error) (string, string) {
 	var ve *ebstypes.ValidationException
@@ -251,10 +284,18 @@ func start(t *testing.T, c *awsebs.Client, in *awsebs.StartSnapshotInput) string
 // then incrementally, for a plaintext and an encrypted lineage, and checks
 // the copies and ListChangedBlocks against byte comparisons.
 func TestEBSBackupAndIncremental(t *testing.T) {
-	for _, encrypted := range []bool{false, true} {
-		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		encrypted, tcp bool
+	}{{"plain", false, false}, {"encrypted", true, false}, {"plain-sigv4", false, true}, {"encrypted-sigv4", true, true}} {
+		encrypted := tc.encrypted
+		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t)
 			c := ebsClient(env)
+			if tc.tcp {
+				addr, _ := env.listenTCP(t)
+				c = ebsClientTCP(addr, adminKey)
+			}
 			vol := env.create(t, CreateVolumeInput{SizeBytes: 64 << 20, Encrypted: encrypted}).VolumeID
 			env.writeRandom(t, vol, 0, 3*blk+4096)
 			env.writeRandom(t, vol, 40*blk-100, 200)     // across a block boundary

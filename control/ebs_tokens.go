@@ -66,7 +66,7 @@ func (st *ebsState) expiry() time.Time { return st.now().Add(ebsTokenTTL).Trunca
 // errTokenMalformed for one this server did not issue for them,
 // errTokenExpired for one past its expiry.
 func (st *ebsState) decodeToken(token, kind string, snaps []string) (int64, error) {
-	b, err := base64.StdEncoding.DecodeString(token)
+	b, err := base64.StdEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) != tokenLen || b[0] != tokenVersion {
 		return 0, errTokenMalformed
 	}
