@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// writeAt writes n random bytes (zeros when zero) at off of file path.
+func writeAt(t *testing.T, path string, off int64, n int, zero bool) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if !zero {
+		rand.Read(b)
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sameFiles(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Fatalf("%s and %s differ (%d and %d bytes)", a, b, len(x), len(y))
+	}
+}
+
+func snapshotIDOf(t *testing.T, out string) string {
+	t.Helper()
+	var v struct{ SnapshotId string }
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.SnapshotId == "" {
+		t.Fatalf("no SnapshotId in %q", out)
+	}
+	return v.SnapshotId
+}
+
+// TestSnapshotImportExportDiff imports a sparse image, exports it back,
+// imports a changed image as an increment, diffs and exports it on top of
+// the first export.
+func TestSnapshotImportExportDiff(t *testing.T) {
+	sock := startDaemon(t)
+	dir := t.TempDir()
+	img, out := filepath.Join(dir, "disk.img"), filepath.Join(dir, "out.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	writeAt(t, img, 0, 3*directBlock+17, false)
+	writeAt(t, img, 100*directBlock-5, 10, false)
+	writeAt(t, img, 1<<30-4096, 4096, false)
+	s1 := snapshotIDOf(t, runOK(t, "--socket", sock, "snapshot", "import", "--description", "first", img))
+	runOK(t, "--socket", sock, "snapshot", "export", s1, out)
+	sameFiles(t, img, out)
+
+	var blocks struct {
+		Blocks     []struct{ BlockIndex int64 }
+		VolumeSize int64
+		BlockSize  int
+	}
+	if err := json.Unmarshal([]byte(runOK(t, "--socket", sock, "list-snapshot-blocks", "--snapshot-id", s1)), &blocks); err != nil {
+		t.Fatal(err)
+	}
+	var idx []int64
+	for _, b := range blocks.Blocks {
+		idx = append(idx, b.BlockIndex)
+	}
+	if want := []int64{0, 1, 2, 3, 99, 100, 2047}; !reflect.DeepEqual(idx, want) || blocks.VolumeSize != 1 || blocks.BlockSize != directBlock {
+		t.Fatalf("list-snapshot-blocks: %v %d %d, want %v 1 %d", idx, blocks.VolumeSize, blocks.BlockSize, want, directBlock)
+	}
+
+	writeAt(t, img, 2*directBlock, directBlock, true) // zeroed
+	writeAt(t, img, 500*directBlock, 3*directBlock, false)
+	writeAt(t, img, 100*directBlock, 1, false)
+	s2 := snapshotIDOf(t, runOK(t, "--socket", sock, "snapshot", "import", "--parent", s1, img))
+	var diff struct{ ChangedRanges []byteRange }
+	if err := json.Unmarshal([]byte(runOK(t, "--socket", sock, "snapshot", "diff", s1, s2)), &diff); err != nil {
+		t.Fatal(err)
+	}
+	want := []byteRange{{2 * directBlock, directBlock}, {100 * directBlock, directBlock}, {500 * directBlock, 3 * directBlock}}
+	if !reflect.DeepEqual(diff.ChangedRanges, want) {
+		t.Fatalf("snapshot diff: %v, want %v", diff.ChangedRanges, want)
+	}
+	runOK(t, "--socket", sock, "snapshot", "export", "--base", s1, s2, out)
+	sameFiles(t, img, out)
+
+	var changed struct {
+		ChangedBlocks []struct {
+			BlockIndex                        int64
+			FirstBlockToken, SecondBlockToken string
+		}
+	}
+	if err := json.Unmarshal([]byte(runOK(t, "--socket", sock, "list-changed-blocks", "--first-snapshot-id", s1, "--second-snapshot-id", s2)), &changed); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed.ChangedBlocks) != 5 || changed.ChangedBlocks[0].SecondBlockToken != "" || changed.ChangedBlocks[1].SecondBlockToken == "" {
+		t.Fatalf("list-changed-blocks: %+v", changed.ChangedBlocks)
+	}
+	blockFile := filepath.Join(dir, "block")
+	c := changed.ChangedBlocks[1]
+	runOK(t, "--socket", sock, "get-snapshot-block", "--snapshot-id", s2, "--block-index", "100", "--block-token", c.SecondBlockToken, blockFile)
+	got, _ := os.ReadFile(blockFile)
+	whole, _ := os.ReadFile(img)
+	if !bytes.Equal(got, whole[100*directBlock:101*directBlock]) {
+		t.Fatal("get-snapshot-block wrote other data")
+	}
+	_, errOut, code := run(t, "--socket", sock, "get-snapshot-block", "--snapshot-id", s2, "--block-index", "101", "--block-token", c.SecondBlockToken, blockFile)
+	if code != exitAPIError || !strings.Contains(errOut, "An error occurred (ValidationException) when calling the GetSnapshotBlock operation") {
+		t.Fatalf("a token of another block: exit %d, %q", code, errOut)
+	}
+}
