@@ -481,3 +481,15 @@ func (e *Engine) releaseSession(s *directSession) {
 		e.dropHold(ctx, s.hold)
 	}
 }
+
+// endSessions ends every pending session, as the engine stops: each in
+// state error, its packs deleted, its lease and hold dropped.
+func (e *Engine) endSessions() {
+	e.direct.mu.Lock()
+	sessions := slices.Collect(maps.Values(e.direct.byID))
+	e.direct.mu.Unlock()
+	for _, s := range sessions {
+		s.timer.Stop()
+		e.endSession(s, errors.New("the daemon stopped"))
+	}
+}

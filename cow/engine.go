@@ -439,6 +439,7 @@ func (e *Engine) volumes() []*volume {
 // its next block and resumes at the next start. Volumes stay usable.
 // Shutdown calls it first, so the final sync races no background writer.
 func (e *Engine) StopBackground() {
+	e.endSessions()
 	e.cancel()
 	e.wg.Wait()
 }
