@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsebs "github.com/aws/aws-sdk-go-v2/service/ebs"
 	ebstypes "github.com/aws/aws-sdk-go-v2/service/ebs/types"
+
+	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
 // TestEBSBadInput sends the SDK's requests with bad input: each is
@@ -202,5 +206,32 @@ func TestEBSAuthorization(t *testing.T) {
 	}
 	for range maxEBSInFlight {
 		<-srv.ebs.slots
+	}
+}
+
+// TestEBSForeignSnapshot: a snapshot of another account, found in a
+// shared store, is neither read nor written nor built on.
+func TestEBSForeignSnapshot(t *testing.T) {
+	store, err := snapstore.OpenDir(filepath.Join(t.TempDir(), "shared"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := newTestEnvWith(t, cow.Options{SnapshotStore: store, AccountID: "111111111111"}, Options{AccountID: "111111111111"})
+	ours := newTestEnvWith(t, cow.Options{SnapshotStore: store, AccountID: "222222222222", CatalogInterval: 20 * time.Millisecond}, Options{AccountID: "222222222222"})
+	vol := theirs.create(t, CreateVolumeInput{SizeBytes: 8 << 20}).VolumeID
+	theirs.writeRandom(t, vol, 0, blk)
+	snap := theirs.snapshotOf(t, vol)
+	c := ebsClient(ours)
+	ctx := context.Background()
+	_, err = c.ListSnapshotBlocks(ctx, &awsebs.ListSnapshotBlocksInput{SnapshotId: aws.String(snap)})
+	if typ, reason := ebsCode(err); typ != "AccessDeniedException" || reason != reasonAccount {
+		t.Errorf("ListSnapshotBlocks of another account's snapshot: %s %s (%v)", typ, reason, err)
+	}
+	_, err = c.StartSnapshot(ctx, &awsebs.StartSnapshotInput{VolumeSize: aws.Int64(1), ParentSnapshotId: aws.String(snap)})
+	if typ, reason := ebsCode(err); typ != "AccessDeniedException" || reason != reasonAccount {
+		t.Errorf("StartSnapshot on another account's snapshot: %s %s (%v)", typ, reason, err)
+	}
+	if typ, reason := ebsCode(putBlock(c, snap, 0, make([]byte, blk))); typ != "AccessDeniedException" || reason != reasonAccount {
+		t.Errorf("PutSnapshotBlock into another account's snapshot: %s %s", typ, reason)
 	}
 }

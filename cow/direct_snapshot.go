@@ -270,8 +270,12 @@ func (e *Engine) session(ctx context.Context, id string) (*directSession, error)
 	if s != nil {
 		return s, nil
 	}
-	if _, err := e.lookupSnapshot(ctx, id); err != nil {
+	sn, err := e.lookupSnapshot(ctx, id)
+	if err != nil {
 		return nil, err
+	}
+	if sn.owner != "" {
+		return nil, fmt.Errorf("%w: snapshot %s belongs to account %s", ErrNotOwner, id, sn.owner)
 	}
 	return nil, fmt.Errorf("%w: snapshot %s was not started with StartSnapshot", ErrIncorrectState, id)
 }

@@ -74,6 +74,9 @@ func (e *Engine) ListSnapshotBlocks(ctx context.Context, id string, start int64,
 	}
 	var out []int64
 	next := int64(-1)
+	if start >= DirectBlocks(v.m.VolumeSize) {
+		return out, next, infoOf(v.rec), nil
+	}
 	err = v.chunksFrom(ctx, e, firstBlock(start, v.m.BlockSize), func(c storedChunk) bool {
 		idx := directIndex(c.blk, v.m.BlockSize)
 		if idx < start || (len(out) > 0 && out[len(out)-1] == idx) {
@@ -155,6 +158,9 @@ func (e *Engine) ListChangedBlocks(ctx context.Context, first, second string, st
 	}
 	if !e.related(ctx, a.rec, b.rec) {
 		return nil, -1, SnapshotInfo{}, fmt.Errorf("%w: %s and %s", ErrUnrelatedSnapshots, first, second)
+	}
+	if start >= max(DirectBlocks(a.m.VolumeSize), DirectBlocks(b.m.VolumeSize)) {
+		return nil, -1, infoOf(b.rec), nil
 	}
 	d := differ{e: e, a: a, b: b, limit: limit}
 	d.byID = a.m.BlockSize == b.m.BlockSize && a.m.BlockSize <= DirectBlockSize && sameChunkIDs(a, b)
