@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cowvol/cowvol/cow"
+	"github.com/cowvol/cowvol/kms"
 )
 
 const blk = cow.DirectBlockSize
@@ -387,5 +389,66 @@ func TestEBSBlockSizes(t *testing.T) {
 				t.Fatalf("backup differs in %v", d)
 			}
 		})
+	}
+}
+
+// TestEBSIncrementAcrossLineages: an encrypted increment of a plaintext
+// parent, and one under another KMS key than its encrypted parent's, recode
+// the parent's blocks and hold the right content; the lineage compares by
+// content.
+func TestEBSIncrementAcrossLineages(t *testing.T) {
+	keys, err := kms.OpenLocal(filepath.Join(t.TempDir(), "keyring"), DefaultRegion, DefaultAccountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestEnvWith(t, cow.Options{Keys: keys}, Options{Keys: keys})
+	c := ebsClient(env)
+	vol := env.create(t, CreateVolumeInput{SizeBytes: 8 << 20}).VolumeID
+	env.writeRandom(t, vol, 0, 6*blk)
+	s1 := env.snapshotOf(t, vol)
+	b1 := start(t, c, &awsebs.StartSnapshotInput{VolumeSize: aws.Int64(1)})
+	copyBlocks(t, c, s1, b1, asChanged(listBlocks(t, c, s1)))
+	env.writeRandom(t, vol, 5*blk, 10)
+	s2 := env.snapshotOf(t, vol)
+	changed := listChanged(t, c, s1, s2)
+
+	b2 := start(t, c, &awsebs.StartSnapshotInput{VolumeSize: aws.Int64(1), ParentSnapshotId: aws.String(b1), Encrypted: aws.Bool(true)})
+	copyBlocks(t, c, s2, b2, changed)
+	key, err := keys.CreateKey("other", "alias/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3 := start(t, c, &awsebs.StartSnapshotInput{VolumeSize: aws.Int64(1), ParentSnapshotId: aws.String(b2), Encrypted: aws.Bool(true), KmsKeyArn: aws.String(key.ARN)})
+	copyBlocks(t, c, s2, b3, nil)
+	const n = (8 << 20) / blk
+	for _, b := range []string{b2, b3} {
+		if d := env.differing(t, s2, b, n); len(d) != 0 {
+			t.Fatalf("%s differs from its source in %v", b, d)
+		}
+	}
+	i2, _ := env.engine.SnapshotInfo(b2)
+	i3, _ := env.engine.SnapshotInfo(b3)
+	if !i2.Encrypted || !i3.Encrypted || i3.KMSKeyARN != key.ARN || i2.KMSKeyARN == key.ARN {
+		t.Fatalf("encryption: %+v %+v", i2, i3)
+	}
+	if got, want := changedIndexes(listChanged(t, c, b1, b2)), changedIndexes(changed); !slices.Equal(got, want) {
+		t.Fatalf("ListChangedBlocks(b1, b2) = %v, want %v", got, want)
+	}
+	if got := listChanged(t, c, b2, b3); len(got) != 0 {
+		t.Fatalf("ListChangedBlocks(b2, b3) = %v, want none", changedIndexes(got))
+	}
+	// With its key disabled, b3 is neither listed nor read.
+	tok := listBlocks(t, c, b3)[0].BlockToken
+	keys.OnChange(env.engine.KeysChanged)
+	if _, err := keys.SetEnabled(key.KeyID, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListSnapshotBlocks(context.Background(), &awsebs.ListSnapshotBlocksInput{SnapshotId: aws.String(b3)})
+	if typ, reason := ebsCode(err); typ != "AccessDeniedException" || reason != reasonDependency {
+		t.Errorf("ListSnapshotBlocks with the key disabled: %s %s (%v)", typ, reason, err)
+	}
+	_, err = c.GetSnapshotBlock(context.Background(), &awsebs.GetSnapshotBlockInput{SnapshotId: aws.String(b3), BlockIndex: aws.Int32(0), BlockToken: tok})
+	if typ, reason := ebsCode(err); typ != "AccessDeniedException" || reason != reasonDependency {
+		t.Errorf("GetSnapshotBlock with the key disabled: %s %s (%v)", typ, reason, err)
 	}
 }
