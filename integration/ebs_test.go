@@ -233,3 +233,77 @@ func TestEBSDirectAPIsBackUpExt4(t *testing.T) {
 		})
 	}
 }
+
+// TestEBSWithTheAWSCLI: Debian's aws CLI reads a snapshot block by block
+// and writes a new one with `aws ebs` over --listen.
+func TestEBSWithTheAWSCLI(t *testing.T) {
+	requirePrereqs(t)
+	addr := freeLoopbackAddr(t)
+	creds := writeCredentialsFile(t, sdkKeys...)
+	d := startDaemon(t, withDaemonArgs("--listen", addr, "--credentials-file", creds, "--account-id", sdkAccountID))
+	a := newAWSCLI(t, addr, sdkKeys[0].id, sdkKeys[0].secret)
+	vol := d.createVolume(t, "64MiB")
+	data := make([]byte, ebsBlock)
+	for i := range data {
+		data[i] = byte(i*7 + 1)
+	}
+	f, err := os.OpenFile(d.volumePath(vol.VolumeId), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data, 3*ebsBlock); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snap := d.createSnapshot(t, vol.VolumeId).SnapshotId
+	d.waitSnapshotCompleted(t, snap)
+
+	var list struct {
+		Blocks []struct {
+			BlockIndex int
+			BlockToken string
+		}
+		BlockSize int
+	}
+	a.mustJSON(t, &list, "ebs", "list-snapshot-blocks", "--snapshot-id", snap)
+	if len(list.Blocks) != 1 || list.Blocks[0].BlockIndex != 3 || list.BlockSize != ebsBlock {
+		t.Fatalf("aws ebs list-snapshot-blocks: %+v", list)
+	}
+	out := filepath.Join(t.TempDir(), "block")
+	var got struct {
+		DataLength int
+		Checksum   string
+	}
+	a.mustJSON(t, &got, "ebs", "get-snapshot-block", "--snapshot-id", snap, "--block-index", "3", "--block-token", list.Blocks[0].BlockToken, out)
+	b, err := os.ReadFile(out)
+	sum := sha256.Sum256(data)
+	if err != nil || !bytes.Equal(b, data) || got.DataLength != ebsBlock || got.Checksum != base64.StdEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("aws ebs get-snapshot-block: %+v, %d bytes, %v", got, len(b), err)
+	}
+
+	var started struct{ SnapshotId, Status string }
+	a.mustJSON(t, &started, "ebs", "start-snapshot", "--volume-size", "1", "--description", "from the aws CLI")
+	if started.Status != "pending" {
+		t.Fatalf("aws ebs start-snapshot: %+v", started)
+	}
+	a.mustJSON(t, nil, "ebs", "put-snapshot-block", "--snapshot-id", started.SnapshotId, "--block-index", "9", "--block-data", out,
+		"--data-length", "524288", "--checksum", got.Checksum, "--checksum-algorithm", "SHA256")
+	a.mustFail(t, "ValidationException", "ebs", "complete-snapshot", "--snapshot-id", started.SnapshotId, "--changed-blocks-count", "2")
+	var done struct{ Status string }
+	a.mustJSON(t, &done, "ebs", "complete-snapshot", "--snapshot-id", started.SnapshotId, "--changed-blocks-count", "1")
+	if done.Status != "completed" {
+		t.Fatalf("aws ebs complete-snapshot: %+v", done)
+	}
+	var changed struct {
+		ChangedBlocks []struct{ BlockIndex int }
+	}
+	a.mustJSON(t, &changed, "ebs", "list-changed-blocks", "--second-snapshot-id", started.SnapshotId)
+	if len(changed.ChangedBlocks) != 1 || changed.ChangedBlocks[0].BlockIndex != 9 {
+		t.Fatalf("aws ebs list-changed-blocks: %+v", changed)
+	}
+	if s := d.describeSnapshots(t, "--snapshot-ids", started.SnapshotId); len(s) != 1 || s[0].State != "completed" {
+		t.Fatalf("describe-snapshots: %+v", s)
+	}
+}
