@@ -80,6 +80,7 @@ type directSession struct {
 	sums    map[int64][sha256.Size]byte
 	busy    map[int64]bool  // direct blocks being written
 	based   map[uint64]bool // parent segments given to the dedup index
+	ended   time.Time       // when it completed or failed
 }
 
 func (s *directSession) info() SnapshotInfo {
@@ -96,6 +97,8 @@ func (e *Engine) ParentOf(id string) string {
 	s := e.direct.byID[id]
 	e.direct.mu.Unlock()
 	if s != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.rec.Parent
 	}
 	if sn, err := e.lookupSnapshot(context.Background(), id); err == nil {
@@ -134,6 +137,7 @@ func (e *Engine) StartSnapshot(ctx context.Context, p StartSnapshotParams) (Snap
 	}
 	timeout := cmp.Or(p.Timeout, DefaultDirectTimeout)
 	e.direct.mu.Lock()
+	e.forgetEnded(time.Now())
 	if e.direct.byID == nil {
 		e.direct.byID, e.direct.byToken = map[string]*directSession{}, map[string]tokenUse{}
 	}
@@ -155,9 +159,31 @@ func (e *Engine) reuseToken(use tokenUse, digest string) (SnapshotInfo, error) {
 	s := e.direct.byID[use.id]
 	e.direct.mu.Unlock()
 	if s == nil {
-		return SnapshotInfo{}, fmt.Errorf("%w: %s", ErrSnapshotNotFound, use.id)
+		return e.SnapshotInfo(use.id) // its session was forgotten
 	}
 	return s.info(), nil
+}
+
+// sessionMemory is how long an ended session (and its client token) is
+// remembered.
+const sessionMemory = 24 * time.Hour
+
+// forgetEnded drops the sessions that ended more than sessionMemory ago,
+// and their client tokens. e.direct.mu is held.
+func (e *Engine) forgetEnded(now time.Time) {
+	for id, s := range e.direct.byID {
+		s.mu.Lock()
+		old := !s.ended.IsZero() && now.Sub(s.ended) > sessionMemory
+		s.mu.Unlock()
+		if old {
+			delete(e.direct.byID, id)
+		}
+	}
+	for tok, use := range e.direct.byToken {
+		if _, ok := e.direct.byID[use.id]; !ok {
+			delete(e.direct.byToken, tok)
+		}
+	}
 }
 
 // newSession checks p and sets up a session: its lineage, its parent's
@@ -443,7 +469,7 @@ func (e *Engine) finishSession(s *directSession) error {
 	e.snapMu.Unlock()
 	s.mu.Lock()
 	s.rec, s.state = r, SnapshotCompleted
-	s.written, s.sums = nil, nil
+	s.written, s.sums, s.ended = nil, nil, time.Now()
 	s.mu.Unlock()
 	s.w.close()
 	e.releaseSession(s)
@@ -456,7 +482,7 @@ func (e *Engine) failSession(s *directSession, cause error) {
 	s.mu.Lock()
 	s.state = SnapshotError
 	s.rec.StatusMessage = cause.Error()
-	s.written, s.sums = nil, nil
+	s.written, s.sums, s.ended = nil, nil, time.Now()
 	s.mu.Unlock()
 	e.discardWriter(s.w, s.rec.ID)
 	e.releaseSession(s)
@@ -476,9 +502,11 @@ func (e *Engine) endSession(s *directSession, cause error) {
 	e.failSession(s, cause)
 }
 
-// releaseSession drops s's lease and its hold on the parent.
+// releaseSession drops s's lease and its hold on the parent, and what
+// it kept in memory for writing.
 func (e *Engine) releaseSession(s *directSession) {
 	s.stopLease()
+	s.w.dedup = nil
 	if s.hold != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 		defer cancel()
