@@ -142,3 +142,20 @@ func TestSnapshotImportExportDiff(t *testing.T) {
 		t.Fatalf("a token of another block: exit %d, %q", code, errOut)
 	}
 }
+
+func TestSnapshotTransferBadInput(t *testing.T) {
+	sock := startDaemon(t)
+	runCases(t, sock, []cliCase{
+		{[]string{"snapshot", "diff", "snap-0123456789abcdef0"}, exitUsage, "give two snapshot IDs"},
+		{[]string{"snapshot", "export", "snap-0123456789abcdef0"}, exitUsage, "give a snapshot ID and a file"},
+		{[]string{"snapshot", "import"}, exitUsage, "give the image file"},
+		{[]string{"snapshot", "import", "/nonexistent/disk.img"}, exitFailure, "no such file"},
+		{[]string{"get-snapshot-block", "--snapshot-id", "snap-0123456789abcdef0", "out"}, exitUsage, "are required"},
+		{[]string{"list-snapshot-blocks"}, exitUsage, "--snapshot-id is required"},
+		{[]string{"list-changed-blocks", "--first-snapshot-id", "snap-0123456789abcdef0"}, exitUsage, "--second-snapshot-id is required"},
+		{[]string{"list-snapshot-blocks", "--snapshot-id", "snap-0123456789abcdef0"}, exitAPIError,
+			"An error occurred (ResourceNotFoundException) when calling the ListSnapshotBlocks operation"},
+		{[]string{"snapshot", "diff", "snap-0123456789abcdef0", "snap-0123456789abcdef1"}, exitAPIError, "(ResourceNotFoundException)"},
+		{[]string{"list-snapshot-blocks", "--snapshot-id", "snap-0123456789abcdef0", "--max-results", "5"}, exitAPIError, "(ValidationException)"},
+	})
+}
