@@ -452,3 +452,20 @@ func TestEBSIncrementAcrossLineages(t *testing.T) {
 		t.Errorf("GetSnapshotBlock with the key disabled: %s %s (%v)", typ, reason, err)
 	}
 }
+
+// TestEBSChangedBlocksPastAPage: a change far past the first page's
+// worth of equal blocks is found, page after page.
+func TestEBSChangedBlocksPastAPage(t *testing.T) {
+	env := newTestEnv(t)
+	c := ebsClient(env)
+	vol := env.create(t, CreateVolumeInput{SizeBytes: 256 << 20}).VolumeID
+	env.writeRandom(t, vol, 0, 256<<20)
+	s1 := env.snapshotOf(t, vol)
+	env.writeRandom(t, vol, 500*blk, 1)
+	s2 := env.snapshotOf(t, vol)
+	for _, pair := range [][2]string{{s1, s2}, {s2, s1}} {
+		if got := changedIndexes(listChanged(t, c, pair[0], pair[1])); !slices.Equal(got, []int64{500}) {
+			t.Fatalf("ListChangedBlocks(%s, %s) = %v, want [500]", pair[0], pair[1], got)
+		}
+	}
+}

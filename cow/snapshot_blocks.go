@@ -231,6 +231,9 @@ func (d *differ) from(ctx context.Context, start int64) ([]ChangedBlock, int64, 
 			out = append(out, ChangedBlock{Index: c.idx, InFirst: c.inA, InSecond: c.inB})
 		}
 	}
+	if horizon < 1<<63-1 {
+		return out, horizon + 1, nil // a side has more past its last collected
+	}
 	return out, -1, nil
 }
 
