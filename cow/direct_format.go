@@ -219,5 +219,12 @@ func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.Snaps
 // packs are deleted, best effort.
 func (e *Engine) discardWriter(w *blockWriter, snapID string) { e.closePacks(w.pw, true, snapID) }
 
-// closeWriter waits for a completed writer's uploads.
+// packsStored is how many packs the writer stored (after close).
+func (w *blockWriter) packsStored() int { return w.pw.packs }
+
+// forget drops what the writer keeps in memory to dedup (it writes no
+// more).
+func (w *blockWriter) forget() { w.dedup = nil }
+
+// close waits for a completed writer's uploads.
 func (w *blockWriter) close() { w.pw.abort() }

@@ -473,7 +473,7 @@ func (e *Engine) finishSession(s *directSession) error {
 	s.mu.Unlock()
 	s.w.close()
 	e.releaseSession(s)
-	e.log.Info("direct snapshot completed", "snapshot", r.ID, "data_bytes", m.DataBytes, "packs", s.w.pw.packs)
+	e.log.Info("direct snapshot completed", "snapshot", r.ID, "data_bytes", m.DataBytes, "packs", s.w.packsStored())
 	return nil
 }
 
@@ -506,7 +506,7 @@ func (e *Engine) endSession(s *directSession, cause error) {
 // it kept in memory for writing.
 func (e *Engine) releaseSession(s *directSession) {
 	s.stopLease()
-	s.w.dedup = nil
+	s.w.forget()
 	if s.hold != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 		defer cancel()
