@@ -7,6 +7,11 @@
 // optional TCP listener by SigV4 signatures over access keys from a
 // credentials file (sigv4.go).
 //
+// The same listeners serve the EBS direct APIs (REST + JSON under
+// /snapshots, SigV4 service ebs: ebs.go and its siblings), told apart
+// from EC2's requests by their path, and the KMS API (kms.go), told apart
+// by its X-Amz-Target header.
+//
 // The server consumes a small Backend interface, which *cow.Engine
 // satisfies; control never touches Badger, the data files or FUSE. Only
 // cmd/cowvol imports this package.

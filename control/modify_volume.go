@@ -189,7 +189,7 @@ func readModifyVolume(p *params) (modifyVolumeRequest, *APIError) {
 	return r, nil
 }
 
-// gib is a size in bytes in GiB, rounded up, as EC2 reports sizes.
+// gib is a size in bytes in GiB, rounded up, as EC2 and EBS report sizes.
 func gib(bytes int64) int64 { return (bytes + 1<<30 - 1) >> 30 }
 
 func wireModification(m cow.VolumeModification) VolumeModification {

@@ -112,6 +112,7 @@ type Server struct {
 	profiling   bool
 	metrics     http.Handler // nil: no /metrics
 	keys        KeyBackend   // nil: no keyring
+	ebs         *ebsState    // the EBS direct APIs' tokens and limits
 	actions     map[string]action
 	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
 	host        Host            // nil: none (host.go)
@@ -160,6 +161,7 @@ func NewServer(b Backend, opts Options) *Server {
 		keys:        opts.Keys,
 		instance:    opts.Instance,
 		host:        opts.Host,
+		ebs:         newEBSState(),
 	}
 	if s.instance == nil && s.host != nil {
 		s.instance = hostInstance{s.host}
@@ -353,6 +355,9 @@ func failed(action string, caller Caller, e *APIError) outcome {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	if isKMSRequest(r) {
 		return s.serveKMS(w, r, reqID, auth)
+	}
+	if isEBSRequest(r) {
+		return s.serveEBS(w, r, reqID, auth)
 	}
 	var (
 		action string

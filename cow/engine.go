@@ -192,6 +192,10 @@ type Engine struct {
 	// the volume's base and released its frozen blocks, and
 	// DeleteVolume waits for that tail.
 	inFlight *flight
+
+	// direct: snapshots being written through the EBS direct APIs
+	// (direct_snapshot.go).
+	direct directSessions
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -435,6 +439,7 @@ func (e *Engine) volumes() []*volume {
 // its next block and resumes at the next start. Volumes stay usable.
 // Shutdown calls it first, so the final sync races no background writer.
 func (e *Engine) StopBackground() {
+	e.endSessions()
 	e.cancel()
 	e.wg.Wait()
 }
