@@ -3,7 +3,7 @@ package control
 import (
 	"context"
 	"encoding/xml"
-	"net/http"
+	"errors"
 	"slices"
 
 	"github.com/cowvol/cowvol/cow"
@@ -15,13 +15,11 @@ import (
 //     a volume's I/O: an impaired volume fails the reads of the blocks it
 //     cannot read and serves the others, see DescribeVolumeStatus), and
 //     productCodes is empty (no volume carries a Marketplace product code).
-//   - DescribeSnapshotAttribute: createVolumePermission is empty (no
-//     snapshot is shared with other accounts by a permission) and
-//     productCodes is empty.
-//   - ModifySnapshotAttribute is refused with UnsupportedOperation: a
-//     createVolumePermission would have to be stored with the snapshot in
-//     the snapshot store and honoured by CreateVolume on the daemons of
-//     other accounts sharing the store, which the engine does not do yet.
+//   - DescribeSnapshotAttribute: createVolumePermission lists the
+//     accounts (userId) and the group all that may create volumes from
+//     the snapshot besides its owner; productCodes is empty.
+//   - ModifySnapshotAttribute adds and removes those grants on a snapshot
+//     of this account (snapshot_permissions.go).
 
 // Attribute names.
 const (
@@ -29,10 +27,6 @@ const (
 	attrProductCodes           = "productCodes"
 	attrCreateVolumePermission = "createVolumePermission"
 )
-
-// CodeUnsupportedOperation is EC2's answer to a request it understands
-// and does not carry out.
-const CodeUnsupportedOperation = "UnsupportedOperation"
 
 // DescribeVolumeAttributeResponse answers DescribeVolumeAttribute: the
 // volume ID and the one attribute asked for.
@@ -194,7 +188,8 @@ func (s *Server) describeSnapshotAttribute(_ context.Context, p *params) (respon
 	case attrErr != nil:
 		return nil, attrErr
 	}
-	if _, err := s.backend.SnapshotInfo(id); err != nil {
+	si, err := s.backend.SnapshotInfo(id)
+	if err != nil {
 		return nil, backendErr("describe snapshot", err, id)
 	}
 	if dryRun {
@@ -203,7 +198,7 @@ func (s *Server) describeSnapshotAttribute(_ context.Context, p *params) (respon
 	out := &DescribeSnapshotAttributeResponse{SnapshotID: id}
 	switch attr {
 	case attrCreateVolumePermission:
-		out.CreateVolumePermission = &CreateVolumePermissions{}
+		out.CreateVolumePermission = permissionsOf(si)
 	case attrProductCodes:
 		out.ProductCodes = &ProductCodes{}
 	}
@@ -305,11 +300,11 @@ func validAccountID(s string) bool {
 
 // modifySnapshotAttribute: SnapshotId, Attribute (createVolumePermission),
 // CreateVolumePermission.{Add,Remove}.N, OperationType, UserId.N,
-// UserGroup.N, DryRun. The request is checked as EC2 checks it (the
-// snapshot must exist and be the caller's account's), then refused with
-// UnsupportedOperation, DryRun or not: permissions are not stored yet.
-func (s *Server) modifySnapshotAttribute(_ context.Context, p *params) (response, error) {
-	if _, e := p.boolean("DryRun"); e != nil {
+// UserGroup.N, DryRun. The snapshot must exist and be the caller's
+// account's.
+func (s *Server) modifySnapshotAttribute(ctx context.Context, p *params) (response, error) {
+	dryRun, e := p.boolean("DryRun")
+	if e != nil {
 		return nil, e
 	}
 	id, _ := p.get("SnapshotId")
@@ -330,22 +325,22 @@ func (s *Server) modifySnapshotAttribute(_ context.Context, p *params) (response
 	case changeErr != nil:
 		return nil, changeErr
 	}
-	si, err := s.backend.SnapshotInfo(id)
-	if err != nil {
-		return nil, backendErr("describe snapshot", err, id)
+	pb, ok := s.backend.(permissionBackend)
+	if !ok {
+		return nil, errors.New("the engine does not keep snapshot permissions")
 	}
-	if owner := si.OwnerID; owner != "" && owner != s.account {
-		return nil, backendErr("modify snapshot attribute", cow.ErrNotOwner, id)
+	pc := cow.PermissionChange{SnapshotID: id, DryRun: dryRun}
+	for _, g := range change.add {
+		pc.AddUsers, pc.AddAll = appendUser(pc.AddUsers, g), pc.AddAll || g.Group == cowGroupAll
 	}
-	what := "Sharing snapshots"
-	if len(change.add) == 0 {
-		what = "Changing who may create volumes from a snapshot"
+	for _, g := range change.remove {
+		pc.RemoveUsers, pc.RemoveAll = appendUser(pc.RemoveUsers, g), pc.RemoveAll || g.Group == cowGroupAll
 	}
-	return nil, &APIError{
-		Code:       CodeUnsupportedOperation,
-		StatusCode: http.StatusBadRequest,
-		Message: what + " (ModifySnapshotAttribute createVolumePermission) is not supported yet: " +
-			"cowvol does not store volume-creation permissions with snapshots, so snapshot " + id + " has none (DescribeSnapshotAttribute). " +
-			"Whoever reads its snapshot store (every daemon that shares it) may create volumes from it.",
+	if err := pb.ModifySnapshotPermission(ctx, pc); err != nil {
+		return nil, tagError("modify snapshot attribute", &cow.ResourceError{ID: id, Err: err})
 	}
+	if dryRun {
+		return nil, errDryRun()
+	}
+	return &ModifySnapshotAttributeResponse{Return: true}, nil
 }

@@ -57,17 +57,50 @@ func TestAttributes(t *testing.T) {
 			Add: []types.CreateVolumePermission{{UserId: aws.String("111122223333")}},
 		},
 	}
-	for _, dry := range []bool{false, true} {
-		share.DryRun = aws.Bool(dry)
-		_, err = c.ModifySnapshotAttribute(ctx, share)
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != CodeUnsupportedOperation || !strings.Contains(ae.ErrorMessage(), "not supported yet") {
-			t.Errorf("ModifySnapshotAttribute (DryRun %v): %v, want UnsupportedOperation saying not supported yet", dry, err)
-		}
+	// A dry run changes nothing; the call stores the grant, which
+	// DescribeSnapshotAttribute and RestorableBy then show.
+	share.DryRun = aws.Bool(true)
+	_, err = c.ModifySnapshotAttribute(ctx, share)
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != CodeDryRunOperation {
+		t.Errorf("ModifySnapshotAttribute (DryRun): %v, want DryRunOperation", err)
 	}
 	sa, err = c.DescribeSnapshotAttribute(ctx, &awsec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(snap.ID), Attribute: types.SnapshotAttributeNameCreateVolumePermission})
 	if err != nil || len(sa.CreateVolumePermissions) != 0 {
-		t.Errorf("after the refused change: %+v, %v; want no permissions", sa, err)
+		t.Errorf("after the dry run: %+v, %v; want no permissions", sa, err)
+	}
+	share.DryRun = nil
+	share.CreateVolumePermission.Add = append(share.CreateVolumePermission.Add, types.CreateVolumePermission{Group: types.PermissionGroupAll})
+	if _, err := c.ModifySnapshotAttribute(ctx, share); err != nil {
+		t.Fatal(err)
+	}
+	sa, err = c.DescribeSnapshotAttribute(ctx, &awsec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(snap.ID), Attribute: types.SnapshotAttributeNameCreateVolumePermission})
+	if err != nil || len(sa.CreateVolumePermissions) != 2 || sa.CreateVolumePermissions[0].Group != types.PermissionGroupAll ||
+		aws.ToString(sa.CreateVolumePermissions[1].UserId) != "111122223333" {
+		t.Errorf("after sharing: %+v, %v; want all and 111122223333", sa.CreateVolumePermissions, err)
+	}
+	for _, tc := range []struct {
+		by   []string
+		want int
+	}{{nil, 1}, {[]string{"self"}, 1}, {[]string{"111122223333"}, 1}, {[]string{"all"}, 1}, {[]string{"444455556666"}, 1}} {
+		ds, err := c.DescribeSnapshots(ctx, &awsec2.DescribeSnapshotsInput{RestorableByUserIds: tc.by})
+		if err != nil || len(ds.Snapshots) != tc.want {
+			t.Errorf("RestorableBy %v: %d snapshots, %v; want %d", tc.by, len(ds.Snapshots), err, tc.want)
+		}
+	}
+	unshare := &awsec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(snap.ID), OperationType: types.OperationTypeRemove,
+		Attribute: types.SnapshotAttributeNameCreateVolumePermission, GroupNames: []string{"all"}, UserIds: []string{"111122223333"}}
+	if _, err := c.ModifySnapshotAttribute(ctx, unshare); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		by   []string
+		want int
+	}{{[]string{"self"}, 1}, {[]string{"111122223333"}, 0}, {[]string{"all"}, 0}, {[]string{"111122223333", "self"}, 1}} {
+		ds, err := c.DescribeSnapshots(ctx, &awsec2.DescribeSnapshotsInput{RestorableByUserIds: tc.by})
+		if err != nil || len(ds.Snapshots) != tc.want {
+			t.Errorf("unshared, RestorableBy %v: %d snapshots, %v; want %d", tc.by, len(ds.Snapshots), err, tc.want)
+		}
 	}
 
 	missingVol, missingSnap := "vol-00000000000000000", "snap-00000000000000000"
@@ -95,8 +128,8 @@ func TestAttributes(t *testing.T) {
 		{q("ModifySnapshotAttribute", "SnapshotId="+snap.ID+"&CreateVolumePermission.Remove.1.Group=all&CreateVolumePermission.Remove.1.UserId=111122223333"), CodeInvalidParameterValue, "either"},
 		{q("ModifySnapshotAttribute", "SnapshotId="+missingSnap+"&OperationType=add&UserGroup.1=all"), CodeInvalidSnapshotNotFound, missingSnap},
 		{q("ModifySnapshotAttribute", "OperationType=add&UserGroup.1=all"), CodeMissingParameter, "SnapshotId"},
-		{q("ModifySnapshotAttribute", "SnapshotId="+snap.ID+"&OperationType=remove&UserGroup.1=all"), CodeUnsupportedOperation, "Changing who may create volumes"},
-		{q("ModifySnapshotAttribute", "SnapshotId="+snap.ID+"&CreateVolumePermission.Add.1.Group=all&DryRun=true"), CodeUnsupportedOperation, "Sharing snapshots"},
+		{q("ModifySnapshotAttribute", "SnapshotId="+snap.ID+"&CreateVolumePermission.Add.1.Group=all&DryRun=true"), CodeDryRunOperation, ""},
+		{q("DescribeSnapshots", "RestorableBy.1=everyone"), CodeInvalidParameterValue, "RestorableBy"},
 	} {
 		resp, err := env.raw.Post("http://cowvol/", "application/x-www-form-urlencoded", strings.NewReader(tc.body))
 		if err != nil {

@@ -93,12 +93,21 @@ func TestAuthorization(t *testing.T) {
 		{"DescribeSnapshots", "", true, ""},
 		{"DeleteSnapshot", "SnapshotId=" + snap.ID, false, ""},
 		{"CopySnapshot", "SourceSnapshotId=" + snap.ID, false, ""},
+		{"CreateSnapshots", "VolumeId.1=" + vol.ID, false, ""},
 		{"DescribeVolumeAttribute", "VolumeId=" + vol.ID + "&Attribute=autoEnableIO", true, ""},
 		{"DescribeSnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission", true, ""},
 		{"ModifySnapshotAttribute", "SnapshotId=" + snap.ID + "&Attribute=createVolumePermission&OperationType=add&UserId.1=111122223333",
-			false, CodeUnsupportedOperation},
+			false, ""},
+		{"CreateTags", "ResourceId.1=" + vol.ID + "&Tag.1.Key=k", false, ""},
+		{"DeleteTags", "ResourceId.1=" + vol.ID + "&Tag.1.Key=k", false, ""},
+		{"DescribeTags", "", true, ""},
 		{"DescribeAvailabilityZones", "", true, ""},
 		{"DescribeRegions", "", true, ""},
+		{"ModifyVolume", "VolumeId=" + vol.ID + "&Size=2", false, ""},
+		{"DescribeVolumesModifications", "", true, ""},
+		// This server has no Host: attaching is refused.
+		{"AttachVolume", "VolumeId=" + vol.ID + "&InstanceId=i-0123456789abcdef0&Device=/dev/sdf", false, CodeUnsupportedOperation},
+		{"DetachVolume", "VolumeId=" + vol.ID, false, CodeUnsupportedOperation},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

@@ -41,7 +41,6 @@ type ModifySnapshotAttributeInput struct {
 }
 
 // ModifySnapshotAttribute changes who may create volumes from a snapshot.
-// The daemon does not support it yet: it answers UnsupportedOperation.
 func (c *Client) ModifySnapshotAttribute(ctx context.Context, in ModifySnapshotAttributeInput) error {
 	f := url.Values{}
 	f.Set("SnapshotId", in.SnapshotID)

@@ -34,7 +34,9 @@ func (c *Client) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Sn
 type DescribeSnapshotsInput struct {
 	SnapshotIDs []string
 	OwnerIDs    []string
-	Filters     []Filter
+	// RestorableBy: self, all or account IDs (RestorableBy.N).
+	RestorableBy []string
+	Filters      []Filter
 	// MaxResults (at least 5; pages hold at most 1000) pages the answer; 0 means all at once.
 	MaxResults int
 	NextToken  string
@@ -52,6 +54,7 @@ func (c *Client) DescribeSnapshots(ctx context.Context, in DescribeSnapshotsInpu
 	f := url.Values{}
 	setList(f, "SnapshotId", in.SnapshotIDs)
 	setList(f, "Owner", in.OwnerIDs)
+	setList(f, "RestorableBy", in.RestorableBy)
 	setFilters(f, in.Filters)
 	setInt(f, "MaxResults", int64(in.MaxResults))
 	setString(f, "NextToken", in.NextToken)

@@ -7,6 +7,11 @@
 // optional TCP listener by SigV4 signatures over access keys from a
 // credentials file (sigv4.go).
 //
+// The same listeners serve the EBS direct APIs (REST + JSON under
+// /snapshots, SigV4 service ebs: ebs.go and its siblings), told apart
+// from EC2's requests by their path, and the KMS API (kms.go), told apart
+// by its X-Amz-Target header.
+//
 // The server consumes a small Backend interface, which *cow.Engine
 // satisfies; control never touches Badger, the data files or FUSE. Only
 // cmd/cowvol imports this package.
@@ -33,11 +38,22 @@
 //   - the daemon is one region with one zone, "<region>a" (zones.go):
 //     another region or zone, by name or ID, is 400 InvalidParameterValue
 //     naming the valid one;
-//   - ModifySnapshotAttribute: 400 UnsupportedOperation, DryRun or not
-//     (permissions are not stored with snapshots; attributes.go);
+//   - CreateVolume or CopySnapshot of another account's snapshot that did
+//     not grant this one createVolumePermission: 403 UnauthorizedOperation
+//     (such snapshots are listed by DescribeSnapshots, as the shared store
+//     holds them; EC2 would not show them);
+//   - DescribeTags lists the tags of this account's volumes and snapshots;
 //   - a body over MaxBodyBytes: 413 RequestEntityTooLarge; a query string
 //     that does not parse: 400 MalformedQueryString; a method other than
 //     GET or POST: 405 MethodNotAllowed;
+//   - ModifyVolume: a request that changes nothing is 400
+//     InvalidParameterValue; no 6-hour limit between modifications, only
+//     one not completed yet is 400 IncorrectModificationState
+//     (modify_volume.go);
+//   - AttachVolume: the instance is this host (Host.InstanceID, from
+//     /etc/machine-id), the device a loop device (an EC2 device name takes
+//     the first free one); without a Host, attachment calls are 400
+//     UnsupportedOperation (attach_volume.go);
 //   - the data directory's filesystem full: 500 InsufficientVolumeCapacity;
 //     the engine shutting down: 503 ServiceUnavailable.
 package control

@@ -39,6 +39,7 @@ const (
 	CodeServiceUnavailable          = "ServiceUnavailable"
 	CodeUnauthorizedOperation       = "UnauthorizedOperation"
 	CodeUnknownParameter            = "UnknownParameter"
+	CodeUnsupportedOperation        = "UnsupportedOperation"
 	CodeVolumeInUse                 = "VolumeInUse"
 	CodeInvalidSnapshotNotFound     = "InvalidSnapshot.NotFound"
 	CodeIncorrectState              = "IncorrectState"
@@ -155,6 +156,14 @@ func backendError(err error, id string) (*APIError, bool) {
 	case errors.Is(err, cow.ErrIdempotentMismatch):
 		return apiErr(CodeIdempotentParameterMismatch,
 			"The client token you have provided is associated with a resource that is already created with different parameters."), true
+	case errors.Is(err, cow.ErrTagLimitExceeded):
+		return apiErr(CodeTagLimitExceeded, "The maximum number of Tags for a resource has been reached (%d).", cow.MaxTags), true
+	case errors.Is(err, cow.ErrNoCreateVolumePermission):
+		return &APIError{
+			Code:       CodeUnauthorizedOperation,
+			Message:    fmt.Sprintf("You are not authorized to perform this operation: snapshot %s belongs to another account, which has not given yours createVolumePermission.", id),
+			StatusCode: http.StatusForbidden,
+		}, true
 	case errors.Is(err, cow.ErrNotOwner):
 		return &APIError{
 			Code:       CodeUnauthorizedOperation,

@@ -74,7 +74,7 @@ func TestVolumeMatches(t *testing.T) {
 	}
 	for name, want := range map[string]bool{
 		"status": true, "tag:x": true, "tag-key": true, "create-time": true,
-		"tag:": false, "bogus": false, "attachment.status": false, "Status": false,
+		"tag:": false, "bogus": false, "attachment.status": true, "attachment.bogus": false, "Status": false,
 	} {
 		if got := volumeKind.validFilter(name); got != want {
 			t.Errorf("validVolumeFilter(%q) = %v, want %v", name, got, want)

@@ -47,6 +47,12 @@ func FuzzServeQuery(f *testing.F) {
 		"Action=DescribeSnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission&DryRun=true",
 		"Action=ModifySnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&Attribute=createVolumePermission&CreateVolumePermission.Add.1.UserId=111122223333&CreateVolumePermission.Remove.1.Group=all",
 		"Action=ModifySnapshotAttribute&Version=2016-11-15&SnapshotId=snap-0123456789abcdef0&OperationType=add&UserId.1=111122223333&UserGroup.1=all",
+		"Action=CreateTags&Version=2016-11-15&ResourceId.1=vol-0123456789abcdef0&ResourceId.2=snap-0123456789abcdef0&Tag.1.Key=k&Tag.1.Value=v",
+		"Action=DeleteTags&Version=2016-11-15&ResourceId.1=vol-0123456789abcdef0&Tag.1.Key=k&Tag.1.Value=&Tag.2.Key=aws:x",
+		"Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-type&Filter.1.Value.1=volume&MaxResults=5&NextToken=dm9sLTAxMjM0NTY3ODlhYmNkZWYwAGs",
+		"Action=CreateSnapshots&Version=2016-11-15&InstanceSpecification.InstanceId=i-0123456789abcdef0&InstanceSpecification.ExcludeDataVolumeId.1=vol-0123456789abcdef0&CopyTagsFromSource=volume",
+		"Action=CreateSnapshots&Version=2016-11-15&VolumeId.1=vol-0123456789abcdef0&Description=d&TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=k&DryRun=true",
+		"Action=DescribeSnapshots&Version=2016-11-15&RestorableBy.1=self&RestorableBy.2=all",
 	} {
 		f.Add([]byte(seed))
 	}

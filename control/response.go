@@ -83,18 +83,20 @@ type Volume struct {
 	BlockSize          int            `xml:"blockSize"`
 }
 
-// AttachmentSet lists a volume's EC2 attachments. cowvol volumes are not
-// attached to instances, so it is always empty.
+// AttachmentSet lists a volume's EC2 attachments: the loop device it is
+// attached to on this host, if any (attach_volume.go).
 type AttachmentSet struct {
 	Items []Attachment `xml:"item"`
 }
 
 // Attachment is an EC2 volume attachment.
 type Attachment struct {
-	VolumeID   string `xml:"volumeId"`
-	InstanceID string `xml:"instanceId"`
-	Device     string `xml:"device"`
-	Status     string `xml:"status"`
+	VolumeID            string     `xml:"volumeId"`
+	InstanceID          string     `xml:"instanceId"`
+	Device              string     `xml:"device"`
+	Status              string     `xml:"status"`
+	AttachTime          *Timestamp `xml:"attachTime,omitempty"`
+	DeleteOnTermination *bool      `xml:"deleteOnTermination,omitempty"`
 }
 
 // ResponseMetadata is the first element of every successful answer.

@@ -81,6 +81,17 @@ type Options struct {
 	// Profiling serves Go's pprof profiles under /debug/pprof/ on the unix
 	// socket, to callers with full access (for `go tool pprof`).
 	Profiling bool
+	// Metrics, if set, serves the Prometheus metrics at /metrics on the
+	// unix socket, to callers with full or read-only access (metrics.go).
+	Metrics http.Handler
+	// Instance, if set, is this host as an EC2 instance: the volumes
+	// CreateSnapshots' InstanceSpecification names (create_snapshots.go).
+	// Unset, it is Host's: its instance ID and attached volumes.
+	Instance InstanceVolumes
+	// Host, if set, attaches volumes to this host's loop devices
+	// (AttachVolume, DetachVolume) and refreshes their size after
+	// ModifyVolume (host.go). Nil: attachment calls are refused.
+	Host Host
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -99,8 +110,12 @@ type Server struct {
 	sigv4       *sigV4Verifier // nil without access keys
 	readTimeout time.Duration  // for headers
 	profiling   bool
-	keys        KeyBackend // nil: no keyring
+	metrics     http.Handler // nil: no /metrics
+	keys        KeyBackend   // nil: no keyring
+	ebs         *ebsState    // the EBS direct APIs' tokens and limits
 	actions     map[string]action
+	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
+	host        Host            // nil: none (host.go)
 }
 
 // action is one Action the server answers.
@@ -142,7 +157,14 @@ func NewServer(b Backend, opts Options) *Server {
 		policy:      opts.Policy,
 		readTimeout: opts.ReadHeaderTimeout,
 		profiling:   opts.Profiling,
+		metrics:     opts.Metrics,
 		keys:        opts.Keys,
+		instance:    opts.Instance,
+		host:        opts.Host,
+		ebs:         newEBSState(),
+	}
+	if s.instance == nil && s.host != nil {
+		s.instance = hostInstance{s.host}
 	}
 	if len(opts.AccessKeys) > 0 {
 		s.sigv4 = newSigV4Verifier(opts.AccessKeys)
@@ -172,10 +194,19 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshots": {fn: s.describeSnapshots, readOnly: true},
 		"DeleteSnapshot":    {fn: s.deleteSnapshot},
 		"CopySnapshot":      {fn: s.copySnapshot},
+		"CreateSnapshots":   {fn: s.createSnapshots},
 
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
+
+		"CreateTags":                   {fn: s.createTags},
+		"DeleteTags":                   {fn: s.deleteTags},
+		"DescribeTags":                 {fn: s.describeTags, readOnly: true},
+		"ModifyVolume":                 {fn: s.modifyVolume},
+		"DescribeVolumesModifications": {fn: s.describeVolumesModifications, readOnly: true},
+		"AttachVolume":                 {fn: s.attachVolume},
+		"DetachVolume":                 {fn: s.detachVolume},
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},
@@ -266,6 +297,10 @@ func (s *Server) handler(auth authenticator) http.Handler {
 			s.profilingHandler(w, r)
 			return
 		}
+		if s.metrics != nil && r.URL.Path == metricsPath && r.Method == http.MethodGet {
+			s.metricsHandler(w, r)
+			return
+		}
 		s.serveHTTP(w, r, auth)
 	})
 }
@@ -320,6 +355,9 @@ func failed(action string, caller Caller, e *APIError) outcome {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	if isKMSRequest(r) {
 		return s.serveKMS(w, r, reqID, auth)
+	}
+	if isEBSRequest(r) {
+		return s.serveEBS(w, r, reqID, auth)
 	}
 	var (
 		action string

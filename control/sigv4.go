@@ -31,6 +31,9 @@ const (
 	sigV4Algorithm = "AWS4-HMAC-SHA256"
 	sigV4Service   = "ec2"
 	amzDateFormat  = "20060102T150405Z"
+	// unsignedPayload is the payload hash of a request whose body is
+	// not signed.
+	unsignedPayload = "UNSIGNED-PAYLOAD"
 )
 
 // sigV4Verifier authenticates requests by their Signature Version 4
@@ -120,6 +123,8 @@ func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte
 	service := sigV4Service
 	if isKMSRequest(r) {
 		service = kmsService
+	} else if isEBSRequest(r) {
+		service = ebsService
 	}
 	if a.service != service {
 		return Caller{}, authFailure(fmt.Sprintf("wrong service: the credential scope names %q, the request is for %q", clip(a.service), service),
@@ -199,8 +204,14 @@ func (v *sigV4Verifier) checkSignature(ctx context.Context, r *http.Request, bod
 		}
 	}
 	sum := sha256.Sum256(body)
+	payload := hex.EncodeToString(sum[:])
+	if a.service == ebsService && r.Header.Get("X-Amz-Content-Sha256") == unsignedPayload {
+		// PutSnapshotBlock's body is not signed (the SDK sends it
+		// unsigned; its x-amz-Checksum covers it).
+		payload = unsignedPayload
+	}
 	creds := aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey}
-	if err := v.signer.SignHTTP(ctx, creds, re, hex.EncodeToString(sum[:]), a.service, a.region, when); err != nil {
+	if err := v.signer.SignHTTP(ctx, creds, re, payload, a.service, a.region, when); err != nil {
 		return authFailure("the signature cannot be recomputed: "+err.Error(), "The signature cannot be verified.")
 	}
 	want, ok := parseAuthorization(re.Header.Get("Authorization"))

@@ -191,37 +191,36 @@ func (s *Server) describeSnapshots(ctx context.Context, p *params) (response, er
 	if e != nil {
 		return nil, e
 	}
-	if _, e := p.stringList("RestorableBy"); e != nil {
+	restorable, e := p.stringList("RestorableBy")
+	if e != nil {
 		return nil, e
 	}
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
+	if e := checkRestorableBy(restorable); e != nil {
+		return nil, e
+	}
 	if r.dryRun {
 		return nil, errDryRun()
 	}
-	all, err := s.snapshots(ctx)
-	if err != nil {
-		return nil, err
-	}
-	page, next, e := snapshotKind.answer(all, r, func(w *Snapshot) bool { return s.ownedBy(owners, w.OwnerID) })
-	if e != nil {
-		return nil, e
-	}
-	return &DescribeSnapshotsResponse{SnapshotSet: SnapshotSet{Items: page}, NextToken: next}, nil
-}
-
-// snapshots returns every snapshot in wire form, sorted by ID.
-func (s *Server) snapshots(ctx context.Context) ([]Snapshot, error) {
 	infos, err := s.backend.DescribeSnapshots(ctx)
 	if err != nil {
 		return nil, backendErr("describe snapshots", err, "")
 	}
 	all := make([]Snapshot, 0, len(infos))
+	byID := make(map[string]cow.SnapshotInfo, len(infos))
 	for _, info := range infos {
 		all = append(all, s.wireSnapshot(info))
+		byID[info.ID] = info
 	}
-	return all, nil
+	page, next, e := snapshotKind.answer(all, r, func(w *Snapshot) bool {
+		return s.ownedBy(owners, w.OwnerID) && s.restorableBy(restorable, byID[w.SnapshotID])
+	})
+	if e != nil {
+		return nil, e
+	}
+	return &DescribeSnapshotsResponse{SnapshotSet: SnapshotSet{Items: page}, NextToken: next}, nil
 }
 
 // ownedBy reports whether this daemon's snapshots match an Owner.N list:
@@ -344,6 +343,9 @@ func (s *Server) copySnapshot(ctx context.Context, p *params) (response, error) 
 		return nil, backendErr("validate tags", err, "")
 	}
 	cp := cow.CopySnapshotParams{SourceSnapshotID: srcID, Description: desc, Tags: tags, Encrypted: encrypted, KMSKeyID: kmsKeyID}
+	if err := s.mayUseSnapshot(ctx, srcID); err != nil {
+		return nil, err
+	}
 	if dryRun {
 		if err := s.backend.CheckCopySnapshot(ctx, cp); err != nil {
 			return nil, s.copyError(err, srcID)

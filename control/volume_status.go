@@ -181,9 +181,16 @@ func (s *Server) describeVolumeStatus(ctx context.Context, p *params) (response,
 	if err != nil {
 		return nil, backendErr("describe volumes", err, "")
 	}
+	snaps, err := s.backend.DescribeSnapshots(ctx)
+	if err != nil {
+		return nil, backendErr("describe snapshots", err, "")
+	}
+	retrying := flushEvents(snaps) // flush_events.go
 	all := make([]VolumeStatusItem, 0, len(infos))
 	for _, info := range infos {
-		all = append(all, s.wireVolumeStatus(info))
+		it := s.wireVolumeStatus(info)
+		it.Events.Items = append(it.Events.Items, retrying[info.ID]...)
+		all = append(all, it)
 	}
 	page, next, e := volumeStatusKind.answer(all, r, nil)
 	if e != nil {

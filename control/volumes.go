@@ -128,6 +128,9 @@ func (s *Server) createVolume(ctx context.Context, p *params) (response, error) 
 			if err := s.checkSnapshotForVolume(snapshotID, size, bs); err != nil {
 				return nil, err
 			}
+			if err := s.mayUseSnapshot(ctx, snapshotID); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.backend.CheckVolumeEncryption(ctx, cp); err != nil {
 			return nil, backendErr("create volume", err, snapshotID)
@@ -228,6 +231,7 @@ var volumeKind = &describeKind[Volume]{
 		"availability-zone": func(v *Volume) string { return v.AvailabilityZone },
 		"volume-type":       func(v *Volume) string { return v.VolumeType },
 	},
+	lists: attachmentFilters,
 }
 
 // describeVolumes: VolumeId.N, Filter.N, MaxResults, NextToken, DryRun.
@@ -249,6 +253,9 @@ func (s *Server) describeVolumes(ctx context.Context, p *params) (response, erro
 	all := make([]Volume, 0, len(infos))
 	for _, info := range infos {
 		all = append(all, s.wireVolume(info, true))
+	}
+	if err := s.withAttachments(ctx, all); err != nil {
+		return nil, err
 	}
 	page, next, e := volumeKind.answer(all, r, nil)
 	if e != nil {

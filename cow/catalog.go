@@ -68,9 +68,13 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 	e.snapMu.Unlock()
 
 	found := map[string]bool{}
+	attrMods := map[string]time.Time{} // snapshot_attributes.go
 	err := st.List(ctx, "snapshots/", func(o snapstore.ObjectInfo) error {
 		if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "snapshots/"), "/manifest"); ok && !strings.Contains(id, "/") {
 			found[id] = true
+		}
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "snapshots/"), "/attributes"); ok && !strings.Contains(id, "/") {
+			attrMods[id] = o.ModTime
 		}
 		return nil
 	})
@@ -110,6 +114,7 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 			e.log.Warn("cannot read a snapshot's manifest", "snapshot", id, "store", name, "err", err)
 		}
 	}
+	e.refreshAttributes(ctx, name, st, attrMods)
 	return nil
 }
 
@@ -146,6 +151,9 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 		seen:  seen,
 	}
 	s.rec.CompletionTime = m.CompletionTime
+	if s.attrs, err = readStoreAttributes(ctx, st, id); err != nil {
+		return nil, err
+	}
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	if own, ok := e.snaps[id]; ok {

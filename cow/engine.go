@@ -179,6 +179,7 @@ type Engine struct {
 	vols      map[string]*volume
 	closed    bool
 	onRemoved func(id string)
+	onResized func(id string) // volume_modify.go
 
 	// snapMu guards snaps (and makes CreateSnapshot's limit check and
 	// fork one step).
@@ -193,6 +194,10 @@ type Engine struct {
 	// the volume's base and released its frozen blocks, and
 	// DeleteVolume waits for that tail.
 	inFlight *flight
+
+	// direct: snapshots being written through the EBS direct APIs
+	// (direct_snapshot.go).
+	direct directSessions
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -373,9 +378,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 	}
 	v := &volume{
 		id:        r.ID,
-		size:      r.Size,
 		blockSize: int64(r.BlockSize),
-		blocks:    uint64(r.Size / int64(r.BlockSize)),
 		created:   r.CreateTime,
 		snapshot:  r.SnapshotID,
 		env:       e.volumeEnv,
@@ -386,6 +389,7 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 		dirty:     make(map[uint64]struct{}),
 		record:    r,
 	}
+	v.size.Store(r.Size)
 	for s := r.BlockSize; s > 1; s >>= 1 {
 		v.shift++
 	}
@@ -438,6 +442,7 @@ func (e *Engine) volumes() []*volume {
 // its next block and resumes at the next start. Volumes stay usable.
 // Shutdown calls it first, so the final sync races no background writer.
 func (e *Engine) StopBackground() {
+	e.endSessions()
 	e.cancel()
 	e.wg.Wait()
 }
@@ -513,6 +518,9 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	if p.SnapshotID != "" {
 		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
 		if err != nil {
+			return VolumeInfo{}, err
+		}
+		if err := e.checkCreateVolumePermission(ctx, s); err != nil {
 			return VolumeInfo{}, err
 		}
 		src = s.record()

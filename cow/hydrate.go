@@ -198,12 +198,12 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		v.clearFault(key)
 	case !unreadable(err):
 		return err
-	case v.rangeMapped(0, v.blocks):
+	case v.rangeMapped(0, v.blockCount()):
 		// Every block was written since: the base is not needed.
 		v.clearFault(key)
 		return e.hydrated(ctx, v, 0, start)
 	default:
-		v.recordSpan(objManifest, key, 0, v.blocks, err)
+		v.recordSpan(objManifest, key, 0, v.blockCount(), err)
 		return errFaultsRemain
 	}
 	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
@@ -232,7 +232,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 // and skipped; a failure to reach the store ends it.
 func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Store, ref snapfmt.SegmentRef, k *lineage.Keys) (int, error) {
 	lo := ref.Index << snapfmt.SegmentShift
-	hi := min(lo+1<<snapfmt.SegmentShift, v.blocks)
+	hi := min(lo+1<<snapfmt.SegmentShift, v.blockCount())
 	seg, err := e.reader.sharedSegment(ctx, st, ref.Key, k)
 	switch {
 	case err == nil:
@@ -249,7 +249,7 @@ func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Sto
 	n := 0
 	for _, se := range seg.Entries { // in block order
 		blk := lo | uint64(se.Off)
-		if blk >= v.blocks || v.rangeMapped(blk, blk+1) {
+		if blk >= v.blockCount() || v.rangeMapped(blk, blk+1) {
 			continue
 		}
 		if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {

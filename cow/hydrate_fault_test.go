@@ -244,7 +244,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 
 			// The hydrator skips the bad blocks and hydrates the rest.
 			waitUntil(t, "the volume impaired and the good blocks hydrated", func() bool {
-				for blk := range v.blocks {
+				for blk := range v.blockCount() {
 					if !isBad[blk] && !v.rangeMapped(blk, blk+1) {
 						return false
 					}
@@ -272,7 +272,7 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 			h := openHandle(t, env.eng, rv.ID)
 			defer h.Close()
 			got := make([]byte, faultBlock)
-			for blk := range v.blocks {
+			for blk := range v.blockCount() {
 				for range 3 {
 					_, err := h.ReadAt(got, int64(blk)*faultBlock)
 					switch {

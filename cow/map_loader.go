@@ -134,8 +134,8 @@ func (l *mapLoad) checkSlot(volID string, slot uint64) error {
 
 // checkEntry checks a live-map record of block blk.
 func (v *volume) checkEntry(blk uint64, me meta.Extent) error {
-	if blk >= v.blocks {
-		return fmt.Errorf("%w: volume %s: live map entry for block %d beyond the volume's %d blocks", ErrMetadataDamaged, v.id, blk, v.blocks)
+	if blk >= v.blockCount() {
+		return fmt.Errorf("%w: volume %s: live map entry for block %d beyond the volume's %d blocks", ErrMetadataDamaged, v.id, blk, v.blockCount())
 	}
 	if me.Zero() {
 		return nil
@@ -175,7 +175,7 @@ func (v *volume) demandPage(p uint64) error {
 		return nil
 	}
 	first := p << pageShift
-	last := min(first+pageLen, v.blocks) - 1
+	last := min(first+pageLen, v.blockCount()) - 1
 	var page []pageEntry
 	err := l.view.LiveRange(v.id, first, last, func(blk uint64, me meta.Extent) error {
 		if err := v.checkEntry(blk, me); err != nil {
@@ -325,7 +325,7 @@ func (v *volume) scanLive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pages := (v.blocks + pageLen - 1) >> pageShift
+	pages := (v.blockCount() + pageLen - 1) >> pageShift
 	if !have {
 		return v.scanned(ctx, pages, nil, pages)
 	}

@@ -49,6 +49,9 @@ func (e *Engine) recover(accept, damaged bool) error {
 	for _, r := range snaps {
 		e.snaps[r.ID] = &snapshot{rec: r}
 	}
+	if err := e.loadSnapshotAttributes(); err != nil {
+		return err
+	}
 	lost, err := e.settleFindings(known, findings, accept, damaged)
 	if err != nil {
 		return err
@@ -269,8 +272,8 @@ func (e *Engine) replayJournal(ov *openedVolume) error {
 	l.replayGen = v.gen
 	seen := map[uint64]bool{}
 	for _, r := range recs {
-		if r.blk >= v.blocks {
-			return fmt.Errorf("map journal: block %d beyond the volume's %d blocks", r.blk, v.blocks)
+		if r.blk >= v.blockCount() {
+			return fmt.Errorf("map journal: block %d beyond the volume's %d blocks", r.blk, v.blockCount())
 		}
 		if !seen[r.blk] {
 			seen[r.blk] = true

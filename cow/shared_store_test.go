@@ -98,6 +98,13 @@ func TestSharedStoreCatalogue(t *testing.T) {
 	if err := b.DeleteSnapshot(ctx, snap.ID); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("B deleting A's snapshot: %v, want ErrNotOwner", err)
 	}
+	// Only once A's account gives B's createVolumePermission.
+	if _, err := b.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID}); !errors.Is(err, ErrNoCreateVolumePermission) {
+		t.Fatalf("B creating a volume from A's snapshot unshared: %v, want ErrNoCreateVolumePermission", err)
+	}
+	if err := a.ModifySnapshotPermission(ctx, PermissionChange{SnapshotID: snap.ID, AddUsers: []string{"222222222222"}}); err != nil {
+		t.Fatal(err)
+	}
 	// B's hydration never starts (background stopped before the
 	// create): every block B reads comes from the store, through B's hold.
 	b.StopBackground()
@@ -260,6 +267,9 @@ func TestSharedStoreConcurrentGC(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitSnapshot(t, a, s.ID)
+		if err := a.ModifySnapshotPermission(ctx, PermissionChange{SnapshotID: s.ID, AddUsers: []string{"222222222222"}}); err != nil {
+			t.Fatal(err)
+		}
 		if round%4 == 3 {
 			// The newest goes at once: the volume's base is then only
 			// its hold, which the next flush swaps for another while

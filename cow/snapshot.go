@@ -29,9 +29,17 @@ type snapshot struct {
 	// the store (so it may be stored, though the attempt failed).
 	manifestSent atomic.Bool
 
-	// mu guards rec.
+	// attrMu serialises changes of the attributes (snapshot_attributes.go).
+	attrMu sync.Mutex
+
+	// mu guards rec, attrs and attrsSeen.
 	mu  sync.Mutex
 	rec meta.SnapshotRecord
+	// attrs: the tags and permissions as changed since creation (nil:
+	// none changed); attrsSeen: the store's time of the attributes
+	// object they were last read from.
+	attrs     *meta.SnapshotAttributes
+	attrsSeen time.Time
 }
 
 func (s *snapshot) record() meta.SnapshotRecord {
@@ -62,7 +70,9 @@ func (s *snapshot) info() SnapshotInfo {
 	if r.Encryption != nil {
 		si.Encrypted, si.KMSKeyARN, si.DataKeyID = true, r.Encryption.KMSKeyARN, r.Encryption.DataKeyID
 	}
-	si.Tags = tagsFromMeta(r.Tags)
+	a := s.attributes()
+	si.Tags = tagsFromMeta(a.Tags)
+	si.CreateVolumeUsers, si.CreateVolumeAll = a.CreateVolumeUsers, a.CreateVolumeAll
 	return si
 }
 
@@ -133,7 +143,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		State:       string(SnapshotPending),
 		StartTime:   time.Now().UTC().Truncate(time.Millisecond),
 		Description: p.Description,
-		VolumeSize:  v.size,
+		VolumeSize:  v.sizeNow(),
 		BlockSize:   int(v.blockSize),
 		Store:       storeName,
 	}
@@ -260,6 +270,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		s.mu.Lock()
 		s.rec = r
 		s.mu.Unlock()
+		if err := e.dropSnapshotAttributes(ctx, r); err != nil {
+			e.log.Warn("dropping a deleted pending snapshot's attributes", "snapshot", id, "err", err)
+		}
 		e.log.Info("pending snapshot deleted", "snapshot", id)
 		return nil
 	}
@@ -276,6 +289,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		}
 	}
 	if err := e.meta.DeleteSnapshot(id); err != nil {
+		return err
+	}
+	if err := e.dropSnapshotAttributes(ctx, r); err != nil {
 		return err
 	}
 	if err := e.metaSync.sync(); err != nil {

@@ -73,6 +73,11 @@ type SnapshotInfo struct {
 	DataKeyID string
 	// CopyOf is the source of a snapshot made by CopySnapshot.
 	CopyOf string
+	// CreateVolumeUsers are the accounts besides the owner that may
+	// create volumes from the snapshot (createVolumePermission);
+	// CreateVolumeAll: every account may.
+	CreateVolumeUsers []string
+	CreateVolumeAll   bool
 }
 
 // CreateSnapshotParams are the inputs to Engine.CreateSnapshot.

@@ -178,7 +178,7 @@ func (g *spaceGuard) Claim(n int64) (release func(), err error) {
 // dir's file system claim their writes from g.
 func (g *spaceGuard) guardStores(stores ...snapstore.Store) {
 	for _, st := range stores {
-		d, ok := st.(*snapstore.Dir)
+		d, ok := snapstore.Underlying(st).(*snapstore.Dir)
 		if !ok {
 			continue
 		}

@@ -18,11 +18,13 @@ import (
 // volume is the engine's state for one volume: its record, its live map in
 // memory, its data file and what has changed since the last sync.
 type volume struct {
-	id        string
-	size      int64
+	id string
+	// size is the volume's size in bytes, a multiple of blockSize: it
+	// grows (ModifyVolume, volume_modify.go) and never shrinks; see
+	// sizeNow and blockCount.
+	size      atomic.Int64
 	blockSize int64
-	blocks    uint64 // size / blockSize
-	shift     uint   // log2(blockSize)
+	shift     uint // log2(blockSize)
 	// stride is a slot's length in the data file: the block, and for an
 	// encrypted volume its sectors' seals.
 	stride int64
@@ -652,7 +654,7 @@ func (v *volume) info() VolumeInfo {
 	defer v.mapMu.Unlock()
 	vi := VolumeInfo{
 		ID:             v.id,
-		Size:           v.size,
+		Size:           v.sizeNow(),
 		BlockSize:      int(v.blockSize),
 		State:          VolumeAvailable,
 		CreateTime:     v.created,
@@ -660,6 +662,7 @@ func (v *volume) info() VolumeInfo {
 		OpenCount:      v.opens,
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
 		Hydrating:      v.record.Hydrating,
+		DirtyBlocks:    len(v.dirty) + v.slots.waiting() + int(v.writes.Load()),
 	}
 	if enc := v.record.Encryption; enc != nil {
 		vi.Encrypted, vi.KMSKeyARN, vi.DataKeyID = true, enc.KMSKeyARN, enc.DataKeyID

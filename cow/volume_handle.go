@@ -32,7 +32,7 @@ func (e *Engine) OpenVolume(id string) (*Volume, error) {
 func (h *Volume) ID() string { return h.v.id }
 
 // Size is the volume's size in bytes.
-func (h *Volume) Size() int64 { return h.v.size }
+func (h *Volume) Size() int64 { return h.v.sizeNow() }
 
 // BlockSize is the volume's copy-on-write grain in bytes.
 func (h *Volume) BlockSize() int { return int(h.v.blockSize) }
@@ -46,11 +46,11 @@ func (h *Volume) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset %d", ErrOutOfRange, off)
 	}
-	if off >= h.v.size {
+	if off >= h.v.sizeNow() {
 		return 0, io.EOF
 	}
 	var eof error
-	if rest := h.v.size - off; int64(len(p)) > rest {
+	if rest := h.v.sizeNow() - off; int64(len(p)) > rest {
 		p, eof = p[:rest], io.EOF
 	}
 	h.v.env.bg.foreground()
@@ -105,8 +105,8 @@ func (h *Volume) check(off, n int64) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
-	if off < 0 || n < 0 || off > h.v.size || n > h.v.size-off {
-		return fmt.Errorf("%w: %d+%d on a %d-byte volume", ErrOutOfRange, off, n, h.v.size)
+	if off < 0 || n < 0 || off > h.v.sizeNow() || n > h.v.sizeNow()-off {
+		return fmt.Errorf("%w: %d+%d on a %d-byte volume", ErrOutOfRange, off, n, h.v.sizeNow())
 	}
 	return nil
 }

@@ -149,7 +149,7 @@ func (v *volume) recordFault(blk uint64, err error) bool {
 		lo := blk >> snapfmt.SegmentShift << snapfmt.SegmentShift
 		v.recordSpan(objSegment, oe.key, lo, lo+1<<snapfmt.SegmentShift, err)
 	case objManifest:
-		v.recordSpan(objManifest, oe.key, 0, v.blocks, err)
+		v.recordSpan(objManifest, oe.key, 0, v.blockCount(), err)
 	default:
 		h := &v.health
 		h.mu.Lock()
@@ -318,9 +318,9 @@ func (v *volume) statusInfo(vi *VolumeInfo) {
 		vf := VolumeFault{SnapshotID: v.snapshot, Key: f.key, Err: f.err, Since: f.since, Blocks: f.blocks, MoreBlocks: f.more}
 		switch f.kind {
 		case objSegment:
-			vf.FirstBlock, vf.EndBlock = f.lo, min(f.hi, v.blocks)
+			vf.FirstBlock, vf.EndBlock = f.lo, min(f.hi, v.blockCount())
 		case objManifest:
-			vf.FirstBlock, vf.EndBlock = 0, v.blocks
+			vf.FirstBlock, vf.EndBlock = 0, v.blockCount()
 		}
 		vi.Faults = append(vi.Faults, vf)
 	}

@@ -16,9 +16,6 @@ const (
 	MaxBlockSize     = 1 << 20  // 1 MiB
 	DefaultBlockSize = 64 << 10 // 64 KiB: the copy-on-write grain
 	MaxVolumeSize    = 64 << 40 // 64 TiB
-	MaxTags          = 50       // as EC2
-	MaxTagKeyLen     = 127
-	MaxTagValueLen   = 255
 )
 
 // VolumeState is a volume's lifecycle state, named as EC2 names them.
@@ -62,6 +59,10 @@ type VolumeInfo struct {
 	AllocatedBytes int64
 	// Hydrating: some blocks are still read from the snapshot.
 	Hydrating bool
+	// DirtyBlocks are the blocks written whose map entries are not yet
+	// synced (fsync, or the sync interval, makes them durable), with the
+	// writes under way: what a crash now would lose unless fsynced.
+	DirtyBlocks int
 	// Status is the volume's health, as DescribeVolumeStatus reports it:
 	// impaired while blocks of the snapshot it was restored from cannot
 	// be read (State stays available or in-use: the other blocks work).
@@ -187,28 +188,6 @@ func ValidateGeometry(size int64, blockSize int) error {
 	}
 	if size%int64(blockSize) != 0 {
 		return fmt.Errorf("%w: %d bytes is not a multiple of the block size %d", ErrInvalidSize, size, blockSize)
-	}
-	return nil
-}
-
-// ValidateTags checks tag count and lengths the way EC2 does.
-func ValidateTags(tags []Tag) error {
-	if len(tags) > MaxTags {
-		return fmt.Errorf("%w: %d tags (at most %d)", ErrInvalidParameter, len(tags), MaxTags)
-	}
-	seen := make(map[string]bool, len(tags))
-	for _, t := range tags {
-		switch {
-		case t.Key == "":
-			return fmt.Errorf("%w: empty tag key", ErrInvalidParameter)
-		case len(t.Key) > MaxTagKeyLen:
-			return fmt.Errorf("%w: tag key longer than %d characters", ErrInvalidParameter, MaxTagKeyLen)
-		case len(t.Value) > MaxTagValueLen:
-			return fmt.Errorf("%w: tag value longer than %d characters", ErrInvalidParameter, MaxTagValueLen)
-		case seen[t.Key]:
-			return fmt.Errorf("%w: duplicate tag key %q", ErrInvalidParameter, t.Key)
-		}
-		seen[t.Key] = true
 	}
 	return nil
 }

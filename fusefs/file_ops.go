@@ -121,6 +121,8 @@ func (r *rawFS) volumeHandle(node, fh uint64) (*cow.Volume, syscall.Errno) {
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	r.gate.enter()
 	defer r.gate.leave()
+	rec := r.begin(OpRead)
+	defer rec.end()
 	dest := buf[:min(len(buf), int(in.Size))]
 	if kind, id := r.nodes.resolve(in.NodeId); kind == kindSnapshot {
 		return r.readSnapshot(id, dest, int64(in.Offset))
@@ -130,6 +132,11 @@ func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 		return nil, status(errno)
 	}
 	n, err := h.ReadAt(dest, int64(in.Offset))
+	if errors.Is(err, io.EOF) {
+		rec.done(h.ID(), int64(n), nil)
+	} else {
+		rec.done(h.ID(), int64(n), err)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if !errors.Is(err, cow.ErrImpaired) { // logged once, where it is found
 			r.log.Error("read failed", "volume", h.ID(), "off", in.Offset, "len", len(dest), "err", err)
@@ -154,11 +161,14 @@ func (r *rawFS) readSnapshot(id string, dest []byte, off int64) (fuse.ReadResult
 func (r *rawFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
 	r.gate.enter()
 	defer r.gate.leave()
+	rec := r.begin(OpWrite)
+	defer rec.end()
 	h, errno := r.volumeHandle(in.NodeId, in.Fh)
 	if errno != 0 {
 		return 0, status(errno)
 	}
 	n, err := h.WriteAt(data, int64(in.Offset))
+	rec.done(h.ID(), int64(n), err)
 	if err != nil {
 		if !errors.Is(err, cow.ErrOutOfRange) {
 			r.log.Error("write failed", "volume", h.ID(), "off", in.Offset, "len", len(data), "err", err)
@@ -173,7 +183,9 @@ func (r *rawFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (ui
 func (r *rawFS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 	r.gate.enter()
 	defer r.gate.leave()
-	return r.sync(in.NodeId, in.Fh)
+	rec := r.begin(OpFsync)
+	defer rec.end()
+	return r.sync(in.NodeId, in.Fh, rec)
 }
 
 // Flush (close(2) of a descriptor) syncs too: a writer that closes without
@@ -181,10 +193,12 @@ func (r *rawFS) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 func (r *rawFS) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
 	r.gate.enter()
 	defer r.gate.leave()
-	return r.sync(in.NodeId, in.Fh)
+	rec := r.begin(OpFlush)
+	defer rec.end()
+	return r.sync(in.NodeId, in.Fh, rec)
 }
 
-func (r *rawFS) sync(node, fh uint64) fuse.Status {
+func (r *rawFS) sync(node, fh uint64, rec *ioRecord) fuse.Status {
 	if kind, _ := r.nodes.resolve(node); kind != kindVolume {
 		return fuse.OK
 	}
@@ -192,7 +206,9 @@ func (r *rawFS) sync(node, fh uint64) fuse.Status {
 	if errno != 0 {
 		return status(errno)
 	}
-	if err := h.Sync(); err != nil {
+	err := h.Sync()
+	rec.done(h.ID(), 0, err)
+	if err != nil {
 		r.log.Error("fsync failed", "volume", h.ID(), "err", err)
 		return status(toErrno(err))
 	}
@@ -229,7 +245,18 @@ func (r *rawFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Sta
 	if errno != 0 {
 		return status(errno)
 	}
-	return status(fallocate(r, h, in.Offset, in.Length, in.Mode))
+	if !isDiscard(in.Mode) {
+		return status(fallocate(r, h, in.Offset, in.Length, in.Mode))
+	}
+	rec := r.begin(OpDiscard)
+	defer rec.end()
+	errno = fallocate(r, h, in.Offset, in.Length, in.Mode)
+	if errno != 0 {
+		rec.done(h.ID(), 0, errno)
+	} else {
+		rec.done(h.ID(), int64(in.Length), nil)
+	}
+	return status(errno)
 }
 
 func fallocate(r *rawFS, h *cow.Volume, off, size uint64, mode uint32) syscall.Errno {

@@ -31,6 +31,7 @@ type rawFS struct {
 	nodes *inodes
 	gate  *gate
 	opens *openTable
+	obs   Observer
 
 	server atomic.Pointer[fuse.Server]
 
@@ -51,6 +52,7 @@ func newRawFS(eng *cow.Engine, log *slog.Logger, acc fileAccess, opens *openTabl
 		acc:           acc,
 		nodes:         newInodes(eng),
 		gate:          newGate(),
+		obs:           nopObserver{},
 		opens:         opens,
 		incarnation:   incarnation,
 		handles:       map[uint64]*cow.Volume{},
@@ -196,6 +198,7 @@ func (r *rawFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, o
 // forgetVolume drops a deleted volume's file from the kernel's caches.
 func (r *rawFS) forgetVolume(id string) {
 	r.nodes.forgetVolume(id)
+	r.obs.VolumeRemoved(id)
 	if s := r.server.Load(); s != nil {
 		if st := s.EntryNotify(rootIno, id); st != fuse.OK && st != fuse.ENOENT {
 			r.log.Debug("notify entry", "volume", id, "status", st)

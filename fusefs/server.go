@@ -38,6 +38,8 @@ type Config struct {
 	// VolumeGroup, if set, is the group of the volume and snapshot files
 	// (fileAccess).
 	VolumeGroup *uint32
+	// Observer, if set, is told of every request on volume files (metrics).
+	Observer Observer
 }
 
 // Server serves the tree on one FUSE connection.
@@ -96,6 +98,9 @@ func Serve(eng *cow.Engine, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	fs := newRawFS(eng, log, newFileAccess(cfg.VolumeGroup), opens, sess.Incarnation)
+	if cfg.Observer != nil {
+		fs.obs = cfg.Observer
+	}
 	for _, rec := range recs {
 		if err := fs.adopt(rec); err != nil {
 			log.Warn("an open handle of a volume that is gone", "volume", rec.id, "fh", rec.fh, "err", err)
@@ -128,6 +133,7 @@ func Serve(eng *cow.Engine, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	eng.OnVolumeRemoved(fs.forgetVolume)
+	eng.OnVolumeResized(fs.volumeResized)
 	s := &Server{srv: srv, fs: fs, mountpoint: cfg.Mountpoint, served: make(chan struct{})}
 	if cfg.Takeover {
 		switch st := srv.NotifyResend(); st {

@@ -272,10 +272,20 @@ func TestAWSCLIDrivesCowvol(t *testing.T) {
 		if sa.SnapshotId != snap || sa.CreateVolumePermissions == nil || len(sa.CreateVolumePermissions) != 0 {
 			t.Errorf("describe-snapshot-attribute createVolumePermission: %+v", sa)
 		}
-		r2 := a.mustFail(t, "UnsupportedOperation", "ec2", "modify-snapshot-attribute", "--snapshot-id", snap,
+		a.mustJSON(t, nil, "ec2", "modify-snapshot-attribute", "--snapshot-id", snap,
 			"--attribute", "createVolumePermission", "--operation-type", "add", "--user-ids", "111122223333")
-		if !strings.Contains(r2.Stderr, "not supported yet") {
-			t.Errorf("modify-snapshot-attribute: %q, want it to say not supported yet", r2.Stderr)
+		var shared struct {
+			CreateVolumePermissions []struct{ UserId, Group string }
+		}
+		a.mustJSON(t, &shared, "ec2", "describe-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission")
+		if len(shared.CreateVolumePermissions) != 1 || shared.CreateVolumePermissions[0].UserId != "111122223333" {
+			t.Errorf("describe-snapshot-attribute after modify-snapshot-attribute: %+v", shared)
+		}
+		a.mustJSON(t, nil, "ec2", "modify-snapshot-attribute", "--snapshot-id", snap,
+			"--create-volume-permission", "Remove=[{UserId=111122223333}]")
+		a.mustJSON(t, &shared, "ec2", "describe-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission")
+		if len(shared.CreateVolumePermissions) != 0 {
+			t.Errorf("describe-snapshot-attribute after the removal: %+v", shared)
 		}
 	})
 

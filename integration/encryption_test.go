@@ -269,6 +269,7 @@ func TestEncryptedSnapshotsInS3(t *testing.T) {
 		if len(s) != 1 || !s[0].Encrypted || s[0].KmsKeyId != vol.KmsKeyId {
 			t.Fatalf("host C describes %+v", s)
 		}
+		a.mustCLI(t, "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--operation-type", "add", "--user-ids", "333333333333")
 		_, stderr, code := c.cli(t, "create-volume", "--snapshot-id", snap.SnapshotId)
 		if code != 254 || !strings.Contains(stderr, "(InvalidKMSKey.NotFound)") {
 			t.Fatalf("host C restores another keyring's snapshot: exit %d, %s", code, stderr)

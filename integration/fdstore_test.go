@@ -21,6 +21,7 @@ import (
 type fakeSystemd struct {
 	sock string
 	conn *net.UnixConn
+	env  []string // more environment for the daemon (WATCHDOG_USEC=...)
 
 	mu     sync.Mutex
 	states []string
@@ -97,6 +98,19 @@ func (f *fakeSystemd) received(state string, fds []int) {
 	}
 }
 
+// count is how many notifications containing s arrived.
+func (f *fakeSystemd) count(s string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, st := range f.states {
+		if strings.Contains(st, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // saw reports whether a notification containing s arrived.
 func (f *fakeSystemd) saw(s string) bool {
 	f.mu.Lock()
@@ -139,7 +153,7 @@ func (f *fakeSystemd) launch(t *testing.T, d *daemon) {
 		script = `exec "$0" "$@"`
 	}
 	cmd := exec.Command("sh", append([]string{"-c", script, cowvolBin}, argv...)...)
-	cmd.Env = append(d.environ(), "NOTIFY_SOCKET="+f.sock)
+	cmd.Env = append(append(d.environ(), "NOTIFY_SOCKET="+f.sock), f.env...)
 	cmd.ExtraFiles = extra
 	d.startCmd(t, cmd)
 }

@@ -27,7 +27,7 @@ func missingPrivileges() []string {
 
 // tools are the commands the tests run; each is looked up on PATH and then in
 // the sbin directories, which a non-login root PATH may lack.
-var tools = []string{"losetup", "mount", "umount", "mkfs.ext4", "e2fsck", "fstrim", "fio"}
+var tools = []string{"losetup", "mount", "umount", "mkfs.ext4", "e2fsck", "resize2fs", "fstrim", "fio"}
 
 var (
 	toolPathsOnce sync.Once

@@ -76,6 +76,29 @@ func TestTwoHostsShareS3SnapshotStore(t *testing.T) {
 	})
 
 	var rv volume
+	step(t, "host B may restore it once host A's account shares it (modify-snapshot-attribute)", func(t *testing.T) {
+		if _, stderr, code := b.cli(t, "create-volume", "--snapshot-id", snap.SnapshotId); code != 254 || !strings.Contains(stderr, "(UnauthorizedOperation)") {
+			t.Fatalf("host B restores an unshared snapshot: exit %d, %s", code, stderr)
+		}
+		a.mustCLI(t, "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--operation-type", "add", "--user-ids", "222222222222")
+		a.mustCLI(t, "create-tags", "--resources", snap.SnapshotId, "--tags", "Key=shared,Value=with-b")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := b.describeSnapshots(t, "--snapshot-ids", snap.SnapshotId)
+			if len(got) == 1 && len(got[0].Tags) == 1 && got[0].Tags[0].Key == "shared" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("host B never saw host A's tag: %+v", got)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if out := b.mustCLI(t, "describe-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--attribute", "createVolumePermission",
+			"--query", "CreateVolumePermissions[*].UserId", "--output", "text"); strings.TrimSpace(out) != "222222222222" {
+			t.Errorf("host B sees the grants %q", out)
+		}
+	})
+
 	step(t, "host B: create-volume --snapshot-id; host A deletes the snapshot meanwhile", func(t *testing.T) {
 		b.mustJSON(t, b.mustCLI(t, "create-volume", "--snapshot-id", snap.SnapshotId), &rv)
 		if rv.SnapshotId != snap.SnapshotId || rv.SizeBytes != gib {
@@ -148,6 +171,20 @@ func TestS3ServerKilledMidFlush(t *testing.T) {
 		if got := b.describeSnapshots(t); len(got) != 0 {
 			t.Fatalf("host B lists %+v", got)
 		}
+		// Once an attempt has failed, the volume has an event saying so
+		// (and stays ok).
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			out := a.mustCLI(t, "describe-volume-status", "--volume-ids", vol.VolumeId, "--query",
+				"VolumeStatuses[0].[VolumeStatus.Status,Events[0].EventType,Events[0].Description]", "--output", "text")
+			if strings.HasPrefix(out, "ok\tsnapshot-flush-retrying\t") && strings.Contains(out, snap.SnapshotId) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("describe-volume-status while the flush fails: %q", out)
+			}
+			time.Sleep(time.Second)
+		}
 	})
 
 	step(t, "restart the server: the snapshot completes; no partial manifest was ever stored", func(t *testing.T) {
@@ -170,6 +207,7 @@ func TestS3ServerKilledMidFlush(t *testing.T) {
 	})
 
 	step(t, "host B restores it: the same bytes as at the call", func(t *testing.T) {
+		a.mustCLI(t, "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--operation-type", "add", "--user-ids", "222222222222")
 		var rv volume
 		b.mustJSON(t, b.mustCLI(t, "create-volume", "--snapshot-id", snap.SnapshotId), &rv)
 		if got := fileSHA256(t, b.volumePath(rv.VolumeId)); got != sum {

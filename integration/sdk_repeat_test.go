@@ -168,9 +168,9 @@ func zonesAndAttributes(t *testing.T, d *daemon, c *awsec2.Client, volID string)
 	before := d.mustCLI(t, "describe-snapshots")
 	_, err = c.ModifySnapshotAttribute(sdkCtx(t), &awsec2.ModifySnapshotAttributeInput{
 		SnapshotId: snap.SnapshotId, Attribute: types.SnapshotAttributeNameCreateVolumePermission,
-		OperationType: types.OperationTypeAdd, UserIds: []string{"111122223333"},
+		OperationType: types.OperationTypeAdd, UserIds: []string{"111122223333"}, DryRun: aws.Bool(true),
 	})
-	requireAPIError(t, "ModifySnapshotAttribute", err, "UnsupportedOperation")
+	requireAPIError(t, "ModifySnapshotAttribute (dry run)", err, "DryRunOperation")
 	_, err = c.DescribeAvailabilityZones(sdkCtx(t), &awsec2.DescribeAvailabilityZonesInput{ZoneNames: []string{"us-east-1b"}})
 	requireAPIError(t, "DescribeAvailabilityZones of another zone", err, "InvalidParameterValue")
 	_, err = c.DescribeRegions(sdkCtx(t), &awsec2.DescribeRegionsInput{RegionNames: []string{"eu-west-1"}})

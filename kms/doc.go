@@ -12,7 +12,7 @@
 // interface it defines where it uses keys, so an external KMS can replace
 // the local keyring without touching it.
 //
-// A data key is wrapped with AES-256-GCM under the KMS key, the key's ID
+// A data key is wrapped with AES-256-GCM under the KMS key, the key's ARN
 // bound in as additional data: a wrapped key names the KMS key that can
 // unwrap it, a disabled or deleted KMS key makes it unusable (ErrKeyDisabled,
 // ErrKeyNotFound), and a wrapped key that was altered fails to unwrap

@@ -46,6 +46,11 @@ type VolumeRecord struct {
 	// NonceHWM: every counter an encrypted volume's sectors were sealed
 	// with is below it; the counters go on from here after a restart.
 	NonceHWM uint64 `json:"nonce_hwm,omitempty"`
+
+	// Modification is the volume's last ModifyVolume and Attachment the
+	// loop device AttachVolume attached it to (volume_changes.go).
+	Modification *VolumeModification `json:"modification,omitempty"`
+	Attachment   *VolumeAttachment   `json:"attachment,omitempty"`
 }
 
 // Encryption says how a volume's or snapshot's data is encrypted: the data

@@ -45,6 +45,9 @@ type SnapshotRecord struct {
 	// snapshot, in store CopyFromStore. The flusher copies its content.
 	CopyOf        string `json:"copy_of,omitempty"`
 	CopyFromStore string `json:"copy_from_store,omitempty"`
+	// Parent is set for a snapshot written through the EBS direct APIs
+	// on top of another (StartSnapshot's ParentSnapshotId): its lineage.
+	Parent string `json:"parent,omitempty"`
 }
 
 // PutSnapshot writes a snapshot record.

@@ -30,6 +30,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
 		Version:                   version(),
+		EnableBashCompletion:      true, // the protocol the completion scripts speak (completion.go)
 		DisableSliceFlagSeparator: true, // --tag k=a,b and --filter n=a,b keep their commas
 		Flags:                     globalFlags(),
 		// Bad global options are refused before any verb runs (and
@@ -43,12 +44,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeVolumeStatusCommand(),
 			describeVolumeAttributeCommand(),
 			deleteVolumeCommand(),
+			modifyVolumeCommand(),
+			describeVolumesModificationsCommand(),
+			attachVolumeCommand(),
+			detachVolumeCommand(),
 			createSnapshotCommand(),
+			createSnapshotsCommand(),
 			describeSnapshotsCommand(),
 			describeSnapshotAttributeCommand(),
 			modifySnapshotAttributeCommand(),
 			deleteSnapshotCommand(),
 			copySnapshotCommand(),
+			createTagsCommand(),
+			deleteTagsCommand(),
+			describeTagsCommand(),
+			listSnapshotBlocksCommand(),
+			listChangedBlocksCommand(),
+			getSnapshotBlockCommand(),
+			snapshotCommand(),
 			describeAvailabilityZonesCommand(),
 			describeRegionsCommand(),
 			waitCommand(),
@@ -56,6 +69,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			describeKeysCommand(),
 			setKeyEnabledCommand("disable-key", false),
 			setKeyEnabledCommand("enable-key", true),
+			statusCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -73,6 +89,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	for _, c := range app.Commands {
 		switch c.Name {
 		case "serve": // run by the supervisor, which gives --socket first
+		case "completion", "man": // need no daemon
 		case "daemon":
 			withGlobalFlags(c, "socket")
 		default:

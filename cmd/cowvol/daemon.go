@@ -100,12 +100,16 @@ func daemonFlags() []cli.Flag {
 			Usage: "the region in KMS key ARNs"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"COWVOL_LOG_LEVEL"},
 			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: logFormatText, EnvVars: []string{"COWVOL_LOG_FORMAT"},
+			Usage: "text (key=value lines) or json (one object a line)"},
 		&cli.DurationFlag{Name: "flush-deadline", Value: cow.DefaultFlushDeadline, EnvVars: []string{"COWVOL_FLUSH_DEADLINE"},
 			Usage: "how long a snapshot retries a failing store before it ends in state error"},
 		&cli.DurationFlag{Name: "gc-grace", Value: cow.DefaultGCGrace, EnvVars: []string{"COWVOL_GC_GRACE"},
 			Usage: "snapshot-store garbage younger than this is kept (daemons sharing a store, clock skew)"},
 		&cli.StringFlag{Name: "memory-limit", Value: defaultMemoryLimit, EnvVars: []string{"COWVOL_MEMORY_LIMIT"},
 			Usage: "soft limit on the daemon's Go memory (e.g. 192MiB; off: none); GOMEMLIMIT, when set, wins"},
+		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"COWVOL_METRICS_LISTEN"},
+			Usage: "also serve Prometheus metrics at /metrics over plain HTTP on `ADDR` (PORT or :PORT: loopback; they are always on the socket)"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"COWVOL_PPROF"},
 			Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 		&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
@@ -162,9 +166,9 @@ func serveCommand() *cli.Command {
 // configFromFlags checks the daemon's flags and makes its configuration,
 // paths resolved.
 func configFromFlags(c *cli.Context) (daemonConfig, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return daemonConfig{}, cli.Exit(fmt.Sprintf("--log-level: %v", err), 252)
+	log, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
 	if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
@@ -172,7 +176,6 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 	if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	policy, err := policyFromFlags(c.StringSlice("allow-uid"), c.StringSlice("allow-gid"), c.StringSlice("read-only-gid"))
 	if err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
@@ -186,6 +189,12 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 	}
 	if (c.String("listen") == "") != (c.String("credentials-file") == "") {
 		return daemonConfig{}, cli.Exit("--listen and --credentials-file go together", 252)
+	}
+	metricsListen := ""
+	if a := c.String("metrics-listen"); a != "" {
+		if metricsListen, err = metricsAddr(a); err != nil {
+			return daemonConfig{}, cli.Exit(err.Error(), 252)
+		}
 	}
 	if (c.String("outpost-arn") == "") != (c.String("local-snapshot-store") == "") {
 		return daemonConfig{}, cli.Exit("--outpost-arn and --local-snapshot-store go together", 252)
@@ -212,6 +221,7 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		flushDeadline: c.Duration("flush-deadline"),
 		gcGrace:       c.Duration("gc-grace"),
 		acceptLoss:    c.Bool("accept-metadata-loss"),
+		metricsListen: metricsListen,
 	}
 	if _, upgraded := os.LookupEnv(envSupervisorFiles); c.Command.Name == "serve" || upgraded {
 		// The supervisor resolved them, and mounted: the server must
@@ -276,6 +286,7 @@ type daemonConfig struct {
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
 	acceptLoss             bool
+	metricsListen          string // --metrics-listen, host:port; "": off
 }
 
 // systemdKeepsTheMount reports whether systemd started this daemon with the

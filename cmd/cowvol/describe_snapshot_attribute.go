@@ -5,7 +5,7 @@ import "github.com/urfave/cli/v2"
 func describeSnapshotAttributeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "describe-snapshot-attribute",
-		Usage:     "describe one attribute of a snapshot: createVolumePermission (always none yet) or productCodes (as aws ec2 describe-snapshot-attribute)",
+		Usage:     "describe one attribute of a snapshot: createVolumePermission (who besides the owner may create volumes from it) or productCodes (as aws ec2 describe-snapshot-attribute)",
 		UsageText: "cowvol describe-snapshot-attribute --snapshot-id ID --attribute createVolumePermission|productCodes [--dry-run]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "snapshot-id", Usage: "the snapshot"},

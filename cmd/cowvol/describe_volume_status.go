@@ -9,7 +9,7 @@ import (
 func describeVolumeStatusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "describe-volume-status",
-		Usage: "report volumes' health: ok, or impaired while blocks of their snapshot cannot be read (as aws ec2 describe-volume-status)",
+		Usage: "report volumes' health: ok, or impaired while blocks of their snapshot cannot be read, with an event per unreadable object and per snapshot retrying its flush (as aws ec2 describe-volume-status)",
 		UsageText: "cowvol describe-volume-status [--volume-ids ID[,ID...] ...] [--filter NAME=V1,V2 ...]\n" +
 			"   [--filters Name=NAME,Values=V1,V2 ...] [--max-results N] [--next-token T]",
 		Flags: []cli.Flag{

@@ -41,7 +41,7 @@ func TestGlobalFlagsAfterTheVerb(t *testing.T) {
 
 // TestZoneAndAttributeVerbs: the verbs of DescribeAvailabilityZones,
 // DescribeRegions and the attribute calls print what aws prints, and
-// ModifySnapshotAttribute's refusal comes through as aws reports errors.
+// their refusals come through as aws reports errors.
 func TestZoneAndAttributeVerbs(t *testing.T) {
 	sock := startDaemon(t)
 	s := []string{"--socket", sock}
@@ -81,8 +81,8 @@ func TestZoneAndAttributeVerbs(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"modify-snapshot-attribute", "--snapshot-id", snap, "--attribute", "createVolumePermission", "--operation-type", "add", "--user-ids", "111122223333"},
-			exitAPIError, `^An error occurred \(UnsupportedOperation\) when calling the ModifySnapshotAttribute operation: Sharing snapshots .* is not supported yet`},
+		{[]string{"modify-snapshot-attribute", "--snapshot-id", "snap-00000000000000000", "--attribute", "createVolumePermission", "--operation-type", "add", "--user-ids", "111122223333"},
+			exitAPIError, `^An error occurred \(InvalidSnapshot.NotFound\) when calling the ModifySnapshotAttribute operation`},
 		{[]string{"modify-snapshot-attribute", "--snapshot-id", snap, "--operation-type", "grant", "--group-names", "all"},
 			exitUsage, `--operation-type "grant": want add or remove`},
 		{[]string{"modify-snapshot-attribute", "--snapshot-id", snap, "--operation-type", "add"},

@@ -9,8 +9,8 @@ import (
 func modifySnapshotAttributeCommand() *cli.Command {
 	return &cli.Command{
 		Name: "modify-snapshot-attribute",
-		Usage: "change who may create volumes from a snapshot (as aws ec2 modify-snapshot-attribute); " +
-			"not supported yet: the daemon answers UnsupportedOperation",
+		Usage: "change who may create volumes from a snapshot (as aws ec2 modify-snapshot-attribute): " +
+			"accounts, or the group all, that share the snapshot store; prints nothing",
 		UsageText: "cowvol modify-snapshot-attribute --snapshot-id ID [--attribute createVolumePermission]\n" +
 			"   --operation-type add|remove [--user-ids ACCOUNT ...] [--group-names all] [--dry-run]",
 		Flags: []cli.Flag{

@@ -11,21 +11,21 @@ import (
 // volumeJSON is a volume as `aws ec2` prints it, plus cowvol's SizeBytes
 // and BlockSize.
 type volumeJSON struct {
-	// Attachments is printed (empty) by describe-volumes only, as aws.
-	Attachments        *[]struct{} `json:"Attachments,omitempty"`
-	AvailabilityZone   string      `json:"AvailabilityZone"`
-	CreateTime         string      `json:"CreateTime"`
-	Encrypted          bool        `json:"Encrypted"`
-	KmsKeyID           string      `json:"KmsKeyId,omitempty"`
-	Size               int64       `json:"Size"`
-	SnapshotID         string      `json:"SnapshotId"`
-	State              string      `json:"State"`
-	VolumeID           string      `json:"VolumeId"`
-	Tags               []tagJSON   `json:"Tags,omitempty"`
-	VolumeType         string      `json:"VolumeType"`
-	MultiAttachEnabled bool        `json:"MultiAttachEnabled"`
-	SizeBytes          int64       `json:"SizeBytes"`
-	BlockSize          int         `json:"BlockSize"`
+	// Attachments is printed by describe-volumes only, as aws.
+	Attachments        *[]attachmentJSON `json:"Attachments,omitempty"`
+	AvailabilityZone   string            `json:"AvailabilityZone"`
+	CreateTime         string            `json:"CreateTime"`
+	Encrypted          bool              `json:"Encrypted"`
+	KmsKeyID           string            `json:"KmsKeyId,omitempty"`
+	Size               int64             `json:"Size"`
+	SnapshotID         string            `json:"SnapshotId"`
+	State              string            `json:"State"`
+	VolumeID           string            `json:"VolumeId"`
+	Tags               []tagJSON         `json:"Tags,omitempty"`
+	VolumeType         string            `json:"VolumeType"`
+	MultiAttachEnabled bool              `json:"MultiAttachEnabled"`
+	SizeBytes          int64             `json:"SizeBytes"`
+	BlockSize          int               `json:"BlockSize"`
 }
 
 type tagJSON struct {
@@ -49,7 +49,7 @@ func volumeOutput(v control.Volume, describe bool) volumeJSON {
 		BlockSize:          v.BlockSize,
 	}
 	if describe {
-		out.Attachments = &[]struct{}{}
+		out.Attachments = attachmentsOutput(v.Attachments)
 	}
 	for _, t := range v.Tags {
 		out.Tags = append(out.Tags, tagJSON{Key: t.Key, Value: t.Value})

@@ -18,6 +18,7 @@ import (
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/fusefs"
 	"github.com/cowvol/cowvol/kms"
+	"github.com/cowvol/cowvol/metrics"
 )
 
 // The server is the process that serves: it opens the engine on the data
@@ -60,21 +61,30 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	mode := os.Getenv(envServeMode)
 	os.Unsetenv(envServeMode)
 	holdForTests()
-	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], log)
+	mtr := newMetrics()
+	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], mtr, log)
 	if err != nil {
 		return err
 	}
+	if err := registerEngineMetrics(mtr, eng, cfg.dataDir, log); err != nil {
+		eng.Close()
+		return err
+	}
+	ctlOpts.Metrics = mtr.Handler()
 	fsrv, err := fusefs.Serve(eng, fusefs.Config{Device: fds[fdDevice], Mountpoint: cfg.mount, StateDir: cfg.stateDir,
-		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup})
+		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup, Observer: mtr.IO})
 	if err != nil {
 		eng.Close()
 		return err
 	}
+	stopMetrics := serveMetrics(cfg.metricsListen, mtr.Handler(), log)
+	defer stopMetrics()
 	listeners, err := fileListeners(fds)
 	if err != nil {
 		eng.Close()
 		return err
 	}
+	ctlOpts.Host = newHost(ctx, eng, cfg.mount, log)
 	ctl := control.NewServer(eng, ctlOpts)
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, len(listeners))
@@ -84,9 +94,13 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	writeServerPID(cfg.stateDir, log)
 	log.Info("cowvol server ready", "mode", mode, "data_dir", cfg.dataDir, "mount", cfg.mount, "socket", cfg.socket,
 		"listen", cfg.listen, "access", cfg.policy.String())
+	stopHeartbeat := func() {}
 	if ready := fds[fdReady]; ready != nil {
 		fmt.Fprintln(ready, "ready")
-		ready.Close()
+		stopHeartbeat = startHeartbeat(ready, func(ctx context.Context) error {
+			_, err := eng.DescribeVolumes(ctx)
+			return err
+		}, log)
 	}
 
 	var (
@@ -101,10 +115,12 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		log.Error("control server stopped", "err", serveErr)
 	case <-fsrv.Done():
 		stopServe()
+		stopHeartbeat()
 		eng.Close()
 		return errors.New("the FUSE connection was closed (unmounted or aborted by someone else)")
 	}
 	stopServe()
+	stopHeartbeat()
 	waitServed(served, len(listeners), serveErr, log)
 	if handover {
 		return handOver(eng, fsrv, log)
@@ -114,7 +130,7 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 
 // openEngine opens the key ring, the snapshot stores and the engine, with
 // the data dir's lock the supervisor took.
-func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, log *slog.Logger) (*cow.Engine, control.Options, error) {
+func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, mtr *metrics.Metrics, log *slog.Logger) (*cow.Engine, control.Options, error) {
 	ctlOpts := control.Options{AccountID: cfg.accountID, Logger: log, Policy: cfg.policy, Profiling: cfg.pprof, Region: cfg.region}
 	keys, err := kms.OpenLocal(cfg.keyring, cfg.region, cfg.accountID)
 	if err != nil {
@@ -141,6 +157,9 @@ func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, log *slog.
 		if opts.LocalSnapshotStore, err = openStore(ctx, cfg.localStore, log); err != nil {
 			return nil, ctlOpts, err
 		}
+	}
+	if err := measuredStores(mtr, &opts); err != nil {
+		return nil, ctlOpts, err
 	}
 	eng, err := cow.Open(opts)
 	if errors.Is(err, cow.ErrMetadataDamaged) {

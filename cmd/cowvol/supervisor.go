@@ -68,8 +68,13 @@ type supervisor struct {
 	crashes   []time.Time
 	pending   os.Signal    // for the server once it serves (tell)
 	alive     atomic.Int64 // when the loop last went round (unix ns)
-	stopping  bool         // a stop was asked: the server unmounts and exits
-	upgrading bool         // the server is handing over for an upgrade
+	// The watchdog's timeout (0: none), and the server's last heartbeat
+	// (unix ns), see heartbeat.go.
+	watchdogTimeout time.Duration
+	serverBeat      atomic.Int64
+	unhealthyLogged bool
+	stopping        bool // a stop was asked: the server unmounts and exits
+	upgrading       bool // the server is handing over for an upgrade
 }
 
 // runSupervisor runs the daemon until it is stopped, or gives up.
@@ -229,6 +234,7 @@ func (s *supervisor) listen() error {
 
 // run supervises the server until a stop, or a crash loop.
 func (s *supervisor) run(takeover bool, sigs <-chan os.Signal) error {
+	s.watchdogTimeout, _ = systemd.WatchdogInterval()
 	if err := s.start(takeover); err != nil {
 		return s.giveUp(err)
 	}
@@ -240,7 +246,9 @@ func (s *supervisor) run(takeover bool, sigs <-chan os.Signal) error {
 	for {
 		select {
 		case <-beat.C:
-			s.alive.Store(time.Now().UnixNano())
+			if s.watchdogTimeout > 0 && s.serverHealthy(s.watchdogTimeout, time.Now()) {
+				s.alive.Store(time.Now().UnixNano())
+			}
 		case sig := <-sigs:
 			s.signal(sig)
 			if s.stopping && s.child == nil {
@@ -354,6 +362,9 @@ func (s *supervisor) start(takeover bool) error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(systemd.ChildEnv(os.Environ()), envServeMode+"="+mode)
+	if s.watchdogTimeout > 0 {
+		cmd.Env = append(cmd.Env, heartbeatEnv(s.watchdogTimeout))
+	}
 	pass := files{fdReady: w}
 	for n, f := range s.fds {
 		pass[n] = f
@@ -374,12 +385,24 @@ func (s *supervisor) start(takeover bool) error {
 	return nil
 }
 
-// awaitReady closes ready when the server says it serves.
+// awaitReady closes ready when the server says it serves, then records
+// its heartbeats until it closes the pipe (exits).
 func (s *supervisor) awaitReady(r *os.File, ready chan<- struct{}, pid int, mode string) {
 	defer r.Close()
-	if line, err := bufio.NewReader(r).ReadString('\n'); err == nil && line == "ready\n" {
-		s.log.Info("server ready", "server_pid", pid, "mode", mode)
-		close(ready)
+	br := bufio.NewReader(r)
+	if line, err := br.ReadString('\n'); err != nil || line != "ready\n" {
+		return
+	}
+	s.log.Info("server ready", "server_pid", pid, "mode", mode)
+	close(ready)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if line == heartbeatLine {
+			s.serverBeat.Store(time.Now().UnixNano())
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ func waitCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "wait",
 		Usage: "wait until resources reach a state (as aws ec2 wait)",
-		Subcommands: []*cli.Command{{
+		Subcommands: append([]*cli.Command{{
 			Name:      "snapshot-completed",
 			Usage:     "wait until every snapshot is completed; a progress bar on a terminal, plain lines otherwise",
 			UsageText: "cowvol wait snapshot-completed --snapshot-ids ID [ID ...] [--interval 500ms] [--timeout 10m]",
@@ -40,7 +40,7 @@ func waitCommand() *cli.Command {
 				_, err = waitSnapshots(c, cl, ids)
 				return err
 			},
-		}},
+		}}, volumeWaiters()...),
 	}
 }
 

@@ -4,7 +4,7 @@
 //
 // The binary is $COWVOL_MINIO, else `minio` on PATH, else $GOBIN or
 // $GOPATH/bin (where `go install github.com/minio/minio@<pinned>` puts it;
-// .ci/run does). When it is missing the test skips, unless
+// `make prereqs`, tools/prereqs.sh, does). When it is missing the test skips, unless
 // COWVOL_REQUIRE_ROOT is set: then it fails.
 package miniotest
 
@@ -27,7 +27,7 @@ const (
 	SecretKey = "cowvoltest-secret-key"
 )
 
-// Version is the pinned MinIO module version .ci/run installs.
+// Version is the pinned MinIO module version `make prereqs` installs.
 const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // Binary finds the MinIO binary.
