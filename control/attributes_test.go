@@ -17,9 +17,9 @@ import (
 )
 
 // TestAttributes: the SDK reads a volume's autoEnableIO and productCodes
-// and a snapshot's createVolumePermission and productCodes; changing a
-// snapshot's permissions is refused as not supported yet, and changes
-// nothing; bad input gets EC2's codes.
+// and a snapshot's createVolumePermission and productCodes; sharing a
+// snapshot (add, remove; a dry run changes nothing) shows in
+// DescribeSnapshotAttribute and RestorableBy; bad input gets EC2's codes.
 func TestAttributes(t *testing.T) {
 	env := newTestEnv(t)
 	c := sdkClientOf(env)

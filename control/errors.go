@@ -159,11 +159,9 @@ func backendError(err error, id string) (*APIError, bool) {
 	case errors.Is(err, cow.ErrTagLimitExceeded):
 		return apiErr(CodeTagLimitExceeded, "The maximum number of Tags for a resource has been reached (%d).", cow.MaxTags), true
 	case errors.Is(err, cow.ErrNoCreateVolumePermission):
-		return &APIError{
-			Code:       CodeUnauthorizedOperation,
-			Message:    fmt.Sprintf("You are not authorized to perform this operation: snapshot %s belongs to another account, which has not given yours createVolumePermission.", id),
-			StatusCode: http.StatusForbidden,
-		}, true
+		// As EC2: another account's snapshot not shared with this one
+		// does not exist for it.
+		return snapshotNotFound(id), true
 	case errors.Is(err, cow.ErrNotOwner):
 		return &APIError{
 			Code:       CodeUnauthorizedOperation,

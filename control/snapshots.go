@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -210,9 +211,22 @@ func (s *Server) describeSnapshots(ctx context.Context, p *params) (response, er
 	}
 	all := make([]Snapshot, 0, len(infos))
 	byID := make(map[string]cow.SnapshotInfo, len(infos))
+	hidden := map[string]bool{}
 	for _, info := range infos {
+		if !info.MayCreateVolume(s.account, s.account) {
+			hidden[info.ID] = true // another account's, not shared with this one
+			continue
+		}
 		all = append(all, s.wireSnapshot(info))
 		byID[info.ID] = info
+	}
+	if len(r.ids) > 0 {
+		// As EC2: a named snapshot this account may not use is left out of
+		// the answer, not an error.
+		r.ids = slices.DeleteFunc(r.ids, func(id string) bool { return hidden[id] })
+		if len(r.ids) == 0 {
+			return &DescribeSnapshotsResponse{SnapshotSet: SnapshotSet{Items: []Snapshot{}}}, nil
+		}
 	}
 	page, next, e := snapshotKind.answer(all, r, func(w *Snapshot) bool {
 		return s.ownedBy(owners, w.OwnerID) && s.restorableBy(restorable, byID[w.SnapshotID])

@@ -8,4 +8,7 @@ type engineHooks struct {
 	// holdWaitsForGC runs in holdSnapshot (CreateVolume from a snapshot)
 	// just before it takes e.gc shared.
 	holdWaitsForGC func()
+	// deleteWaitsForGC runs in DeleteSnapshot, after it found the
+	// snapshot, just before it takes e.gc.
+	deleteWaitsForGC func()
 }

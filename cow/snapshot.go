@@ -249,7 +249,11 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	// volume created from now on has a hold as its base, never the
 	// manifest itself (see releaseManifest).
 	vols := e.volumes()
-	// gc excludes flushes, so the snapshot cannot complete under us.
+	if h := e.hooks.deleteWaitsForGC; h != nil {
+		h()
+	}
+	// gc excludes flushes, so the snapshot cannot complete under us; and
+	// other deleters: one that found s too sees it Deleted once we are done.
 	e.gc.Lock()
 	defer e.gc.Unlock()
 	r := s.record()
@@ -297,6 +301,10 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if err := e.metaSync.sync(); err != nil {
 		return err
 	}
+	r.Deleted = true
+	s.mu.Lock()
+	s.rec = r
+	s.mu.Unlock()
 	e.snapMu.Lock()
 	delete(e.snaps, id)
 	delete(e.catalog, id)

@@ -376,3 +376,46 @@ func countPrefix(keys []string, prefix string) int {
 	}
 	return n
 }
+
+// TestDeleteSnapshotTwiceAtOnce: two DeleteSnapshot calls that both found
+// the snapshot before either deleted it: one deletes it, the other gets
+// ErrSnapshotNotFound (as EC2 answers the second), never both nil.
+func TestDeleteSnapshotTwiceAtOnce(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := eng.OpenVolume(vi.ID)
+	h.WriteAt(pattern(1, 1<<20), 0)
+	s, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, eng, s.ID)
+
+	var found sync.WaitGroup
+	found.Add(2)
+	eng.hooks.deleteWaitsForGC = found.Done
+	eng.gc.Lock() // both deleters find the snapshot, then wait here
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- eng.DeleteSnapshot(ctx, s.ID) }()
+	}
+	found.Wait()
+	eng.gc.Unlock()
+	var deleted, notFound int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			deleted++
+		case errors.Is(err, ErrSnapshotNotFound):
+			notFound++
+		default:
+			t.Errorf("DeleteSnapshot: %v", err)
+		}
+	}
+	if deleted != 1 || notFound != 1 {
+		t.Errorf("two deletes at once: %d deleted, %d not found; want one of each", deleted, notFound)
+	}
+}

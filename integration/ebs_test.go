@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"maps"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -273,13 +276,14 @@ func TestEBSWithTheAWSCLI(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "block")
 	var got struct {
-		DataLength int
+		DataLength json.RawMessage // aws CLI v1 prints a number, v2 a string
 		Checksum   string
 	}
 	a.mustJSON(t, &got, "ebs", "get-snapshot-block", "--snapshot-id", snap, "--block-index", "3", "--block-token", list.Blocks[0].BlockToken, out)
 	b, err := os.ReadFile(out)
 	sum := sha256.Sum256(data)
-	if err != nil || !bytes.Equal(b, data) || got.DataLength != ebsBlock || got.Checksum != base64.StdEncoding.EncodeToString(sum[:]) {
+	if err != nil || !bytes.Equal(b, data) || strings.Trim(string(got.DataLength), `"`) != strconv.Itoa(ebsBlock) ||
+		got.Checksum != base64.StdEncoding.EncodeToString(sum[:]) {
 		t.Fatalf("aws ebs get-snapshot-block: %+v, %d bytes, %v", got, len(b), err)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cowvol/cowvol/cow/snapstore/miniotest"
 )
@@ -258,18 +259,19 @@ func TestEncryptedSnapshotsInS3(t *testing.T) {
 		}
 	})
 
-	step(t, "host C, a keyring of its own: lists it encrypted under A's key, cannot restore it", func(t *testing.T) {
+	step(t, "host C, a keyring of its own: lists it encrypted under A's key once shared, cannot restore it", func(t *testing.T) {
 		c := startS3Daemon(t, srv, url, "333333333333")
+		a.mustCLI(t, "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--operation-type", "add", "--user-ids", "333333333333")
 		var s []snapshot
-		for range 100 {
-			if s = c.describeSnapshots(t, "--snapshot-ids", snap.SnapshotId); len(s) == 1 {
+		// The grant reaches C's catalogue at its next refresh (5 s).
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if s = c.describeSnapshots(t); len(s) == 1 {
 				break
 			}
 		}
 		if len(s) != 1 || !s[0].Encrypted || s[0].KmsKeyId != vol.KmsKeyId {
 			t.Fatalf("host C describes %+v", s)
 		}
-		a.mustCLI(t, "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotId, "--operation-type", "add", "--user-ids", "333333333333")
 		_, stderr, code := c.cli(t, "create-volume", "--snapshot-id", snap.SnapshotId)
 		if code != 254 || !strings.Contains(stderr, "(InvalidKMSKey.NotFound)") {
 			t.Fatalf("host C restores another keyring's snapshot: exit %d, %s", code, stderr)

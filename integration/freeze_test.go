@@ -94,6 +94,37 @@ func TestFreezeRefusesWhatIsNotTheVolume(t *testing.T) {
 			t.Errorf("after the snapshot: %v", err)
 		}
 	})
+
+	step(t, "create-snapshots freezes the file systems of the volumes it snapshots, and only those", func(t *testing.T) {
+		_, stderr, code := d.cli(t, "create-snapshots", "--volume-ids", vol.VolumeId, "--freeze", m.Dir, "--freeze", mOther.Dir)
+		if code != 252 || !strings.Contains(stderr, "cowvol: create-snapshots: --freeze "+mOther.Dir+": ") ||
+			!strings.Contains(stderr, "not volume "+vol.VolumeId+"'s file") {
+			t.Errorf("create-snapshots --freeze of a volume not snapshotted: exit %d, %q; want 252", code, stderr)
+		}
+		if n := snapshots(); n != before+1 {
+			t.Errorf("%d snapshots after a refused create-snapshots, want %d", n, before+1)
+		}
+		var out struct {
+			Snapshots []struct{ SnapshotId, VolumeId string }
+		}
+		d.mustJSON(t, d.mustCLI(t, "create-snapshots", "--volume-ids", vol.VolumeId+","+other.VolumeId,
+			"--freeze", m.Dir, "--freeze", mOther.Dir), &out)
+		if len(out.Snapshots) != 2 {
+			t.Fatalf("create-snapshots of two frozen file systems: %+v", out)
+		}
+		// By instance: the volumes on this host's loop devices, as
+		// DescribeVolumes reports attachments made by hand.
+		d.mustJSON(t, d.mustCLI(t, "create-snapshots", "--instance-specification", "InstanceId="+hostInstanceID(t),
+			"--freeze", m.Dir, "--freeze", mOther.Dir), &out)
+		if len(out.Snapshots) != 2 {
+			t.Fatalf("create-snapshots by instance with two frozen file systems: %+v", out)
+		}
+		for _, dir := range []string{m.Dir, mOther.Dir} {
+			if err := probeWritable(filepath.Join(dir, "after-both"), 10*time.Second); err != nil {
+				t.Errorf("%s after create-snapshots: %v", dir, err)
+			}
+		}
+	})
 }
 
 // probeWritable writes and fsyncs a small file, failing if that takes longer

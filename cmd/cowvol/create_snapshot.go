@@ -64,7 +64,8 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 		return err
 	}
 	if len(dirs) > 0 && fz.check != nil {
-		if err := fz.check(dirs, in.VolumeID, globalString(c, "socket")); err != nil {
+		sc := freezeScope{verb: c.Command.Name, volumeIDs: []string{in.VolumeID}, socket: globalString(c, "socket")}
+		if err := fz.check(dirs, sc); err != nil {
 			return err
 		}
 	}
@@ -75,7 +76,11 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 		snap, err = cl.CreateSnapshot(c.Context, in)
 		err = opError("CreateSnapshot", err)
 	} else {
-		snap, err = createFrozen(c, fz, dirs, bound, in)
+		err = createFrozen(c, fz, dirs, bound, freezeCall{op: "CreateSnapshot", volumeIDs: []string{in.VolumeID},
+			call: func(ctx context.Context, cl *control.Client) (err error) {
+				snap, err = cl.CreateSnapshot(ctx, in)
+				return err
+			}})
 	}
 	if err != nil {
 		if snap.SnapshotID != "" {
@@ -99,33 +104,37 @@ func createSnapshotWith(c *cli.Context, fz fsFreezer) error {
 	return printResult(c, snapshotOutput(snap))
 }
 
-// createFrozen calls CreateSnapshot with the file systems mounted at dirs
+// freezeCall is the request made while file systems are frozen: op names
+// it in errors, volumeIDs are the volumes it snapshots.
+type freezeCall struct {
+	op        string
+	volumeIDs []string
+	call      func(ctx context.Context, cl *control.Client) error
+}
+
+// createFrozen makes fc's request with the file systems mounted at dirs
 // frozen, bounded by bound rather than the read timeout: a daemon that
 // does not answer must not keep every writer of the file systems waiting.
 // Past the bound it gives up, thaws and returns a *freezeTimeoutError.
-func createFrozen(c *cli.Context, fz fsFreezer, dirs []string, bound time.Duration, in control.CreateSnapshotInput) (control.Snapshot, error) {
+func createFrozen(c *cli.Context, fz fsFreezer, dirs []string, bound time.Duration, fc freezeCall) error {
 	opts, _ := clientOptions(c)
 	opts.ReadTimeout = 0
 	cl := control.NewClientWith(globalString(c, "socket"), opts)
 	defer cl.Close()
-	var (
-		snap     control.Snapshot
-		timedOut bool
-	)
+	var timedOut bool
 	err := fz.whileFrozen(dirs, func() error {
 		ctx, cancel := context.WithTimeout(c.Context, bound)
 		defer cancel()
-		var err error
-		snap, err = cl.CreateSnapshot(ctx, in)
+		err := fc.call(ctx, cl)
 		timedOut = err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && c.Context.Err() == nil
-		return opError("CreateSnapshot", err)
+		return opError(fc.op, err)
 	})
 	if timedOut {
-		fe := &freezeTimeoutError{dirs: dirs, volume: in.VolumeID, bound: bound, socket: globalString(c, "socket")}
+		fe := &freezeTimeoutError{op: fc.op, dirs: dirs, volumes: fc.volumeIDs, bound: bound, socket: globalString(c, "socket")}
 		fe.thaws = thawErrors(err)
-		return snap, fe
+		return fe
 	}
-	return snap, err
+	return err
 }
 
 // freezeFlags reads --freeze and --freeze-timeout: the mount points to
@@ -135,11 +144,11 @@ func freezeFlags(c *cli.Context) (dirs []string, bound time.Duration, err error)
 		return nil, 0, err
 	}
 	if bound == 0 {
-		return nil, 0, usageErrorf("create-snapshot: --freeze-timeout must be more than 0: every writer of a frozen file system waits")
+		return nil, 0, usageErrorf("%s: --freeze-timeout must be more than 0: every writer of a frozen file system waits", c.Command.Name)
 	}
 	for _, d := range c.StringSlice("freeze") {
 		if d == "" {
-			return nil, 0, usageErrorf("create-snapshot: --freeze needs a mount point")
+			return nil, 0, usageErrorf("%s: --freeze needs a mount point", c.Command.Name)
 		}
 		dirs = append(dirs, d)
 	}
@@ -172,11 +181,12 @@ func thawErrors(err error) []*thawError {
 // --freeze-timeout while the file system was frozen. The CLI gave up and
 // thawed it; the daemon may still make the snapshot, after the thaw.
 type freezeTimeoutError struct {
-	dirs   []string
-	volume string
-	socket string
-	bound  time.Duration
-	thaws  []*thawError // the thaws that failed too
+	op      string // CreateSnapshot, CreateSnapshots
+	dirs    []string
+	volumes []string
+	socket  string
+	bound   time.Duration
+	thaws   []*thawError // the thaws that failed too
 }
 
 func (e *freezeTimeoutError) Error() string {
@@ -186,8 +196,8 @@ func (e *freezeTimeoutError) Error() string {
 	if len(e.dirs) > 1 {
 		verb = "were"
 	}
-	fmt.Fprintf(&b, "cowvol: CreateSnapshot: the cowvol daemon at %s did not answer within %v (--freeze-timeout) while %s %s frozen; ",
-		e.socket, e.bound, dirs, verb)
+	fmt.Fprintf(&b, "cowvol: %s: the cowvol daemon at %s did not answer within %v (--freeze-timeout) while %s %s frozen; ",
+		e.op, e.socket, e.bound, dirs, verb)
 	if len(e.thaws) == 0 {
 		fmt.Fprintf(&b, "cowvol stopped waiting and thawed %s.\n", dirs)
 	} else {
@@ -207,8 +217,11 @@ func (e *freezeTimeoutError) Error() string {
 	if e.socket != control.DefaultSocket {
 		socket = " --socket " + e.socket
 	}
-	fmt.Fprintf(&b, "The snapshot may or may not have been created, and if it was, perhaps after the thaw "+
-		"(then it is crash-consistent, as without --freeze); check with:\n  cowvol%s describe-snapshots --filter volume-id=%s", socket, e.volume)
+	b.WriteString("The snapshot may or may not have been created, and if it was, perhaps after the thaw " +
+		"(then it is crash-consistent, as without --freeze); check with:")
+	for _, v := range e.volumes {
+		fmt.Fprintf(&b, "\n  cowvol%s describe-snapshots --filter volume-id=%s", socket, v)
+	}
 	return b.String()
 }
 

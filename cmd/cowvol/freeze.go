@@ -22,8 +22,8 @@ type fsFreezer struct {
 	// nil means os.Exit.
 	exit func(code int)
 	// check, if set, refuses mount points that are not safe to freeze
-	// for a snapshot of volumeID, of the daemon at socket.
-	check func(dirs []string, volumeID, socket string) error
+	// for a snapshot of the scope's volumes.
+	check func(dirs []string, sc freezeScope) error
 }
 
 // The ioctls of linux/fs.h, which golang.org/x/sys/unix does not export:

@@ -33,15 +33,39 @@ type mountEntry struct {
 	source       string
 }
 
-// freezeTargetError refuses a --freeze mount point: a bad command line
+// freezeScope is what a --freeze check is for: the verb (for messages),
+// the volumes to be snapshotted and the daemon's socket.
+type freezeScope struct {
+	verb      string
+	volumeIDs []string
+	socket    string
+}
+
+// volumes names the scope's volumes in a message.
+func (sc freezeScope) volumes() string {
+	if len(sc.volumeIDs) == 1 {
+		return "volume " + sc.volumeIDs[0]
+	}
+	return "volumes " + strings.Join(sc.volumeIDs, ", ")
+}
+
+// volumeFiles names the scope's volume files in a message.
+func (sc freezeScope) volumeFiles() string {
+	if len(sc.volumeIDs) == 1 {
+		return "volume " + sc.volumeIDs[0] + "'s file"
+	}
+	return "the file of any of volumes " + strings.Join(sc.volumeIDs, ", ")
+}
+
+// targetError refuses a --freeze mount point: a bad command line
 // (exit 252), nothing frozen, no snapshot taken.
-func freezeTargetError(dir, format string, args ...any) error {
-	return usageErrorf("create-snapshot: --freeze %s: %s", dir, fmt.Sprintf(format, args...))
+func (sc freezeScope) targetError(dir, format string, args ...any) error {
+	return usageErrorf("%s: --freeze %s: %s", sc.verb, dir, fmt.Sprintf(format, args...))
 }
 
 // checkFreezeTargets refuses mount points that are not safe to freeze
-// for a snapshot of volumeID, the volume of the daemon at socket.
-func checkFreezeTargets(dirs []string, volumeID, socket string) error {
+// for a snapshot of the scope's volumes.
+func checkFreezeTargets(dirs []string, sc freezeScope) error {
 	mounts, err := readMountInfo("/proc/self/mountinfo")
 	if err != nil {
 		return err
@@ -49,25 +73,25 @@ func checkFreezeTargets(dirs []string, volumeID, socket string) error {
 	seen := make(map[[2]uint32]string)
 	var order [][2]uint32
 	for _, dir := range dirs {
-		m, err := checkFreezeTarget(mounts, dir, volumeID)
+		m, err := checkFreezeTarget(mounts, dir, sc)
 		if err != nil {
 			return err
 		}
 		dev := [2]uint32{m.major, m.minor}
 		if other, dup := seen[dev]; dup {
-			return freezeTargetError(dir, "the same file system as --freeze %s", other)
+			return sc.targetError(dir, "the same file system as --freeze %s", other)
 		}
 		seen[dev] = dir
 		order = append(order, dev)
 	}
-	held, err := daemonDevices(socket)
+	held, err := daemonDevices(sc.socket)
 	if err != nil {
 		return err
 	}
 	for _, dev := range order {
 		dir := seen[dev]
 		if pid, ok := held[dev]; ok {
-			return freezeTargetError(dir, "the cowvol daemon (pid %d) keeps files open on this file system (its data dir?): "+
+			return sc.targetError(dir, "the cowvol daemon (pid %d) keeps files open on this file system (its data dir?): "+
 				"freezing it would stop the daemon that takes the snapshot", pid)
 		}
 	}
@@ -75,38 +99,40 @@ func checkFreezeTargets(dirs []string, volumeID, socket string) error {
 }
 
 // checkFreezeTarget checks one --freeze mount point and returns its mount.
-func checkFreezeTarget(mounts []mountEntry, dir, volumeID string) (mountEntry, error) {
+func checkFreezeTarget(mounts []mountEntry, dir string, sc freezeScope) (mountEntry, error) {
 	abs, err := filepath.Abs(dir)
 	if err == nil {
 		abs, err = filepath.EvalSymlinks(abs)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return mountEntry{}, freezeTargetError(dir, "no such directory")
+		return mountEntry{}, sc.targetError(dir, "no such directory")
 	}
 	if err != nil {
-		return mountEntry{}, freezeTargetError(dir, "%v", err)
+		return mountEntry{}, sc.targetError(dir, "%v", err)
 	}
 	m, ok := mountAt(mounts, abs)
 	if !ok {
-		return m, freezeTargetError(dir, "not a mount point: --freeze takes the directory where the file system on the volume's loop device is mounted")
+		return m, sc.targetError(dir, "not a mount point: --freeze takes the directory where the file system on the volume's loop device is mounted")
 	}
 	loop, backing, err := loopDevice(m.major, m.minor)
 	if err != nil {
-		return m, freezeTargetError(dir, "%v", err)
+		return m, sc.targetError(dir, "%v", err)
 	}
 	if loop == "" {
-		return m, freezeTargetError(dir, "the file system mounted there (%s, %s) is not on a loop device: "+
-			"--freeze takes the mount point of a file system on a loop device attached to volume %s", m.source, m.fsType, volumeID)
+		return m, sc.targetError(dir, "the file system mounted there (%s, %s) is not on a loop device: "+
+			"--freeze takes the mount point of a file system on a loop device attached to %s", m.source, m.fsType, sc.volumes())
 	}
-	volumeFile, err := loopBackedBy(mounts, loop, volumeID)
-	if err != nil {
-		return m, freezeTargetError(dir, "%v", err)
+	for _, id := range sc.volumeIDs {
+		volumeFile, err := loopBackedBy(mounts, loop, id)
+		if err != nil {
+			return m, sc.targetError(dir, "%v", err)
+		}
+		if volumeFile != "" {
+			return m, nil
+		}
 	}
-	if volumeFile == "" {
-		return m, freezeTargetError(dir, "the file system mounted there is on %s, whose backing file is %s, not volume %s's file",
-			loop, backing, volumeID)
-	}
-	return m, nil
+	return m, sc.targetError(dir, "the file system mounted there is on %s, whose backing file is %s, not %s",
+		loop, backing, sc.volumeFiles())
 }
 
 // mountAt is the topmost mount at mount point dir.

@@ -436,10 +436,10 @@ func TestCreateSnapshotFreeze(t *testing.T) {
 	dirOf := map[*os.File]string{}
 	failOn := ""
 	snapshotFreezer = fsFreezer{
-		check: func(dirs []string, volumeID, socket string) error {
-			events = append(events, "check "+strings.Join(dirs, " ")+" of "+volumeID)
-			if socket != sock {
-				t.Errorf("checked against socket %s, want %s", socket, sock)
+		check: func(dirs []string, sc freezeScope) error {
+			events = append(events, "check "+strings.Join(dirs, " ")+" of "+strings.Join(sc.volumeIDs, " "))
+			if sc.socket != sock {
+				t.Errorf("checked against socket %s, want %s", sc.socket, sock)
 			}
 			return nil
 		},
@@ -474,4 +474,27 @@ func TestCreateSnapshotFreeze(t *testing.T) {
 	if n := snaps(); n != before+1 {
 		t.Errorf("%d snapshots, want %d: the failed freeze took one", n, before+1)
 	}
+
+	// create-snapshots: checked against every volume it snapshots, all
+	// frozen around the one call, all thawed; a refused check freezes
+	// nothing and snapshots nothing.
+	var other struct{ VolumeId string }
+	json.Unmarshal([]byte(runOK(t, "--socket", sock, "create-volume", "--size", "1GiB")), &other)
+	events, failOn = nil, ""
+	out = runOK(t, "--socket", sock, "create-snapshots", "--volume-ids", vol.VolumeId+","+other.VolumeId, "--freeze", "/mnt/a", "--freeze", "/mnt/b")
+	if got := strings.Join(events, ","); got != "check /mnt/a /mnt/b of "+vol.VolumeId+" "+other.VolumeId+",freeze /mnt/a,freeze /mnt/b,thaw /mnt/b,thaw /mnt/a" ||
+		strings.Count(out, `"SnapshotId": "snap-`) != 2 {
+		t.Errorf("create-snapshots with two --freeze: %s, events %s", out, got)
+	}
+	check := snapshotFreezer.check
+	snapshotFreezer.check = func(dirs []string, sc freezeScope) error {
+		return sc.targetError(dirs[0], "not a mount point")
+	}
+	events, before = nil, snaps()
+	runCases(t, sock, []cliCase{{[]string{"create-snapshots", "--volume-ids", vol.VolumeId, "--freeze", "/mnt/a"},
+		exitUsage, "create-snapshots: --freeze /mnt/a: not a mount point"}})
+	if len(events) != 0 || snaps() != before {
+		t.Errorf("refused --freeze: events %v, %d snapshots, want none and %d", events, snaps(), before)
+	}
+	snapshotFreezer.check = check
 }
