@@ -211,6 +211,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		return err
 	}
 	n := 0
+	v.hydration.start(m.Segments, only)
 	for _, ref := range m.Segments {
 		if only != nil && !only[ref.Index] {
 			continue
@@ -220,6 +221,7 @@ func (e *Engine) hydrate(ctx context.Context, v *volume, full bool) error {
 		if err != nil {
 			return err
 		}
+		v.hydration.done.Add(1)
 	}
 	if v.hasFaults() {
 		return errFaultsRemain

@@ -84,6 +84,11 @@ type volume struct {
 	// writes counts writes and discards since the last sync round began,
 	// so a round with nothing to do costs nothing.
 	writes atomic.Int64
+	// redirects counts the writes that went to a fresh slot (a block's
+	// first write in a generation) since the server started.
+	redirects atomic.Uint64
+	// hydration is the progress of the running hydration pass.
+	hydration hydrationProgress
 }
 
 // blockOf splits a byte offset into block number and offset within the block.
@@ -293,6 +298,7 @@ func (v *volume) installRedirect(blk, slot uint64, gen uint32, werr error) error
 	if ok {
 		v.freeSlot(free)
 	}
+	v.redirects.Add(1)
 	return nil
 }
 
@@ -662,12 +668,16 @@ func (v *volume) info() VolumeInfo {
 		OpenCount:      v.opens,
 		AllocatedBytes: v.live.dataBlocks * v.blockSize,
 		Hydrating:      v.record.Hydrating,
+		Redirects:      v.redirects.Load(),
 		DirtyBlocks:    len(v.dirty) + v.slots.waiting() + int(v.writes.Load()),
 	}
 	if enc := v.record.Encryption; enc != nil {
 		vi.Encrypted, vi.KMSKeyARN, vi.DataKeyID = true, enc.KMSKeyARN, enc.DataKeyID
 	}
 	vi.Tags = tagsFromMeta(v.record.Tags)
+	if vi.Hydrating {
+		vi.HydratedSegments, vi.HydrationSegments = v.hydration.get()
+	}
 	v.statusInfo(&vi)
 	switch {
 	case v.doomed:

@@ -59,6 +59,14 @@ type VolumeInfo struct {
 	AllocatedBytes int64
 	// Hydrating: some blocks are still read from the snapshot.
 	Hydrating bool
+	// HydratedSegments of HydrationSegments: the progress of the running
+	// hydration pass, in the snapshot's segments (0 of 0 before the pass
+	// has read the manifest; only while Hydrating).
+	HydratedSegments, HydrationSegments int64
+	// Redirects counts the writes that went to a fresh slot since the
+	// server started: a block's first write in a generation (its first
+	// ever, or its first since a snapshot: copy-on-write).
+	Redirects uint64
 	// DirtyBlocks are the blocks written whose map entries are not yet
 	// synced (fsync, or the sync interval, makes them durable), with the
 	// writes under way: what a crash now would lose unless fsynced.

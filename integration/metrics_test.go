@@ -107,6 +107,12 @@ func TestMetricsAgreeWithWhatHappened(t *testing.T) {
 	if len(matching(got, "cowvol_volume_dirty_bytes", "volume", vol.VolumeId)) != 1 {
 		t.Errorf("no cowvol_volume_dirty_bytes for %s", vol.VolumeId)
 	}
+	// fio wrote a fresh volume before any snapshot: each block it touched
+	// was redirected once (its first write), later writes went in place.
+	if redirected, allocated := sample(got, "cowvol_volume_redirected_writes_total", "volume", vol.VolumeId),
+		sample(got, "cowvol_volume_allocated_bytes", "volume", vol.VolumeId); redirected*64*1024 != allocated {
+		t.Errorf("cowvol_volume_redirected_writes_total %.0f, want one per allocated 64 KiB block (%.0f bytes)", redirected, allocated)
+	}
 	if sample(got, "cowvol_volume_allocated_bytes", "volume", vol.VolumeId) <= 0 ||
 		sample(got, "cowvol_data_dir_fs_size_bytes") <= 0 || len(got["cowvol_build_info"].GetMetric()) != 1 {
 		t.Errorf("space used, data dir size or build info missing")

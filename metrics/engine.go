@@ -35,8 +35,8 @@ type EngineCollector struct {
 	eng Engine
 	log *slog.Logger
 
-	volumes, snapshots, volSize, volAllocated, volDirty, volOpen, volImpaired, volHydrating, snapProgress,
-	snapPendingSeconds, up *prometheus.Desc
+	volumes, snapshots, volSize, volAllocated, volDirty, volOpen, volImpaired, volHydrating, volHydration, volRedirects,
+	snapProgress, snapPendingSeconds, up *prometheus.Desc
 
 	flushSeconds *prometheus.HistogramVec
 	flushBytes   *prometheus.CounterVec
@@ -61,6 +61,10 @@ func NewEngineCollector(eng Engine, log *slog.Logger) *EngineCollector {
 		volOpen:      d("volume_open_handles", "Open handles on a volume's file (1 or more: attached).", "volume"),
 		volImpaired:  d("volume_impaired", "1 when a volume is impaired: blocks of the snapshot it was restored from cannot be read.", "volume"),
 		volHydrating: d("volume_hydrating", "1 while some of a restored volume's blocks are still read from its snapshot.", "volume"),
+		volHydration: d("volume_hydration_progress_ratio",
+			"A hydrating volume's progress, 0 to 1: the snapshot's segments its running hydration pass has fetched.", "volume"),
+		volRedirects: d("volume_redirected_writes_total",
+			"Writes that went to a fresh slot since the server started: a block's first write in a generation (copy-on-write after a snapshot).", "volume"),
 		snapProgress: d("snapshot_progress_ratio", "A pending snapshot's progress, 0 to 1.", "snapshot", "volume"),
 		snapPendingSeconds: d("snapshot_pending_seconds",
 			"How long a pending snapshot has been flushing (for alerts on a flush stuck retrying).", "snapshot", "volume"),
@@ -79,7 +83,7 @@ func NewEngineCollector(eng Engine, log *slog.Logger) *EngineCollector {
 // Describe implements prometheus.Collector.
 func (c *EngineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.volumes, c.snapshots, c.volSize, c.volAllocated, c.volDirty, c.volOpen,
-		c.volImpaired, c.volHydrating, c.snapProgress, c.snapPendingSeconds} {
+		c.volImpaired, c.volHydrating, c.volHydration, c.volRedirects, c.snapProgress, c.snapPendingSeconds} {
 		ch <- d
 	}
 	c.flushSeconds.Describe(ch)
@@ -121,6 +125,10 @@ func (c *EngineCollector) collectVolumes(ch chan<- prometheus.Metric, vols []cow
 		gauge(c.volOpen, float64(v.OpenCount))
 		gauge(c.volImpaired, boolValue(v.Status == cow.VolumeStatusImpaired))
 		gauge(c.volHydrating, boolValue(v.Hydrating))
+		if v.Hydrating {
+			gauge(c.volHydration, ratio(v.HydratedSegments, v.HydrationSegments))
+		}
+		ch <- prometheus.MustNewConstMetric(c.volRedirects, prometheus.CounterValue, float64(v.Redirects), v.ID)
 	}
 	for _, s := range volumeStates {
 		ch <- prometheus.MustNewConstMetric(c.volumes, prometheus.GaugeValue, float64(byState[s]), string(s))
@@ -179,4 +187,12 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// ratio is done/total, 0 when total is 0.
+func ratio(done, total int64) float64 {
+	if total <= 0 {
+		return 0
+	}
+	return float64(done) / float64(total)
 }
