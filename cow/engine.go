@@ -3,8 +3,6 @@ package cow
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cowvol/cowvol/cow/lineage"
-	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
 	"github.com/cowvol/cowvol/meta"
 	"golang.org/x/sys/unix"
@@ -211,20 +208,9 @@ func Open(opts Options) (*Engine, error) {
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval
 	}
-	dir, err := filepath.Abs(opts.DataDir)
+	dir, lock, err := prepareDataDir(opts)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	for _, d := range []string{dir, filepath.Join(dir, "volumes")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
-	}
-	lock := opts.Lock
-	if lock == nil {
-		if lock, err = LockDataDir(dir); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	space, err := openSpaceGuard(dir, opts.MetadataReserve, opts.freeSpace, log)
 	if err != nil {
@@ -257,6 +243,42 @@ func Open(opts Options) (*Engine, error) {
 		lock.Close()
 		return nil, fmt.Errorf("an Outpost needs both an Outpost ARN and a local snapshot store")
 	}
+	e := newEngine(opts, dir, lostDir, log, ms, lock, space)
+	e.startTimes.add("meta_open", metaStart)
+	if err := e.recover(opts.AcceptMetadataLoss, ms.AcceptedDamage() != nil); err != nil {
+		e.closeVolumes()
+		ms.Close()
+		lock.Close()
+		return nil, err
+	}
+	e.startBackground(opts.SyncInterval)
+	e.log.Info("engine open", "took", time.Since(openStart).Round(time.Microsecond))
+	return e, nil
+}
+
+// prepareDataDir makes the data directory (absolute) and its volumes
+// directory, and takes its lock unless opts brings one.
+func prepareDataDir(opts Options) (dir string, lock *os.File, err error) {
+	dir, err = filepath.Abs(opts.DataDir)
+	if err != nil {
+		return "", nil, fmt.Errorf("data dir: %w", err)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "volumes")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return "", nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	if lock = opts.Lock; lock == nil {
+		if lock, err = LockDataDir(dir); err != nil {
+			return "", nil, err
+		}
+	}
+	return dir, lock, nil
+}
+
+// newEngine is the engine of opts on an opened metadata store, before
+// recovery: its fields with their defaults.
+func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Store, lock *os.File, space *spaceGuard) *Engine {
 	e := &Engine{
 		dir:             dir,
 		lostDir:         lostDir,
@@ -288,7 +310,6 @@ func Open(opts Options) (*Engine, error) {
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
-	e.startTimes.add("meta_open", metaStart)
 	if e.flushDeadline <= 0 {
 		e.flushDeadline = DefaultFlushDeadline
 	}
@@ -297,23 +318,22 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.metaSync = newGroupSync(ms.Sync)
 	e.volumeEnv = newVolumeEnv(e)
-	if err := e.recover(opts.AcceptMetadataLoss, ms.AcceptedDamage() != nil); err != nil {
-		e.closeVolumes()
-		ms.Close()
-		lock.Close()
-		return nil, err
-	}
+	return e
+}
+
+// startBackground starts the engine's background work, which
+// StopBackground stops: space, sync, flush, gc and catalogue loops, map
+// loads and hydrators.
+func (e *Engine) startBackground(syncInterval time.Duration) {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.wg.Add(5)
 	go e.spaceLoop()
-	go e.syncLoop(opts.SyncInterval)
+	go e.syncLoop(syncInterval)
 	go e.flushLoop()
 	go e.gcLoop()
 	go e.catalogLoop()
 	e.startMapLoads()
 	e.startHydrators()
-	e.log.Info("engine open", "took", time.Since(openStart).Round(time.Microsecond))
-	return e, nil
 }
 
 // LockDataDir takes an exclusive flock on <dir>/lock (creating dir),
@@ -510,231 +530,11 @@ func (e *Engine) lookup(id string) (*volume, error) {
 	return v, nil
 }
 
-// CreateVolume creates an empty, thin-provisioned volume. With a client
-// token it is idempotent: the same token and parameters return the volume
-// the first call created.
-func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (VolumeInfo, error) {
-	var src meta.SnapshotRecord
-	if p.SnapshotID != "" {
-		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
-		if err != nil {
-			return VolumeInfo{}, err
-		}
-		if err := e.checkCreateVolumePermission(ctx, s); err != nil {
-			return VolumeInfo{}, err
-		}
-		src = s.record()
-		if src.State != string(SnapshotCompleted) {
-			return VolumeInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)
-		}
-		if p.Size == 0 {
-			p.Size = src.VolumeSize
-		}
-		if p.Size < src.VolumeSize {
-			return VolumeInfo{}, fmt.Errorf("%w: %d bytes is smaller than snapshot %s (%d bytes)", ErrInvalidSize, p.Size, src.ID, src.VolumeSize)
-		}
-		if p.BlockSize == 0 {
-			p.BlockSize = src.BlockSize
-		}
-		if p.BlockSize != src.BlockSize {
-			return VolumeInfo{}, fmt.Errorf("%w: a volume from snapshot %s has its block size, %d", ErrInvalidBlockSize, src.ID, src.BlockSize)
-		}
-	}
-	if p.KMSKeyID != "" && !p.Encrypted && src.Encryption == nil {
-		return VolumeInfo{}, fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
-	}
-	if p.BlockSize == 0 {
-		p.BlockSize = DefaultBlockSize
-	}
-	if err := ValidateGeometry(p.Size, p.BlockSize); err != nil {
-		return VolumeInfo{}, err
-	}
-	if err := ValidateTags(p.Tags); err != nil {
-		return VolumeInfo{}, err
-	}
-	if len(p.ClientToken) > 64 {
-		return VolumeInfo{}, fmt.Errorf("%w: client token longer than 64 characters", ErrInvalidParameter)
-	}
-	digest := paramsDigest(p)
-	enc, err := e.volumeEncryption(p, src)
-	if err != nil {
-		return VolumeInfo{}, err
-	}
-
-	volID := newID("vol")
-	var hold string
-	if src.ID != "" {
-		// The volume holds its own copy of the snapshot's manifest, so
-		// deleting the snapshot never breaks it while it hydrates. Stored
-		// before e.mu is taken: it takes e.gc (see the lock order) and
-		// talks to the store.
-		var err error
-		if hold, err = e.holdSnapshot(ctx, volID, src); err != nil {
-			return VolumeInfo{}, err
-		}
-	}
-
-	e.mu.Lock()
-	v, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
-	e.mu.Unlock()
-	var vi VolumeInfo
-	if err == nil {
-		// The volume a repeated create returns may still be loading.
-		vi, err = v.loadedInfo(ctx)
-	}
-	if !created && hold != "" {
-		// A failed create, or a repeated one that returns the volume
-		// the first call created.
-		if st, serr := e.store(src.Store); serr == nil {
-			if derr := st.Delete(context.WithoutCancel(ctx), hold); derr != nil {
-				e.log.Warn("dropping the hold of a failed or repeated create", "key", hold, "err", derr)
-			}
-		}
-	}
-	return vi, err
-}
-
-// createVolumeLocked is CreateVolume's part under e.mu: the client token
-// check, the data file and the record. It returns the volume, created by
-// this call (a hold, if any, is then the volume's) or by the first call
-// with the client token.
-func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ *volume, created bool, _ error) {
-	if e.closed {
-		return nil, false, ErrClosed
-	}
-	if p.ClientToken != "" {
-		id, err := e.meta.VolumeByClientToken(p.ClientToken)
-		switch {
-		case err == nil:
-			v, ok := e.vols[id]
-			if !ok || v.record.ParamsDigest != digest {
-				return nil, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
-			}
-			return v, false, nil
-		case !errors.Is(err, meta.ErrNotFound):
-			return nil, false, err
-		}
-	}
-
-	r := meta.VolumeRecord{
-		ID:           volID,
-		Size:         p.Size,
-		BlockSize:    p.BlockSize,
-		Generation:   firstGeneration,
-		CreateTime:   time.Now().UTC().Truncate(time.Millisecond),
-		ClientToken:  p.ClientToken,
-		ParamsDigest: digest,
-		Encryption:   enc,
-	}
-	r.Tags = tagsToMeta(p.Tags)
-	if src.ID != "" {
-		r.SnapshotID = src.ID
-		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0
-		r.Hydrating = true
-	}
-	f, err := e.openDataFile(e.dataPath(r.ID), true)
-	if err != nil {
-		return nil, false, e.diskErr("create data file", err)
-	}
-	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
-		f.Close()
-		os.Remove(e.dataPath(r.ID))
-		return nil, false, e.diskErr("create data file", err)
-	}
-	v := e.newVolume(r, f)
-	if err := e.openJournal(v, nil); err != nil {
-		f.Close()
-		os.Remove(e.dataPath(r.ID))
-		return nil, false, err
-	}
-	err = e.meta.CreateVolume(r)
-	if err == nil {
-		err = e.metaSync.sync()
-		if err != nil {
-			// Whether the record is durable is unknown: take it back.
-			// Should that not stick either, the next start finds a
-			// record without data and recreates its empty data file.
-			if derr := e.meta.DeleteVolume(r); derr != nil {
-				e.log.Warn("cannot take back the record of a failed create", "volume", r.ID, "err", derr)
-			}
-		}
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(e.dataPath(r.ID))
-		if v.journal != nil {
-			v.journal.remove()
-		}
-		return nil, false, e.diskErr("create volume", err)
-	}
-	e.vols[r.ID] = v
-	if r.Hydrating {
-		e.startHydrator(v)
-	}
-	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID, "encrypted", enc != nil)
-	return v, true, nil
-}
-
-// holdSnapshot copies snapshot src's manifest to a hold of volume volID.
-// It takes e.gc shared: the caller holds neither e.gc nor e.mu.
-func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.SnapshotRecord) (string, error) {
-	if h := e.hooks.holdWaitsForGC; h != nil {
-		h()
-	}
-	e.gc.RLock()
-	defer e.gc.RUnlock()
-	st, err := e.store(src.Store)
-	if err != nil {
-		return "", err
-	}
-	// The hold is a copy of the bytes, checked first: a damaged manifest
-	// makes no volume.
-	_, b, err := getManifest(ctx, st, snapfmt.ManifestKey(src.ID))
-	if errors.Is(err, snapstore.ErrNotFound) {
-		return "", fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, src.ID)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read manifest of %s: %w", src.ID, err)
-	}
-	hold := snapfmt.HoldKey(volID, src.ID)
-	if err := st.Put(ctx, hold, b); err != nil {
-		if errors.Is(err, ErrStoreFull) {
-			return "", fmt.Errorf("a volume from snapshot %s keeps a copy of its manifest in the snapshot store, which is full (delete snapshots to make room): %w", src.ID, err)
-		}
-		return "", fmt.Errorf("hold snapshot %s: %w", src.ID, err)
-	}
-	// A daemon deleting the snapshot deletes its manifest, then marks
-	// from every manifest and hold. If the manifest is still there now,
-	// the deleter's mark comes after our hold and sees it; if it is gone,
-	// the deleter may not have seen the hold: give up.
-	ok, err := st.Exists(ctx, snapfmt.ManifestKey(src.ID))
-	if err == nil && !ok {
-		err = fmt.Errorf("%w: %s was deleted meanwhile", ErrSnapshotNotFound, src.ID)
-	}
-	if err != nil {
-		if derr := st.Delete(context.WithoutCancel(ctx), hold); derr != nil {
-			e.log.Warn("dropping the hold of a failed create", "key", hold, "err", derr)
-		}
-		return "", err
-	}
-	return hold, nil
-}
-
 func (e *Engine) diskErr(op string, err error) error {
 	if isNoSpace(err) {
 		return fmt.Errorf("%s: %w: %w", op, ErrNoSpace, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// paramsDigest identifies a CreateVolume request for idempotency.
-func paramsDigest(p CreateVolumeParams) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "size=%d\nblock=%d\nsnapshot=%s\nencrypted=%t\nkey=%q\n", p.Size, p.BlockSize, p.SnapshotID, p.Encrypted, p.KMSKeyID)
-	for _, t := range p.Tags {
-		fmt.Fprintf(h, "tag=%q=%q\n", t.Key, t.Value)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // DescribeVolumes returns every volume, sorted by ID.
@@ -759,122 +559,6 @@ func (e *Engine) VolumeInfo(id string) (VolumeInfo, error) {
 		return VolumeInfo{}, err
 	}
 	return v.loadedInfo(context.Background())
-}
-
-// DeleteVolume deletes a volume that no one has open: its data and
-// metadata are gone when it returns.
-func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
-	v, err := e.lookup(id)
-	if err != nil {
-		return err
-	}
-	// Deleting a volume removes every record of it: not while its map
-	// still loads them (a damaged one may go).
-	if err := v.waitLoaded(ctx); err != nil && !errors.Is(err, ErrMetadataDamaged) {
-		return fmt.Errorf("delete volume %s: %w", id, err)
-	}
-	v.mapMu.Lock()
-	if v.opens > 0 {
-		v.mapMu.Unlock()
-		return fmt.Errorf("%w: %s is open %d time(s)", ErrVolumeInUse, id, v.opens)
-	}
-	if v.doomed {
-		v.mapMu.Unlock()
-		return fmt.Errorf("%w: %s", ErrVolumeNotFound, id)
-	}
-	v.mapMu.Unlock()
-	// The flusher reads a pending snapshot's blocks from the volume,
-	// and finishes a completed one's flush on it.
-	e.snapMu.Lock()
-	pending := e.pendingSnapshotsLocked(id)
-	if f := e.inFlight; pending == 0 && f != nil && f.volID == id {
-		e.snapMu.Unlock()
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return fmt.Errorf("delete volume %s: waiting for its snapshot's flush to finish: %w", id, ctx.Err())
-		}
-		return e.DeleteVolume(ctx, id)
-	}
-	v.mapMu.Lock()
-	if pending == 0 && v.opens == 0 {
-		v.doomed = true
-	}
-	doomed, opens := v.doomed, v.opens
-	r := v.record
-	stop := v.stopHydration
-	v.mapMu.Unlock()
-	e.snapMu.Unlock()
-	switch {
-	case opens > 0:
-		return fmt.Errorf("%w: %s is open %d time(s)", ErrVolumeInUse, id, opens)
-	case !doomed:
-		return fmt.Errorf("%w: volume %s has %d pending snapshot(s); wait for them to complete", ErrIncorrectState, id, pending)
-	}
-	if stop != nil {
-		stop()
-	}
-	// Wait out a sync round in flight (the background loop's); rounds
-	// that start from now on see doomed and do nothing.
-	_ = v.syncer.sync()
-
-	err = v.updateRecord(func(rec *meta.VolumeRecord) { rec.Deleting = true }, func(rec meta.VolumeRecord) { r = rec })
-	if err != nil {
-		v.mapMu.Lock()
-		v.doomed = false
-		v.mapMu.Unlock()
-		return fmt.Errorf("delete volume %s: %w", id, err)
-	}
-	e.mu.Lock()
-	delete(e.vols, id)
-	fn := e.onRemoved
-	e.mu.Unlock()
-	v.file.Close()
-	if v.load != nil {
-		v.load.view.Close() // a damaged volume's view was still open
-	}
-	v.mapMu.Lock()
-	if v.journal != nil {
-		v.journal.close()
-		v.journal = nil
-	}
-	v.mapMu.Unlock()
-	if err := e.purge(r); err != nil {
-		// The record says Deleting: the next start finishes the job.
-		e.log.Error("volume deletion incomplete; it completes at the next start", "volume", id, "err", err)
-	}
-	if r.BaseManifest != "" || r.SnapshotID != "" {
-		e.dropHolds(ctx, id, "")
-		// In the background: a collection marks and sweeps the whole
-		// store, too long to hold the caller (and e.gc) for.
-		for name := range e.stores {
-			e.requestGC(name)
-		}
-	}
-	if fn != nil {
-		fn(id)
-	}
-	e.log.Info("volume deleted", "volume", id)
-	return nil
-}
-
-// purge removes a volume's data file and metadata.
-func (e *Engine) purge(r meta.VolumeRecord) error {
-	if err := os.Remove(e.dataPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove data file: %w", err)
-	}
-	if e.journalDir != "" {
-		if err := os.Remove(e.journalPath(r.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove map journal: %w", err)
-		}
-	}
-	if err := syncDir(filepath.Join(e.dir, "volumes")); err != nil {
-		return err
-	}
-	if err := e.meta.DeleteVolume(r); err != nil {
-		return err
-	}
-	return e.metaSync.sync()
 }
 
 func syncDir(path string) error {

@@ -97,15 +97,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	if err := validateSnapshotParams(p); err != nil {
 		return SnapshotInfo{}, err
 	}
-	storeName := StoreRegional
-	if p.OutpostArn != "" {
-		if p.OutpostArn != e.outpostArn {
-			return SnapshotInfo{}, fmt.Errorf("%w: %s is not this host's Outpost", ErrOutpostMismatch, p.OutpostArn)
-		}
-		storeName = StoreLocal
-	}
-	if _, err := e.store(storeName); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrInvalidParameter, err)
+	storeName, err := e.snapshotStoreFor(p.OutpostArn)
+	if err != nil {
+		return SnapshotInfo{}, err
 	}
 	v, err := e.lookup(p.VolumeID)
 	if err != nil {
@@ -178,6 +172,22 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	e.wakeFlusher()
 	e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", gen)
 	return s.info(), nil
+}
+
+// snapshotStoreFor names the store a snapshot goes to: this host's
+// Outpost's (local) when outpostArn names it, else the regional one.
+func (e *Engine) snapshotStoreFor(outpostArn string) (string, error) {
+	storeName := StoreRegional
+	if outpostArn != "" {
+		if outpostArn != e.outpostArn {
+			return "", fmt.Errorf("%w: %s is not this host's Outpost", ErrOutpostMismatch, outpostArn)
+		}
+		storeName = StoreLocal
+	}
+	if _, err := e.store(storeName); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidParameter, err)
+	}
+	return storeName, nil
 }
 
 // pendingSnapshotsLocked counts volID's pending snapshots. e.snapMu is held.
