@@ -35,16 +35,22 @@ var (
 // additional data, so that neither part can be altered.
 func EncodeSegment(k *Keys, s Segment) ([]byte, error) {
 	blks := make([]uint32, 0, len(s))
-	packs := map[PackID]int{}
-	var table []Loc
-	for b, l := range s {
+	for b := range s {
 		blks = append(blks, b)
-		if _, ok := packs[l.Pack]; !ok && l.InPack() {
-			packs[l.Pack] = len(table)
-			table = append(table, l)
-		}
 	}
 	sort.Slice(blks, func(i, j int) bool { return blks[i] < blks[j] })
+	// The pack table in order of first use by block: the same segment
+	// always encodes to the same bytes.
+	packs := map[PackID]int{}
+	var table []Loc
+	for _, b := range blks {
+		if l := s[b]; l.InPack() {
+			if _, ok := packs[l.Pack]; !ok {
+				packs[l.Pack] = len(table)
+				table = append(table, l)
+			}
+		}
+	}
 	head := make([]byte, 0, len(segmentMagic)+binary.MaxVarintLen64+len(table)*24)
 	if k != nil {
 		head = append(head, segmentMagicEncrypted...)
