@@ -29,10 +29,7 @@ func newAWSCLI(t *testing.T, addr, id, secret string) *awsCLI {
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("aws"); err != nil {
-			if requireRoot() {
-				t.Fatal("the aws CLI is not installed (apt-get install awscli; .ci/run installs it)")
-			}
-			t.Skip("needs the aws CLI (apt-get install awscli)")
+			missingPrereq(t, "the aws CLI is not installed (apt-get install awscli; make prereqs installs it)")
 		}
 	}
 	dir := t.TempDir()

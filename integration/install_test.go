@@ -16,10 +16,7 @@ import (
 func TestMakeInstall(t *testing.T) {
 	for _, cmd := range []string{"make", "bash"} {
 		if _, err := exec.LookPath(cmd); err != nil {
-			if requireRoot() {
-				t.Fatalf("%s not found (COWVOL_REQUIRE_ROOT=1)", cmd)
-			}
-			t.Skipf("%s not found", cmd)
+			missingPrereq(t, "%s not found", cmd)
 		}
 	}
 	root, err := filepath.Abs("..")

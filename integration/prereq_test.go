@@ -12,6 +12,16 @@ import (
 // then fail tests instead of skipping them.
 func requireRoot() bool { return os.Getenv("COWVOL_REQUIRE_ROOT") == "1" }
 
+// missingPrereq ends a test whose prerequisite is missing: a failure under
+// COWVOL_REQUIRE_ROOT=1 (CI must not pass by skipping), a skip otherwise.
+func missingPrereq(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if requireRoot() {
+		t.Fatalf(format+" (COWVOL_REQUIRE_ROOT=1)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // missingPrivileges lists what stops these tests from running at all: root
 // and /dev/fuse. Without COWVOL_REQUIRE_ROOT their absence skips the tests.
 func missingPrivileges() []string {
