@@ -203,15 +203,17 @@ func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *sto
 
 // publishDirect stores the manifest of written snapshot r, of segments
 // segs, and returns it; the snapshot is complete in every reader's eyes
-// once this returns.
-func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
-	m := e.newManifest(r, segs)
-	mb, err := snapfmt.EncodeManifest(w.k.Format(), m)
+// once this returns. It publishes as flushes and copies do
+// (manifestPublisher): a manifest already stored under r's key is adopted
+// if it is r's and refused if it is another snapshot's, never overwritten.
+func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
+	pub := &manifestPublisher{e: e, st: w.st, s: &snapshot{rec: r}, k: w.k, lease: lease}
+	m, _, err := pub.adopt(ctx)
+	if err == nil && m == nil {
+		m, _, err = pub.publish(ctx, e.newManifest(r, segs))
+	}
 	if err != nil {
 		return nil, err
-	}
-	if err := w.st.Put(ctx, snapfmt.ManifestKey(r.ID), mb); err != nil {
-		return nil, fmt.Errorf("put manifest: %w", err)
 	}
 	e.reader.cacheManifest(w.st, snapfmt.ManifestKey(r.ID), m)
 	return m, nil

@@ -445,10 +445,7 @@ func (e *Engine) finishSession(s *directSession) error {
 	if err != nil {
 		return s.lease.blame(err)
 	}
-	if err := s.lease.valid(); err != nil {
-		return err
-	}
-	m, err := e.publishDirect(ctx, s.w, s.rec, segs)
+	m, err := e.publishDirect(ctx, s.w, s.rec, s.lease, segs)
 	if err != nil {
 		return err
 	}

@@ -203,7 +203,9 @@ func (e *Engine) closePacks(pw *packWriter, failed bool, snapID string) {
 }
 
 // unpublish deletes snapshot r's manifest, stored by an attempt that then
-// failed, if there is one.
+// failed, if there is one. A valid manifest under its key that names
+// another snapshot or volume (errForeignManifest) is not r's to delete: it
+// stays, for whoever stored it.
 func (e *Engine) unpublish(r meta.SnapshotRecord) error {
 	st, err := e.store(r.Store)
 	if err != nil {
@@ -211,6 +213,10 @@ func (e *Engine) unpublish(r meta.SnapshotRecord) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 	defer cancel()
+	foreign, err := foreignManifest(ctx, st, r)
+	if err != nil || foreign {
+		return err
+	}
 	if err := st.Delete(ctx, snapfmt.ManifestKey(r.ID)); err != nil {
 		return fmt.Errorf("delete manifest of %s: %w", r.ID, err)
 	}
@@ -235,14 +241,19 @@ func (e *Engine) failSnapshot(s *snapshot, cause error) {
 	}
 	// An attempt may have stored the manifest (the snapshot's visible
 	// root, for other daemons too) and then failed on the hold: a failed
-	// snapshot must not be seen anywhere as completed.
+	// snapshot must not be seen anywhere as completed. But a manifest
+	// that names another snapshot (errForeignManifest) was never ours to
+	// delete: it stays, for whoever stored it.
 	st, err := e.store(r.Store)
 	if err != nil {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
 	defer cancel()
-	keys := []string{snapfmt.ManifestKey(r.ID)}
+	var keys []string
+	if foreign, err := foreignManifest(dctx, st, r); err != nil || !foreign {
+		keys = append(keys, snapfmt.ManifestKey(r.ID))
+	}
 	if r.CopyOf != "" {
 		e.dropCopyHold(r)
 	}
@@ -463,4 +474,22 @@ func (e *Engine) releaseFrozen(v *volume, gen uint64) error {
 		e.log.Debug("released frozen blocks", "volume", v.id, "gen", gen, "blocks", len(free))
 	}
 	return nil
+}
+
+// foreignManifest reports whether the object under snapshot r's manifest
+// key is a valid manifest of another snapshot or volume. Nothing there, or
+// an object that does not decode (a torn put of our own), is not foreign.
+func foreignManifest(ctx context.Context, st snapstore.Store, r meta.SnapshotRecord) (bool, error) {
+	b, err := st.Get(ctx, snapfmt.ManifestKey(r.ID))
+	switch {
+	case errors.Is(err, snapstore.ErrNotFound), errors.Is(err, snapstore.ErrCorrupt):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read the manifest of %s: %w", r.ID, err)
+	}
+	m, err := snapfmt.DecodeManifest(b)
+	if err != nil {
+		return false, nil
+	}
+	return m.SnapshotID != r.ID || m.VolumeID != r.VolumeID, nil
 }

@@ -23,9 +23,9 @@ import (
 //   - a valid manifest that is not that (it names another snapshot or
 //     volume, or is another lineage's): a permanent error naming the key,
 //     the store and what is wrong; the flush never stores its own over it.
-//     (The failed snapshot's clean-up then deletes the object under its
-//     key, as it does any manifest of a failed snapshot; no reader accepts
-//     a manifest under another snapshot's key.)
+//     (The failed snapshot's clean-up leaves that object alone, though it
+//     deletes any manifest of its own; no reader accepts a manifest under
+//     another snapshot's key.)
 //   - one that does not decode (an earlier attempt's put torn midway, on
 //     a store whose puts are not atomic): no reader can have used it, as
 //     every reader checks the checksum; it is logged, with the key and

@@ -1,6 +1,8 @@
 package cow
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,6 +150,52 @@ func TestPublishRefusesForeignManifest(t *testing.T) {
 			if puts != 0 || packs != 0 {
 				t.Fatalf("the flush stored its manifest over the one it found (%d puts) or uploaded %d packs first", puts, packs)
 			}
+			// The failed snapshot's clean-up (done once the engine has
+			// stopped) leaves the manifest it could not adopt: not its own.
+			mu.Unlock()
+			eng.Close()
+			mu.Lock()
+			got, err := hs.Store.Get(ctx, target)
+			if err != nil || string(got) != string(tt.plant) {
+				t.Fatalf("after the failure, %s holds %q (%v); want the foreign manifest left as it was", target, got, err)
+			}
 		})
+	}
+}
+
+// TestDirectSnapshotRefusesForeignManifest: a snapshot written through the
+// EBS direct APIs publishes by the same rule as flushes and copies: a valid
+// manifest of another snapshot stored under its key fails
+// CompleteSnapshot, and is left as it was.
+func TestDirectSnapshotRefusesForeignManifest(t *testing.T) {
+	hs := &hookStore{Store: sharedDir(t)}
+	eng, err := Open(Options{DataDir: filepath.Join(t.TempDir(), "data"), SyncInterval: time.Hour, SnapshotStore: hs, FlushDeadline: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	si, err := eng.StartSnapshot(ctx, StartSnapshotParams{VolumeSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(7, DirectBlockSize)
+	if err := eng.PutSnapshotBlock(ctx, si.ID, 3, data, sha256.Sum256(data)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := snapfmt.EncodeManifest(nil, &snapfmt.Manifest{SnapshotID: "snap-0aaaaaaaaaaaaaaaa", VolumeID: "vol-0aaaaaaaaaaaaaaaa", VolumeSize: 1 << 30, BlockSize: DirectBlockSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := snapfmt.ManifestKey(si.ID)
+	if err := hs.Store.Put(ctx, key, other); err != nil {
+		t.Fatal(err)
+	}
+	_, err = eng.CompleteSnapshot(ctx, si.ID, func([]WrittenBlock) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "names snapshot snap-0aaaaaaaaaaaaaaaa") {
+		t.Fatalf("CompleteSnapshot over another snapshot's manifest: %v; want an error naming it", err)
+	}
+	got, err := hs.Store.Get(ctx, key)
+	if err != nil || !bytes.Equal(got, other) {
+		t.Fatalf("%s holds %q (%v) after the failure; want the foreign manifest left as it was", key, got, err)
 	}
 }
