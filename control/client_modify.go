@@ -49,12 +49,7 @@ type DescribeVolumesModificationsOutput struct {
 
 // DescribeVolumesModifications lists each volume's last modification.
 func (c *Client) DescribeVolumesModifications(ctx context.Context, in DescribeVolumesModificationsInput) (DescribeVolumesModificationsOutput, error) {
-	f := url.Values{}
-	setList(f, "VolumeId", in.VolumeIDs)
-	setFilters(f, in.Filters)
-	setInt(f, "MaxResults", int64(in.MaxResults))
-	setString(f, "NextToken", in.NextToken)
-	setBool(f, "DryRun", in.DryRun)
+	f := volumePageForm(in.VolumeIDs, in.Filters, in.MaxResults, in.NextToken, in.DryRun)
 	var out DescribeVolumesModificationsResponse
 	if err := c.call(ctx, "DescribeVolumesModifications", f, &out); err != nil {
 		return DescribeVolumesModificationsOutput{}, err

@@ -66,12 +66,7 @@ type DescribeVolumesOutput struct {
 
 // DescribeVolumes lists volumes.
 func (c *Client) DescribeVolumes(ctx context.Context, in DescribeVolumesInput) (DescribeVolumesOutput, error) {
-	f := url.Values{}
-	setList(f, "VolumeId", in.VolumeIDs)
-	setFilters(f, in.Filters)
-	setInt(f, "MaxResults", int64(in.MaxResults))
-	setString(f, "NextToken", in.NextToken)
-	setBool(f, "DryRun", in.DryRun)
+	f := volumePageForm(in.VolumeIDs, in.Filters, in.MaxResults, in.NextToken, in.DryRun)
 	var out DescribeVolumesResponse
 	if err := c.call(ctx, "DescribeVolumes", f, &out); err != nil {
 		return DescribeVolumesOutput{}, err
@@ -111,15 +106,22 @@ type DescribeVolumeStatusOutput struct {
 // DescribeVolumeStatus reports the volumes' health: ok, or impaired while
 // blocks of the snapshot a volume was restored from cannot be read.
 func (c *Client) DescribeVolumeStatus(ctx context.Context, in DescribeVolumeStatusInput) (DescribeVolumeStatusOutput, error) {
-	f := url.Values{}
-	setList(f, "VolumeId", in.VolumeIDs)
-	setFilters(f, in.Filters)
-	setInt(f, "MaxResults", int64(in.MaxResults))
-	setString(f, "NextToken", in.NextToken)
-	setBool(f, "DryRun", in.DryRun)
+	f := volumePageForm(in.VolumeIDs, in.Filters, in.MaxResults, in.NextToken, in.DryRun)
 	var out DescribeVolumeStatusResponse
 	if err := c.call(ctx, "DescribeVolumeStatus", f, &out); err != nil {
 		return DescribeVolumeStatusOutput{}, err
 	}
 	return DescribeVolumeStatusOutput{VolumeStatuses: out.VolumeStatusSet.Items, NextToken: out.NextToken}, nil
+}
+
+// volumePageForm is the form of a paged Describe* call over volumes: the
+// volume IDs, filters, page size and token, and DryRun.
+func volumePageForm(ids []string, filters []Filter, maxResults int, nextToken string, dryRun bool) url.Values {
+	f := url.Values{}
+	setList(f, "VolumeId", ids)
+	setFilters(f, filters)
+	setInt(f, "MaxResults", int64(maxResults))
+	setString(f, "NextToken", nextToken)
+	setBool(f, "DryRun", dryRun)
+	return f
 }
