@@ -136,3 +136,48 @@ func TestSnapshotLocksAcrossHosts(t *testing.T) {
 		}
 	})
 }
+
+// The aws CLI itself drives lock-snapshot, describe-locked-snapshots and
+// unlock-snapshot over --listen; delete-snapshot of the locked snapshot
+// fails with SnapshotLocked, and both a duration and a date are refused
+// with InvalidParameterCombination, changing nothing.
+func TestAWSCLISnapshotLocks(t *testing.T) {
+	requirePrereqs(t)
+	addr := freeLoopbackAddr(t)
+	creds := writeCredentialsFile(t, sdkKeys...)
+	d := startDaemon(t, withDaemonArgs("--listen", addr, "--credentials-file", creds, "--account-id", sdkAccountID))
+	a := newAWSCLI(t, addr, sdkKeys[0].id, sdkKeys[0].secret)
+	vol := d.createVolume(t, "16MiB")
+	snap := d.createSnapshot(t, vol.VolumeId)
+	d.waitSnapshotCompleted(t, snap.SnapshotId)
+	id := snap.SnapshotId
+
+	var lock struct {
+		SnapshotId, LockState, CoolOffPeriodExpiresOn string
+		CoolOffPeriod, LockDuration                   int
+	}
+	a.mustJSON(t, &lock, "ec2", "lock-snapshot", "--snapshot-id", id, "--lock-mode", "compliance", "--cool-off-period", "24", "--lock-duration", "10")
+	if lock.SnapshotId != id || lock.LockState != "compliance-cooloff" || lock.CoolOffPeriod != 24 || lock.LockDuration != 10 || lock.CoolOffPeriodExpiresOn == "" {
+		t.Fatalf("lock-snapshot printed %+v", lock)
+	}
+	if r := a.run(t, "ec2", "delete-snapshot", "--snapshot-id", id); r.Code == 0 || !strings.Contains(r.Stderr, "(SnapshotLocked)") {
+		t.Fatalf("delete-snapshot of a locked snapshot: %v", r)
+	}
+	if r := a.run(t, "ec2", "lock-snapshot", "--snapshot-id", id, "--lock-mode", "governance", "--lock-duration", "1",
+		"--expiration-date", "2099-01-01T00:00:00Z"); r.Code == 0 || !strings.Contains(r.Stderr, "(InvalidParameterCombination)") {
+		t.Fatalf("lock-snapshot with a duration and a date: %v", r)
+	}
+	var locked struct {
+		Snapshots []struct{ SnapshotId, LockState, OwnerId string }
+	}
+	a.mustJSON(t, &locked, "ec2", "describe-locked-snapshots", "--filters", "Name=lock-state,Values=compliance-cooloff")
+	if len(locked.Snapshots) != 1 || locked.Snapshots[0].SnapshotId != id || locked.Snapshots[0].OwnerId != sdkAccountID {
+		t.Fatalf("describe-locked-snapshots: %+v", locked)
+	}
+	a.mustJSON(t, nil, "ec2", "unlock-snapshot", "--snapshot-id", id)
+	a.mustJSON(t, &locked, "ec2", "describe-locked-snapshots")
+	if len(locked.Snapshots) != 0 {
+		t.Fatalf("describe-locked-snapshots after unlock: %+v", locked)
+	}
+	a.mustJSON(t, nil, "ec2", "delete-snapshot", "--snapshot-id", id)
+}
