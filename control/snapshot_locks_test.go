@@ -150,3 +150,46 @@ func TestSnapshotLockLifecycle(t *testing.T) {
 		t.Fatalf("delete after expiry: %v", err)
 	}
 }
+
+// TestSnapshotLockStates: a pending snapshot can be locked (and then not
+// deleted); a failed one cannot be locked.
+func TestSnapshotLockStates(t *testing.T) {
+	store := lockOnlyStore{newFailingStore(t)} // snapshots stay pending
+	env := newTestEnvWith(t, cow.Options{SnapshotStore: store, FlushDeadline: time.Hour, LockDay: lockDay}, Options{})
+	ctx := context.Background()
+	vol := env.create(t, CreateVolumeInput{Size: 1})
+	pending := env.snapshot(t, CreateSnapshotInput{VolumeID: vol.VolumeID})
+	if si, err := env.engine.SnapshotInfo(pending.SnapshotID); err != nil || si.State != cow.SnapshotPending {
+		t.Fatalf("snapshot %+v, %v; want pending", si, err)
+	}
+	if _, err := env.client.LockSnapshot(ctx, LockSnapshotInput{SnapshotID: pending.SnapshotID, LockMode: "governance", LockDuration: intPtr(100)}); err != nil {
+		t.Fatalf("lock a pending snapshot: %v", err)
+	}
+	checkAPIError(t, "delete a locked snapshot", env.client.DeleteSnapshot(ctx, pending.SnapshotID, false), 400, CodeSnapshotLocked, pending.SnapshotID)
+	if err := env.client.UnlockSnapshot(ctx, pending.SnapshotID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.client.DeleteSnapshot(ctx, pending.SnapshotID, false); err != nil {
+		t.Fatalf("delete once unlocked: %v", err)
+	}
+}
+
+func TestSnapshotLockFailedSnapshot(t *testing.T) {
+	store := newFailingStore(t)
+	env := newTestEnvWith(t, cow.Options{SnapshotStore: store, FlushDeadline: 20 * time.Millisecond}, Options{})
+	vol := env.create(t, CreateVolumeInput{Size: 1})
+	s := env.snapshot(t, CreateSnapshotInput{VolumeID: vol.VolumeID})
+	env.waitState(t, s.SnapshotID, cow.SnapshotError)
+	_, err := env.client.LockSnapshot(context.Background(), LockSnapshotInput{SnapshotID: s.SnapshotID, LockMode: "governance", LockDuration: intPtr(1)})
+	checkAPIError(t, "lock a failed snapshot", err, 400, CodeIncorrectState, "not pending or completed")
+}
+
+// lockOnlyStore is a failingStore that stores lock objects only.
+type lockOnlyStore struct{ *failingStore }
+
+func (s lockOnlyStore) Put(ctx context.Context, key string, data []byte) error {
+	if strings.HasSuffix(key, "/lock") {
+		return s.Dir.Put(ctx, key, data)
+	}
+	return s.failingStore.Put(ctx, key, data)
+}

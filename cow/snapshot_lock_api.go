@@ -48,6 +48,10 @@ func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (Sn
 	if err != nil {
 		return SnapshotLock{}, err
 	}
+	if r := s.record(); r.State == string(SnapshotError) {
+		// As EC2: a pending or completed snapshot may be locked.
+		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is %s, not pending or completed", ErrIncorrectState, id, r.State)
+	}
 	s.attrMu.Lock()
 	defer s.attrMu.Unlock()
 	cur, err := readLock(ctx, st, id)
