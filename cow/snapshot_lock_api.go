@@ -96,7 +96,8 @@ func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
 
 // DescribeLockedSnapshots returns the locks (expired ones too) of this
 // account's snapshots, sorted by snapshot ID: of those named in ids (each
-// must exist), or of every one this daemon knows.
+// must exist), or of every one this daemon knows. Without ids, each store
+// is listed once and only the snapshots with a lock object are read.
 func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]SnapshotLock, error) {
 	var targets []*snapshot
 	if len(ids) > 0 {
@@ -108,7 +109,15 @@ func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]S
 			targets = append(targets, s)
 		}
 	} else {
-		targets = e.ownedSnapshots()
+		locked, err := e.lockObjects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range e.ownedSnapshots() {
+			if locked[s.storeName()][s.record().ID] {
+				targets = append(targets, s)
+			}
+		}
 	}
 	var out []SnapshotLock
 	for _, s := range targets {
@@ -127,6 +136,28 @@ func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]S
 	}
 	slices.SortFunc(out, func(a, b SnapshotLock) int { return strings.Compare(a.SnapshotID, b.SnapshotID) })
 	return slices.CompactFunc(out, func(a, b SnapshotLock) bool { return a.SnapshotID == b.SnapshotID }), nil
+}
+
+// lockObjects lists the snapshots with a lock object, by store name.
+func (e *Engine) lockObjects(ctx context.Context) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for name, st := range e.stores {
+		if st == nil {
+			continue
+		}
+		ids := map[string]bool{}
+		err := st.List(ctx, "snapshots/", func(o snapstore.ObjectInfo) error {
+			if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "snapshots/"), "/lock"); ok && !strings.Contains(id, "/") {
+				ids[id] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list the snapshot locks of store %s: %w", name, err)
+		}
+		out[name] = ids
+	}
+	return out, nil
 }
 
 // ownedSnapshots are the snapshots of this account the daemon knows: its
