@@ -263,6 +263,8 @@ func lockError(err error) (*APIError, bool) {
 		return apiErr(CodeInvalidParameterCombination, "%s", sentence(detail(err, cow.ErrLockParameterCombination))), true
 	case errors.Is(err, cow.ErrLockParameterMissing):
 		return apiErr(CodeMissingParameter, "%s", sentence(detail(err, cow.ErrLockParameterMissing))), true
+	case errors.Is(err, cow.ErrInvalidLockParameter):
+		return invalidValue("%s", sentence(detail(err, cow.ErrInvalidLockParameter))), true
 	case errors.Is(err, cow.ErrNotLocked):
 		return apiErr(CodeIncorrectState, "%s", sentence(detail(err, cow.ErrNotLocked))), true
 	}

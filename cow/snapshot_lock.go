@@ -60,6 +60,9 @@ var (
 	ErrLockParameterMissing = errors.New("missing lock parameter")
 	// ErrNotLocked: UnlockSnapshot of a snapshot without a lock in force.
 	ErrNotLocked = errors.New("snapshot not locked")
+	// ErrInvalidLockParameter: a lock parameter's value is out of range
+	// (it is an ErrInvalidParameter).
+	ErrInvalidLockParameter = fmt.Errorf("%w of a lock", ErrInvalidParameter)
 )
 
 // SnapshotLock is a snapshot's lock.
@@ -119,7 +122,7 @@ func newLockUnits(day time.Duration) lockUnits {
 func (u lockUnits) checkLockRequest(r LockRequest, now time.Time) error {
 	switch {
 	case r.Mode != LockGovernance && r.Mode != LockCompliance:
-		return fmt.Errorf("%w: LockMode %q: expecting governance or compliance", ErrInvalidParameter, r.Mode)
+		return fmt.Errorf("%w: LockMode %q: expecting governance or compliance", ErrInvalidLockParameter, r.Mode)
 	case r.LockDuration != nil && r.ExpirationDate != nil:
 		return fmt.Errorf("%w: LockDuration and ExpirationDate cannot both be given", ErrLockParameterCombination)
 	case r.LockDuration == nil && r.ExpirationDate == nil:
@@ -127,14 +130,14 @@ func (u lockUnits) checkLockRequest(r LockRequest, now time.Time) error {
 	case r.CoolOffPeriod != nil && r.Mode == LockGovernance:
 		return fmt.Errorf("%w: CoolOffPeriod applies to compliance mode only", ErrLockParameterCombination)
 	case r.CoolOffPeriod != nil && (*r.CoolOffPeriod < MinCoolOffPeriod || *r.CoolOffPeriod > MaxCoolOffPeriod):
-		return fmt.Errorf("%w: CoolOffPeriod %d: expecting %d to %d hours", ErrInvalidParameter, *r.CoolOffPeriod, MinCoolOffPeriod, MaxCoolOffPeriod)
+		return fmt.Errorf("%w: CoolOffPeriod %d: expecting %d to %d hours", ErrInvalidLockParameter, *r.CoolOffPeriod, MinCoolOffPeriod, MaxCoolOffPeriod)
 	case r.LockDuration != nil && (*r.LockDuration < MinLockDuration || *r.LockDuration > MaxLockDuration):
-		return fmt.Errorf("%w: LockDuration %d: expecting %d to %d days", ErrInvalidParameter, *r.LockDuration, MinLockDuration, MaxLockDuration)
+		return fmt.Errorf("%w: LockDuration %d: expecting %d to %d days", ErrInvalidLockParameter, *r.LockDuration, MinLockDuration, MaxLockDuration)
 	}
 	if r.ExpirationDate != nil {
 		min, max := now.Add(MinLockDuration*u.day), now.Add(MaxLockDuration*u.day)
 		if r.ExpirationDate.Before(min) || r.ExpirationDate.After(max) {
-			return fmt.Errorf("%w: ExpirationDate %s: expecting a time from %d to %d days from now", ErrInvalidParameter,
+			return fmt.Errorf("%w: ExpirationDate %s: expecting a time from %d to %d days from now", ErrInvalidLockParameter,
 				r.ExpirationDate.UTC().Format(time.RFC3339), MinLockDuration, MaxLockDuration)
 		}
 	}
@@ -168,7 +171,7 @@ func (u lockUnits) nextLock(cur *SnapshotLock, id, owner string, r LockRequest, 
 	}
 	if state != LockStateCompliance {
 		if !n.ExpiresOn.After(now) {
-			return SnapshotLock{}, fmt.Errorf("%w: the lock would expire at once (its duration started %s)", ErrInvalidParameter,
+			return SnapshotLock{}, fmt.Errorf("%w: the lock would expire at once (its duration started %s)", ErrInvalidLockParameter,
 				n.DurationStart.UTC().Format(time.RFC3339))
 		}
 		return n, nil
