@@ -21,7 +21,7 @@ const testLockDay = "3s"
 // Two hosts of one account share a directory snapshot store. A snapshot
 // locked in compliance mode on host A survives DeleteSnapshot from root on
 // A (the AWS SDK over the socket, as root) and from host B, which reads
-// the lock from the store; one locked for a (short) day is deletable from
+// the lock from the store, and after A restarts; one locked for a (short) day is deletable from
 // host B once its lock has expired. A governance lock: delete refused,
 // unlock-snapshot, delete works (the cowvol CLI verbs).
 func TestSnapshotLocksAcrossHosts(t *testing.T) {
@@ -77,6 +77,15 @@ func TestSnapshotLocksAcrossHosts(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(store, "snapshots", long, "manifest")); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	step(t, "host A restarted: DeleteSnapshot still refused (the lock lives in the store)", func(t *testing.T) {
+		if err := a.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		a.restart(t)
+		_, err := sdkClient(a).DeleteSnapshot(sdkCtx(t), &awsec2.DeleteSnapshotInput{SnapshotId: aws.String(long)})
+		requireAPIError(t, "DeleteSnapshot on A after a restart", err, "SnapshotLocked")
 	})
 
 	step(t, "host B sees the lock: describe-locked-snapshots", func(t *testing.T) {
