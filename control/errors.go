@@ -132,6 +132,9 @@ func volumeNotFound(id string) *APIError {
 // answers InternalError.
 func backendError(err error, id string) (*APIError, bool) {
 	volumeID := id
+	if e, ok := lockError(err); ok { // snapshot_locks.go
+		return e, true
+	}
 	switch {
 	case errors.Is(err, cow.ErrSnapshotNotFound):
 		return snapshotNotFound(id), true

@@ -200,6 +200,10 @@ func NewServer(b Backend, opts Options) *Server {
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
 
+		"LockSnapshot":            {fn: s.lockSnapshot},
+		"UnlockSnapshot":          {fn: s.unlockSnapshot},
+		"DescribeLockedSnapshots": {fn: s.describeLockedSnapshots, readOnly: true},
+
 		"CreateTags":                   {fn: s.createTags},
 		"DeleteTags":                   {fn: s.deleteTags},
 		"DescribeTags":                 {fn: s.describeTags, readOnly: true},

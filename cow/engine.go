@@ -107,6 +107,10 @@ type Options struct {
 	// while they are idle it runs at full speed. Zero means
 	// DefaultBackgroundBusyRate; negative means no limit.
 	BackgroundBusyRate int64
+	// LockDay is the length of a day of snapshot lock durations (a
+	// cool-off hour is a 24th of it). Zero means 24 hours, as EC2; only
+	// tests set it (snapshot_lock.go).
+	LockDay time.Duration
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -154,6 +158,7 @@ type Engine struct {
 	accountID     string
 	gcGrace       time.Duration
 	leaseTTL      time.Duration
+	lockUnits     lockUnits // snapshot_lock.go
 	// gc is held shared by a snapshot flush (and by holdSnapshot) and
 	// exclusively by garbage collection and snapshot deletion, so that
 	// chunks a flush is about to reference are never collected under it.
@@ -302,6 +307,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
 		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
 		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
+		lockUnits:       newLockUnits(opts.LockDay),
 		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
 		gcPending:       map[string]bool{},
 		catalog:         map[string]*snapshot{},

@@ -273,6 +273,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if s.owner != "" && s.owner != e.accountID {
 		return fmt.Errorf("snapshot %s: %w %s", id, ErrNotOwner, s.owner)
 	}
+	if err := e.refuseLockedDelete(ctx, s); err != nil {
+		return err
+	}
 	if r.State == string(SnapshotPending) {
 		r.Deleted = true
 		if err := e.meta.PutSnapshot(r); err != nil {

@@ -114,6 +114,9 @@ func daemonFlags() []cli.Flag {
 			Usage: "serve Go profiles at /debug/pprof/ on the socket, to callers with full access"},
 		&cli.BoolFlag{Name: "debug-fuse", EnvVars: []string{"COWVOL_DEBUG_FUSE"},
 			Usage: "log every FUSE request"},
+		// Test only (hidden): locks that expire in seconds.
+		&cli.DurationFlag{Name: "test-lock-day", Hidden: true,
+			Usage: "TEST ONLY: the length of a day of snapshot lock durations (a cooling-off hour is a 24th of it); default 24h, as EC2"},
 		// No environment variable: this is for one start, never a
 		// standing setting.
 		&cli.BoolFlag{Name: "accept-metadata-loss",
@@ -220,6 +223,7 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		log:           log,
 		flushDeadline: c.Duration("flush-deadline"),
 		gcGrace:       c.Duration("gc-grace"),
+		lockDay:       c.Duration("test-lock-day"),
 		acceptLoss:    c.Bool("accept-metadata-loss"),
 		metricsListen: metricsListen,
 	}
@@ -285,6 +289,7 @@ type daemonConfig struct {
 	listen, credentials    string
 	log                    *slog.Logger
 	flushDeadline, gcGrace time.Duration
+	lockDay                time.Duration // --test-lock-day; 0: EC2's day
 	acceptLoss             bool
 	metricsListen          string // --metrics-listen, host:port; "": off
 }

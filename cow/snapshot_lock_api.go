@@ -1,0 +1,199 @@
+package cow
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
+)
+
+// The engine's snapshot lock calls (the rules: snapshot_lock.go; the
+// stored form: snapshot_lock_store.go). Each reads the lock from the
+// snapshot's store, never from memory, so that a lock another daemon
+// sharing the store made or removed counts at once.
+//
+// On one daemon, LockSnapshot and UnlockSnapshot hold e.gc shared and
+// DeleteSnapshot holds it exclusively, so a lock is never stored for a
+// snapshot being deleted here. Between daemons there is no such
+// exclusion: a DeleteSnapshot on one host that read no lock just before
+// another host stored one deletes the snapshot (the lock object is then
+// left over, and removed by the next DeleteSnapshot check or ignored).
+
+// lockTarget finds snapshot id for a lock call: this account's own, and
+// its store.
+func (e *Engine) lockTarget(ctx context.Context, id string) (*snapshot, snapstore.Store, error) {
+	s, err := e.lookupSnapshot(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.owner != "" && s.owner != e.accountID {
+		return nil, nil, fmt.Errorf("snapshot %s: %w %s", id, ErrNotOwner, s.owner)
+	}
+	st, err := e.store(s.storeName())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, st, nil
+}
+
+// LockSnapshot locks snapshot id, or changes its lock, as r asks (EC2's
+// LockSnapshot), and returns the lock now in force.
+func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (SnapshotLock, error) {
+	e.gc.RLock()
+	defer e.gc.RUnlock()
+	s, st, err := e.lockTarget(ctx, id)
+	if err != nil {
+		return SnapshotLock{}, err
+	}
+	if r := s.record(); r.State == string(SnapshotError) {
+		// As EC2: a pending or completed snapshot may be locked.
+		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is %s, not pending or completed", ErrIncorrectState, id, r.State)
+	}
+	s.attrMu.Lock()
+	defer s.attrMu.Unlock()
+	cur, err := readLock(ctx, st, id)
+	if err != nil {
+		return SnapshotLock{}, err
+	}
+	n, err := e.lockUnits.nextLock(cur, id, e.accountID, r, time.Now())
+	if err != nil {
+		return SnapshotLock{}, err
+	}
+	if err := putLock(ctx, st, n); err != nil {
+		return SnapshotLock{}, err
+	}
+	e.log.Info("snapshot locked", "snapshot", id, "mode", n.Mode, "expires", n.ExpiresOn, "cool_off_expires", n.CoolOffExpiresOn)
+	return n, nil
+}
+
+// UnlockSnapshot removes snapshot id's lock (EC2's UnlockSnapshot): one in
+// governance mode, or in compliance mode during its cooling-off period.
+func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
+	e.gc.RLock()
+	defer e.gc.RUnlock()
+	s, st, err := e.lockTarget(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.attrMu.Lock()
+	defer s.attrMu.Unlock()
+	cur, err := readLock(ctx, st, id)
+	if err != nil {
+		return err
+	}
+	if err := checkUnlock(cur, id, time.Now()); err != nil {
+		return err
+	}
+	if err := deleteLock(ctx, st, id); err != nil {
+		return err
+	}
+	e.log.Info("snapshot unlocked", "snapshot", id)
+	return nil
+}
+
+// DescribeLockedSnapshots returns the locks (expired ones too) of this
+// account's snapshots, sorted by snapshot ID: of those named in ids (each
+// must exist), or of every one this daemon knows. Without ids, each store
+// is listed once and only the snapshots with a lock object are read.
+func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]SnapshotLock, error) {
+	var targets []*snapshot
+	if len(ids) > 0 {
+		for _, id := range ids {
+			s, _, err := e.lockTarget(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			targets = append(targets, s)
+		}
+	} else {
+		locked, err := e.lockObjects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range e.ownedSnapshots() {
+			if locked[s.storeName()][s.record().ID] {
+				targets = append(targets, s)
+			}
+		}
+	}
+	var out []SnapshotLock
+	for _, s := range targets {
+		id := s.record().ID
+		st, err := e.store(s.storeName())
+		if err != nil {
+			return nil, err
+		}
+		l, err := readLock(ctx, st, id)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			out = append(out, *l)
+		}
+	}
+	slices.SortFunc(out, func(a, b SnapshotLock) int { return strings.Compare(a.SnapshotID, b.SnapshotID) })
+	return slices.CompactFunc(out, func(a, b SnapshotLock) bool { return a.SnapshotID == b.SnapshotID }), nil
+}
+
+// lockObjects lists the snapshots with a lock object, by store name.
+func (e *Engine) lockObjects(ctx context.Context) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for name, st := range e.stores {
+		if st == nil {
+			continue
+		}
+		ids := map[string]bool{}
+		err := st.List(ctx, "snapshots/", func(o snapstore.ObjectInfo) error {
+			if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "snapshots/"), "/lock"); ok && !strings.Contains(id, "/") {
+				ids[id] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list the snapshot locks of store %s: %w", name, err)
+		}
+		out[name] = ids
+	}
+	return out, nil
+}
+
+// ownedSnapshots are the snapshots of this account the daemon knows: its
+// own and those in its catalogue, not deleted.
+func (e *Engine) ownedSnapshots() []*snapshot {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	var out []*snapshot
+	for _, m := range []map[string]*snapshot{e.snaps, e.catalog} {
+		for _, s := range m {
+			if (s.owner == "" || s.owner == e.accountID) && !s.record().Deleted && !s.gone.Load() {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// refuseLockedDelete is DeleteSnapshot's check, with e.gc held: snapshot
+// s's lock, read from its store now, must have expired (or there is none).
+// An expired lock is removed here, before the snapshot goes.
+func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
+	id := s.record().ID
+	st, err := e.store(s.storeName())
+	if err != nil {
+		return err
+	}
+	cur, err := readLock(ctx, st, id)
+	if err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", id, err)
+	}
+	if err := checkDelete(cur, id, time.Now()); err != nil {
+		return err
+	}
+	if cur != nil {
+		return deleteLock(ctx, st, id)
+	}
+	return nil
+}
