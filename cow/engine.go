@@ -107,6 +107,9 @@ type Options struct {
 	// while they are idle it runs at full speed. Zero means
 	// DefaultBackgroundBusyRate; negative means no limit.
 	BackgroundBusyRate int64
+	// RecycleBinDay is the length of a Recycle Bin retention DAY. Zero
+	// means DefaultRecycleBinDay; only tests shorten it.
+	RecycleBinDay time.Duration
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -195,6 +198,8 @@ type Engine struct {
 	// direct: snapshots being written through the EBS direct APIs
 	// (direct_snapshot.go).
 	direct directSessions
+
+	rbin *recycleRules // Recycle Bin rules (recycle_rules.go)
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -306,6 +311,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		gcPending:       map[string]bool{},
 		catalog:         map[string]*snapshot{},
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
+		rbin:            newRecycleRules(opts.RecycleBinDay),
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
