@@ -78,7 +78,7 @@ func TestRecycleBinRestore(t *testing.T) {
 
 	kept, keptVol, data := taggedSnapshot(t, a, 3, []Tag{{Key: "backup", Value: "yes"}})
 	plain, plainVol, _ := taggedSnapshot(t, a, 4, []Tag{{Key: "backup", Value: "no"}})
-	a.StopBackground() // only the collections the test runs
+	a.StopBackground()                              // only the collections the test runs
 	for _, v := range []string{keptVol, plainVol} { // only the snapshots hold the data now
 		if err := a.DeleteVolume(ctx, v); err != nil {
 			t.Fatal(err)
