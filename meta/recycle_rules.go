@@ -34,8 +34,8 @@ type RecycleRule struct {
 	ResourceTags []RecycleRuleTag `json:"resource_tags,omitempty"`
 	ExcludeTags  []RecycleRuleTag `json:"exclude_tags,omitempty"`
 	// Tags are the rule's own tags.
-	Tags    []Tag     `json:"tags,omitempty"`
-	Created time.Time `json:"created"`
+	Tags    []RecycleRuleTag `json:"tags,omitempty"`
+	Created time.Time        `json:"created"`
 }
 
 // RecycleRuleTag is a tag a rule selects by; an empty Value matches any
