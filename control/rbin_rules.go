@@ -8,73 +8,81 @@ import (
 
 // The Recycle Bin's rule operations: their JSON and handlers.
 
-type rbinTag struct {
+// RuleTag is one of a rule's own tags.
+type RuleTag struct {
 	Key   string `json:"Key"`
 	Value string `json:"Value"`
 }
 
-type rbinResourceTag struct {
+// ResourceTag is a tag a rule selects (or excludes) snapshots by.
+type ResourceTag struct {
 	ResourceTagKey   string `json:"ResourceTagKey"`
 	ResourceTagValue string `json:"ResourceTagValue,omitempty"`
 }
 
-type rbinRetention struct {
+// RetentionPeriod is a rule's retention.
+type RetentionPeriod struct {
 	RetentionPeriodValue *int   `json:"RetentionPeriodValue"`
 	RetentionPeriodUnit  string `json:"RetentionPeriodUnit"`
 }
 
-// rbinRule is a rule as CreateRule, GetRule and UpdateRule answer it.
-type rbinRule struct {
-	Identifier          string            `json:"Identifier"`
-	RuleArn             string            `json:"RuleArn"`
-	Description         string            `json:"Description,omitempty"`
-	ResourceType        string            `json:"ResourceType"`
-	RetentionPeriod     rbinRetention     `json:"RetentionPeriod"`
-	ResourceTags        []rbinResourceTag `json:"ResourceTags"`
-	ExcludeResourceTags []rbinResourceTag `json:"ExcludeResourceTags"`
-	Tags                []rbinTag         `json:"Tags,omitempty"`
-	Status              string            `json:"Status"`
-	LockState           string            `json:"LockState"`
+// RecycleRuleAnswer is a rule as CreateRule, GetRule and UpdateRule answer it.
+type RecycleRuleAnswer struct {
+	Identifier          string          `json:"Identifier"`
+	RuleArn             string          `json:"RuleArn"`
+	Description         string          `json:"Description,omitempty"`
+	ResourceType        string          `json:"ResourceType"`
+	RetentionPeriod     RetentionPeriod `json:"RetentionPeriod"`
+	ResourceTags        []ResourceTag   `json:"ResourceTags"`
+	ExcludeResourceTags []ResourceTag   `json:"ExcludeResourceTags"`
+	Tags                []RuleTag       `json:"Tags,omitempty"`
+	Status              string          `json:"Status"`
+	LockState           string          `json:"LockState"`
 }
 
-type rbinRuleSummary struct {
-	Identifier      string        `json:"Identifier"`
-	RuleArn         string        `json:"RuleArn"`
-	Description     string        `json:"Description,omitempty"`
-	RetentionPeriod rbinRetention `json:"RetentionPeriod"`
-	LockState       string        `json:"LockState"`
+// RecycleRuleSummary is a rule as ListRules answers it.
+type RecycleRuleSummary struct {
+	Identifier      string          `json:"Identifier"`
+	RuleArn         string          `json:"RuleArn"`
+	Description     string          `json:"Description,omitempty"`
+	RetentionPeriod RetentionPeriod `json:"RetentionPeriod"`
+	LockState       string          `json:"LockState"`
 }
 
-type createRuleRequest struct {
-	Description         string            `json:"Description"`
-	ResourceType        string            `json:"ResourceType"`
-	RetentionPeriod     *rbinRetention    `json:"RetentionPeriod"`
-	ResourceTags        []rbinResourceTag `json:"ResourceTags"`
-	ExcludeResourceTags []rbinResourceTag `json:"ExcludeResourceTags"`
-	Tags                []rbinTag         `json:"Tags"`
-	LockConfiguration   any               `json:"LockConfiguration"`
+// CreateRuleInput is CreateRule's request.
+type CreateRuleInput struct {
+	Description         string           `json:"Description,omitempty"`
+	ResourceType        string           `json:"ResourceType,omitempty"`
+	RetentionPeriod     *RetentionPeriod `json:"RetentionPeriod,omitempty"`
+	ResourceTags        []ResourceTag    `json:"ResourceTags,omitempty"`
+	ExcludeResourceTags []ResourceTag    `json:"ExcludeResourceTags,omitempty"`
+	Tags                []RuleTag        `json:"Tags,omitempty"`
+	LockConfiguration   any              `json:"LockConfiguration,omitempty"`
 }
 
-type updateRuleRequest struct {
-	Description         *string            `json:"Description"`
-	ResourceType        *string            `json:"ResourceType"`
-	RetentionPeriod     *rbinRetention     `json:"RetentionPeriod"`
-	ResourceTags        *[]rbinResourceTag `json:"ResourceTags"`
-	ExcludeResourceTags *[]rbinResourceTag `json:"ExcludeResourceTags"`
+// UpdateRuleInput is UpdateRule's request (the rule is in the path).
+type UpdateRuleInput struct {
+	Description         *string          `json:"Description,omitempty"`
+	ResourceType        *string          `json:"ResourceType,omitempty"`
+	RetentionPeriod     *RetentionPeriod `json:"RetentionPeriod,omitempty"`
+	ResourceTags        *[]ResourceTag   `json:"ResourceTags,omitempty"`
+	ExcludeResourceTags *[]ResourceTag   `json:"ExcludeResourceTags,omitempty"`
 }
 
-type listRulesRequest struct {
-	ResourceType        string            `json:"ResourceType"`
-	MaxResults          *int              `json:"MaxResults"`
-	NextToken           string            `json:"NextToken"`
-	ResourceTags        []rbinResourceTag `json:"ResourceTags"`
-	ExcludeResourceTags []rbinResourceTag `json:"ExcludeResourceTags"`
-	LockState           string            `json:"LockState"`
+// ListRulesInput is ListRules' request.
+type ListRulesInput struct {
+	ResourceType        string        `json:"ResourceType,omitempty"`
+	MaxResults          *int          `json:"MaxResults,omitempty"`
+	NextToken           string        `json:"NextToken,omitempty"`
+	ResourceTags        []ResourceTag `json:"ResourceTags,omitempty"`
+	ExcludeResourceTags []ResourceTag `json:"ExcludeResourceTags,omitempty"`
+	LockState           string        `json:"LockState,omitempty"`
 }
 
-type listRulesResponse struct {
-	Rules     []rbinRuleSummary `json:"Rules"`
-	NextToken string            `json:"NextToken,omitempty"`
+// ListRulesAnswer is ListRules' answer.
+type ListRulesAnswer struct {
+	Rules     []RecycleRuleSummary `json:"Rules"`
+	NextToken string               `json:"NextToken,omitempty"`
 }
 
 // Rule states: every rule is available and unlocked.
@@ -83,7 +91,7 @@ const (
 	ruleUnlocked  = "unlocked"
 )
 
-func toRuleTags(ts []rbinResourceTag) []cow.RecycleRuleTag {
+func toRuleTags(ts []ResourceTag) []cow.RecycleRuleTag {
 	out := []cow.RecycleRuleTag{}
 	for _, t := range ts {
 		out = append(out, cow.RecycleRuleTag{Key: t.ResourceTagKey, Value: t.ResourceTagValue})
@@ -91,28 +99,28 @@ func toRuleTags(ts []rbinResourceTag) []cow.RecycleRuleTag {
 	return out
 }
 
-func fromRuleTags(ts []cow.RecycleRuleTag) []rbinResourceTag {
-	out := []rbinResourceTag{}
+func fromRuleTags(ts []cow.RecycleRuleTag) []ResourceTag {
+	out := []ResourceTag{}
 	for _, t := range ts {
-		out = append(out, rbinResourceTag{ResourceTagKey: t.Key, ResourceTagValue: t.Value})
+		out = append(out, ResourceTag{ResourceTagKey: t.Key, ResourceTagValue: t.Value})
 	}
 	return out
 }
 
-func (s *Server) wireRule(r cow.RecycleRule) rbinRule {
+func (s *Server) wireRule(r cow.RecycleRule) RecycleRuleAnswer {
 	days := r.RetentionValue
-	w := rbinRule{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description, ResourceType: r.ResourceType,
-		RetentionPeriod: rbinRetention{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit},
+	w := RecycleRuleAnswer{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description, ResourceType: r.ResourceType,
+		RetentionPeriod: RetentionPeriod{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit},
 		ResourceTags:    fromRuleTags(r.ResourceTags), ExcludeResourceTags: fromRuleTags(r.ExcludeTags),
 		Status: ruleAvailable, LockState: ruleUnlocked}
 	for _, t := range r.Tags {
-		w.Tags = append(w.Tags, rbinTag{Key: t.Key, Value: t.Value})
+		w.Tags = append(w.Tags, RuleTag{Key: t.Key, Value: t.Value})
 	}
 	return w
 }
 
 func (s *Server) rbinCreateRule(q *rbinRequest) (int, any, error) {
-	var in createRuleRequest
+	var in CreateRuleInput
 	if err := decodeRbin(q.body, &in); err != nil {
 		return 0, nil, err
 	}
@@ -157,7 +165,7 @@ func (s *Server) rbinUpdateRule(q *rbinRequest) (int, any, error) {
 	if err := q.ruleID(); err != nil {
 		return 0, nil, err
 	}
-	var in updateRuleRequest
+	var in UpdateRuleInput
 	if err := decodeRbin(q.body, &in); err != nil {
 		return 0, nil, err
 	}
@@ -194,7 +202,7 @@ func (s *Server) rbinDeleteRule(q *rbinRequest) (int, any, error) {
 }
 
 func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
-	var in listRulesRequest
+	var in ListRulesInput
 	if err := decodeRbin(q.body, &in); err != nil {
 		return 0, nil, err
 	}
@@ -216,7 +224,7 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := listRulesResponse{Rules: []rbinRuleSummary{}}
+	out := ListRulesAnswer{Rules: []RecycleRuleSummary{}}
 	want, exclude := toRuleTags(in.ResourceTags), toRuleTags(in.ExcludeResourceTags)
 	for _, r := range rules {
 		if r.ID <= in.NextToken || r.ResourceType != in.ResourceType || (in.LockState != "" && in.LockState != ruleUnlocked) ||
@@ -228,8 +236,8 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 			break
 		}
 		days := r.RetentionValue
-		out.Rules = append(out.Rules, rbinRuleSummary{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description,
-			RetentionPeriod: rbinRetention{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit}, LockState: ruleUnlocked})
+		out.Rules = append(out.Rules, RecycleRuleSummary{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description,
+			RetentionPeriod: RetentionPeriod{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit}, LockState: ruleUnlocked})
 	}
 	return http.StatusOK, out, nil
 }
