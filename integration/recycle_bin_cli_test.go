@@ -92,3 +92,46 @@ func TestRecycleBinCLI(t *testing.T) {
 		}
 	})
 }
+
+// TestRecycleBinWithTheAWSCLI: the aws CLI itself, on --listen with SigV4
+// (services rbin and ec2): create-rule, list-rules, get-rule, a tagged
+// snapshot deleted, listed in the bin, restored; an unknown rule is
+// ResourceNotFoundException.
+func TestRecycleBinWithTheAWSCLI(t *testing.T) {
+	requirePrereqs(t)
+	addr := freeLoopbackAddr(t)
+	creds := writeCredentialsFile(t, sdkKeys...)
+	d := startDaemon(t, withDaemonArgs("--listen", addr, "--credentials-file", creds, "--account-id", sdkAccountID))
+	a := newAWSCLI(t, addr, sdkKeys[0].id, sdkKeys[0].secret)
+	var rule struct{ Identifier, Status string }
+	a.mustJSON(t, &rule, "rbin", "create-rule", "--resource-type", "EBS_SNAPSHOT",
+		"--retention-period", "RetentionPeriodValue=3,RetentionPeriodUnit=DAYS",
+		"--resource-tags", "ResourceTagKey=backup,ResourceTagValue=yes")
+	if len(rule.Identifier) != 11 || rule.Status != "available" {
+		t.Fatalf("aws rbin create-rule: %+v", rule)
+	}
+	var list struct{ Rules []struct{ Identifier string } }
+	a.mustJSON(t, &list, "rbin", "list-rules", "--resource-type", "EBS_SNAPSHOT")
+	if len(list.Rules) != 1 || list.Rules[0].Identifier != rule.Identifier {
+		t.Fatalf("aws rbin list-rules: %+v", list)
+	}
+	a.mustJSON(t, nil, "rbin", "get-rule", "--identifier", rule.Identifier)
+	a.mustFail(t, "ResourceNotFoundException", "rbin", "get-rule", "--identifier", "abcdefghijk")
+
+	vol := d.createVolume(t, "16MiB")
+	fillVolume(t, d.volumePath(vol.VolumeId), 11, 1<<20)
+	snap := d.createSnapshot(t, vol.VolumeId, "--tag", "backup=yes").SnapshotId
+	d.waitSnapshotCompleted(t, snap)
+	a.mustJSON(t, nil, "ec2", "delete-snapshot", "--snapshot-id", snap)
+	var bin struct{ Snapshots []struct{ SnapshotId string } }
+	a.mustJSON(t, &bin, "ec2", "list-snapshots-in-recycle-bin")
+	if len(bin.Snapshots) != 1 || bin.Snapshots[0].SnapshotId != snap {
+		t.Fatalf("aws ec2 list-snapshots-in-recycle-bin: %+v", bin)
+	}
+	var restored struct{ SnapshotId, State string }
+	a.mustJSON(t, &restored, "ec2", "restore-snapshot-from-recycle-bin", "--snapshot-id", snap)
+	if restored.SnapshotId != snap || restored.State != "completed" {
+		t.Fatalf("aws ec2 restore-snapshot-from-recycle-bin: %+v", restored)
+	}
+	a.mustJSON(t, nil, "rbin", "delete-rule", "--identifier", rule.Identifier)
+}
