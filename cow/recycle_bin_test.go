@@ -132,6 +132,21 @@ func TestRecycleBinRestore(t *testing.T) {
 	if got := readVolume(t, a, vi.ID, len(data)); !bytes.Equal(got, data) {
 		t.Fatalf("restored snapshot differs at %d", firstDiff(got, data))
 	}
+	// An ordinary snapshot again, on the daemon that made it too:
+	// retagged, and deleted into the bin once more.
+	if err := a.ChangeTags(ctx, TagChange{ResourceIDs: []string{kept.ID}, Set: []Tag{{Key: "note", Value: "restored"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteSnapshot(ctx, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids := binIDs(t, b); !slices.Equal(ids, []string{kept.ID}) {
+		t.Fatalf("bin after deleting the restored snapshot = %v", ids)
+	}
+	si, err = a.RestoreRecycledSnapshot(ctx, kept.ID)
+	if err != nil || len(si.Tags) != 2 {
+		t.Fatalf("second restore = %+v, %v (want both tags)", si, err)
+	}
 }
 
 // TestRecycleBinExpiry: once its retention ends, a recycled snapshot is
