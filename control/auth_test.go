@@ -111,6 +111,9 @@ func TestAuthorization(t *testing.T) {
 		// This server has no Host: attaching is refused.
 		{"AttachVolume", "VolumeId=" + vol.ID + "&InstanceId=i-0123456789abcdef0&Device=/dev/sdf", false, CodeUnsupportedOperation},
 		{"DetachVolume", "VolumeId=" + vol.ID, false, CodeUnsupportedOperation},
+		{"ListSnapshotsInRecycleBin", "", true, ""},
+		// Not in the recycle bin: a dry run says so, as the real call would.
+		{"RestoreSnapshotFromRecycleBin", "SnapshotId=" + snap.ID, false, CodeInvalidSnapshotNotFound},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

@@ -196,6 +196,9 @@ func NewServer(b Backend, opts Options) *Server {
 		"CopySnapshot":      {fn: s.copySnapshot},
 		"CreateSnapshots":   {fn: s.createSnapshots},
 
+		"ListSnapshotsInRecycleBin":     {fn: s.listSnapshotsInRecycleBin, readOnly: true},
+		"RestoreSnapshotFromRecycleBin": {fn: s.restoreSnapshotFromRecycleBin},
+
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
@@ -362,6 +365,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, aut
 	}
 	if isEBSRequest(r) {
 		return s.serveEBS(w, r, reqID, auth)
+	}
+	if isRbinRequest(r) {
+		return s.serveRbin(w, r, reqID, auth)
 	}
 	var (
 		action string

@@ -111,6 +111,9 @@ type Options struct {
 	// cool-off hour is a 24th of it). Zero means 24 hours, as EC2; only
 	// tests set it (snapshot_lock.go).
 	LockDay time.Duration
+	// RecycleBinDay is the length of a Recycle Bin retention DAY. Zero
+	// means DefaultRecycleBinDay; only tests shorten it.
+	RecycleBinDay time.Duration
 }
 
 // DefaultAccountID owns snapshots unless Options.AccountID says otherwise.
@@ -200,6 +203,8 @@ type Engine struct {
 	// direct: snapshots being written through the EBS direct APIs
 	// (direct_snapshot.go).
 	direct directSessions
+
+	rbin *recycleRules // Recycle Bin rules (recycle_rules.go)
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -312,6 +317,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		gcPending:       map[string]bool{},
 		catalog:         map[string]*snapshot{},
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
+		rbin:            newRecycleRules(opts.RecycleBinDay),
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)

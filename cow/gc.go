@@ -197,6 +197,9 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 	if err != nil {
 		return err
 	}
+	if err := e.expireRecycled(ctx, st); err != nil {
+		return err
+	}
 	live, roots, err := e.gcMark(ctx, st)
 	if err != nil {
 		return err

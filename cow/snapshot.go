@@ -294,6 +294,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		return nil
 	}
 	if r.State == string(SnapshotCompleted) {
+		if recycled, err := e.recycleIfRetained(ctx, s, r, vols); err != nil || recycled {
+			return err
+		}
 		if err := e.releaseManifest(ctx, r, vols); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@
 //	n/<vol-id>                      slots end (8 bytes): every slot the volume's l/ and c/ records name is below it
 //	s/<snap-id>                     SnapshotRecord (JSON)
 //	a/<snap-id>                     SnapshotAttributes (JSON): tags and createVolumePermission as changed since creation
+//	rb/<rule-id>                    RecycleRule (JSON): a Recycle Bin retention rule
 //	x/id                            the store's identity (16 random bytes)
 //	x/seq                           the newest sync sequence (8 bytes)
 //

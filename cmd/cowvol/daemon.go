@@ -119,6 +119,10 @@ func daemonFlags() []cli.Flag {
 			Usage: "TEST ONLY: the length of a day of snapshot lock durations (a cooling-off hour is a 24th of it); default 24h, as EC2"},
 		// No environment variable: this is for one start, never a
 		// standing setting.
+		// Test-only, hidden: a Recycle Bin retention DAY of this length
+		// (seconds instead of days), so that tests see retention end.
+		&cli.DurationFlag{Name: "recycle-bin-day", Value: cow.DefaultRecycleBinDay, Hidden: true,
+			Usage: "(tests only) the length of a Recycle Bin retention day"},
 		&cli.BoolFlag{Name: "accept-metadata-loss",
 			Usage: "start even though the metadata store is damaged or does not explain the data files, keeping what cannot be placed in <data-dir>/lost+found (for one start)"},
 	}
@@ -176,6 +180,9 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 	if err := validateGCGrace(c.Duration("gc-grace")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
+	if d := c.Duration("recycle-bin-day"); d <= 0 {
+		return daemonConfig{}, cli.Exit(fmt.Sprintf("--recycle-bin-day %v: must be positive", d), 252)
+	}
 	if err := applyMemoryLimit(c.String("memory-limit")); err != nil {
 		return daemonConfig{}, cli.Exit(err.Error(), 252)
 	}
@@ -226,6 +233,7 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		lockDay:       c.Duration("test-lock-day"),
 		acceptLoss:    c.Bool("accept-metadata-loss"),
 		metricsListen: metricsListen,
+		recycleBinDay: c.Duration("recycle-bin-day"),
 	}
 	if _, upgraded := os.LookupEnv(envSupervisorFiles); c.Command.Name == "serve" || upgraded {
 		// The supervisor resolved them, and mounted: the server must
@@ -292,6 +300,7 @@ type daemonConfig struct {
 	lockDay                time.Duration // --test-lock-day; 0: EC2's day
 	acceptLoss             bool
 	metricsListen          string // --metrics-listen, host:port; "": off
+	recycleBinDay          time.Duration
 }
 
 // systemdKeepsTheMount reports whether systemd started this daemon with the

@@ -1,0 +1,191 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/cowvol/cowvol/cow"
+)
+
+// The Recycle Bin API (service rbin, REST + JSON, API version 2021-06-15)
+// shares the listeners, the callers and the policy of the EC2 API, as the
+// EBS direct APIs do; its requests are told apart by their paths, /rules
+// and /list-rules. GetRule and ListRules are read-only; the others need
+// full access. Errors are the EBS APIs' form (X-Amzn-ErrorType, a JSON
+// body with Message and Reason).
+//
+// Where the service's behaviour was open to choice, this server picks:
+//   - only ResourceType EBS_SNAPSHOT; EC2_IMAGE and EBS_VOLUME are refused
+//     (ValidationException INVALID_PARAMETER_VALUE), as are rule locks
+//     (LockConfiguration, LockRule, UnlockRule): every rule is unlocked;
+//   - a rule tag without a value matches the key with any value;
+//   - a rule is available as soon as it is created;
+//   - ListRules' ResourceTags and ExcludeResourceTags filters keep the
+//     rules that have every tag given; NextToken is the last rule's ID.
+const (
+	rbinService        = "rbin" // the SigV4 scope of Recycle Bin requests
+	rbinRulesPath      = "/rules"
+	rbinListRulesPath  = "/list-rules"
+	rbinMaxBody        = 64 << 10
+	rbinQuotaExceeded  = "ServiceQuotaExceededException"
+	reasonRuleNotFound = "RULE_NOT_FOUND"
+	reasonQuota        = "SERVICE_QUOTA_EXCEEDED"
+	maxListRules       = 1000
+)
+
+// isRbinRequest reports whether r is for the Recycle Bin API.
+func isRbinRequest(r *http.Request) bool {
+	p := r.URL.Path
+	return p == rbinRulesPath || p == rbinListRulesPath || strings.HasPrefix(p, rbinRulesPath+"/")
+}
+
+// rbinOp is one Recycle Bin operation: its handler gets the rule ID of
+// the path ("" for /rules and /list-rules) and the body.
+type rbinOp struct {
+	name     string
+	fn       func(s *Server, q *rbinRequest) (status int, answer any, e error)
+	readOnly bool
+}
+
+type rbinRequest struct {
+	r    *http.Request
+	id   string
+	body []byte
+	be   RecycleBinBackend
+}
+
+// rbinRoute finds the operation of a request; id is the rule of /rules/{id}.
+func rbinRoute(method, path string) (op rbinOp, id string, ok bool) {
+	rest, hasID := strings.CutPrefix(path, rbinRulesPath+"/")
+	switch {
+	case path == rbinRulesPath && method == http.MethodPost:
+		return rbinOp{"CreateRule", (*Server).rbinCreateRule, false}, "", true
+	case path == rbinListRulesPath && method == http.MethodPost:
+		return rbinOp{"ListRules", (*Server).rbinListRules, true}, "", true
+	case !hasID || strings.Contains(rest, "/"):
+		return rbinOp{}, "", false
+	}
+	id, err := url.PathUnescape(rest)
+	if err != nil {
+		return rbinOp{}, "", false
+	}
+	switch method {
+	case http.MethodGet:
+		return rbinOp{"GetRule", (*Server).rbinGetRule, true}, id, true
+	case http.MethodPatch:
+		return rbinOp{"UpdateRule", (*Server).rbinUpdateRule, false}, id, true
+	case http.MethodDelete:
+		return rbinOp{"DeleteRule", (*Server).rbinDeleteRule, false}, id, true
+	}
+	return rbinOp{}, "", false
+}
+
+// serveRbin answers a Recycle Bin request, after the same authentication
+// and authorization as the EC2 API's.
+func (s *Server) serveRbin(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
+	op, id, ok := rbinRoute(r.Method, r.URL.Path)
+	var caller Caller
+	fail := func(e *ebsError) outcome {
+		writeEBSError(w, reqID, e)
+		o := outcome{action: op.name, caller: caller, status: e.status, code: e.Type, reason: e.logWhy}
+		if o.reason == "" && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
+			o.reason = e.Message
+		}
+		return o
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rbinMaxBody))
+	if err != nil {
+		return fail(invalid(reasonParameter, "The request body cannot be read or is larger than %d bytes.", rbinMaxBody))
+	}
+	var ae *APIError
+	if caller, ae = auth(r, body); ae != nil {
+		return fail(&ebsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode, logWhy: ae.reason})
+	}
+	if !ok {
+		return fail(invalid(reasonParameter, "No Recycle Bin operation is %s %s.", clip(r.Method), clip(r.URL.Path)))
+	}
+	access := s.policy.access(caller)
+	if access != AccessFull && (access != AccessReadOnly || !op.readOnly) {
+		return fail(ebsErr(ebsAccessDenied, "", "%s is not authorized to perform rbin:%s.", caller, op.name))
+	}
+	be, ok := s.backend.(RecycleBinBackend)
+	if !ok {
+		return fail(ebsErr(ebsInternal, "", "This daemon does not serve the Recycle Bin."))
+	}
+	status, answer, err := op.fn(s, &rbinRequest{r: r, id: id, body: body, be: be})
+	if err != nil {
+		var ee *ebsError
+		if !errors.As(err, &ee) {
+			if ee = rbinBackendErr(err); ee == nil {
+				s.log.Error("Recycle Bin request failed", logRequestID, reqID, logAction, op.name, logErr, err)
+				ee = ebsErr(ebsInternal, "", "An internal error has occurred.")
+			}
+		}
+		return fail(ee)
+	}
+	if answer == nil {
+		w.Header().Set("X-Amzn-RequestId", reqID)
+		w.WriteHeader(status)
+	} else {
+		writeEBSJSON(w, reqID, status, answer)
+	}
+	return outcome{action: op.name, caller: caller, status: status}
+}
+
+// rbinBackendErr translates the engine's errors the client can act on;
+// nil for any other.
+func rbinBackendErr(err error) *ebsError {
+	switch {
+	case errors.Is(err, cow.ErrRecycleRuleNotFound):
+		return ebsErr(ebsNotFound, reasonRuleNotFound, "The retention rule does not exist.")
+	case errors.Is(err, cow.ErrInvalidRecycleRule):
+		return invalid(reasonParameter, "%s", sentence(detail(err, cow.ErrInvalidRecycleRule)))
+	case errors.Is(err, cow.ErrRecycleRuleQuota):
+		return &ebsError{Type: rbinQuotaExceeded, Reason: reasonQuota, status: http.StatusPaymentRequired,
+			Message: fmt.Sprintf("You have reached the maximum number of retention rules (%d) in this Region.", cow.MaxRecycleRules)}
+	}
+	return nil
+}
+
+// decodeRbin decodes a request body into v, refusing unknown fields.
+func decodeRbin(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return invalid(reasonParameter, "The request body is not valid: %s.", clip(err.Error()))
+	}
+	return nil
+}
+
+// ruleID checks the identifier of /rules/{id}.
+func (q *rbinRequest) ruleID() error {
+	if !cow.ValidRecycleRuleID(q.id) {
+		return invalid(reasonParameter, "The identifier %q is not valid: 11 letters and digits.", clip(q.id))
+	}
+	return nil
+}
+
+// ruleArn is rule id's ARN.
+func (s *Server) ruleArn(id string) string {
+	return "arn:aws:rbin:" + s.region + ":" + s.account + ":rule/" + id
+}
+
+// matchesTags reports whether have contains every tag of want.
+func matchesTags(have, want []cow.RecycleRuleTag) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
