@@ -196,6 +196,10 @@ func NewServer(b Backend, opts Options) *Server {
 		"CopySnapshot":      {fn: s.copySnapshot},
 		"CreateSnapshots":   {fn: s.createSnapshots},
 
+		"ModifySnapshotTier":         {fn: s.modifySnapshotTier},
+		"RestoreSnapshotTier":        {fn: s.restoreSnapshotTier},
+		"DescribeSnapshotTierStatus": {fn: s.describeSnapshotTierStatus, readOnly: true},
+
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},
 		"ModifySnapshotAttribute":   {fn: s.modifySnapshotAttribute},
