@@ -108,6 +108,10 @@ func TestAuthorization(t *testing.T) {
 		// This server has no Host: attaching is refused.
 		{"AttachVolume", "VolumeId=" + vol.ID + "&InstanceId=i-0123456789abcdef0&Device=/dev/sdf", false, CodeUnsupportedOperation},
 		{"DetachVolume", "VolumeId=" + vol.ID, false, CodeUnsupportedOperation},
+		// This engine has no archive store: archiving is refused.
+		{"ModifySnapshotTier", "SnapshotId=" + snap.ID + "&StorageTier=archive", false, CodeInvalidParameterValue},
+		{"RestoreSnapshotTier", "SnapshotId=" + snap.ID + "&TemporaryRestoreDays=1", false, CodeInvalidParameterValue},
+		{"DescribeSnapshotTierStatus", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))
