@@ -3,6 +3,7 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -264,5 +265,79 @@ func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
 	}
 	if got := readVolume(t, eng, vi.ID, len(want)); !bytes.Equal(got, want) {
 		t.Fatalf("volume from %s differs from the data snapshotted", id)
+	}
+}
+
+// TestTierSharedByHosts: two daemons of one account on one standard and
+// one archive store. A archives; B sees the snapshot archived and refuses
+// volumes from it; B restores it for a day and A, whose cached manifest
+// named the data archiving freed, makes a byte-exact volume from it.
+func TestTierSharedByHosts(t *testing.T) {
+	dir := t.TempDir()
+	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) *Engine {
+		eng, err := Open(Options{DataDir: filepath.Join(dir, name), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
+			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Close() })
+		return eng
+	}
+	a, b := open("a"), open("b")
+	vi, err := a.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(3, 1<<20)
+	h := openHandle(t, a, vi.ID)
+	h.WriteAt(data, 0)
+	h.Close()
+	snap, err := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, a, snap.ID)
+	if err := a.DeleteVolume(ctx, vi.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkTierRead(t, a, snap.ID, data) // A caches the manifest
+	if _, err := a.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	waitTier(t, a, snap.ID, TieringArchivalCompleted)
+	waitTier(t, b, snap.ID, TieringArchivalCompleted)
+	if _, err := b.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID}); !errors.Is(err, ErrIncorrectState) {
+		t.Fatalf("B: volume from an archived snapshot: %v, want ErrIncorrectState", err)
+	}
+	if err := collectOnce(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RestoreSnapshotTier(ctx, snap.ID, 1, false, false); err != nil {
+		t.Fatal(err)
+	}
+	waitTier(t, b, snap.ID, TieringTempCompleted)
+	waitTier(t, a, snap.ID, TieringTempCompleted)
+	checkTierRead(t, a, snap.ID, data)
+	checkVolumeFrom(t, a, snap.ID, data)
+}
+
+// checkTierRead reads snapshot id's content (as its snapshot file is
+// read, through the reader's caches) and compares it with want.
+func checkTierRead(t *testing.T, eng *Engine, id string, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	if n, err := eng.ReadSnapshot(ctx, id, got, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) {
+		t.Fatalf("read snapshot %s: %d bytes, %v", id, n, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("snapshot %s reads other bytes than snapshotted", id)
 	}
 }
