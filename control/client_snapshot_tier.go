@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"net/url"
+	"strconv"
 )
 
 // ModifySnapshotTier starts archiving a snapshot (StorageTier archive).
@@ -18,6 +19,7 @@ func (c *Client) ModifySnapshotTier(ctx context.Context, id string, dryRun bool)
 
 // RestoreSnapshotTierInput are the parameters of RestoreSnapshotTier: a
 // temporary restore for TemporaryRestoreDays, or a permanent one.
+// TemporaryRestoreDays is sent unless PermanentRestore is set and it is 0.
 type RestoreSnapshotTierInput struct {
 	SnapshotID           string
 	TemporaryRestoreDays int
@@ -30,7 +32,9 @@ type RestoreSnapshotTierInput struct {
 func (c *Client) RestoreSnapshotTier(ctx context.Context, in RestoreSnapshotTierInput) (RestoreSnapshotTierResponse, error) {
 	f := url.Values{}
 	f.Set("SnapshotId", in.SnapshotID)
-	setInt(f, "TemporaryRestoreDays", int64(in.TemporaryRestoreDays))
+	if in.TemporaryRestoreDays != 0 || !in.PermanentRestore {
+		f.Set("TemporaryRestoreDays", strconv.Itoa(in.TemporaryRestoreDays))
+	}
 	setBool(f, "PermanentRestore", in.PermanentRestore)
 	setBool(f, "DryRun", in.DryRun)
 	var out RestoreSnapshotTierResponse

@@ -68,15 +68,36 @@ func (e *Engine) tierTarget(ctx context.Context, id string) (*snapshot, snapstor
 }
 
 // stale reports whether t shows an operation in progress that no daemon
-// carries on: not this one, and started longer than a lease's TTL ago.
+// carries on: started longer than a lease's TTL ago (and not by this
+// daemon, whose claim the caller holds).
 func (e *Engine) stale(t *tierRecord, now time.Time) bool {
-	return t != nil && t.inProgress() && !e.tiers.running(t.SnapshotID) && now.Sub(t.StartTime) > e.leaseTTL
+	return t != nil && t.inProgress() && now.Sub(t.StartTime) > e.leaseTTL
+}
+
+// claim claims snapshot id for a request, or returns the error for one
+// under way; release (deferred) drops the claim unless a background job
+// took it over (*handed set).
+func (e *Engine) claim(ctx context.Context, id string) (release func(handed *bool), err error) {
+	if !e.tiers.start(ctx, id) {
+		return nil, fmt.Errorf("%w: snapshot %s: a tiering operation is under way", ErrIncorrectState, id)
+	}
+	return func(handed *bool) {
+		if !*handed {
+			e.tiers.finish(id)
+		}
+	}, nil
 }
 
 // ModifySnapshotTier starts archiving completed snapshot id; it returns
 // when the archival started. The copy runs in the background (see
 // DescribeSnapshotTierStatus); check only answers a dry run.
 func (e *Engine) ModifySnapshotTier(ctx context.Context, id string, check bool) (time.Time, error) {
+	release, err := e.claim(ctx, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	handed := false
+	defer release(&handed)
 	s, st, t, err := e.tierTarget(ctx, id)
 	if err != nil {
 		return time.Time{}, err
@@ -90,17 +111,14 @@ func (e *Engine) ModifySnapshotTier(ctx context.Context, id string, check bool) 
 	if check {
 		return now, nil
 	}
-	if !e.tiers.start(id) {
-		return time.Time{}, fmt.Errorf("%w: snapshot %s: a tiering operation is under way", ErrIncorrectState, id)
-	}
 	nt := tierRecord{SnapshotID: id, Status: TieringArchivalInProgress, StartTime: now}
 	if t != nil {
 		nt.ArchivalCompleteTime = t.ArchivalCompleteTime
 	}
 	if err := e.putTier(ctx, st, s, nt); err != nil {
-		e.tiers.finish(id)
 		return time.Time{}, err
 	}
+	handed = true
 	e.runTierJob(func(ctx context.Context) { e.archive(ctx, s, st, nt) })
 	e.log.Info("snapshot archival started", "snapshot", id)
 	return now, nil
@@ -117,6 +135,12 @@ func (e *Engine) RestoreSnapshotTier(ctx context.Context, id string, days int, p
 	if !permanent && (days < 1 || days > MaxTemporaryRestoreDays) {
 		return RestoreTierResult{}, fmt.Errorf("%w: TemporaryRestoreDays must be between 1 and %d", ErrInvalidParameter, MaxTemporaryRestoreDays)
 	}
+	release, err := e.claim(ctx, id)
+	if err != nil {
+		return RestoreTierResult{}, err
+	}
+	handed := false
+	defer release(&handed)
 	s, st, t, err := e.tierTarget(ctx, id)
 	if err != nil {
 		return RestoreTierResult{}, err
@@ -130,9 +154,6 @@ func (e *Engine) RestoreSnapshotTier(ctx context.Context, id string, days int, p
 	if check {
 		return res, nil
 	}
-	if !e.tiers.start(id) {
-		return RestoreTierResult{}, fmt.Errorf("%w: snapshot %s: a tiering operation is under way", ErrIncorrectState, id)
-	}
 	nt := *t
 	nt.Detail, nt.StartTime, nt.RestoreDays = "", now, days
 	switch {
@@ -142,20 +163,18 @@ func (e *Engine) RestoreSnapshotTier(ctx context.Context, id string, days int, p
 		if err == nil {
 			e.dropArchiveCopy(ctx, id)
 		}
-		e.tiers.finish(id)
 	case plan == restoreExtend:
 		nt.RestoreExpiryTime = now.Add(time.Duration(days) * e.tiers.day)
 		err = e.putTier(ctx, st, s, nt)
-		e.tiers.finish(id)
 	default:
 		nt.Status = TieringTempInProgress
 		if permanent {
 			nt.Status = TieringPermInProgress
 		}
 		if err = e.putTier(ctx, st, s, nt); err != nil {
-			e.tiers.finish(id)
 			break
 		}
+		handed = true
 		e.runTierJob(func(ctx context.Context) { e.restore(ctx, s, st, nt) })
 	}
 	if err != nil {
@@ -235,6 +254,7 @@ func (e *Engine) restore(ctx context.Context, s *snapshot, st snapstore.Store, t
 	}
 	from := copySource{name: StoreArchive, st: e.tiers.archive}
 	err := e.copyTier(ctx, s, from, StoreRegional, st, false, func(ctx context.Context) error {
+		e.tiers.finishing(id)
 		if done.Status == TieringTempCompleted {
 			done.RestoreExpiryTime = time.Now().UTC().Truncate(time.Millisecond).Add(time.Duration(t.RestoreDays) * e.tiers.day)
 		}
@@ -250,15 +270,18 @@ func (e *Engine) restore(ctx context.Context, s *snapshot, st snapstore.Store, t
 		e.finishTierJob(s, st, t, err)
 		return
 	}
-	e.tiers.finish(id)
-	e.log.Info("snapshot restored", "snapshot", id, "status", done.Status)
+	// The archive's copy goes before the claim does: an archival claimed
+	// next must not adopt the manifest being deleted.
 	if done.Status == TieringPermCompleted {
 		e.dropArchiveCopy(ctx, id)
 	}
+	e.tiers.finish(id)
+	e.log.Info("snapshot restored", "snapshot", id, "status", done.Status)
 }
 
 // finishTierJob stores the outcome t of a background tiering operation.
 func (e *Engine) finishTierJob(s *snapshot, st snapstore.Store, t tierRecord, jobErr error) {
+	e.tiers.finishing(t.SnapshotID)
 	defer e.tiers.finish(t.SnapshotID)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
 	defer cancel()

@@ -27,7 +27,7 @@ type tiering struct {
 	mu sync.Mutex
 	// jobs: the operations this daemon runs, by snapshot, with the copy's
 	// snapshot state (its progress).
-	jobs map[string]*snapshot
+	jobs map[string]*tierJob
 	// states: the tier states last read or stored, by snapshot; seen: the
 	// store's time of the object each was read from.
 	states map[string]*tierRecord
@@ -42,29 +42,52 @@ func newTiering(archive snapstore.Store, day time.Duration) *tiering {
 	if day <= 0 {
 		day = DefaultTierDay
 	}
-	return &tiering{archive: archive, day: day, jobs: map[string]*snapshot{},
+	return &tiering{archive: archive, day: day, jobs: map[string]*tierJob{},
 		states: map[string]*tierRecord{}, seen: map[string]time.Time{}}
 }
 
+// tierJob is an operation of this daemon on one snapshot.
+type tierJob struct {
+	// copy: the copy's snapshot state (its progress).
+	copy *snapshot
+	// finishing: the operation is storing its outcome; done is closed
+	// once it has and the claim is released.
+	finishing bool
+	done      chan struct{}
+}
+
 // start claims snapshot id for an operation of this daemon; false if one
-// runs already.
-func (t *tiering) start(id string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.jobs[id]; ok {
-		return false
+// runs already. A claim whose operation is storing its outcome is waited
+// for: the outcome is then what the caller reads.
+func (t *tiering) start(ctx context.Context, id string) bool {
+	for {
+		t.mu.Lock()
+		j, ok := t.jobs[id]
+		if !ok {
+			t.jobs[id] = &tierJob{copy: &snapshot{}, done: make(chan struct{})}
+			t.mu.Unlock()
+			return true
+		}
+		finishing, done := j.finishing, j.done
+		t.mu.Unlock()
+		if !finishing {
+			return false
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	t.jobs[id] = &snapshot{}
-	return true
 }
 
 // job returns the snapshot state of id's running operation, set to r.
 func (t *tiering) job(id string, r meta.SnapshotRecord) *snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, ok := t.jobs[id]
-	if !ok {
-		s = &snapshot{}
+	s := &snapshot{}
+	if j, ok := t.jobs[id]; ok {
+		s = j.copy
 	}
 	s.mu.Lock()
 	s.rec = r
@@ -73,9 +96,22 @@ func (t *tiering) job(id string, r meta.SnapshotRecord) *snapshot {
 	return s
 }
 
+// finishing marks id's operation as storing its outcome.
+func (t *tiering) finishing(id string) {
+	t.mu.Lock()
+	if j, ok := t.jobs[id]; ok {
+		j.finishing = true
+	}
+	t.mu.Unlock()
+}
+
+// finish releases the claim on id.
 func (t *tiering) finish(id string) {
 	t.mu.Lock()
-	delete(t.jobs, id)
+	if j, ok := t.jobs[id]; ok {
+		close(j.done)
+		delete(t.jobs, id)
+	}
 	t.mu.Unlock()
 }
 
@@ -88,12 +124,12 @@ func (t *tiering) running(id string) bool {
 
 func (t *tiering) progress(id string) int {
 	t.mu.Lock()
-	s, ok := t.jobs[id]
+	j, ok := t.jobs[id]
 	t.mu.Unlock()
 	if !ok {
 		return 0
 	}
-	return s.record().Progress
+	return j.copy.record().Progress
 }
 
 func (t *tiering) remember(r tierRecord) {
