@@ -135,10 +135,12 @@ func (t *tierRecord) storageTier(now time.Time) string {
 
 // keepsStandardData reports whether the standard store must keep the
 // snapshot's data at now: garbage collection counts its manifest as a root.
-// A temporary restore's data is kept grace past its expiry, for clocks
-// that differ between daemons. While a restore is under way the manifest
-// may name data already freed; what the restore stores is protected by its
-// lease until it completes.
+// The data is kept grace past the moment the snapshot left the standard
+// tier (an archival's completion, a temporary restore's expiry): a
+// CreateVolume on another daemon that read the tier just before stores its
+// hold within it, and clocks differ between daemons. While a restore is
+// under way the manifest may name data already freed; what the restore
+// stores is protected by its lease until it completes.
 func (t *tierRecord) keepsStandardData(now time.Time, grace time.Duration) bool {
 	if t == nil {
 		return true
@@ -146,6 +148,8 @@ func (t *tierRecord) keepsStandardData(now time.Time, grace time.Duration) bool 
 	switch t.Status {
 	case TieringArchivalInProgress, TieringArchivalFailed, TieringPermCompleted:
 		return true
+	case TieringArchivalCompleted:
+		return now.Before(t.ArchivalCompleteTime.Add(grace))
 	case TieringTempCompleted:
 		return now.Before(t.RestoreExpiryTime.Add(grace))
 	}

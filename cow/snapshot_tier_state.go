@@ -217,7 +217,8 @@ func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, ro
 
 // tierLoop keeps the tier states of the regional store's snapshots
 // current (other daemons change them), asks for a collection of the
-// standard store when a temporary restore ends, and collects the archive
+// standard store when a snapshot's data there becomes garbage (a grace
+// period after it was archived or its temporary restore ended), and collects the archive
 // store's garbage: the copies of permanently restored snapshots and of
 // deleted ones.
 func (e *Engine) tierLoop() {
@@ -302,8 +303,9 @@ func (e *Engine) applyTierStates(now time.Time, listed map[string]time.Time) {
 			if s == nil {
 				continue
 			}
-			if old := s.tier.Load(); old != nil && old.Status == TieringTempCompleted &&
-				old.keepsStandardData(now.Add(-e.catalogInterval), e.gcGrace) && !t.keepsStandardData(now, e.gcGrace) {
+			// Left the standard tier (past its grace) since the last
+			// round: its data is garbage now.
+			if t.keepsStandardData(now.Add(-e.catalogInterval), e.gcGrace) && !t.keepsStandardData(now, e.gcGrace) {
 				expired = true
 			}
 			s.tier.Store(t)

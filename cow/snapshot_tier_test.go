@@ -23,6 +23,11 @@ func TestTierStateMachine(t *testing.T) {
 		return &tierRecord{SnapshotID: "snap-1", Status: s, StartTime: now.Add(-time.Minute), RestoreExpiryTime: expiry}
 	}
 	later, earlier := now.Add(time.Hour), now.Add(-time.Minute)
+	archived := func(done time.Time) *tierRecord {
+		r := rec(TieringArchivalCompleted, time.Time{})
+		r.ArchivalCompleteTime = done
+		return r
+	}
 	tests := []struct {
 		name      string
 		t         *tierRecord
@@ -36,7 +41,8 @@ func TestTierStateMachine(t *testing.T) {
 		{"archiving", rec(TieringArchivalInProgress, time.Time{}), false, TierStandard, true, false, 0},
 		{"archiving, abandoned", rec(TieringArchivalInProgress, time.Time{}), true, TierStandard, true, true, 0},
 		{"archival failed", rec(TieringArchivalFailed, time.Time{}), false, TierStandard, true, true, 0},
-		{"archived", rec(TieringArchivalCompleted, time.Time{}), false, TierArchive, false, false, restoreCopy},
+		{"archived", archived(now.Add(-2 * grace)), false, TierArchive, false, false, restoreCopy},
+		{"archived, in grace", archived(earlier), false, TierArchive, true, false, restoreCopy},
 		{"restoring temporarily", rec(TieringTempInProgress, time.Time{}), false, TierArchive, false, false, 0},
 		{"restoring, abandoned", rec(TieringTempInProgress, time.Time{}), true, TierArchive, false, false, restoreCopy},
 		{"temporary restore failed", rec(TieringTempFailed, time.Time{}), false, TierArchive, false, false, restoreCopy},
