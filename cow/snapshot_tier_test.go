@@ -175,7 +175,18 @@ func waitTier(t *testing.T, eng *Engine, id string, want TieringStatus) {
 // standard store (the volume it came from is deleted, so nothing else
 // holds it) and refuses volumes from it; a temporary restore brings it back
 // byte-exact, and a permanent one keeps it while the archive's copy goes.
+// An encrypted snapshot's archive copy is sealed as the original is.
 func TestArchiveFreesAndRestores(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		name := "plaintext"
+		if encrypted {
+			name = "encrypted"
+		}
+		t.Run(name, func(t *testing.T) { archiveFreesAndRestores(t, encrypted) })
+	}
+}
+
+func archiveFreesAndRestores(t *testing.T, encrypted bool) {
 	dir := t.TempDir()
 	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
 	if err != nil {
@@ -186,16 +197,16 @@ func TestArchiveFreesAndRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour})
+		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour, Keys: testKeyring(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10})
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10, Encrypted: encrypted})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := pattern(7, 2<<20)
+	data := randomBlocks(7, 2<<20)
 	h := openHandle(t, eng, vi.ID)
 	h.WriteAt(data, 0)
 	h.Close()
@@ -225,6 +236,11 @@ func TestArchiveFreesAndRestores(t *testing.T) {
 	}
 	if _, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID}); !errors.Is(err, ErrIncorrectState) {
 		t.Fatalf("volume from an archived snapshot: %v, want ErrIncorrectState", err)
+	}
+	if encrypted {
+		if files := filesContaining(t, [][]byte{data[:64], data[1<<20 : 1<<20+64]}, filepath.Join(dir, "archive")); len(files) > 0 {
+			t.Fatalf("plaintext of an encrypted snapshot in the archive store: %v", files)
+		}
 	}
 	if si, _ := eng.SnapshotInfo(snap.ID); si.StorageTier != TierArchive {
 		t.Fatalf("storage tier %q, want archive", si.StorageTier)
