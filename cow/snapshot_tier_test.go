@@ -363,3 +363,62 @@ func checkTierRead(t *testing.T, eng *Engine, id string, want []byte) {
 		t.Fatalf("snapshot %s reads other bytes than snapshotted", id)
 	}
 }
+
+// TestTierSurvivesRestart: the tier state is the store's, so a daemon
+// restarted on the same data dir shows its archived snapshot archived,
+// refuses volumes from it, and restores it.
+func TestTierSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Engine {
+		eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
+			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	eng := open()
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBlocks(5, 1<<20)
+	h := openHandle(t, eng, vi.ID)
+	h.WriteAt(data, 0)
+	h.Close()
+	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, eng, snap.ID)
+	if _, err := eng.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	waitTier(t, eng, snap.ID, TieringArchivalCompleted)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	eng = open()
+	t.Cleanup(func() { eng.Close() })
+	waitTier(t, eng, snap.ID, TieringArchivalCompleted)
+	if si, _ := eng.SnapshotInfo(snap.ID); si.StorageTier != TierArchive {
+		t.Fatalf("after a restart: storage tier %q, want archive", si.StorageTier)
+	}
+	if _, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID}); !errors.Is(err, ErrIncorrectState) {
+		t.Fatalf("after a restart: volume from an archived snapshot: %v, want ErrIncorrectState", err)
+	}
+	if _, err := eng.RestoreSnapshotTier(ctx, snap.ID, 0, true, false); err != nil {
+		t.Fatal(err)
+	}
+	waitTier(t, eng, snap.ID, TieringPermCompleted)
+	checkVolumeFrom(t, eng, snap.ID, data)
+}
