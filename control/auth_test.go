@@ -114,6 +114,10 @@ func TestAuthorization(t *testing.T) {
 		{"ListSnapshotsInRecycleBin", "", true, ""},
 		// Not in the recycle bin: a dry run says so, as the real call would.
 		{"RestoreSnapshotFromRecycleBin", "SnapshotId=" + snap.ID, false, CodeInvalidSnapshotNotFound},
+		// This engine has no archive store: archiving is refused.
+		{"ModifySnapshotTier", "SnapshotId=" + snap.ID + "&StorageTier=archive", false, CodeInvalidParameterValue},
+		{"RestoreSnapshotTier", "SnapshotId=" + snap.ID + "&TemporaryRestoreDays=1", false, CodeInvalidParameterValue},
+		{"DescribeSnapshotTierStatus", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

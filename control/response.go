@@ -156,7 +156,7 @@ type Snapshot struct {
 	DataEncryptionKeyID     string     `xml:"dataEncryptionKeyId,omitempty"`
 	StorageTier             string     `xml:"storageTier"`
 	SseType                 string     `xml:"sseType,omitempty"`
-	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"` // archived snapshots: never yet
+	RestoreExpiryTime       *Timestamp `xml:"restoreExpiryTime,omitempty"` // temporarily restored from the archive tier
 	Tags                    TagSet     `xml:"tagSet,omitempty"`
 	OutpostArn              string     `xml:"outpostArn,omitempty"`
 	CompletionTime          *Timestamp `xml:"completionTime,omitempty"`

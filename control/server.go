@@ -198,6 +198,9 @@ func NewServer(b Backend, opts Options) *Server {
 
 		"ListSnapshotsInRecycleBin":     {fn: s.listSnapshotsInRecycleBin, readOnly: true},
 		"RestoreSnapshotFromRecycleBin": {fn: s.restoreSnapshotFromRecycleBin},
+		"ModifySnapshotTier":            {fn: s.modifySnapshotTier},
+		"RestoreSnapshotTier":           {fn: s.restoreSnapshotTier},
+		"DescribeSnapshotTierStatus":    {fn: s.describeSnapshotTierStatus, readOnly: true},
 
 		"DescribeVolumeAttribute":   {fn: s.describeVolumeAttribute, readOnly: true},
 		"DescribeSnapshotAttribute": {fn: s.describeSnapshotAttribute, readOnly: true},

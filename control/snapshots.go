@@ -148,6 +148,7 @@ func (s *Server) wireSnapshot(si cow.SnapshotInfo) Snapshot {
 	if !si.CompletionTime.IsZero() {
 		w.CompletionTime = &Timestamp{si.CompletionTime}
 	}
+	w.RestoreExpiryTime = optionalTime(si.RestoreExpiryTime)
 	if si.State == cow.SnapshotCompleted {
 		size := si.DataBytes
 		w.FullSnapshotSizeInBytes = &size

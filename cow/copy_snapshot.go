@@ -48,6 +48,9 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 	if sr.State != string(SnapshotCompleted) {
 		return SnapshotInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
 	}
+	if err := e.checkReadable(ctx, src, true); err != nil {
+		return SnapshotInfo{}, err
+	}
 	if p.KMSKeyID != "" && !p.Encrypted && sr.Encryption == nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
 	}
@@ -121,6 +124,9 @@ func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) er
 	sr := src.record()
 	if sr.State != string(SnapshotCompleted) {
 		return fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
+	}
+	if err := e.checkReadable(ctx, src, true); err != nil {
+		return err
 	}
 	if _, err := e.lineages.Get(sr.Encryption); err != nil {
 		return fmt.Errorf("snapshot %s: %w", sr.ID, err)

@@ -102,6 +102,11 @@ type Options struct {
 	// loader after it installed each page (tests: hold the load at a
 	// chosen point); ctx ends when the engine stops.
 	afterLoadPage func(ctx context.Context, volID string, page uint64)
+	// ArchiveStore holds archived snapshots (ModifySnapshotTier); nil: no
+	// archive tier. TierDay is the length of a day of a temporary
+	// restore; zero means DefaultTierDay (tests shorten it).
+	ArchiveStore snapstore.Store
+	TierDay      time.Duration
 	// BackgroundBusyRate is the rate (bytes per second) at which a flush
 	// or a hydration moves data while the volumes serve foreground I/O;
 	// while they are idle it runs at full speed. Zero means
@@ -199,6 +204,9 @@ type Engine struct {
 	// the volume's base and released its frozen blocks, and
 	// DeleteVolume waits for that tail.
 	inFlight *flight
+
+	// tiers: the archive tier (snapshot_tier_state.go).
+	tiers *tiering
 
 	// direct: snapshots being written through the EBS direct APIs
 	// (direct_snapshot.go).
@@ -328,6 +336,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	if opts.LocalSnapshotStore != nil {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore
 	}
+	e.tiers = newTiering(opts.ArchiveStore, opts.TierDay)
 	e.metaSync = newGroupSync(ms.Sync)
 	e.volumeEnv = newVolumeEnv(e)
 	return e
@@ -344,6 +353,8 @@ func (e *Engine) startBackground(syncInterval time.Duration) {
 	go e.flushLoop()
 	go e.gcLoop()
 	go e.catalogLoop()
+	e.wg.Add(1)
+	go e.tierLoop()
 	e.startMapLoads()
 	e.startHydrators()
 }

@@ -274,6 +274,10 @@ func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]boo
 			return nil, 0, fmt.Errorf("gc: list roots: %w", err)
 		}
 	}
+	roots, err := e.gcDropArchivedRoots(ctx, st, roots)
+	if err != nil {
+		return nil, 0, err
+	}
 	live := map[string]bool{}
 	for _, root := range roots {
 		// From the store, never the object cache: the mark must see

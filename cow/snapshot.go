@@ -28,6 +28,9 @@ type snapshot struct {
 	// manifestSent: a flush attempt of this run sent the manifest to
 	// the store (so it may be stored, though the attempt failed).
 	manifestSent atomic.Bool
+	// tier: the snapshot's tier state (nil: never tiered), from its
+	// store's tier object (snapshot_tier.go).
+	tier atomic.Pointer[tierRecord]
 
 	// attrMu serialises changes of the attributes (snapshot_attributes.go).
 	attrMu sync.Mutex
@@ -63,13 +66,13 @@ func (s *snapshot) info() SnapshotInfo {
 		OutpostArn:     r.OutpostArn,
 		StatusMessage:  r.StatusMessage,
 		DataBytes:      r.DataBytes,
-		StorageTier:    "standard",
 		OwnerID:        s.owner,
 		CopyOf:         r.CopyOf,
 	}
 	if r.Encryption != nil {
 		si.Encrypted, si.KMSKeyARN, si.DataKeyID = true, r.Encryption.KMSKeyARN, r.Encryption.DataKeyID
 	}
+	s.applyTier(&si)
 	a := s.attributes()
 	si.Tags = tagsFromMeta(a.Tags)
 	si.CreateVolumeUsers, si.CreateVolumeAll = a.CreateVolumeUsers, a.CreateVolumeAll

@@ -50,6 +50,9 @@ func (e *Engine) completedView(ctx context.Context, id string) (*storedView, err
 	if r.State != string(SnapshotCompleted) {
 		return nil, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, id, r.State)
 	}
+	if err := e.checkReadable(ctx, s, false); err != nil {
+		return nil, err
+	}
 	return e.openStored(ctx, r)
 }
 

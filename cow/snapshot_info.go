@@ -62,7 +62,10 @@ type SnapshotInfo struct {
 	// DataBytes is the size of the snapshot's non-zero data (EC2's
 	// fullSnapshotSizeInBytes), known once completed.
 	DataBytes   int64
-	StorageTier string // "standard"
+	StorageTier string // "standard" or "archive"
+	// RestoreExpiryTime: when a temporary restore from the archive tier
+	// ends; zero otherwise.
+	RestoreExpiryTime time.Time
 	// OwnerID is the account that created it (another daemon's, for a
 	// snapshot found in a shared store).
 	OwnerID string

@@ -225,6 +225,9 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 	if err != nil {
 		return 0, err
 	}
+	if err := e.checkReadable(ctx, s, false); err != nil {
+		return 0, err
+	}
 	r := s.record()
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset", ErrOutOfRange)

@@ -32,6 +32,9 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		if src.State != string(SnapshotCompleted) {
 			return VolumeInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)
 		}
+		if err := e.checkReadable(ctx, s, true); err != nil {
+			return VolumeInfo{}, err
+		}
 		if p.Size == 0 {
 			p.Size = src.VolumeSize
 		}

@@ -78,6 +78,10 @@ func daemonFlags() []cli.Flag {
 			Usage: "make this host an Outpost: CreateSnapshot with this ARN stores locally"},
 		&cli.StringFlag{Name: "local-snapshot-store", EnvVars: []string{"COWVOL_LOCAL_SNAPSHOT_STORE"},
 			Usage: "the Outpost's local snapshot storage URL (with --outpost-arn)"},
+		&cli.StringFlag{Name: "archive-store", EnvVars: []string{"COWVOL_ARCHIVE_STORE"},
+			Usage: "archive tier storage URL (file:///path or s3://bucket/prefix): where ModifySnapshotTier moves snapshots; none: no archive tier"},
+		&cli.DurationFlag{Name: "tier-day", Hidden: true, EnvVars: []string{"COWVOL_TIER_DAY"},
+			Usage: "(tests only) the length of a day of RestoreSnapshotTier's TemporaryRestoreDays"},
 		&cli.DurationFlag{Name: "sync-interval", Value: cow.DefaultSyncInterval, EnvVars: []string{"COWVOL_SYNC_INTERVAL"},
 			Usage: "how long an un-fsynced write may stay volatile"},
 		&cli.StringFlag{Name: "account-id", Value: defaultAccountID, EnvVars: []string{"COWVOL_ACCOUNT_ID"},
@@ -218,6 +222,8 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		accountID:     c.String("account-id"),
 		snapshotStore: c.String("snapshot-store"),
 		localStore:    c.String("local-snapshot-store"),
+		archiveStore:  c.String("archive-store"),
+		tierDay:       c.Duration("tier-day"),
 		outpostArn:    c.String("outpost-arn"),
 		debugFUSE:     c.Bool("debug-fuse"),
 		policy:        policy,
@@ -289,6 +295,10 @@ type daemonConfig struct {
 	accountID              string
 	snapshotStore          string
 	localStore, outpostArn string
+	// archiveStore: the archive tier's store URL ("": none); tierDay: a
+	// day of a temporary restore (0: 24 hours).
+	archiveStore           string
+	tierDay                time.Duration
 	debugFUSE              bool
 	policy                 control.Policy
 	volumeGroup            *uint32 // --volume-group; nil: none

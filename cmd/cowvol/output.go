@@ -89,6 +89,7 @@ type snapshotJSON struct {
 	Tags                    []tagJSON `json:"Tags,omitempty"`
 	OutpostArn              string    `json:"OutpostArn,omitempty"`
 	CompletionTime          string    `json:"CompletionTime,omitempty"`
+	RestoreExpiryTime       string    `json:"RestoreExpiryTime,omitempty"`
 	FullSnapshotSizeInBytes *int64    `json:"FullSnapshotSizeInBytes,omitempty"`
 }
 
@@ -110,6 +111,9 @@ func snapshotOutput(s control.Snapshot) snapshotJSON {
 		SseType:                 s.SseType,
 		OutpostArn:              s.OutpostArn,
 		FullSnapshotSizeInBytes: s.FullSnapshotSizeInBytes,
+	}
+	if s.RestoreExpiryTime != nil {
+		out.RestoreExpiryTime = s.RestoreExpiryTime.String()
 	}
 	if s.CompletionTime != nil {
 		out.CompletionTime = s.CompletionTime.String()

@@ -159,6 +159,9 @@ func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, mtr *metri
 			return nil, ctlOpts, err
 		}
 	}
+	if err := openArchiveStore(ctx, cfg, &opts, log); err != nil {
+		return nil, ctlOpts, err
+	}
 	if err := measuredStores(mtr, &opts); err != nil {
 		return nil, ctlOpts, err
 	}
@@ -293,4 +296,18 @@ func holdForTests() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// openArchiveStore opens --archive-store, if given, into opts.
+func openArchiveStore(ctx context.Context, cfg daemonConfig, opts *cow.Options, log *slog.Logger) error {
+	opts.TierDay = cfg.tierDay
+	if cfg.archiveStore == "" {
+		return nil
+	}
+	st, err := openStore(ctx, cfg.archiveStore, log)
+	if err != nil {
+		return fmt.Errorf("--archive-store: %w", err)
+	}
+	opts.ArchiveStore = st
+	return nil
 }
