@@ -22,6 +22,8 @@ require (
 	google.golang.org/protobuf v1.36.7
 )
 
+require github.com/aws/aws-sdk-go-v2/service/dlm v1.37.2 // indirect
+
 require (
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.27 // indirect
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0 // indirect
