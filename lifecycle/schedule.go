@@ -19,6 +19,9 @@ type timing struct {
 
 // newTiming prepares a validated rule.
 func newTiming(r *CreateRule) (timing, error) {
+	if r == nil || (r.CronExpression == "" && r.Interval <= 0) {
+		return timing{}, invalidf("CreateRule: no interval and no cron expression")
+	}
 	if r.CronExpression != "" {
 		c, err := parseCron(r.CronExpression)
 		return timing{cron: c}, err

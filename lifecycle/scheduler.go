@@ -111,7 +111,8 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	for _, p := range enabled {
 		for _, sch := range p.Details.Schedules {
 			if err := s.serve(ctx, &p, sch, vols, now); err != nil {
-				return err
+				s.log.Warn("lifecycle policy: a schedule failed; retrying at the next tick", "policy", p.ID,
+					"schedule", sch.Name, "err", err)
 			}
 		}
 	}
@@ -134,19 +135,27 @@ func (s *Scheduler) serve(ctx context.Context, p *Policy, sch Schedule, vols []c
 		return fmt.Errorf("policy %s schedule %q: %w", p.ID, sch.Name, err)
 	}
 	key := runKey(p.ID, sch.Name)
+	var limit time.Duration
 	rs, err := s.m.advance(p.ID, key, func(rs *runState) *runState {
 		if rs == nil {
 			rs = &runState{Instant: p.Modified, Opened: p.Modified, Baseline: true}
 		}
 		if due := tm.latestDue(rs.Instant, now); !due.IsZero() {
-			rs = &runState{Instant: due, Opened: now}
+			// Found late (the daemon was down): the jitter counts from
+			// now, so that the missed run is spread too.
+			limit = jitterLimit(tm.spacing(due), s.cfg.MaxJitter)
+			opened := due
+			if now.Sub(due) > limit {
+				opened = now
+			}
+			rs = &runState{Instant: due, Opened: opened}
 		}
 		return rs
 	})
 	if err != nil || rs == nil || rs.Baseline {
 		return err
 	}
-	limit := jitterLimit(tm.spacing(rs.Instant), s.cfg.MaxJitter)
+	limit = jitterLimit(tm.spacing(rs.Instant), s.cfg.MaxJitter)
 	start := rs.Instant
 	if rs.Opened.After(start) {
 		start = rs.Opened

@@ -81,6 +81,10 @@ func decodeState(b []byte) (*state, error) {
 		if p == nil || !validPolicyID(p.ID) {
 			return nil, fmt.Errorf("damaged: policy %d has no valid ID", i)
 		}
+		// As loose as any daemon may have accepted (minute intervals).
+		if err := validateDetails(&p.Details, Limits{MinuteIntervals: true}); err != nil {
+			return nil, fmt.Errorf("damaged: policy %s: %w", p.ID, err)
+		}
 	}
 	for k, r := range st.Runs {
 		if r == nil {

@@ -62,6 +62,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			listChangedBlocksCommand(),
 			getSnapshotBlockCommand(),
 			snapshotCommand(),
+			dlmCommand(),
 			describeAvailabilityZonesCommand(),
 			describeRegionsCommand(),
 			waitCommand(),
