@@ -166,7 +166,9 @@ func TestDLMRefusals(t *testing.T) {
 		{"instances", func(in *awsdlm.CreateLifecyclePolicyInput) {
 			in.PolicyDetails.ResourceTypes = []dlmtypes.ResourceTypeValues{dlmtypes.ResourceTypeValuesInstance}
 		}, "InvalidRequestException", "INSTANCE"},
-		{"interval 5", func(in *awsdlm.CreateLifecyclePolicyInput) { in.PolicyDetails.Schedules[0].CreateRule.Interval = aws.Int32(5) },
+		{"interval 5", func(in *awsdlm.CreateLifecyclePolicyInput) {
+			in.PolicyDetails.Schedules[0].CreateRule.Interval = aws.Int32(5)
+		},
 			"InvalidRequestException", "Interval 5"},
 		{"minutes without the test flag", func(in *awsdlm.CreateLifecyclePolicyInput) {
 			in.PolicyDetails.Schedules[0].CreateRule = &dlmtypes.CreateRule{Interval: aws.Int32(1), IntervalUnit: "MINUTES"}
