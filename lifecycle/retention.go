@@ -36,8 +36,9 @@ func retainUntil(rule *RetainRule, start time.Time) time.Time {
 // expired returns, oldest first, the snapshots of one volume and one
 // schedule that rule no longer keeps at now: beyond the newest Count, or
 // older than the retention interval. Pending snapshots are never returned
-// (they count towards Count).
-func expired(rule *RetainRule, snaps []made, now time.Time) []made {
+// (they count towards Count). keepLast keeps the newest whatever its age
+// (the volume is gone: DLM keeps its last snapshot).
+func expired(rule *RetainRule, snaps []made, now time.Time, keepLast bool) []made {
 	if rule == nil {
 		return nil
 	}
@@ -55,6 +56,7 @@ func expired(rule *RetainRule, snaps []made, now time.Time) []made {
 		}
 		newer := len(s) - 1 - i
 		switch {
+		case keepLast && newer == 0:
 		case rule.Count > 0 && newer >= rule.Count:
 			out = append(out, m)
 		case rule.Count == 0 && !retainUntil(rule, m.Start).After(now):

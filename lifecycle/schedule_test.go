@@ -142,19 +142,23 @@ func TestExpired(t *testing.T) {
 		rule  *RetainRule
 		snaps []made
 		now   time.Time
+		gone  bool
 		want  string
 	}{
-		{"no rule", nil, snaps(5, time.Hour, false), t0, ""},
-		{"count under", &RetainRule{Count: 5}, snaps(3, time.Hour, false), t0, ""},
-		{"count over, oldest first", &RetainRule{Count: 2}, snaps(5, time.Hour, false), t0, "abc"},
-		{"pending counts but is kept", &RetainRule{Count: 2}, snaps(4, time.Hour, true), t0, "ab"},
-		{"age days", &RetainRule{Interval: 2, IntervalUnit: "DAYS"}, snaps(5, 24*time.Hour, false), t0.Add(72 * time.Hour), "ab"},
-		{"age weeks none", &RetainRule{Interval: 1, IntervalUnit: "WEEKS"}, snaps(5, 24*time.Hour, false), t0.Add(72 * time.Hour), ""},
-		{"age months", &RetainRule{Interval: 1, IntervalUnit: "MONTHS"}, snaps(3, 24*time.Hour, false), at("2026-02-02T00:00:00Z"), "ab"},
-		{"age years", &RetainRule{Interval: 1, IntervalUnit: "YEARS"}, snaps(2, 24*time.Hour, false), at("2027-01-01T00:00:00Z"), "a"},
+		{"no rule", nil, snaps(5, time.Hour, false), t0, false, ""},
+		{"count under", &RetainRule{Count: 5}, snaps(3, time.Hour, false), t0, false, ""},
+		{"count over, oldest first", &RetainRule{Count: 2}, snaps(5, time.Hour, false), t0, false, "abc"},
+		{"pending counts but is kept", &RetainRule{Count: 2}, snaps(4, time.Hour, true), t0, false, "ab"},
+		{"age days", &RetainRule{Interval: 2, IntervalUnit: "DAYS"}, snaps(5, 24*time.Hour, false), t0.Add(72 * time.Hour), false, "ab"},
+		{"age weeks none", &RetainRule{Interval: 1, IntervalUnit: "WEEKS"}, snaps(5, 24*time.Hour, false), t0.Add(72 * time.Hour), false, ""},
+		{"age months", &RetainRule{Interval: 1, IntervalUnit: "MONTHS"}, snaps(3, 24*time.Hour, false), at("2026-02-02T00:00:00Z"), false, "ab"},
+		{"age years", &RetainRule{Interval: 1, IntervalUnit: "YEARS"}, snaps(2, 24*time.Hour, false), at("2027-01-01T00:00:00Z"), false, "a"},
+		{"all expired", &RetainRule{Interval: 1, IntervalUnit: "DAYS"}, snaps(3, time.Hour, false), t0.Add(30 * 24 * time.Hour), false, "abc"},
+		{"volume gone keeps its last", &RetainRule{Interval: 1, IntervalUnit: "DAYS"}, snaps(3, time.Hour, false), t0.Add(30 * 24 * time.Hour), true, "ab"},
+		{"volume gone, count", &RetainRule{Count: 1}, snaps(3, time.Hour, false), t0, true, "ab"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ids(expired(tc.rule, tc.snaps, tc.now)); got != tc.want {
+			if got := ids(expired(tc.rule, tc.snaps, tc.now, tc.gone)); got != tc.want {
 				t.Fatalf("expired %q, want %q", got, tc.want)
 			}
 		})

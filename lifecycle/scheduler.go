@@ -122,7 +122,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	}
 	for _, p := range enabled {
 		for _, sch := range p.Details.Schedules {
-			s.retain(ctx, &p, sch, snaps, now)
+			s.retain(ctx, &p, sch, vols, snaps, now)
 		}
 	}
 	return nil
@@ -213,10 +213,19 @@ func snapshotParams(p *Policy, sch Schedule, v cow.VolumeInfo) cow.CreateSnapsho
 	}
 }
 
-// retain deletes the snapshots of one schedule its RetainRule expires.
-func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, snaps []cow.SnapshotInfo, now time.Time) {
+// retain deletes the snapshots of one schedule its RetainRule expires,
+// as DLM does: of the volumes the policy targets, and of volumes deleted
+// since (but never their last snapshot); a volume no longer targeted
+// (its tags changed) keeps its snapshots.
+func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, vols []cow.VolumeInfo, snaps []cow.SnapshotInfo, now time.Time) {
 	if sch.RetainRule == nil {
 		return
+	}
+	exists := map[string]bool{}
+	untargeted := map[string]bool{}
+	for _, v := range vols {
+		exists[v.ID] = true
+		untargeted[v.ID] = !p.targets(tagMap(v.Tags))
 	}
 	byVolume := map[string][]made{}
 	for _, sn := range snaps {
@@ -231,7 +240,10 @@ func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, snaps [
 			Settled: sn.State != cow.SnapshotPending})
 	}
 	for _, vol := range slices.Sorted(maps.Keys(byVolume)) {
-		for _, m := range expired(sch.RetainRule, byVolume[vol], now) {
+		if untargeted[vol] {
+			continue
+		}
+		for _, m := range expired(sch.RetainRule, byVolume[vol], now, !exists[vol]) {
 			if err := s.cfg.DeleteSnapshot(ctx, m.ID); err != nil {
 				s.log.Warn("lifecycle policy: cannot delete an expired snapshot; retrying at the next tick", "policy", p.ID,
 					"schedule", sch.Name, "snapshot", m.ID, "err", err)

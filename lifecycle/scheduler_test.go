@@ -318,3 +318,38 @@ func TestRetentionLeavesOtherSnapshots(t *testing.T) {
 		t.Fatalf("kept %v, want the two others and the newest of the policy", ids)
 	}
 }
+
+func TestRetentionOfUntargetedAndDeletedVolumes(t *testing.T) {
+	start := at("2026-01-01T10:20:00Z")
+	r := newRig(t, start)
+	p := hourlyPolicy(0)
+	p.Details.Schedules[0].RetainRule = &RetainRule{Interval: 1, IntervalUnit: "DAYS"}
+	if _, err := r.m.Create(p); err != nil {
+		t.Fatal(err)
+	}
+	r.runHour(t, 11)
+	r.runHour(t, 12)
+	// vol 2 loses its target tag; vol 3 is deleted.
+	r.eng.mu.Lock()
+	r.eng.vols[1].Tags = []cow.Tag{{Key: "backup", Value: "no"}}
+	r.eng.vols = slices.Delete(r.eng.vols, 2, 3)
+	r.eng.mu.Unlock()
+	// Two days on: the day-old snapshots expire.
+	r.tickAt(t, at("2026-01-03T12:30:00Z"))
+	r.tickAt(t, at("2026-01-03T12:31:00Z"))
+	for _, tc := range []struct {
+		vol  string
+		want int
+	}{
+		{"vol-00000000000000001", 1}, // targeted: the new run's only
+		{"vol-00000000000000002", 2}, // no longer targeted: all kept
+		{"vol-00000000000000003", 1}, // deleted: its last kept
+	} {
+		if got := r.eng.snapsOf(tc.vol); len(got) != tc.want {
+			t.Errorf("%s: %d snapshots, want %d", tc.vol, len(got), tc.want)
+		}
+	}
+	if got := r.eng.snapsOf("vol-00000000000000003"); len(got) == 1 && got[0].StartTime.Hour() != 12 {
+		t.Errorf("deleted volume kept %v, want its newest (12:00)", got[0].StartTime)
+	}
+}
