@@ -353,3 +353,43 @@ func TestRetentionOfUntargetedAndDeletedVolumes(t *testing.T) {
 		t.Errorf("deleted volume kept %v, want its newest (12:00)", got[0].StartTime)
 	}
 }
+
+func TestUpdateRestartsChangedSchedules(t *testing.T) {
+	start := at("2026-01-01T10:20:00Z")
+	r := newRig(t, start)
+	p, err := r.m.Create(hourlyPolicy(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runHour(t, 11)
+	key := runKey(p.ID, "hourly")
+	if rs := r.m.st.Runs[key]; rs == nil || rs.Baseline {
+		t.Fatalf("progress after a run: %+v", rs)
+	}
+	// A new description keeps the progress; a new CreateRule restarts it.
+	desc := "renamed"
+	if _, err := r.m.Update(p.ID, UpdateParams{Description: &desc}); err != nil {
+		t.Fatal(err)
+	}
+	if rs := r.m.st.Runs[key]; rs == nil || !rs.Instant.Equal(at("2026-01-01T11:00:00Z")) {
+		t.Fatalf("progress after a description change: %+v", rs)
+	}
+	d := p.Details
+	d.Schedules[0].CreateRule = &CreateRule{Interval: 2, IntervalUnit: UnitHours}
+	r.clk.set(at("2026-01-01T11:30:00Z"))
+	if _, err := r.m.Update(p.ID, UpdateParams{Details: &d}); err != nil {
+		t.Fatal(err)
+	}
+	if rs := r.m.st.Runs[key]; rs != nil {
+		t.Fatalf("progress kept across a new CreateRule: %+v", rs)
+	}
+	r.runHour(t, 12)
+	r.runHour(t, 13) // every 2 hours from 00:00: none at 13:00
+	if n := len(r.eng.snapsOf("vol-00000000000000001")); n != 2 {
+		t.Fatalf("%d snapshots, want 2 (11:00, then 12:00 under the new rule)", n)
+	}
+	r.runHour(t, 14)
+	if n := len(r.eng.snapsOf("vol-00000000000000001")); n != 3 {
+		t.Fatalf("%d snapshots, want 3 (and 14:00)", n)
+	}
+}
