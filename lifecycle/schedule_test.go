@@ -164,3 +164,19 @@ func TestExpired(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseCron(f *testing.F) {
+	for _, s := range []string{"cron(0 * * * ? *)", "cron(0/20 1-5,7 ? JAN-MAR MON 2026-2030)", "cron(5 4 29 FEB ? *)"} {
+		f.Add(s)
+	}
+	from := at("2026-06-01T12:34:00Z")
+	f.Fuzz(func(t *testing.T, expr string) {
+		c, err := parseCron(expr)
+		if err != nil {
+			return
+		}
+		if n := c.next(from); !n.IsZero() && !n.After(from) {
+			t.Fatalf("%s: next %v is not after %v", expr, n, from)
+		}
+	})
+}
