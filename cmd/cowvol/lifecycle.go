@@ -42,6 +42,9 @@ func startLifecycle(cfg daemonConfig, eng *cow.Engine, log *slog.Logger) (*lifec
 	if err != nil {
 		return nil, nil, err
 	}
+	// Retention deletes through sc.DeleteSnapshot, the engine's
+	// DeleteSnapshot when nil: a Recycle Bin that must catch those
+	// deletions and does not live in the engine is wired in here.
 	sc := lifecycle.Config{Engine: eng, AccountID: cfg.accountID, Logger: log}
 	if cfg.testLifecycleMinutes {
 		sc.Tick = time.Second
