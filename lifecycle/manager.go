@@ -75,6 +75,9 @@ func (m *Manager) Create(p CreateParams) (Policy, error) {
 	if err := validateState(p.State); err != nil {
 		return Policy{}, err
 	}
+	if err := validatePolicyTags(p.Tags); err != nil {
+		return Policy{}, err
+	}
 	d := clonePolicyDetails(*p.Details)
 	if err := validateDetails(&d, m.limits); err != nil {
 		return Policy{}, err

@@ -110,7 +110,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	}
 	for _, p := range enabled {
 		for _, sch := range p.Details.Schedules {
-			if err := s.serve(ctx, &p, sch, vols, now); err != nil {
+			if err := s.serve(ctx, &p, sch, vols, now); err != nil && ctx.Err() == nil {
 				s.log.Warn("lifecycle policy: a schedule failed; retrying at the next tick", "policy", p.ID,
 					"schedule", sch.Name, "err", err)
 			}
@@ -161,6 +161,9 @@ func (s *Scheduler) serve(ctx context.Context, p *Policy, sch Schedule, vols []c
 		start = rs.Opened
 	}
 	for _, v := range vols {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopping: the rest is served after the restart
+		}
 		if v.State == cow.VolumeDeleting || slices.Contains(rs.Done, v.ID) || !p.targets(tagMap(v.Tags)) {
 			continue
 		}
@@ -244,6 +247,9 @@ func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, vols []
 			continue
 		}
 		for _, m := range expired(sch.RetainRule, byVolume[vol], now, !exists[vol]) {
+			if ctx.Err() != nil {
+				return
+			}
 			if err := s.cfg.DeleteSnapshot(ctx, m.ID); err != nil {
 				s.log.Warn("lifecycle policy: cannot delete an expired snapshot; retrying at the next tick", "policy", p.ID,
 					"schedule", sch.Name, "snapshot", m.ID, "err", err)

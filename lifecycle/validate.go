@@ -209,3 +209,18 @@ func validateRetainRule(r *RetainRule) error {
 	}
 	return nil
 }
+
+// maxPolicyTags bounds a policy's own tags (DLM's TagMap).
+const maxPolicyTags = 200
+
+// validatePolicyTags checks a policy's own tags.
+func validatePolicyTags(tags map[string]string) error {
+	if len(tags) > maxPolicyTags {
+		return invalidf("Tags: at most %d tags.", maxPolicyTags)
+	}
+	list := make([]Tag, 0, len(tags))
+	for k, v := range tags {
+		list = append(list, Tag{Key: k, Value: v})
+	}
+	return validateTags("Tags", list, true)
+}

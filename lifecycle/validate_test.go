@@ -116,6 +116,7 @@ func TestCreateParams(t *testing.T) {
 		{"no description", func(p *CreateParams) { p.Description = "" }, "Description"},
 		{"bad description", func(p *CreateParams) { p.Description = "a;b" }, "Description"},
 		{"bad state", func(p *CreateParams) { p.State = "ERROR" }, "State"},
+		{"aws: policy tag", func(p *CreateParams) { p.Tags = map[string]string{"aws:x": "y"} }, "reserved"},
 	} {
 		p := ok
 		tc.change(&p)
