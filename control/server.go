@@ -92,6 +92,9 @@ type Options struct {
 	// (AttachVolume, DetachVolume) and refreshes their size after
 	// ModifyVolume (host.go). Nil: attachment calls are refused.
 	Host Host
+	// Lifecycle, if set, keeps the lifecycle policies the DLM API
+	// (service dlm, dlm.go) serves on the same listeners.
+	Lifecycle LifecyclePolicies
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (a stuck or abandoned client is cut off after
 	// it). Zero means 10 seconds.
@@ -114,8 +117,9 @@ type Server struct {
 	keys        KeyBackend   // nil: no keyring
 	ebs         *ebsState    // the EBS direct APIs' tokens and limits
 	actions     map[string]action
-	instance    InstanceVolumes // nil: no instance (create_snapshots.go)
-	host        Host            // nil: none (host.go)
+	instance    InstanceVolumes   // nil: no instance (create_snapshots.go)
+	host        Host              // nil: none (host.go)
+	lifecycle   LifecyclePolicies // nil: no DLM API (dlm.go)
 }
 
 // action is one Action the server answers.
@@ -161,6 +165,7 @@ func NewServer(b Backend, opts Options) *Server {
 		keys:        opts.Keys,
 		instance:    opts.Instance,
 		host:        opts.Host,
+		lifecycle:   opts.Lifecycle,
 		ebs:         newEBSState(),
 	}
 	if s.instance == nil && s.host != nil {
@@ -371,6 +376,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, aut
 	}
 	if isRbinRequest(r) {
 		return s.serveRbin(w, r, reqID, auth)
+	}
+	if isDLMRequest(r) {
+		return s.serveDLM(w, r, reqID, auth)
 	}
 	var (
 		action string

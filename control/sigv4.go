@@ -127,6 +127,8 @@ func (v *sigV4Verifier) verify(ctx context.Context, r *http.Request, body []byte
 		service = ebsService
 	} else if isRbinRequest(r) {
 		service = rbinService
+	} else if isDLMRequest(r) {
+		service = dlmService
 	}
 	if a.service != service {
 		return Caller{}, authFailure(fmt.Sprintf("wrong service: the credential scope names %q, the request is for %q", clip(a.service), service),

@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	if storeName == StoreLocal {
 		sr.OutpostArn = e.outpostArn
 	}
-	sr.Tags = tagsToMeta(p.Tags)
+	sr.Tags = tagsToMeta(append(slices.Clone(p.Tags), p.SystemTags...))
 	// One transaction: the snapshot record and the volume's next generation.
 	v.recMu.Lock()
 	v.mapMu.Lock()

@@ -88,6 +88,10 @@ type CreateSnapshotParams struct {
 	VolumeID    string
 	Description string
 	Tags        []Tag
+	// SystemTags are tags the daemon itself sets, whose keys begin with
+	// aws: (a lifecycle policy's aws:dlm: tags); never a client's. They
+	// count towards MaxTags with Tags.
+	SystemTags []Tag
 	// OutpostArn: empty stores the snapshot in the regional store; the
 	// daemon's own Outpost ARN stores it in the local store; any other
 	// value is refused with ErrOutpostMismatch.
@@ -98,5 +102,8 @@ func validateSnapshotParams(p CreateSnapshotParams) error {
 	if len(p.Description) > MaxDescriptionLen {
 		return fmt.Errorf("%w: description longer than %d characters", ErrInvalidParameter, MaxDescriptionLen)
 	}
-	return ValidateTags(p.Tags)
+	if err := ValidateTags(p.Tags); err != nil {
+		return err
+	}
+	return validateSystemTags(p.SystemTags, len(p.Tags))
 }

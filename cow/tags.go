@@ -227,3 +227,21 @@ func (e *Engine) ownSnapshot(ctx context.Context, id string) (*snapshot, error) 
 	}
 	return s, nil
 }
+
+// validateSystemTags checks tags the daemon sets itself: each key under
+// aws:, not too long, unique; with the client's other tags, at most
+// MaxTags.
+func validateSystemTags(tags []Tag, others int) error {
+	if others+len(tags) > MaxTags {
+		return fmt.Errorf("%w: %d tags (at most %d per resource)", ErrTagLimitExceeded, others+len(tags), MaxTags)
+	}
+	seen := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		if !strings.HasPrefix(strings.ToLower(t.Key), reservedTagPrefix) || utf8.RuneCountInString(t.Key) > MaxTagKeyLen ||
+			utf8.RuneCountInString(t.Value) > MaxTagValueLen || seen[t.Key] {
+			return fmt.Errorf("%w: system tag %q", ErrInvalidParameter, t.Key)
+		}
+		seen[t.Key] = true
+	}
+	return nil
+}

@@ -71,6 +71,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			listChangedBlocksCommand(),
 			getSnapshotBlockCommand(),
 			snapshotCommand(),
+			dlmCommand(),
 			describeAvailabilityZonesCommand(),
 			describeRegionsCommand(),
 			waitCommand(),

@@ -65,7 +65,7 @@ func applyMemoryLimit(s string) error {
 
 // daemonFlags are the flags of `daemon` and of the server it runs.
 func daemonFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir, EnvVars: []string{"COWVOL_DATA_DIR"},
 			Usage: "metadata and block data; never on one of cowvol's own volumes"},
 		&cli.StringFlag{Name: "mount", Value: defaultMount, EnvVars: []string{"COWVOL_MOUNT"},
@@ -129,7 +129,7 @@ func daemonFlags() []cli.Flag {
 			Usage: "(tests only) the length of a Recycle Bin retention day"},
 		&cli.BoolFlag{Name: "accept-metadata-loss",
 			Usage: "start even though the metadata store is damaged or does not explain the data files, keeping what cannot be placed in <data-dir>/lost+found (for one start)"},
-	}
+	}, lifecycleFlags()...)
 }
 
 func daemonCommand() *cli.Command {
@@ -240,6 +240,8 @@ func configFromFlags(c *cli.Context) (daemonConfig, error) {
 		acceptLoss:    c.Bool("accept-metadata-loss"),
 		metricsListen: metricsListen,
 		recycleBinDay: c.Duration("recycle-bin-day"),
+
+		testLifecycleMinutes: c.Bool(flagTestLifecycleMinutes),
 	}
 	if _, upgraded := os.LookupEnv(envSupervisorFiles); c.Command.Name == "serve" || upgraded {
 		// The supervisor resolved them, and mounted: the server must
@@ -311,6 +313,7 @@ type daemonConfig struct {
 	acceptLoss             bool
 	metricsListen          string // --metrics-listen, host:port; "": off
 	recycleBinDay          time.Duration
+	testLifecycleMinutes   bool // lifecycle.go
 }
 
 // systemdKeepsTheMount reports whether systemd started this daemon with the

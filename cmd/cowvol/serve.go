@@ -85,6 +85,11 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	ctlOpts.Host = newHost(ctx, eng, cfg.mount, log)
+	var stopLifecycle func()
+	if ctlOpts.Lifecycle, stopLifecycle, err = startLifecycle(cfg, eng, log); err != nil {
+		eng.Close()
+		return err
+	}
 	ctl := control.NewServer(eng, ctlOpts)
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, len(listeners))
@@ -115,11 +120,13 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 		log.Error("control server stopped", "err", serveErr)
 	case <-fsrv.Done():
 		stopServe()
+		stopLifecycle()
 		stopHeartbeat()
 		eng.Close()
 		return errors.New("the FUSE connection was closed (unmounted or aborted by someone else)")
 	}
 	stopServe()
+	stopLifecycle()
 	stopHeartbeat()
 	waitServed(served, len(listeners), serveErr, log)
 	if handover {

@@ -25,6 +25,8 @@ func rank(pkg string) int {
 		return 40
 	case pkg == "metrics":
 		return 35
+	case pkg == "lifecycle":
+		return 25 // runs policies over the engine; control serves its API
 	case pkg == "cow":
 		return 20
 	case pkg == "cow/lineage":
@@ -121,6 +123,9 @@ func TestLayeringRules(t *testing.T) {
 	}{
 		{"cmd/cowvol", "control", true},
 		{"control", "cow", true},
+		{"control", "lifecycle", true},
+		{"lifecycle", "cow", true},
+		{"lifecycle", "control", false},
 		{"fusefs", "cow", true},
 		{"cow", "cow/snapfmt", true},
 		{"cow", "meta", true},
