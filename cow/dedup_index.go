@@ -7,13 +7,14 @@ import (
 )
 
 // dedupGeneration is how many chunks one generation of a dedup index
-// holds; an index holds at most two generations, so about 2 × 2^17
-// entries of about 100 bytes: some 25 MiB however large the flush. (A
+// holds, a segment's worth; an index holds at most two generations, about
+// 2 × 2^16 entries of 64 bytes (some 20 MiB with the maps' slack) however
+// large the flush. (A
 // first snapshot of 6 GiB written at 4 KiB blocks has 1.57 million
 // chunks: an index of all of them took some 250 MiB with its map's
 // growth, above the daemon's default memory limit, and the collector then
 // ran without pause.)
-const dedupGeneration = 1 << 17
+const dedupGeneration = 1 << snapfmt.SegmentShift
 
 // dedupIndex finds the chunks a flush stored already (or its base holds),
 // so that each content is stored once; concurrent stores of one content
