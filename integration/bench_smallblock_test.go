@@ -1,0 +1,72 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkSmallBlockFlush: the first snapshot of a 4 KiB-block volume on
+// a fresh daemon (default memory limit, directory store): N GiB
+// (COWVOL_BENCH_SMALLBLOCK_GIB, default 2) written sequentially with fio,
+// then CreateSnapshot and the time until it is completed, and the daemon's
+// resident set before the snapshot and at its peak during the flush. Run
+// it alone (go test ./integration -run '^$' -bench SmallBlockFlush
+// -benchtime 1x) or as part of `make bench`.
+func BenchmarkSmallBlockFlush(b *testing.B) {
+	r := &benchReport{Machine: machine(), Figures: map[string]float64{}}
+	smallBlockFigures(b, r)
+	for _, k := range []string{smallFlushKey, smallRSSBeforeKey, smallRSSPeakKey} {
+		fmt.Printf("%-60s %10.1f\n", k, r.Figures[k])
+	}
+}
+
+const (
+	smallFlushKey     = "flush MiB/s (4 KiB blocks, first snapshot)"
+	smallRSSBeforeKey = "daemon RSS MiB before the 4 KiB-block flush"
+	smallRSSPeakKey   = "daemon peak RSS MiB during the 4 KiB-block flush"
+)
+
+// smallBlockFigures measures a 4 KiB-block volume's first flush on a daemon
+// of its own (so that its peak RSS is the flush's).
+func smallBlockFigures(b *testing.B, r *benchReport) {
+	gib := envInt("COWVOL_BENCH_SMALLBLOCK_GIB", 2)
+	d := startDaemon(b)
+	var vol volume
+	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", fmt.Sprintf("%dGiB", 2*gib), "--block-size", "4KiB"), &vol)
+	file := d.volumePath(vol.VolumeId)
+	fill(b, file, gib)
+	pid := d.serverPID()
+	r.add(smallRSSBeforeKey, float64(procStatusKiB(pid, "VmRSS"))/1024)
+	api := newEC2(d.Socket)
+	start := time.Now()
+	id, _ := api.createSnapshot(b, vol.VolumeId)
+	peak := int64(0)
+	for deadline := time.Now().Add(30 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		peak = max(peak, procStatusKiB(pid, "VmRSS"))
+		st, _ := api.describe(b, id)
+		if st == "completed" {
+			break
+		}
+		if st == "error" || time.Now().After(deadline) {
+			b.Fatalf("snapshot %s: %s", id, st)
+		}
+	}
+	r.add(smallFlushKey, float64(gib<<10)/time.Since(start).Seconds())
+	r.add(smallRSSPeakKey, float64(peak)/1024)
+}
+
+// procStatusKiB is a field of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+func procStatusKiB(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
