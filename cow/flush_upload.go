@@ -76,8 +76,8 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 	dedup := newDedupIndex()
 	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: base.segs}
 	var done atomic.Int64
-	progress := func() {
-		n := done.Add(1)
+	progress := func(blocks int) {
+		n := done.Add(int64(blocks))
 		s.mu.Lock()
 		s.rec.Progress = min(99, int(n*100/int64(max(total, 1))))
 		s.mu.Unlock()
@@ -129,78 +129,48 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 // uploadBlocks stores the changed blocks blks of one segment into packs
 // and updates seg to name their chunks; it returns the highest pack
 // sequence number seg now depends on (-1 for none). Zero versions and
-// all-zero blocks leave seg.
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []blockChange, progress func()) (int, error) {
+// all-zero blocks leave seg. Workers take the changes in batches of
+// consecutive blocks (flush_batch.go).
+func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []blockChange, progress func(int)) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
 		need     = -1
 		wg       sync.WaitGroup
 	)
-	work := make(chan blockChange)
-	for range min(flushWorkers, max(1, len(blks))) {
+	batches := flushBatches(blks, int(v.blockSize))
+	work := make(chan []blockChange)
+	for range min(flushWorkers, max(1, len(batches))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := e.buffers.get(int(v.blockSize))
-			defer e.buffers.put(buf)
-			// The compressed chunk, copied into the pack by add: one
-			// scratch buffer per worker, so a flush makes no garbage
-			// per block.
-			scratch := e.buffers.get(int(v.blockSize) + int(v.blockSize)/8 + 64)
-			defer e.buffers.put(scratch)
-			for c := range work {
-				blk, x := c.blk, c.x
-				if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
-					mu.Lock()
+			bu := e.newBatchUploader(v, k, pw, dedup)
+			defer bu.close()
+			for batch := range work {
+				res, seq, err := bu.upload(ctx, batch)
+				mu.Lock()
+				if err != nil {
 					firstErr = cmpErr(firstErr, err)
 					mu.Unlock()
 					continue
 				}
-				off := uint32(blk & (1<<snapfmt.SegmentShift - 1))
-				zero := x.Zero()
-				if !zero {
-					// A frozen slot is never written again and not
-					// freed before this snapshot completes.
-					if err := v.readSlot(blk, x.Slot, buf); err != nil {
-						mu.Lock()
-						firstErr = cmpErr(firstErr, fmt.Errorf("read frozen block %d of %s: %w", blk, v.id, err))
-						mu.Unlock()
-						continue
-					}
-					zero = isZero(buf)
-				}
-				var loc snapfmt.Loc
-				seq := -1
-				if !zero {
-					var err error
-					loc, seq, err = dedup.store(snapfmt.ChunkIDOf(k.Format(), buf), func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
-						scratch = snapfmt.EncodeChunk(k.Format(), scratch[:0], id, buf)
-						return pw.add(id, scratch)
-					})
-					if err != nil {
-						mu.Lock()
-						firstErr = cmpErr(firstErr, err)
-						mu.Unlock()
-						continue
+				for _, r := range res {
+					if r.zero {
+						delete(seg, r.off)
+					} else {
+						seg[r.off] = r.loc
 					}
 				}
-				mu.Lock()
-				if zero {
-					delete(seg, off)
-				} else {
-					seg[off] = loc
-					need = max(need, seq)
-				}
+				need = max(need, seq)
 				mu.Unlock()
-				progress()
+				progress(len(batch))
 			}
 		}()
 	}
 feed:
-	for _, blk := range blks {
+	for _, b := range batches {
 		select {
-		case work <- blk:
+		case work <- b:
 		case <-ctx.Done():
 			break feed
 		}

@@ -112,7 +112,7 @@ func buildBigDataSet(t *testing.T, dir, journal string) {
 }
 
 // waitSnapshotFor waits up to d for snapshot id to complete.
-func waitSnapshotFor(t *testing.T, eng *Engine, id string, d time.Duration) {
+func waitSnapshotFor(t testing.TB, eng *Engine, id string, d time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(d); ; time.Sleep(100 * time.Millisecond) {
 		si, err := eng.SnapshotInfo(id)

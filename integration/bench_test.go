@@ -69,6 +69,7 @@ func BenchmarkCowvol(b *testing.B) {
 	}
 	encryptionFigures(b, d, report, jobs, runtimeSec)
 	snapshotFigures(b, d, report, runtimeSec)
+	smallBlockFigures(b, report) // a daemon of its own: cowvol's peak RSS is the flush's
 	ebsFigures(b, d, report)
 	report.add("supervisor peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
 	takeoverFigures(b, d, report)
