@@ -139,7 +139,8 @@ func eachHas(vols []string, n int) func(map[string][]types.Snapshot) bool {
 // one snapshot of each tagged volume; the daemon stops and stays down
 // over four scheduled runs; started again, it makes one snapshot for the
 // missed runs (not four), then the next run's, and retention deletes the
-// oldest.
+// oldest, into the Recycle Bin (a rule made before the first run matches
+// the policy's tags), from which each comes back byte-exact.
 func TestLifecyclePolicyRunsAcrossRestart(t *testing.T) {
 	requirePrereqs(t)
 	clock := testClock{path: filepath.Join(t.TempDir(), "clock")}
@@ -180,6 +181,8 @@ func TestLifecyclePolicyRunsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	policyID := aws.ToString(out.PolicyId)
+	// What retention deletes goes to the Recycle Bin for a day.
+	sdkRule(t, rbinSocketClient(d), 1, "made-by", "dlm")
 
 	// Run 1 at 00:01:00 (the clock passes it 10s after this).
 	clock.set(t, t0.Add(30*time.Second))
@@ -239,9 +242,29 @@ func TestLifecyclePolicyRunsAcrossRestart(t *testing.T) {
 		d.mustJSON(t, d.mustCLI(t, "create-volume", "--snapshot-id", snap), &out)
 		requireContent(t, d.volumePath(out.VolumeId), patterns[v])
 	}
-	// Recycle Bin (issue 18, joined after merging): with a retention rule
-	// matching these snapshots, the expired first-run snapshots
-	// (first[v][0]) are in the bin here; RestoreSnapshotFromRecycleBin
-	// brings them back, and a volume made of each holds patterns[v] at
-	// offset 0 (requireContent as above).
+	// Retention deleted into the Recycle Bin (the rule made before the
+	// first run, kept across the restart): the first run's snapshots are
+	// listed there, and RestoreSnapshotFromRecycleBin brings each back
+	// with its ID, byte-exact.
+	var expired []string
+	for _, v := range vols {
+		expired = append(expired, aws.ToString(first[v][0].SnapshotId))
+	}
+	slices.Sort(expired)
+	if got := binList(t, ec2c); !slices.Equal(got, expired) {
+		t.Fatalf("recycle bin %v, want the expired snapshots %v", got, expired)
+	}
+	for _, v := range vols {
+		id := first[v][0].SnapshotId
+		if _, err := ec2c.RestoreSnapshotFromRecycleBin(sdkCtx(t), &awsec2.RestoreSnapshotFromRecycleBinInput{SnapshotId: id}); err != nil {
+			t.Fatalf("RestoreSnapshotFromRecycleBin %s: %v", aws.ToString(id), err)
+		}
+		d.waitSnapshotCompleted(t, aws.ToString(id))
+		var out struct{ VolumeId string }
+		d.mustJSON(t, d.mustCLI(t, "create-volume", "--snapshot-id", aws.ToString(id)), &out)
+		requireContent(t, d.volumePath(out.VolumeId), patterns[v])
+	}
+	if got := binList(t, ec2c); len(got) != 0 {
+		t.Fatalf("recycle bin after the restores: %v", got)
+	}
 }
