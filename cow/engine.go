@@ -465,6 +465,7 @@ func (e *Engine) StopBackground() {
 	e.endSessions()
 	e.cancel()
 	e.wg.Wait()
+	e.reader.ahead.stop()
 }
 
 // Close syncs every volume and releases the data directory. Open volume
