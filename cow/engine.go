@@ -148,6 +148,7 @@ type Engine struct {
 	outpostArn    string
 	flushWake     chan struct{}
 	reader        *snapshotReader // reads stored snapshots, through its caches
+	fast          *fastRestores   // fast snapshot restores (fast_restore.go)
 	volumeEnv     *volumeEnv      // what volumes use of the engine
 	flushDeadline time.Duration
 	retryBase     time.Duration
@@ -308,6 +309,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
+	e.fast = &fastRestores{}
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
 	if e.flushDeadline <= 0 {
@@ -334,6 +336,7 @@ func (e *Engine) startBackground(syncInterval time.Duration) {
 	go e.catalogLoop()
 	e.startMapLoads()
 	e.startHydrators()
+	e.resumeFastRestores()
 }
 
 // LockDataDir takes an exclusive flock on <dir>/lock (creating dir),

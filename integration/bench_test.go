@@ -70,6 +70,7 @@ func BenchmarkCowvol(b *testing.B) {
 	encryptionFigures(b, d, report, jobs, runtimeSec)
 	snapshotFigures(b, d, report, runtimeSec)
 	ebsFigures(b, d, report)
+	s3RestoreFigures(b, report)
 	report.add("supervisor peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
 	takeoverFigures(b, d, report)
 	report.add("daemon peak RSS MiB", float64(peakRSS(d.serverPID()))/(1<<20))
@@ -208,6 +209,22 @@ func (j fioJob) run(b *testing.B, target string, runtimeSec int) float64 {
 	if err != nil {
 		b.Fatalf("fio %v: %v", args, err)
 	}
+	bw, iops := fioResult(b, out, j.rw)
+	if j.unit() == "IOPS" {
+		return iops
+	}
+	return bw
+}
+
+// fioMiBs is the MiB/s of fio's JSON output out.
+func fioMiBs(b *testing.B, out []byte, rw string) float64 {
+	bw, _ := fioResult(b, out, rw)
+	return bw
+}
+
+// fioResult reads MiB/s and IOPS of the reads (rw says read) or writes
+// from fio's JSON output.
+func fioResult(b *testing.B, out []byte, rw string) (mibs, iops float64) {
 	var res struct {
 		Jobs []struct {
 			Read, Write struct {
@@ -220,13 +237,10 @@ func (j fioJob) run(b *testing.B, target string, runtimeSec int) float64 {
 		b.Fatalf("fio output: %v\n%s", err, out)
 	}
 	io := res.Jobs[0].Write
-	if strings.Contains(j.rw, "read") {
+	if strings.Contains(rw, "read") {
 		io = res.Jobs[0].Read
 	}
-	if j.unit() == "IOPS" {
-		return io.IOPS
-	}
-	return io.BW / 1024
+	return io.BW / 1024, io.IOPS
 }
 
 type benchRow struct {
@@ -280,6 +294,8 @@ var targets = []benchTarget{
 	{Figure: "flush MiB/s (8 GiB, first snapshot)", Bound: 200},
 	{Figure: "restored volume first read ms", Atmost: true, Bound: 50},
 	{Figure: "restored seq read / plain file seq read", Bound: 0.5},
+	// Issue 19: the first read of a volume restored from MinIO.
+	{Figure: "S3: restored first read / aws s3 cp", Bound: 0.9},
 	{Figure: "daemon peak RSS MiB (8 GiB written and snapshotted)", Atmost: true, Bound: 256},
 	// Issue 8: an encrypted volume against an unencrypted one.
 	{Figure: "encrypted/unencrypted: seq write 1M qd4", Bound: 0.8},
