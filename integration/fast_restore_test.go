@@ -108,12 +108,16 @@ func TestFastSnapshotRestoreFromS3(t *testing.T) {
 		}
 	})
 	step(t, "the CLI lists it enabled, disables it: disabling, then disabled", func(t *testing.T) {
-		var listed struct{ FastSnapshotRestores []struct{ SnapshotId, State, AvailabilityZone string } }
+		var listed struct {
+			FastSnapshotRestores []struct{ SnapshotId, State, AvailabilityZone string }
+		}
 		d.mustJSON(t, d.mustCLI(t, "describe-fast-snapshot-restores", "--filters", "Name=state,Values=enabled"), &listed)
 		if len(listed.FastSnapshotRestores) != 1 || listed.FastSnapshotRestores[0].SnapshotId != snap.SnapshotId {
 			t.Fatalf("describe-fast-snapshot-restores: %+v", listed)
 		}
-		var res struct{ Successful []struct{ SnapshotId, State string } }
+		var res struct {
+			Successful []struct{ SnapshotId, State string }
+		}
 		d.mustJSON(t, d.mustCLI(t, "disable-fast-snapshot-restores", "--availability-zones", zone, "--source-snapshot-ids", snap.SnapshotId), &res)
 		if len(res.Successful) != 1 || res.Successful[0].State != "disabling" && res.Successful[0].State != "disabled" {
 			t.Fatalf("disable-fast-snapshot-restores: %+v", res)
