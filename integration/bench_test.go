@@ -42,6 +42,7 @@ func BenchmarkCowvol(b *testing.B) {
 	b.Cleanup(func() { os.Remove(plain) })
 	vol := d.createVolume(b, "2GiB")
 	volFile := d.volumePath(vol.VolumeId)
+	qemu := startQemuPeer(b, plainDir, "2G") // the peer (bench_qemu_test.go)
 
 	jobs := []fioJob{
 		{"seq write 1M qd4", "write", "1M", 4, false},
@@ -51,24 +52,27 @@ func BenchmarkCowvol(b *testing.B) {
 		{"rand write 4k+fsync qd1", "randwrite", "4k", 1, true},
 	}
 	for _, via := range []string{"file", "loop"} {
-		targets := map[string]string{"cowvol": volFile, "plain": plain}
+		targets := map[string]string{"cowvol": volFile, "plain": plain, "qemu": qemu.export}
 		if via == "loop" {
 			targets["cowvol"] = attachLoop(b, volFile).Dev
 			targets["plain"] = attachLoop(b, plain).Dev
+			targets["qemu"] = attachLoop(b, qemu.export).Dev
 		}
 		for _, j := range jobs {
-			var res [2]float64
-			for i, who := range []string{"plain", "cowvol"} {
+			var res [3]float64
+			for i, who := range []string{"plain", "cowvol", "qemu"} {
 				res[i] = j.run(b, targets[who], runtimeSec)
 			}
 			key := via + ": " + j.name
 			report.add(key+" plain", res[0])
 			report.add(key+" cowvol", res[1])
-			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0]})
+			report.add(key+" qemu", res[2])
+			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0], res[2], res[2] / res[0]})
 		}
 	}
 	encryptionFigures(b, d, report, jobs, runtimeSec)
 	snapshotFigures(b, d, report, runtimeSec)
+	qemu.snapshotFigures(b, report)
 	ebsFigures(b, d, report)
 	s3RestoreFigures(b, report)
 	report.add("supervisor peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
@@ -100,7 +104,7 @@ func encryptionFigures(b *testing.B, d *daemon, r *benchReport, jobs []fioJob, r
 		enc := j.run(b, file, runtimeSec)
 		plain := r.Figures["file: "+j.name+" cowvol"]
 		r.add("encrypted: "+j.name+" "+j.unit(), enc)
-		r.EncRows = append(r.EncRows, benchRow{"file: " + j.name, j.unit(), plain, enc, enc / plain})
+		r.EncRows = append(r.EncRows, benchRow{Name: "file: " + j.name, Unit: j.unit(), Plain: plain, Cowvol: enc, Ratio: enc / plain})
 	}
 	var fv volume
 	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", "2GiB", "--encrypted"), &fv)
@@ -248,6 +252,8 @@ type benchRow struct {
 	Unit          string
 	Plain, Cowvol float64
 	Ratio         float64
+	// Qemu: the qemu-storage-daemon peer (main table only).
+	Qemu, QemuRatio float64
 }
 
 type benchReport struct {
@@ -331,9 +337,9 @@ func (r *benchReport) add(name string, v float64) {
 
 func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s cores, kernel %s, %s\n\n", r.Machine["cores"], r.Machine["kernel"], r.Machine["fs"])
-	fmt.Fprintf(w, "%-34s %-6s %12s %12s %7s\n", "fio (O_DIRECT, libaio)", "unit", "plain file", "cowvol", "ratio")
+	fmt.Fprintf(w, "%-34s %-6s %12s %12s %7s %12s %7s\n", "fio (O_DIRECT, libaio)", "unit", "plain file", "cowvol", "ratio", "qemu-sd", "ratio")
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio)
+		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio, row.Qemu, row.QemuRatio)
 	}
 	fmt.Fprintf(w, "\n%-34s %-6s %12s %12s %7s\n", "encrypted volume (O_DIRECT, libaio)", "unit", "unencrypted", "encrypted", "ratio")
 	for _, row := range r.EncRows {
@@ -341,7 +347,7 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, name := range r.order {
-		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") || strings.HasPrefix(name, "encrypted: ") {
+		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") || strings.HasSuffix(name, " qemu") || strings.HasPrefix(name, "encrypted: ") {
 			continue
 		}
 		fmt.Fprintf(w, "%-52s %10.2f\n", name, r.Figures[name])
