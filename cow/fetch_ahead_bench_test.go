@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -17,12 +18,40 @@ import (
 //
 //	go test -run '^$' -bench FetchAheadS3 -benchtime 1x ./cow/
 func BenchmarkFetchAheadS3(b *testing.B) {
-	const size = 256 << 20
 	srv := miniotest.Start(b)
 	st, err := snapstore.Open(ctx, srv.URL("bench", "ahead"))
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchFetchAhead(b, st)
+}
+
+// BenchmarkFetchAheadFarStore is BenchmarkFetchAheadS3 against a
+// directory store whose ranged reads each take 20 ms more (a bucket
+// across a network, which loopback MinIO is not):
+//
+//	go test -run '^$' -bench FetchAheadFarStore -benchtime 1x ./cow/
+func BenchmarkFetchAheadFarStore(b *testing.B) {
+	st, err := snapstore.OpenDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFetchAhead(b, farStore{st, 20 * time.Millisecond})
+}
+
+// farStore adds a delay to every ranged read of its store.
+type farStore struct {
+	snapstore.Store
+	delay time.Duration
+}
+
+func (f farStore) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	time.Sleep(f.delay)
+	return f.Store.GetRange(ctx, key, off, n)
+}
+
+func benchFetchAhead(b *testing.B, st snapstore.Store) {
+	const size = 256 << 20
 	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, SnapshotStore: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
