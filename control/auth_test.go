@@ -108,6 +108,9 @@ func TestAuthorization(t *testing.T) {
 		// This server has no Host: attaching is refused.
 		{"AttachVolume", "VolumeId=" + vol.ID + "&InstanceId=i-0123456789abcdef0&Device=/dev/sdf", false, CodeUnsupportedOperation},
 		{"DetachVolume", "VolumeId=" + vol.ID, false, CodeUnsupportedOperation},
+		{"EnableFastSnapshotRestores", "AvailabilityZone.1=us-east-1a&SourceSnapshotId.1=" + snap.ID, false, ""},
+		{"DisableFastSnapshotRestores", "AvailabilityZone.1=us-east-1a&SourceSnapshotId.1=" + snap.ID, false, ""},
+		{"DescribeFastSnapshotRestores", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))
