@@ -39,6 +39,16 @@ func BenchmarkFetchAheadFarStore(b *testing.B) {
 	benchFetchAhead(b, farStore{st, 20 * time.Millisecond})
 }
 
+// BenchmarkFetchAheadDir is the same against a plain directory store (a
+// restore from the local store).
+func BenchmarkFetchAheadDir(b *testing.B) {
+	st, err := snapstore.OpenDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFetchAhead(b, st)
+}
+
 // farStore adds a delay to every ranged read of its store.
 type farStore struct {
 	snapstore.Store
