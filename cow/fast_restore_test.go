@@ -3,7 +3,12 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"log/slog"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
 // fastRestoreState is snapshot id's state as DescribeFastSnapshotRestores
@@ -142,4 +147,57 @@ func isFastRestore(t *testing.T, eng *Engine, id string) bool {
 	v.mapMu.RLock()
 	defer v.mapMu.RUnlock()
 	return v.record.FastRestore
+}
+
+// TestFastRestoreSurvivesRestart: an enabled snapshot is still enabled
+// after the engine is closed and opened again, with its times, and a
+// volume created from it then is a fast restore.
+func TestFastRestoreSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := snapstore.OpenDir(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Engine {
+		eng, err := Open(Options{DataDir: dir, SyncInterval: time.Hour, SnapshotStore: st, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	eng := open()
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHandle(t, eng, vi.ID)
+	if _, err := h.WriteAt(bytes.Repeat([]byte{7}, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	s, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, eng, s.ID)
+	if _, err := eng.EnableFastSnapshotRestore(ctx, s.ID, "111111111111"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "enabled", func() bool { return fastRestoreState(t, eng, s.ID) == FastRestoreEnabled })
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eng = open()
+	t.Cleanup(func() { eng.Close() })
+	all, err := eng.DescribeFastSnapshotRestores(ctx)
+	if err != nil || len(all) != 1 || all[0].State != FastRestoreEnabled || all[0].EnabledTime.IsZero() || all[0].OptimizingTime.IsZero() {
+		t.Fatalf("after a restart: %+v, %v", all, err)
+	}
+	rv, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: s.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isFastRestore(t, eng, rv.ID) {
+		t.Fatal("a volume created after the restart is no fast restore")
+	}
 }
