@@ -302,6 +302,7 @@ var targets = []benchTarget{
 	{Figure: "restored seq read / plain file seq read", Bound: 0.5},
 	// Issue 19: the first read of a volume restored from MinIO.
 	{Figure: "S3: restored first read / aws s3 cp", Bound: 0.9},
+	{Figure: "S3: restored first read (dd) / aws s3 cp", Bound: 0.9},
 	{Figure: "daemon peak RSS MiB (8 GiB written and snapshotted)", Atmost: true, Bound: 256},
 	// Issue 8: an encrypted volume against an unencrypted one.
 	{Figure: "encrypted/unencrypted: seq write 1M qd4", Bound: 0.8},
