@@ -124,8 +124,10 @@ lint: vet $(STATICCHECK) ## go vet and staticcheck
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-bench: ## fio and snapshot figures against a plain file, in one run (root; installs fio); writes bench.json
+bench: ## fio and snapshot figures against a plain file and qemu-storage-daemon, restore from MinIO against aws s3 cp, in one run (root; installs fio, qemu, awscli); writes bench.json
 	@command -v fio >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q fio; }
+	@test -x /usr/bin/qemu-storage-daemon -a -x /usr/bin/qemu-img || { apt-get update -q && apt-get install -y -q --no-install-recommends qemu-system-common qemu-utils; }
+	@test -x /usr/bin/aws || { apt-get update -q && apt-get install -y -q awscli; }
 	COWVOL_REQUIRE_ROOT=1 COWVOL_BENCH_JSON=$(CURDIR)/bench.json $(GO) test ./integration/ -run '^$$' -bench Cowvol -benchtime 1x -timeout 60m -v
 
 gofuse-diff: ## Regenerate third_party/go-fuse.patch, cowvol's changes to go-fuse (third_party/go-fuse/PATCHES.md)

@@ -118,6 +118,9 @@ func TestAuthorization(t *testing.T) {
 		{"ModifySnapshotTier", "SnapshotId=" + snap.ID + "&StorageTier=archive", false, CodeInvalidParameterValue},
 		{"RestoreSnapshotTier", "SnapshotId=" + snap.ID + "&TemporaryRestoreDays=1", false, CodeInvalidParameterValue},
 		{"DescribeSnapshotTierStatus", "", true, ""},
+		{"EnableFastSnapshotRestores", "AvailabilityZone.1=us-east-1a&SourceSnapshotId.1=" + snap.ID, false, ""},
+		{"DisableFastSnapshotRestores", "AvailabilityZone.1=us-east-1a&SourceSnapshotId.1=" + snap.ID, false, ""},
+		{"DescribeFastSnapshotRestores", "", true, ""},
 	}
 	if len(requests) != len(srv.actions) {
 		t.Fatalf("the test covers %d actions, the server has %d", len(requests), len(srv.actions))

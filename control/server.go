@@ -225,6 +225,10 @@ func NewServer(b Backend, opts Options) *Server {
 
 		"DescribeAvailabilityZones": {fn: s.describeAvailabilityZones, readOnly: true},
 		"DescribeRegions":           {fn: s.describeRegions, readOnly: true},
+
+		"EnableFastSnapshotRestores":   {fn: s.enableFastSnapshotRestores},
+		"DisableFastSnapshotRestores":  {fn: s.disableFastSnapshotRestores},
+		"DescribeFastSnapshotRestores": {fn: s.describeFastSnapshotRestores, readOnly: true},
 	}
 	return s
 }

@@ -160,6 +160,7 @@ type Engine struct {
 	outpostArn    string
 	flushWake     chan struct{}
 	reader        *snapshotReader // reads stored snapshots, through its caches
+	fast          *fastRestores   // fast snapshot restores (fast_restore.go)
 	volumeEnv     *volumeEnv      // what volumes use of the engine
 	flushDeadline time.Duration
 	retryBase     time.Duration
@@ -328,6 +329,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		rbin:            newRecycleRules(opts.RecycleBinDay),
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
+	e.fast = &fastRestores{}
 	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
 	if e.flushDeadline <= 0 {
@@ -357,6 +359,7 @@ func (e *Engine) startBackground(syncInterval time.Duration) {
 	go e.tierLoop()
 	e.startMapLoads()
 	e.startHydrators()
+	e.resumeFastRestores()
 }
 
 // LockDataDir takes an exclusive flock on <dir>/lock (creating dir),
@@ -488,6 +491,7 @@ func (e *Engine) StopBackground() {
 	e.endSessions()
 	e.cancel()
 	e.wg.Wait()
+	e.reader.ahead.stop()
 }
 
 // Close syncs every volume and releases the data directory. Open volume

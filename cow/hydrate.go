@@ -248,14 +248,19 @@ func (e *Engine) hydrateSegment(ctx context.Context, v *volume, st snapstore.Sto
 		v.recordSpan(objSegment, ref.Key, lo, hi, err)
 		return 0, nil
 	}
+	v.mapMu.RLock()
+	fast := v.record.FastRestore // a fast restore goes at full speed
+	v.mapMu.RUnlock()
 	n := 0
 	for _, se := range seg.Entries { // in block order
 		blk := lo | uint64(se.Off)
 		if blk >= v.blockCount() || v.rangeMapped(blk, blk+1) {
 			continue
 		}
-		if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
-			return n, err
+		if !fast {
+			if err := e.bg.pace(ctx, int(v.blockSize)); err != nil {
+				return n, err
+			}
 		}
 		switch err := v.hydrateBlock(ctx, blk, true); {
 		case err == nil:

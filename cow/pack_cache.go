@@ -39,9 +39,10 @@ type packCache struct {
 }
 
 type windowLoad struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done  chan struct{}
+	data  []byte
+	err   error
+	ahead bool // a fetch ahead (fetch_ahead.go): a reader that finds it failed fetches again
 }
 
 func newPackCache(max int64) *packCache {
@@ -105,34 +106,46 @@ func (c *packCache) dropWindow(storeName string, l snapfmt.Loc) {
 }
 
 func (c *packCache) window(ctx context.Context, k windowKey, fetch func() ([]byte, error)) ([]byte, error) {
-	c.mu.Lock()
-	if w, ok := c.windows.get(k); ok {
-		c.mu.Unlock()
-		return w, nil
-	}
-	if ld, ok := c.loading[k]; ok {
+	for {
+		c.mu.Lock()
+		if w, ok := c.windows.get(k); ok {
+			c.mu.Unlock()
+			return w, nil
+		}
+		ld, ok := c.loading[k]
+		if !ok {
+			break
+		}
 		c.mu.Unlock()
 		select {
 		case <-ld.done:
-			return ld.data, ld.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		if ld.err == nil || !ld.ahead {
+			return ld.data, ld.err
 		}
 	}
 	ld := &windowLoad{done: make(chan struct{})}
 	c.loading[k] = ld
 	c.fetches++
 	c.mu.Unlock()
+	data, err := fetch()
+	c.finishLoad(k, ld, data, err)
+	return data, err
+}
 
-	ld.data, ld.err = fetch()
+// finishLoad ends the fetch of window k: cached if it was read, and its
+// waiters woken.
+func (c *packCache) finishLoad(k windowKey, ld *windowLoad, data []byte, err error) {
+	ld.data, ld.err = data, err
 	c.mu.Lock()
 	delete(c.loading, k)
-	if ld.err == nil {
-		c.windows.put(k, ld.data, int64(len(ld.data)))
+	if err == nil {
+		c.windows.put(k, data, int64(len(data)))
 	}
 	c.mu.Unlock()
 	close(ld.done)
-	return ld.data, ld.err
 }
 
 // drop forgets every window of pack p (after garbage collection deleted it).

@@ -73,10 +73,13 @@ type snapshotReader struct {
 	lineages *lineage.Cache
 	objects  *objectCache // decoded manifests and segments
 	packs    *packCache   // windows of packs read
+	ahead    *fetchAhead  // fetches windows ahead of sequential reads
 }
 
 func newSnapshotReader(store func(string) (snapstore.Store, error), lineages *lineage.Cache) *snapshotReader {
-	return &snapshotReader{store: store, lineages: lineages, objects: newObjectCache(objectCacheBytes), packs: newPackCache(packCacheBytes)}
+	rd := &snapshotReader{store: store, lineages: lineages, objects: newObjectCache(objectCacheBytes), packs: newPackCache(packCacheBytes)}
+	rd.ahead = newFetchAhead(rd)
+	return rd
 }
 
 // cacheKey names object key of store st, of kind ("m" manifest, "s"
@@ -207,6 +210,7 @@ func (rd *snapshotReader) readStoredBlock(ctx context.Context, storeName, key st
 	if err != nil {
 		return err
 	}
+	rd.ahead.note(storeName, st, key, blk, len(dst))
 	if !ok {
 		clear(dst)
 		return nil

@@ -549,6 +549,8 @@ func (v *volume) info() VolumeInfo {
 	switch {
 	case v.doomed:
 		vi.State = VolumeDeleting
+	case v.record.FastRestore && v.record.Hydrating:
+		vi.State = VolumeCreating
 	case v.opens > 0:
 		vi.State = VolumeInUse
 	}

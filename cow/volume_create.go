@@ -139,6 +139,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		r.SnapshotID = src.ID
 		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0
 		r.Hydrating = true
+		r.FastRestore = e.fastRestoreEnabled(src.ID)
 	}
 	f, err := e.openDataFile(e.dataPath(r.ID), true)
 	if err != nil {

@@ -42,6 +42,7 @@ func BenchmarkCowvol(b *testing.B) {
 	b.Cleanup(func() { os.Remove(plain) })
 	vol := d.createVolume(b, "2GiB")
 	volFile := d.volumePath(vol.VolumeId)
+	qemu := startQemuPeer(b, plainDir, "2G") // the peer (bench_qemu_test.go)
 
 	jobs := []fioJob{
 		{"seq write 1M qd4", "write", "1M", 4, false},
@@ -51,26 +52,30 @@ func BenchmarkCowvol(b *testing.B) {
 		{"rand write 4k+fsync qd1", "randwrite", "4k", 1, true},
 	}
 	for _, via := range []string{"file", "loop"} {
-		targets := map[string]string{"cowvol": volFile, "plain": plain}
+		targets := map[string]string{"cowvol": volFile, "plain": plain, "qemu": qemu.export}
 		if via == "loop" {
 			targets["cowvol"] = attachLoop(b, volFile).Dev
 			targets["plain"] = attachLoop(b, plain).Dev
+			targets["qemu"] = attachLoop(b, qemu.export).Dev
 		}
 		for _, j := range jobs {
-			var res [2]float64
-			for i, who := range []string{"plain", "cowvol"} {
+			var res [3]float64
+			for i, who := range []string{"plain", "cowvol", "qemu"} {
 				res[i] = j.run(b, targets[who], runtimeSec)
 			}
 			key := via + ": " + j.name
 			report.add(key+" plain", res[0])
 			report.add(key+" cowvol", res[1])
-			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0]})
+			report.add(key+" qemu", res[2])
+			report.Rows = append(report.Rows, benchRow{key, j.unit(), res[0], res[1], res[1] / res[0], res[2], res[2] / res[0]})
 		}
 	}
 	encryptionFigures(b, d, report, jobs, runtimeSec)
 	snapshotFigures(b, d, report, runtimeSec)
 	smallBlockFigures(b, report) // a daemon of its own: cowvol's peak RSS is the flush's
+	qemu.snapshotFigures(b, report)
 	ebsFigures(b, d, report)
+	s3RestoreFigures(b, report)
 	report.add("supervisor peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
 	takeoverFigures(b, d, report)
 	report.add("daemon peak RSS MiB", float64(peakRSS(d.serverPID()))/(1<<20))
@@ -100,7 +105,7 @@ func encryptionFigures(b *testing.B, d *daemon, r *benchReport, jobs []fioJob, r
 		enc := j.run(b, file, runtimeSec)
 		plain := r.Figures["file: "+j.name+" cowvol"]
 		r.add("encrypted: "+j.name+" "+j.unit(), enc)
-		r.EncRows = append(r.EncRows, benchRow{"file: " + j.name, j.unit(), plain, enc, enc / plain})
+		r.EncRows = append(r.EncRows, benchRow{Name: "file: " + j.name, Unit: j.unit(), Plain: plain, Cowvol: enc, Ratio: enc / plain})
 	}
 	var fv volume
 	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", "2GiB", "--encrypted"), &fv)
@@ -209,6 +214,22 @@ func (j fioJob) run(b *testing.B, target string, runtimeSec int) float64 {
 	if err != nil {
 		b.Fatalf("fio %v: %v", args, err)
 	}
+	bw, iops := fioResult(b, out, j.rw)
+	if j.unit() == "IOPS" {
+		return iops
+	}
+	return bw
+}
+
+// fioMiBs is the MiB/s of fio's JSON output out.
+func fioMiBs(b *testing.B, out []byte, rw string) float64 {
+	bw, _ := fioResult(b, out, rw)
+	return bw
+}
+
+// fioResult reads MiB/s and IOPS of the reads (rw says read) or writes
+// from fio's JSON output.
+func fioResult(b *testing.B, out []byte, rw string) (mibs, iops float64) {
 	var res struct {
 		Jobs []struct {
 			Read, Write struct {
@@ -221,13 +242,10 @@ func (j fioJob) run(b *testing.B, target string, runtimeSec int) float64 {
 		b.Fatalf("fio output: %v\n%s", err, out)
 	}
 	io := res.Jobs[0].Write
-	if strings.Contains(j.rw, "read") {
+	if strings.Contains(rw, "read") {
 		io = res.Jobs[0].Read
 	}
-	if j.unit() == "IOPS" {
-		return io.IOPS
-	}
-	return io.BW / 1024
+	return io.BW / 1024, io.IOPS
 }
 
 type benchRow struct {
@@ -235,6 +253,8 @@ type benchRow struct {
 	Unit          string
 	Plain, Cowvol float64
 	Ratio         float64
+	// Qemu: the qemu-storage-daemon peer (main table only).
+	Qemu, QemuRatio float64
 }
 
 type benchReport struct {
@@ -281,6 +301,9 @@ var targets = []benchTarget{
 	{Figure: "flush MiB/s (8 GiB, first snapshot)", Bound: 200},
 	{Figure: "restored volume first read ms", Atmost: true, Bound: 50},
 	{Figure: "restored seq read / plain file seq read", Bound: 0.5},
+	// Issue 19: the first read of a volume restored from MinIO.
+	{Figure: "S3: restored first read / aws s3 cp", Bound: 0.9},
+	{Figure: "S3: restored first read (dd) / aws s3 cp", Bound: 0.9},
 	{Figure: "daemon peak RSS MiB (8 GiB written and snapshotted)", Atmost: true, Bound: 256},
 	// Issue 8: an encrypted volume against an unencrypted one.
 	{Figure: "encrypted/unencrypted: seq write 1M qd4", Bound: 0.8},
@@ -316,9 +339,9 @@ func (r *benchReport) add(name string, v float64) {
 
 func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s cores, kernel %s, %s\n\n", r.Machine["cores"], r.Machine["kernel"], r.Machine["fs"])
-	fmt.Fprintf(w, "%-34s %-6s %12s %12s %7s\n", "fio (O_DIRECT, libaio)", "unit", "plain file", "cowvol", "ratio")
+	fmt.Fprintf(w, "%-34s %-6s %12s %12s %7s %12s %7s\n", "fio (O_DIRECT, libaio)", "unit", "plain file", "cowvol", "ratio", "qemu-sd", "ratio")
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio)
+		fmt.Fprintf(w, "%-34s %-6s %12.0f %12.0f %7.2f %12.0f %7.2f\n", row.Name, row.Unit, row.Plain, row.Cowvol, row.Ratio, row.Qemu, row.QemuRatio)
 	}
 	fmt.Fprintf(w, "\n%-34s %-6s %12s %12s %7s\n", "encrypted volume (O_DIRECT, libaio)", "unit", "unencrypted", "encrypted", "ratio")
 	for _, row := range r.EncRows {
@@ -326,7 +349,7 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, name := range r.order {
-		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") || strings.HasPrefix(name, "encrypted: ") {
+		if strings.HasSuffix(name, " plain") || strings.HasSuffix(name, " cowvol") || strings.HasSuffix(name, " qemu") || strings.HasPrefix(name, "encrypted: ") {
 			continue
 		}
 		fmt.Fprintf(w, "%-52s %10.2f\n", name, r.Figures[name])

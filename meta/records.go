@@ -40,6 +40,9 @@ type VolumeRecord struct {
 	// Hydrating: blocks not in the live map are read from BaseManifest
 	// (a volume created from a snapshot, until every block is local).
 	Hydrating bool `json:"hydrating,omitempty"`
+	// FastRestore: created from a snapshot with fast snapshot restores
+	// enabled; it hydrates at full speed and is creating until hydrated.
+	FastRestore bool `json:"fast_restore,omitempty"`
 
 	// Encryption is set for an encrypted volume: its data key, wrapped.
 	Encryption *Encryption `json:"encryption,omitempty"`
