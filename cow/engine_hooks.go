@@ -11,4 +11,8 @@ type engineHooks struct {
 	// deleteWaitsForGC runs in DeleteSnapshot, after it found the
 	// snapshot, just before it takes e.gc.
 	deleteWaitsForGC func()
+	// inSyncRound runs in a volume's sync round after it captured the
+	// changes, just before it syncs the data file (volID: the volume).
+	// Set it before the engine's first volume is created.
+	inSyncRound func(volID string)
 }

@@ -39,6 +39,7 @@ func (v *volume) syncRound() error {
 	c := v.captureLocked(writes)
 	unlock()
 
+	v.env.inSyncRound(v.id)
 	err := v.file.Sync()
 	// In-place writes change no metadata: then the data file's
 	// fdatasync is the whole round. Freed slots still need a Badger
