@@ -15,4 +15,7 @@ type engineHooks struct {
 	// changes, just before it syncs the data file (volID: the volume).
 	// Set it before the engine's first volume is created.
 	inSyncRound func(volID string)
+	// deleteWaitsForTurn runs in DeleteVolume just before it takes the
+	// volume's snapshot turn to count its pending snapshots.
+	deleteWaitsForTurn func()
 }

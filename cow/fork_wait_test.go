@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,5 +113,65 @@ func TestForkWaitsAlone(t *testing.T) {
 	}
 	if got := readVolume(t, eng, rv.ID, len(before)); !bytes.Equal(got, before) {
 		t.Error("A's snapshot lacks the write completed before the call")
+	}
+}
+
+// TestDeleteVolumeDuringFork: DeleteVolume of a volume whose
+// CreateSnapshot waits on its data (the round held) waits for that fork,
+// then refuses (the volume has a pending snapshot); the snapshot completes.
+func TestDeleteVolumeDuringFork(t *testing.T) {
+	eng := openTestEngine(t, t.TempDir())
+	var hold atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	eng.hooks.inSyncRound = func(string) {
+		if hold.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+	}
+	deleting := make(chan struct{})
+	eng.hooks.deleteWaitsForTurn = func() { close(deleting) }
+	va, _ := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20})
+	h := openHandle(t, eng, va.ID)
+	want := pattern(3, 1<<20)
+	if _, err := h.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+
+	hold.Store(true)
+	fork := make(chan error, 1)
+	var snap SnapshotInfo
+	go func() {
+		var err error
+		snap, err = eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: va.ID})
+		fork <- err
+	}()
+	<-entered
+	deleted := make(chan error, 1)
+	go func() { deleted <- eng.DeleteVolume(ctx, va.ID) }()
+	select {
+	case <-deleting: // about to take the turn the fork holds
+	case err := <-deleted:
+		unblock()
+		t.Fatalf("DeleteVolume returned %v before reaching the volume's snapshot turn", err)
+	}
+	unblock()
+	if err := <-fork; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; !errors.Is(err, ErrIncorrectState) {
+		t.Fatalf("DeleteVolume during the fork: %v, want ErrIncorrectState (a pending snapshot)", err)
+	}
+	waitSnapshot(t, eng, snap.ID)
+	rv, err := eng.CreateVolume(ctx, CreateVolumeParams{SnapshotID: snap.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readVolume(t, eng, rv.ID, len(want)); !bytes.Equal(got, want) {
+		t.Error("the snapshot does not hold the volume's data")
 	}
 }

@@ -36,6 +36,9 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	// and finishes a completed one's flush on it.
 	// The volume's snapshot turn: no fork of it is under way (one
 	// that has synced but not yet entered its snapshot would be missed).
+	if h := e.hooks.deleteWaitsForTurn; h != nil {
+		h()
+	}
 	v.snapTurn.Lock()
 	e.snapMu.Lock()
 	pending := e.pendingSnapshotsLocked(id)
