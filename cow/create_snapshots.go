@@ -129,7 +129,7 @@ func (e *Engine) forkAll(vols, ordered []*volume, p CreateSnapshotsParams) (meta
 		defer v.fork.Unlock()
 	}
 	for _, v := range ordered {
-		if err := v.sync(); err != nil {
+		if err := v.syncWrites(); err != nil {
 			return meta.Forks{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
 		}
 	}

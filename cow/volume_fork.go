@@ -20,7 +20,8 @@ import (
 //     and map go out while nothing is held but the turn.
 //  3. forkOne (or forkAll, CreateSnapshots) takes the fork lock, which
 //     holds off the volume's writers, syncs only what was written since
-//     the drain, and records the snapshot and the next generation in one
+//     the drain (syncWrites: no round at all when nothing was, even if
+//     the drain left freed slots waiting for a round), and records the snapshot and the next generation in one
 //     metadata transaction.
 //  4. The caller enters the snapshot in e.snaps under e.snapMu, briefly,
 //     after the fork lock is released.
@@ -48,7 +49,7 @@ func (e *Engine) forkOne(v *volume, sr *meta.SnapshotRecord) error {
 	defer v.fork.Unlock()
 	// What was written since the drain becomes durable too, so the
 	// snapshot's content survives a crash right after the call returns.
-	if err := v.sync(); err != nil {
+	if err := v.syncWrites(); err != nil {
 		return err
 	}
 	// One transaction: the snapshot record and the volume's next generation.
