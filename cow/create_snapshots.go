@@ -2,6 +2,7 @@ package cow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,42 +62,75 @@ func (e *Engine) CreateSnapshots(ctx context.Context, p CreateSnapshotsParams) (
 		}
 		vols[i] = v
 	}
+	// Every volume's snapshot turn, in ID order (the order of any other
+	// taker of many): the pending counts, the fork and the snapshots'
+	// entries are one step (volume_fork.go).
+	ordered := slices.Clone(vols)
+	slices.SortFunc(ordered, func(a, b *volume) int { return strings.Compare(a.id, b.id) })
+	for _, v := range ordered {
+		v.snapTurn.Lock()
+		defer v.snapTurn.Unlock()
+	}
+	if err := e.checkSnapshots(vols, p); err != nil || p.DryRun {
+		return nil, err
+	}
+	// Each volume's dirty data goes out with its writers running.
+	for _, v := range ordered {
+		if err := v.drainForFork(); err != nil {
+			if errors.Is(err, ErrVolumeNotFound) {
+				return nil, &ResourceError{ID: v.id, Err: err}
+			}
+			return nil, fmt.Errorf("create snapshot of %s: %w", v.id, err)
+		}
+	}
+	forks, err := e.forkAll(vols, ordered, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SnapshotInfo, len(vols))
+	e.snapMu.Lock()
+	for i, sr := range forks.Snapshots {
+		s := &snapshot{rec: sr}
+		e.snaps[sr.ID] = s
+		out[i] = s.info()
+	}
+	e.snapMu.Unlock()
+	for _, sr := range forks.Snapshots {
+		e.log.Info("snapshot created", "snapshot", sr.ID, "volume", sr.VolumeID, "gen", sr.Gen, "with", len(vols)-1)
+	}
+	e.wakeFlusher()
+	return out, nil
+}
+
+// checkSnapshots refuses CreateSnapshots when a volume has too many
+// pending snapshots or its snapshot would have too many tags. The caller
+// holds every volume's snapshot turn.
+func (e *Engine) checkSnapshots(vols []*volume, p CreateSnapshotsParams) error {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	for _, v := range vols {
 		if n := e.pendingSnapshotsLocked(v.id); n >= MaxPendingSnapshots {
-			return nil, &ResourceError{ID: v.id, Err: fmt.Errorf("%w: %s has %d pending snapshots", ErrConcurrentSnapshotLimit, v.id, n)}
+			return &ResourceError{ID: v.id, Err: fmt.Errorf("%w: %s has %d pending snapshots", ErrConcurrentSnapshotLimit, v.id, n)}
 		}
 		if err := ValidateTags(snapshotTags(p, v)); err != nil {
-			return nil, &ResourceError{ID: v.id, Err: err}
+			return &ResourceError{ID: v.id, Err: err}
 		}
 	}
-	if p.DryRun {
-		return nil, nil
-	}
-	// Hold off every volume's writers at once (in ID order, the order of
-	// any other taker of many), so that one instant is every fork point.
-	ordered := slices.Clone(vols)
-	slices.SortFunc(ordered, func(a, b *volume) int { return strings.Compare(a.id, b.id) })
+	return nil
+}
+
+// forkAll is CreateSnapshots' fork: every volume's writers held off at
+// once (their fork locks, in ID order), so that one instant is every fork
+// point; what was written since the drain synced; one transaction; then
+// memory. It returns the forks recorded, snapshots in the order of vols.
+func (e *Engine) forkAll(vols, ordered []*volume, p CreateSnapshotsParams) (meta.Forks, error) {
 	for _, v := range ordered {
 		v.fork.Lock()
 		defer v.fork.Unlock()
 	}
-	return e.forkAll(vols, ordered, p)
-}
-
-// forkAll is CreateSnapshots' part with every volume's writers held off
-// (e.snapMu and each v.fork held): sync, one transaction, then memory.
-func (e *Engine) forkAll(vols, ordered []*volume, p CreateSnapshotsParams) ([]SnapshotInfo, error) {
 	for _, v := range ordered {
-		v.mapMu.Lock()
-		doomed := v.doomed
-		v.mapMu.Unlock()
-		if doomed {
-			return nil, &ResourceError{ID: v.id, Err: fmt.Errorf("%w: %s", ErrVolumeNotFound, v.id)}
-		}
-		if err := v.sync(); err != nil {
-			return nil, fmt.Errorf("create snapshot of %s: %w", v.id, err)
+		if err := v.syncWrites(); err != nil {
+			return meta.Forks{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
 		}
 	}
 	for _, v := range ordered {
@@ -131,22 +165,15 @@ func (e *Engine) forkAll(vols, ordered []*volume, p CreateSnapshotsParams) ([]Sn
 		err = e.metaSync.sync()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create snapshots of %d volumes: %w", len(vols), err)
+		return meta.Forks{}, fmt.Errorf("create snapshots of %d volumes: %w", len(vols), err)
 	}
-	out := make([]SnapshotInfo, len(vols))
 	for i, v := range vols {
-		sr := forks.Snapshots[i]
 		v.mapMu.Lock()
 		v.gen++
 		v.record = forks.Volumes[i]
 		v.mapMu.Unlock()
-		s := &snapshot{rec: sr}
-		e.snaps[sr.ID] = s
-		out[i] = s.info()
-		e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", sr.Gen, "with", len(vols)-1)
 	}
-	e.wakeFlusher()
-	return out, nil
+	return forks, nil
 }
 
 // snapshotTags are the tags CreateSnapshots gives volume v's snapshot.

@@ -172,8 +172,12 @@ type Engine struct {
 	// exclusively by garbage collection and snapshot deletion, so that
 	// chunks a flush is about to reference are never collected under it.
 	//
-	// Lock order: gc, then snapMu or mu, then a volume's recMu, then its
-	// mapMu. Never take gc while holding mu or snapMu (CreateVolume stores
+	// Lock order: gc; then a volume's snapTurn (several: in ID order);
+	// then snapMu or mu; then a volume's fork, recMu and mapMu, in that
+	// order. No engine-wide lock is held across a sync round: a fork
+	// waits for its volume's data under the volume's snapTurn alone and
+	// takes snapMu only briefly, never under the fork lock
+	// (volume_fork.go). Never take gc while holding mu or snapMu (CreateVolume stores
 	// its hold before it takes mu; DeleteSnapshot lists the volumes before
 	// it takes gc): with a flush holding gc shared and a deletion waiting
 	// for it, a third party holding mu and waiting for gc would block every
@@ -192,8 +196,8 @@ type Engine struct {
 	onRemoved func(id string)
 	onResized func(id string) // volume_modify.go
 
-	// snapMu guards snaps (and makes CreateSnapshot's limit check and
-	// fork one step).
+	// snapMu guards snaps. It is held only briefly: a volume's snapTurn,
+	// not snapMu, makes a fork's limit check and fork one step.
 	snapMu sync.Mutex
 	snaps  map[string]*snapshot
 	// catalog: completed snapshots of other daemons, from the stores'

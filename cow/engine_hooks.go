@@ -11,4 +11,11 @@ type engineHooks struct {
 	// deleteWaitsForGC runs in DeleteSnapshot, after it found the
 	// snapshot, just before it takes e.gc.
 	deleteWaitsForGC func()
+	// inSyncRound runs in a volume's sync round after it captured the
+	// changes, just before it syncs the data file (volID: the volume).
+	// Set it before the engine's first volume is created.
+	inSyncRound func(volID string)
+	// deleteWaitsForTurn runs in DeleteVolume just before it takes the
+	// volume's snapshot turn to count its pending snapshots.
+	deleteWaitsForTurn func()
 }

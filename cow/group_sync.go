@@ -22,8 +22,16 @@ type syncRound struct {
 func newGroupSync(fn func() error) *groupSync { return &groupSync{fn: fn} }
 
 // sync waits for a run of fn that started after the call and returns its error.
-func (g *groupSync) sync() error {
+func (g *groupSync) sync() error { return g.syncIf(nil) }
+
+// syncIf is sync, except that it returns at once when no run is in flight
+// and need (called under g.mu; nil: always) reports nothing to do.
+func (g *groupSync) syncIf(need func() bool) error {
 	g.mu.Lock()
+	if !g.running && need != nil && !need() {
+		g.mu.Unlock()
+		return nil
+	}
 	if !g.running {
 		g.running = true
 		g.mu.Unlock()

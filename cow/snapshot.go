@@ -97,6 +97,11 @@ func (e *Engine) OutpostArn() string { return e.outpostArn }
 // next, so the snapshot holds every write completed before the call and
 // none issued after it returns. The background flusher then copies the
 // frozen blocks into snapshot storage.
+//
+// The wait for the volume's dirty data is the volume's alone: it happens
+// before the fork lock, with writers running, under the volume's snapshot
+// turn only (volume_fork.go); no engine-wide lock is held across I/O, so
+// no other volume's calls and no Describe* wait for it.
 func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (SnapshotInfo, error) {
 	if err := validateSnapshotParams(p); err != nil {
 		return SnapshotInfo{}, err
@@ -110,71 +115,38 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		return SnapshotInfo{}, err
 	}
 
-	// snapMu makes the pending count and the fork one step.
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
-	if n := e.pendingSnapshotsLocked(v.id); n >= MaxPendingSnapshots {
+	// The volume's turn makes the pending count, the fork and the
+	// snapshot's entry in e.snaps one step.
+	v.snapTurn.Lock()
+	defer v.snapTurn.Unlock()
+	if n := e.pendingSnapshots(v.id); n >= MaxPendingSnapshots {
 		return SnapshotInfo{}, fmt.Errorf("%w: %s has %d pending snapshots", ErrConcurrentSnapshotLimit, v.id, n)
 	}
-
-	// Hold off writers: each write is wholly before the fork or wholly after.
-	v.fork.Lock()
-	defer v.fork.Unlock()
-	v.mapMu.Lock()
-	doomed := v.doomed
-	v.mapMu.Unlock()
-	if doomed {
-		return SnapshotInfo{}, fmt.Errorf("%w: %s", ErrVolumeNotFound, v.id)
-	}
-	// Everything written so far becomes durable, so the snapshot's
-	// content survives a crash right after the call returns.
-	if err := v.sync(); err != nil {
+	if err := v.drainForFork(); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
 	}
-	v.mapMu.Lock()
-	gen := v.gen
-	v.mapMu.Unlock()
 	sr := meta.SnapshotRecord{
 		ID:          newID("snap"),
 		VolumeID:    v.id,
-		Gen:         uint64(gen),
 		State:       string(SnapshotPending),
-		StartTime:   time.Now().UTC().Truncate(time.Millisecond),
 		Description: p.Description,
-		VolumeSize:  v.sizeNow(),
 		BlockSize:   int(v.blockSize),
 		Store:       storeName,
+		Tags:        tagsToMeta(p.Tags),
 	}
 	if storeName == StoreLocal {
 		sr.OutpostArn = e.outpostArn
 	}
 	sr.Tags = tagsToMeta(append(slices.Clone(p.Tags), p.SystemTags...))
-	// One transaction: the snapshot record and the volume's next generation.
-	v.recMu.Lock()
-	v.mapMu.Lock()
-	vr := v.record
-	v.mapMu.Unlock()
-	// A snapshot of an encrypted volume is encrypted, under the volume's
-	// data key.
-	sr.Encryption = vr.Encryption
-	vr.Generation = uint64(gen) + 1
-	err = e.meta.Fork(vr, sr)
-	if err == nil {
-		err = e.metaSync.sync()
-	}
-	if err != nil {
-		v.recMu.Unlock()
+	if err := e.forkOne(v, &sr); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
 	}
-	v.mapMu.Lock()
-	v.gen = gen + 1
-	v.record = vr
-	v.mapMu.Unlock()
-	v.recMu.Unlock()
 	s := &snapshot{rec: sr}
+	e.snapMu.Lock()
 	e.snaps[sr.ID] = s
+	e.snapMu.Unlock()
 	e.wakeFlusher()
-	e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", gen)
+	e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", sr.Gen)
 	return s.info(), nil
 }
 
@@ -192,6 +164,13 @@ func (e *Engine) snapshotStoreFor(outpostArn string) (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrInvalidParameter, err)
 	}
 	return storeName, nil
+}
+
+// pendingSnapshots counts volID's pending snapshots.
+func (e *Engine) pendingSnapshots(volID string) int {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return e.pendingSnapshotsLocked(volID)
 }
 
 // pendingSnapshotsLocked counts volID's pending snapshots. e.snapMu is held.

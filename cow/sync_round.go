@@ -10,6 +10,19 @@ import (
 // then metadata. Concurrent calls share one round (group commit).
 func (v *volume) sync() error { return v.syncer.sync() }
 
+// syncWrites makes every write completed before the call durable, like
+// sync, but runs no round when none is in flight and no write or map
+// change awaits one (slots waiting for reuse alone do not). A fork calls it
+// with writers held off, after draining the volume: usually nothing is
+// left, and the fork lock is held for no sync at all.
+func (v *volume) syncWrites() error {
+	return v.syncer.syncIf(func() bool {
+		v.mapMu.RLock()
+		defer v.mapMu.RUnlock()
+		return v.writes.Load() > 0 || len(v.dirty) > 0
+	})
+}
+
 // syncRound is one group-commit round: capture what changed, fdatasync the
 // data file, write and sync the metadata, then let freed slots be reused.
 func (v *volume) syncRound() error {
@@ -39,6 +52,7 @@ func (v *volume) syncRound() error {
 	c := v.captureLocked(writes)
 	unlock()
 
+	v.env.inSyncRound(v.id)
 	err := v.file.Sync()
 	// In-place writes change no metadata: then the data file's
 	// fdatasync is the whole round. Freed slots still need a Badger

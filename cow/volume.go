@@ -38,6 +38,12 @@ type volume struct {
 	log  *slog.Logger
 
 	locks blockLocks
+	// snapTurn serialises the volume's forks (CreateSnapshot,
+	// CreateSnapshots) and DeleteVolume's check for pending snapshots: it
+	// makes a fork's pending count, the fork and the snapshot's entry in
+	// the engine one step, and is held across the wait for the volume's
+	// dirty data (volume_fork.go). Taken before fork and e.snapMu.
+	snapTurn sync.Mutex
 	// fork is held shared by every mutation and exclusively while the
 	// generation changes, so a snapshot sees each write whole or not at all.
 	fork sync.RWMutex

@@ -34,10 +34,17 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	v.mapMu.Unlock()
 	// The flusher reads a pending snapshot's blocks from the volume,
 	// and finishes a completed one's flush on it.
+	// The volume's snapshot turn: no fork of it is under way (one
+	// that has synced but not yet entered its snapshot would be missed).
+	if h := e.hooks.deleteWaitsForTurn; h != nil {
+		h()
+	}
+	v.snapTurn.Lock()
 	e.snapMu.Lock()
 	pending := e.pendingSnapshotsLocked(id)
 	if f := e.inFlight; pending == 0 && f != nil && f.volID == id {
 		e.snapMu.Unlock()
+		v.snapTurn.Unlock()
 		select {
 		case <-f.done:
 		case <-ctx.Done():
@@ -54,6 +61,7 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	stop := v.stopHydration
 	v.mapMu.Unlock()
 	e.snapMu.Unlock()
+	v.snapTurn.Unlock()
 	switch {
 	case opens > 0:
 		return fmt.Errorf("%w: %s is open %d time(s)", ErrVolumeInUse, id, opens)

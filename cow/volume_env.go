@@ -27,6 +27,8 @@ type volumeEnv struct {
 	damagePath func(volID string) string
 	// afterLoadPage: see Options.afterLoadPage.
 	afterLoadPage func(ctx context.Context, volID string, page uint64)
+	// inSyncRound: see engineHooks.inSyncRound.
+	inSyncRound func(volID string)
 }
 
 func newVolumeEnv(e *Engine) *volumeEnv {
@@ -36,5 +38,10 @@ func newVolumeEnv(e *Engine) *volumeEnv {
 		ctx:      func() context.Context { return e.ctx },
 		dataPath: e.dataPath, damagePath: e.damagePath,
 		afterLoadPage: e.afterLoadPage,
+		inSyncRound: func(volID string) {
+			if h := e.hooks.inSyncRound; h != nil {
+				h(volID)
+			}
+		},
 	}
 }

@@ -74,6 +74,7 @@ func BenchmarkCowvol(b *testing.B) {
 	snapshotFigures(b, d, report, runtimeSec)
 	smallBlockFigures(b, report) // a daemon of its own: cowvol's peak RSS is the flush's
 	qemu.snapshotFigures(b, report)
+	forkFigures(b, d, report)
 	ebsFigures(b, d, report)
 	s3RestoreFigures(b, report)
 	report.add("supervisor peak RSS MiB", float64(peakRSS(d.pid()))/(1<<20))
@@ -297,6 +298,12 @@ var targets = []benchTarget{
 	{Figure: "CreateSnapshot ms max (1 GiB written)", Atmost: true, Bound: 10},
 	{Figure: "CreateSnapshot ms max (8 GiB written)", Atmost: true, Bound: 10},
 	{Figure: "CreateSnapshot median 8 GiB / 1 GiB", Atmost: true, Bound: 1.5},
+	// Issue 19: the fork never waits on data (bench_fork_test.go).
+	{Figure: "fork: CreateSnapshot ms p50 (4 GiB just written)", Atmost: true, Bound: 2},
+	{Figure: "fork: CreateSnapshot ms p99 (4 GiB just written)", Atmost: true, Bound: 10},
+	{Figure: "fork: DescribeSnapshots ms p99 (during a fork, 4 GiB dirty)", Atmost: true, Bound: 5},
+	{Figure: "fork: DescribeVolumes ms p99 (during a fork, 4 GiB dirty)", Atmost: true, Bound: 5},
+	{Figure: "fork: other volume's CreateSnapshot ms p99 (during a fork, 4 GiB dirty)", Atmost: true, Bound: 10},
 	{Figure: "write during/without flush", Bound: 0.8},
 	{Figure: "flush MiB/s (8 GiB, first snapshot)", Bound: 200},
 	{Figure: "restored volume first read ms", Atmost: true, Bound: 50},
