@@ -243,14 +243,20 @@ func TestRestoreFromDamagedSnapshot(t *testing.T) {
 			}
 
 			// The hydrator skips the bad blocks and hydrates the rest.
-			waitUntil(t, "the volume impaired and the good blocks hydrated", func() bool {
+			// (It counts a bad block when it passes it: the last bad
+			// blocks may come after the last good one.)
+			waitUntil(t, "the volume impaired, the good blocks hydrated and the bad ones counted", func() bool {
 				for blk := range v.blockCount() {
 					if !isBad[blk] && !v.rangeMapped(blk, blk+1) {
 						return false
 					}
 				}
 				vi, _ := env.eng.VolumeInfo(rv.ID)
-				return vi.Status == VolumeStatusImpaired
+				if vi.Status != VolumeStatusImpaired || len(vi.Faults) != 1 {
+					return false
+				}
+				f := vi.Faults[0]
+				return f.Blocks+int(f.EndBlock-f.FirstBlock) >= len(bad)
 			})
 			vi, _ := env.eng.VolumeInfo(rv.ID)
 			if vi.Status != VolumeStatusImpaired || vi.FaultCount != 1 || len(vi.Faults) != 1 {
