@@ -32,11 +32,11 @@ const DefaultCatalogInterval = 5 * time.Second
 // catalogLoop refreshes the catalogue until the engine stops.
 func (e *Engine) catalogLoop() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.catalogInterval)
+	t := time.NewTicker(e.snapshots.catalogInterval)
 	defer t.Stop()
 	for {
 		for name, st := range e.stores {
-			ctx, cancel := context.WithTimeout(e.ctx, max(e.catalogInterval, 30*time.Second))
+			ctx, cancel := context.WithTimeout(e.ctx, max(e.snapshots.catalogInterval, 30*time.Second))
 			err := e.refreshCatalog(ctx, name, st)
 			cancel()
 			if err != nil && e.ctx.Err() == nil {
@@ -59,13 +59,13 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 	// Own snapshots completed before the listing: their manifests were
 	// stored before it began, so the listing shows them unless deleted.
 	ownCompleted := map[string]bool{}
-	e.snapMu.Lock()
-	for id, s := range e.snaps {
+	e.snapshots.mu.Lock()
+	for id, s := range e.snapshots.byID {
 		if r := s.record(); r.State == string(SnapshotCompleted) && r.Store == name {
 			ownCompleted[id] = true
 		}
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 
 	found := map[string]bool{}
 	attrMods := map[string]time.Time{} // snapshot_attributes.go
@@ -82,24 +82,24 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 		return fmt.Errorf("list manifests: %w", err)
 	}
 	var add []string
-	e.snapMu.Lock()
+	e.snapshots.mu.Lock()
 	for id := range found {
-		if _, own := e.snaps[id]; !own {
-			if _, known := e.catalog[id]; !known {
+		if _, own := e.snapshots.byID[id]; !own {
+			if _, known := e.snapshots.catalog[id]; !known {
 				add = append(add, id)
 			}
 		}
 	}
-	for id, s := range e.catalog {
+	for id, s := range e.snapshots.catalog {
 		if s.store == name && !found[id] && s.seen.Before(start) {
-			delete(e.catalog, id)
+			delete(e.snapshots.catalog, id)
 		}
 	}
 	// Own snapshots whose manifests are gone were deleted by another
 	// daemon, or the daemon now points at another bucket: hide them, but
 	// keep their records, so that pointing it back shows them again.
 	for id := range ownCompleted {
-		s, ok := e.snaps[id]
+		s, ok := e.snapshots.byID[id]
 		if !ok {
 			continue
 		}
@@ -108,7 +108,7 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 			e.log.Info("own snapshot's manifest", "snapshot", id, "store", name, "missing", gone)
 		}
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	for _, id := range add {
 		if _, err := e.fetchCatalogEntry(ctx, name, st, id); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
 			e.log.Warn("cannot read a snapshot's manifest", "snapshot", id, "store", name, "err", err)
@@ -154,15 +154,15 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 	if s.attrs, err = readStoreAttributes(ctx, st, id); err != nil {
 		return nil, err
 	}
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
-	if own, ok := e.snaps[id]; ok {
+	e.snapshots.mu.Lock()
+	defer e.snapshots.mu.Unlock()
+	if own, ok := e.snapshots.byID[id]; ok {
 		return own, nil
 	}
-	if known, ok := e.catalog[id]; ok {
+	if known, ok := e.snapshots.catalog[id]; ok {
 		return known, nil
 	}
-	e.catalog[id] = s
+	e.snapshots.catalog[id] = s
 	return s, nil
 }
 

@@ -103,9 +103,9 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 		return SnapshotInfo{}, fmt.Errorf("copy snapshot %s: %w", sr.ID, err)
 	}
 	s := &snapshot{rec: r}
-	e.snapMu.Lock()
-	e.snaps[id] = s
-	e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	e.snapshots.byID[id] = s
+	e.snapshots.mu.Unlock()
 	e.wakeFlusher()
 	e.log.Info("snapshot copy created", "snapshot", id, "source", sr.ID, "encrypted", enc != nil)
 	return s.info(), nil

@@ -88,13 +88,13 @@ func (e *Engine) CreateSnapshots(ctx context.Context, p CreateSnapshotsParams) (
 		return nil, err
 	}
 	out := make([]SnapshotInfo, len(vols))
-	e.snapMu.Lock()
+	e.snapshots.mu.Lock()
 	for i, sr := range forks.Snapshots {
 		s := &snapshot{rec: sr}
-		e.snaps[sr.ID] = s
+		e.snapshots.byID[sr.ID] = s
 		out[i] = s.info()
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	for _, sr := range forks.Snapshots {
 		e.log.Info("snapshot created", "snapshot", sr.ID, "volume", sr.VolumeID, "gen", sr.Gen, "with", len(vols)-1)
 	}
@@ -106,8 +106,8 @@ func (e *Engine) CreateSnapshots(ctx context.Context, p CreateSnapshotsParams) (
 // pending snapshots or its snapshot would have too many tags. The caller
 // holds every volume's snapshot turn.
 func (e *Engine) checkSnapshots(vols []*volume, p CreateSnapshotsParams) error {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	defer e.snapshots.mu.Unlock()
 	for _, v := range vols {
 		if n := e.pendingSnapshotsLocked(v.id); n >= MaxPendingSnapshots {
 			return &ResourceError{ID: v.id, Err: fmt.Errorf("%w: %s has %d pending snapshots", ErrConcurrentSnapshotLimit, v.id, n)}

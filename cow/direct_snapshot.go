@@ -462,9 +462,9 @@ func (e *Engine) finishSession(s *directSession) error {
 		}
 		return err
 	}
-	e.snapMu.Lock()
-	e.snaps[r.ID] = &snapshot{rec: r}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	e.snapshots.byID[r.ID] = &snapshot{rec: r}
+	e.snapshots.mu.Unlock()
 	s.mu.Lock()
 	s.rec, s.state = r, SnapshotCompleted
 	s.written, s.sums, s.ended = nil, nil, time.Now()

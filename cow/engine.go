@@ -129,95 +129,65 @@ const DefaultSyncInterval = 5 * time.Second
 
 // Engine owns every volume of one data directory.
 type Engine struct {
+	// Where it keeps volumes: the data dir, the metadata store and the
+	// block files.
 	dir     string
 	lostDir string // where a start that accepts metadata loss keeps what it cannot place
 	// journalDir holds the map journals ("": none); bootID is this
 	// boot's, which a journal must carry to be replayed.
 	journalDir, bootID string
-	log                *slog.Logger
 	meta               *meta.Store
 	metaSync           *groupSync // one Badger sync for many volumes' syncs
 	lock               *os.File   // flock on <dir>/lock
 	buffers            bufferPool
 	space              *spaceGuard // keeps block data out of the metadata reserve
-	bg                 *ioGovernor // paces flushes and hydration against foreground I/O
-	keys               KeyManager  // nil: no encryption
 	openFile           func(path string, create bool) (blockFile, error)
-	lineages           *lineage.Cache // unwrapped data keys
-	hooks              engineHooks    // injection points for tests
+	startTimes         phaseTimes // where Open spent its time, for the log
 
-	hydrateFaultRetry time.Duration // see Options.HydrateFaultRetry
-	startTimes        phaseTimes    // where Open spent its time, for the log
-	// loadTurn lets one volume's map load at a time (map_loader.go).
-	loadTurn      chan struct{}
-	afterLoadPage func(ctx context.Context, volID string, page uint64) // see Options
+	// What every part uses.
+	log      *slog.Logger
+	bg       *ioGovernor    // paces flushes and hydration against foreground I/O
+	keys     KeyManager     // nil: no encryption
+	lineages *lineage.Cache // unwrapped data keys
+	hooks    engineHooks    // injection points for tests
 
+	// The background work's lifetime (startBackground, StopBackground).
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// Volumes.
+	volumes   volumeTable
+	volumeEnv *volumeEnv // what volumes use of the engine
+	// loadTurn lets one volume's map load at a time (map_loader.go).
+	loadTurn          chan struct{}
+	afterLoadPage     func(ctx context.Context, volID string, page uint64) // see Options
+	hydrateFaultRetry time.Duration                                        // see Options.HydrateFaultRetry
+
+	// Snapshots: the table and catalogue, the stores and how they are
+	// read, and the flusher's settings.
+	snapshots     snapshotTable
 	stores        map[string]snapstore.Store // StoreRegional, StoreLocal
 	outpostArn    string
-	flushWake     chan struct{}
 	reader        *snapshotReader // reads stored snapshots, through its caches
 	fast          *fastRestores   // fast snapshot restores (fast_restore.go)
-	volumeEnv     *volumeEnv      // what volumes use of the engine
+	flushWake     chan struct{}
 	flushDeadline time.Duration
 	retryBase     time.Duration
-	accountID     string
-	gcGrace       time.Duration
 	leaseTTL      time.Duration
-	lockUnits     lockUnits // snapshot_lock.go
-	// gc is held shared by a snapshot flush (and by holdSnapshot) and
-	// exclusively by garbage collection and snapshot deletion, so that
-	// chunks a flush is about to reference are never collected under it.
-	//
-	// Lock order: gc; then a volume's snapTurn (several: in ID order);
-	// then snapMu or mu; then a volume's fork, recMu and mapMu, in that
-	// order. No engine-wide lock is held across a sync round: a fork
-	// waits for its volume's data under the volume's snapTurn alone and
-	// takes snapMu only briefly, never under the fork lock
-	// (volume_fork.go). Never take gc while holding mu or snapMu (CreateVolume stores
-	// its hold before it takes mu; DeleteSnapshot lists the volumes before
-	// it takes gc): with a flush holding gc shared and a deletion waiting
-	// for it, a third party holding mu and waiting for gc would block every
-	// caller of mu for good. gcMu and the caches' locks are leaves.
-	gc sync.RWMutex
-	// gcMu guards gcPending: per store, whether the last collection left
-	// garbage in its grace period.
-	gcMu      sync.Mutex
-	gcPending map[string]bool
-	gcWake    chan struct{} // requestGC wakes gcLoop
-
-	// mu guards the fields that follow.
-	mu        sync.Mutex
-	vols      map[string]*volume
-	closed    bool
-	onRemoved func(id string)
-	onResized func(id string) // volume_modify.go
-
-	// snapMu guards snaps. It is held only briefly: a volume's snapTurn,
-	// not snapMu, makes a fork's limit check and fork one step.
-	snapMu sync.Mutex
-	snaps  map[string]*snapshot
-	// catalog: completed snapshots of other daemons, from the stores'
-	// manifests (guarded by snapMu too).
-	catalog         map[string]*snapshot
-	catalogInterval time.Duration
-	// inFlight is the flush under way (nil when none; guarded by
-	// snapMu): a snapshot shows completed before its flush has moved
-	// the volume's base and released its frozen blocks, and
-	// DeleteVolume waits for that tail.
-	inFlight *flight
-
-	// tiers: the archive tier (snapshot_tier_state.go).
-	tiers *tiering
-
+	accountID     string
 	// direct: snapshots being written through the EBS direct APIs
 	// (direct_snapshot.go).
 	direct directSessions
 
-	rbin *recycleRules // Recycle Bin rules (recycle_rules.go)
+	// Stored snapshots' lifecycle: locks, the recycle bin, the archive
+	// tier.
+	lockUnits lockUnits     // snapshot_lock.go
+	rbin      *recycleRules // Recycle Bin rules (recycle_rules.go)
+	tiers     *tiering      // snapshot_tier_state.go
+
+	// Garbage collection of the stores.
+	gc gcState
 }
 
 // Open opens the engine on opts.DataDir, creating it if needed, and
@@ -303,34 +273,31 @@ func prepareDataDir(opts Options) (dir string, lock *os.File, err error) {
 // recovery: its fields with their defaults.
 func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Store, lock *os.File, space *spaceGuard) *Engine {
 	e := &Engine{
-		dir:             dir,
-		lostDir:         lostDir,
-		journalDir:      opts.JournalDir,
-		bootID:          cmp.Or(opts.bootID, meta.BootID()),
-		log:             log,
-		meta:            ms,
-		lock:            lock,
-		vols:            make(map[string]*volume),
-		snaps:           make(map[string]*snapshot),
-		stores:          map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
-		outpostArn:      opts.OutpostArn,
-		flushWake:       make(chan struct{}, 1),
-		gcWake:          make(chan struct{}, 1),
-		flushDeadline:   opts.FlushDeadline,
-		space:           space,
-		bg:              newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
-		keys:            opts.Keys,
-		lineages:        lineage.NewCache(opts.Keys),
-		openFile:        opts.openFile,
-		retryBase:       cmp.Or(opts.FlushRetryBase, time.Second),
-		accountID:       cmp.Or(opts.AccountID, DefaultAccountID),
-		gcGrace:         cmp.Or(opts.GCGrace, DefaultGCGrace),
-		lockUnits:       newLockUnits(opts.LockDay),
-		leaseTTL:        cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
-		gcPending:       map[string]bool{},
-		catalog:         map[string]*snapshot{},
-		catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval),
-		rbin:            newRecycleRules(opts.RecycleBinDay),
+		dir:        dir,
+		lostDir:    lostDir,
+		journalDir: opts.JournalDir,
+		bootID:     cmp.Or(opts.bootID, meta.BootID()),
+		log:        log,
+		meta:       ms,
+		lock:       lock,
+		volumes:    volumeTable{byID: make(map[string]*volume)},
+		snapshots: snapshotTable{byID: make(map[string]*snapshot), catalog: map[string]*snapshot{},
+			catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval)},
+		stores:        map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn:    opts.OutpostArn,
+		flushWake:     make(chan struct{}, 1),
+		flushDeadline: opts.FlushDeadline,
+		space:         space,
+		bg:            newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
+		keys:          opts.Keys,
+		lineages:      lineage.NewCache(opts.Keys),
+		openFile:      opts.openFile,
+		retryBase:     cmp.Or(opts.FlushRetryBase, time.Second),
+		accountID:     cmp.Or(opts.AccountID, DefaultAccountID),
+		gc:            gcState{pending: map[string]bool{}, wake: make(chan struct{}, 1), grace: cmp.Or(opts.GCGrace, DefaultGCGrace)},
+		lockUnits:     newLockUnits(opts.LockDay),
+		leaseTTL:      cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
+		rbin:          newRecycleRules(opts.RecycleBinDay),
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.fast = &fastRestores{}
@@ -466,7 +433,7 @@ func (e *Engine) syncLoop(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		for _, v := range e.volumes() {
+		for _, v := range e.allVolumes() {
 			if v.dirtyLen() == 0 {
 				continue
 			}
@@ -477,11 +444,12 @@ func (e *Engine) syncLoop(interval time.Duration) {
 	}
 }
 
-func (e *Engine) volumes() []*volume {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]*volume, 0, len(e.vols))
-	for _, v := range e.vols {
+// allVolumes returns the open volumes, in no order.
+func (e *Engine) allVolumes() []*volume {
+	e.volumes.mu.Lock()
+	defer e.volumes.mu.Unlock()
+	out := make([]*volume, 0, len(e.volumes.byID))
+	for _, v := range e.volumes.byID {
 		out = append(out, v)
 	}
 	return out
@@ -501,13 +469,13 @@ func (e *Engine) StopBackground() {
 // Close syncs every volume and releases the data directory. Open volume
 // handles become unusable.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	e.volumes.mu.Lock()
+	if e.volumes.closed {
+		e.volumes.mu.Unlock()
 		return nil
 	}
-	e.closed = true
-	e.mu.Unlock()
+	e.volumes.closed = true
+	e.volumes.mu.Unlock()
 	e.StopBackground()
 	return errors.Join(e.SyncAll(), e.closeVolumes(), e.meta.Close(), e.lock.Close())
 }
@@ -515,7 +483,7 @@ func (e *Engine) Close() error {
 // SyncAll makes every write to every volume durable.
 func (e *Engine) SyncAll() error {
 	var errs []error
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		if err := v.sync(); err != nil {
 			errs = append(errs, err)
 		}
@@ -525,7 +493,7 @@ func (e *Engine) SyncAll() error {
 
 func (e *Engine) closeVolumes() error {
 	var errs []error
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		errs = append(errs, v.file.Close())
 		if v.load != nil {
 			v.load.view.Close() // a load that never started (a failed Open)
@@ -543,18 +511,18 @@ func (e *Engine) closeVolumes() error {
 // OnVolumeRemoved registers fn to be called after a volume is deleted (the
 // FUSE layer uses it to drop the file from the kernel's caches).
 func (e *Engine) OnVolumeRemoved(fn func(id string)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onRemoved = fn
+	e.volumes.mu.Lock()
+	defer e.volumes.mu.Unlock()
+	e.volumes.onRemoved = fn
 }
 
 func (e *Engine) lookup(id string) (*volume, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	e.volumes.mu.Lock()
+	defer e.volumes.mu.Unlock()
+	if e.volumes.closed {
 		return nil, ErrClosed
 	}
-	v, ok := e.vols[id]
+	v, ok := e.volumes.byID[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrVolumeNotFound, id)
 	}
@@ -570,7 +538,7 @@ func (e *Engine) diskErr(op string, err error) error {
 
 // DescribeVolumes returns every volume, sorted by ID.
 func (e *Engine) DescribeVolumes(ctx context.Context) ([]VolumeInfo, error) {
-	vols := e.volumes()
+	vols := e.allVolumes()
 	out := make([]VolumeInfo, 0, len(vols))
 	for _, v := range vols {
 		vi, err := v.loadedInfo(ctx)

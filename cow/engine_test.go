@@ -439,9 +439,9 @@ func snapshotAndWait(t *testing.T, eng *Engine, id string) {
 	// Completed shows before the flush has made it the base and released
 	// frozen blocks: wait for that too.
 	for {
-		eng.snapMu.Lock()
-		busy := eng.inFlight != nil
-		eng.snapMu.Unlock()
+		eng.snapshots.mu.Lock()
+		busy := eng.snapshots.inFlight != nil
+		eng.snapshots.mu.Unlock()
 		if !busy {
 			return
 		}

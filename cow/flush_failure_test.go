@@ -141,17 +141,17 @@ func TestFlushAtShutdownIsNotPermanent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		eng.snapMu.Lock()
-		picked := eng.inFlight != nil
-		eng.snapMu.Unlock()
+		eng.snapshots.mu.Lock()
+		picked := eng.snapshots.inFlight != nil
+		eng.snapshots.mu.Unlock()
 		if picked {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	eng.mu.Lock()
-	eng.closed = true // as Close does first
-	eng.mu.Unlock()
+	eng.volumes.mu.Lock()
+	eng.volumes.closed = true // as Close does first
+	eng.volumes.mu.Unlock()
 	eng.gc.Unlock()
 	time.Sleep(50 * time.Millisecond) // the flush runs into the closed engine
 	eng.StopBackground()
@@ -159,7 +159,7 @@ func TestFlushAtShutdownIsNotPermanent(t *testing.T) {
 	if st := s.record().State; st != string(SnapshotPending) {
 		t.Fatalf("a flush cut off by shutdown left the snapshot %s (%s), want pending", st, s.record().StatusMessage)
 	}
-	eng.mu.Lock()
-	eng.closed = false // let the test's Close close it
-	eng.mu.Unlock()
+	eng.volumes.mu.Lock()
+	eng.volumes.closed = false // let the test's Close close it
+	eng.volumes.mu.Unlock()
 }

@@ -40,7 +40,7 @@ func (e *Engine) flushLoop() {
 	defer e.wg.Done()
 	// Frozen versions that a crash kept from being released go first,
 	// once the volume's map is loaded (releaseFrozen looks up blocks).
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		if err := v.waitMapped(e.ctx); err != nil {
 			continue // damaged, or the engine stops
 		}
@@ -69,10 +69,10 @@ func (e *Engine) flushLoop() {
 			}
 		}
 		e.flushWithRetry(s)
-		e.snapMu.Lock()
-		close(e.inFlight.done)
-		e.inFlight = nil
-		e.snapMu.Unlock()
+		e.snapshots.mu.Lock()
+		close(e.snapshots.inFlight.done)
+		e.snapshots.inFlight = nil
+		e.snapshots.mu.Unlock()
 		if e.ctx.Err() != nil {
 			return
 		}
@@ -87,12 +87,12 @@ type flight struct {
 
 // nextFlush picks the pending snapshot to flush next, dropping pending
 // snapshots that were deleted (it returns their records), and records it as
-// e.inFlight.
+// e.snapshots.inFlight.
 func (e *Engine) nextFlush() (pick *snapshot, dropped []meta.SnapshotRecord) {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	defer e.snapshots.mu.Unlock()
 	first := map[string]*snapshot{} // per volume: lowest generation pending
-	for id, s := range e.snaps {
+	for id, s := range e.snapshots.byID {
 		r := s.record()
 		if r.State != string(SnapshotPending) {
 			continue
@@ -102,7 +102,7 @@ func (e *Engine) nextFlush() (pick *snapshot, dropped []meta.SnapshotRecord) {
 				e.log.Warn("dropping deleted snapshot", "snapshot", id, "err", err)
 				continue
 			}
-			delete(e.snaps, id)
+			delete(e.snapshots.byID, id)
 			dropped = append(dropped, r)
 			continue
 		}
@@ -116,7 +116,7 @@ func (e *Engine) nextFlush() (pick *snapshot, dropped []meta.SnapshotRecord) {
 		}
 	}
 	if pick != nil {
-		e.inFlight = &flight{volID: pick.record().VolumeID, done: make(chan struct{})}
+		e.snapshots.inFlight = &flight{volID: pick.record().VolumeID, done: make(chan struct{})}
 	}
 	return pick, dropped
 }

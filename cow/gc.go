@@ -214,9 +214,9 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 		}
 	}
 	if deferred > 0 { // gcLoop cleared it before the round
-		e.gcMu.Lock()
-		e.gcPending[storeName] = true
-		e.gcMu.Unlock()
+		e.gc.mu.Lock()
+		e.gc.pending[storeName] = true
+		e.gc.mu.Unlock()
 	}
 	if deleted > 0 || deferred > 0 {
 		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
@@ -256,7 +256,7 @@ func (e *Engine) gcCutoff(ctx context.Context, st snapstore.Store) (time.Time, [
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("gc: list leases: %w", err)
 	}
-	return cutoff.Add(-e.gcGrace), deadLeases, nil
+	return cutoff.Add(-e.gc.grace), deadLeases, nil
 }
 
 // gcMark returns the keys of every object a root (a manifest or a hold)
@@ -350,11 +350,11 @@ func (e *Engine) gcSweep(ctx context.Context, st snapstore.Store, storeName stri
 // requestGC asks the background collector for a round on store name soon
 // (after a deletion); the caller does not wait for it.
 func (e *Engine) requestGC(name string) {
-	e.gcMu.Lock()
-	e.gcPending[name] = true
-	e.gcMu.Unlock()
+	e.gc.mu.Lock()
+	e.gc.pending[name] = true
+	e.gc.mu.Unlock()
 	select {
-	case e.gcWake <- struct{}{}:
+	case e.gc.wake <- struct{}{}:
 	default:
 	}
 }
@@ -365,7 +365,7 @@ func (e *Engine) requestGC(name string) {
 // daemon may have left garbage behind).
 func (e *Engine) gcLoop() {
 	defer e.wg.Done()
-	interval := max(e.gcGrace/4, time.Second)
+	interval := max(e.gc.grace/4, time.Second)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := time.Now()
@@ -374,16 +374,16 @@ func (e *Engine) gcLoop() {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
-		case <-e.gcWake:
+		case <-e.gc.wake:
 		}
 		for name := range e.stores {
 			// Taken and cleared before the round: a request that
 			// arrives during it asks for another.
-			e.gcMu.Lock()
-			pending := e.gcPending[name]
-			e.gcPending[name] = false
-			e.gcMu.Unlock()
-			if !pending && time.Since(last) < e.gcGrace {
+			e.gc.mu.Lock()
+			pending := e.gc.pending[name]
+			e.gc.pending[name] = false
+			e.gc.mu.Unlock()
+			if !pending && time.Since(last) < e.gc.grace {
 				continue
 			}
 			e.gc.Lock()
@@ -392,9 +392,9 @@ func (e *Engine) gcLoop() {
 			if err != nil && e.ctx.Err() == nil {
 				// Raced a flush or a deletion (errRootVanished), or
 				// the store failed: try again at the next tick.
-				e.gcMu.Lock()
-				e.gcPending[name] = true
-				e.gcMu.Unlock()
+				e.gc.mu.Lock()
+				e.gc.pending[name] = true
+				e.gc.mu.Unlock()
 				switch {
 				case errors.Is(err, errRootVanished):
 					e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
@@ -406,7 +406,7 @@ func (e *Engine) gcLoop() {
 				}
 			}
 		}
-		if time.Since(last) >= e.gcGrace {
+		if time.Since(last) >= e.gc.grace {
 			last = time.Now()
 		}
 	}

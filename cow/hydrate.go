@@ -96,7 +96,7 @@ func (v *volume) hydrateBlock(ctx context.Context, blk uint64, recheck bool) err
 
 // startHydrators starts a hydrator for every volume that needs one.
 func (e *Engine) startHydrators() {
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		v.mapMu.Lock()
 		h := v.hydratingLocked()
 		v.mapMu.Unlock()

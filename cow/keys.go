@@ -38,7 +38,7 @@ var ErrNoKeyManager = lineage.ErrNoKeyManager
 // naming the key, instead of going on with a key in memory.
 func (e *Engine) KeysChanged() {
 	e.lineages.Forget()
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		if v.hot != nil {
 			v.hot.forget()
 		}

@@ -14,10 +14,10 @@ import (
 // page cache or tmpfs) stays as it is.
 func killEngine(eng *Engine) {
 	eng.StopBackground()
-	eng.mu.Lock()
-	eng.closed = true
-	eng.mu.Unlock()
-	for _, v := range eng.volumes() {
+	eng.volumes.mu.Lock()
+	eng.volumes.closed = true
+	eng.volumes.mu.Unlock()
+	for _, v := range eng.allVolumes() {
 		v.file.Close()
 		v.mapMu.Lock()
 		if v.journal != nil {

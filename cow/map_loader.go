@@ -416,7 +416,7 @@ func (v *volume) endLoad(err error) {
 // startMapLoads loads, in the background, the map of every volume whose
 // map is not loaded yet.
 func (e *Engine) startMapLoads() {
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		if v.mapReady.Load() {
 			continue
 		}

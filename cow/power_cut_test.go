@@ -157,9 +157,9 @@ func (cf *crashFiles) open(path string, create bool) (blockFile, error) {
 // is, nothing is synced, and the data files lose unsynced pages.
 func (cf *crashFiles) powerCut(eng *Engine, rng *rand.Rand) (lost int) {
 	eng.StopBackground()
-	eng.mu.Lock()
-	eng.closed = true
-	eng.mu.Unlock()
+	eng.volumes.mu.Lock()
+	eng.volumes.closed = true
+	eng.volumes.mu.Unlock()
 	cf.mu.Lock()
 	files := cf.files
 	cf.files = nil

@@ -47,7 +47,7 @@ func (e *Engine) recover(accept, damaged bool) error {
 		return fmt.Errorf("recover: %w", err)
 	}
 	for _, r := range snaps {
-		e.snaps[r.ID] = &snapshot{rec: r}
+		e.snapshots.byID[r.ID] = &snapshot{rec: r}
 	}
 	if err := e.loadSnapshotAttributes(); err != nil {
 		return err
@@ -63,7 +63,7 @@ func (e *Engine) recover(accept, damaged bool) error {
 	}
 	if len(known) > 0 {
 		e.startTimes.add("reclaim_eager", t0)
-		e.log.Info("recovered volumes", append([]any{"count", len(e.vols)}, e.startTimes.attrs()...)...)
+		e.log.Info("recovered volumes", append([]any{"count", len(e.volumes.byID)}, e.startTimes.attrs()...)...)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (e *Engine) openVolumes(accept, damaged bool) (opened []*openedVolume, know
 			continue // its data file is missing: refused later
 		}
 		opened = append(opened, ov)
-		e.vols[r.ID] = ov.v
+		e.volumes.byID[r.ID] = ov.v
 	}
 	return opened, known, findings, nil
 }

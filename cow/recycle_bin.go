@@ -88,10 +88,10 @@ func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.Snap
 	s.mu.Lock()
 	s.rec = r
 	s.mu.Unlock()
-	e.snapMu.Lock()
-	delete(e.snaps, r.ID)
-	delete(e.catalog, r.ID)
-	e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	delete(e.snapshots.byID, r.ID)
+	delete(e.snapshots.catalog, r.ID)
+	e.snapshots.mu.Unlock()
 	e.log.Info("snapshot moved to the recycle bin", "snapshot", r.ID, "rule", rule.ID, "until", rec.ExitTime)
 	return true, nil
 }

@@ -189,7 +189,7 @@ func TestRetriedFlushAdoptsStoredManifest(t *testing.T) {
 // TestDeleteCreateDeadlock: a flush holds e.gc shared (stopped in a pack
 // upload), DeleteSnapshot waits for e.gc, then CreateVolume from a
 // snapshot starts. Once the flush ends, both calls must return: none of
-// them may hold e.mu while waiting for e.gc.
+// them may hold e.volumes.mu while waiting for e.gc.
 func TestDeleteCreateDeadlock(t *testing.T) {
 	st := sharedDir(t)
 	hs := &hookStore{Store: st}
@@ -254,7 +254,7 @@ func TestDeleteCreateDeadlock(t *testing.T) {
 
 // deadlocked ends the test binary with every goroutine's stack. Not
 // t.Fatal nor panic: the engine's cleanup, which runs on both, would block
-// on e.mu too.
+// on e.volumes.mu too.
 func deadlocked(t *testing.T, what string) {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)

@@ -116,7 +116,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 	}
 
 	// The volume's turn makes the pending count, the fork and the
-	// snapshot's entry in e.snaps one step.
+	// snapshot's entry in e.snapshots.byID one step.
 	v.snapTurn.Lock()
 	defer v.snapTurn.Unlock()
 	if n := e.pendingSnapshots(v.id); n >= MaxPendingSnapshots {
@@ -142,9 +142,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, p CreateSnapshotParams) (Sn
 		return SnapshotInfo{}, fmt.Errorf("create snapshot of %s: %w", v.id, err)
 	}
 	s := &snapshot{rec: sr}
-	e.snapMu.Lock()
-	e.snaps[sr.ID] = s
-	e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	e.snapshots.byID[sr.ID] = s
+	e.snapshots.mu.Unlock()
 	e.wakeFlusher()
 	e.log.Info("snapshot created", "snapshot", sr.ID, "volume", v.id, "gen", sr.Gen)
 	return s.info(), nil
@@ -168,15 +168,15 @@ func (e *Engine) snapshotStoreFor(outpostArn string) (string, error) {
 
 // pendingSnapshots counts volID's pending snapshots.
 func (e *Engine) pendingSnapshots(volID string) int {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	defer e.snapshots.mu.Unlock()
 	return e.pendingSnapshotsLocked(volID)
 }
 
-// pendingSnapshotsLocked counts volID's pending snapshots. e.snapMu is held.
+// pendingSnapshotsLocked counts volID's pending snapshots. e.snapshots.mu is held.
 func (e *Engine) pendingSnapshotsLocked(volID string) int {
 	n := 0
-	for _, s := range e.snaps {
+	for _, s := range e.snapshots.byID {
 		r := s.record()
 		if r.VolumeID == volID && r.State == string(SnapshotPending) && !r.Deleted {
 			n++
@@ -188,17 +188,17 @@ func (e *Engine) pendingSnapshotsLocked(volID string) int {
 // DescribeSnapshots returns every snapshot, sorted by ID: this daemon's and
 // those in its stores' catalogue (see catalog.go).
 func (e *Engine) DescribeSnapshots(ctx context.Context) ([]SnapshotInfo, error) {
-	e.snapMu.Lock()
-	out := make([]SnapshotInfo, 0, len(e.snaps)+len(e.catalog))
-	for _, s := range e.snaps {
+	e.snapshots.mu.Lock()
+	out := make([]SnapshotInfo, 0, len(e.snapshots.byID)+len(e.snapshots.catalog))
+	for _, s := range e.snapshots.byID {
 		if !s.record().Deleted && !s.gone.Load() {
 			out = append(out, s.info())
 		}
 	}
-	for _, s := range e.catalog {
+	for _, s := range e.snapshots.catalog {
 		out = append(out, s.info())
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
@@ -215,12 +215,12 @@ func (e *Engine) SnapshotInfo(id string) (SnapshotInfo, error) {
 // lookupSnapshot finds snapshot id: this daemon's, in the catalogue, or
 // else in the stores.
 func (e *Engine) lookupSnapshot(ctx context.Context, id string) (*snapshot, error) {
-	e.snapMu.Lock()
-	s, ok := e.snaps[id]
+	e.snapshots.mu.Lock()
+	s, ok := e.snapshots.byID[id]
 	if !ok {
-		s, ok = e.catalog[id]
+		s, ok = e.snapshots.catalog[id]
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	if !ok {
 		return e.lookupRemote(ctx, id)
 	}
@@ -238,10 +238,10 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	// Before e.gc: e.mu comes after e.gc in the lock order, and a
+	// Before e.gc: e.volumes.mu comes after e.gc in the lock order, and a
 	// volume created from now on has a hold as its base, never the
 	// manifest itself (see releaseManifest).
-	vols := e.volumes()
+	vols := e.allVolumes()
 	if h := e.hooks.deleteWaitsForGC; h != nil {
 		h()
 	}
@@ -304,10 +304,10 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	s.mu.Lock()
 	s.rec = r
 	s.mu.Unlock()
-	e.snapMu.Lock()
-	delete(e.snaps, id)
-	delete(e.catalog, id)
-	e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	delete(e.snapshots.byID, id)
+	delete(e.snapshots.catalog, id)
+	e.snapshots.mu.Unlock()
 	if r.State == string(SnapshotCompleted) {
 		// In the background: a collection marks and sweeps the whole
 		// store, too long to hold the caller (and e.gc) for.

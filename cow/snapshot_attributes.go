@@ -193,7 +193,7 @@ func (e *Engine) loadSnapshotAttributes() error {
 		return fmt.Errorf("recover snapshot attributes: %w", err)
 	}
 	for id, a := range all {
-		s, ok := e.snaps[id]
+		s, ok := e.snapshots.byID[id]
 		if !ok {
 			if err := e.meta.DeleteSnapshotAttributes(id); err != nil {
 				return fmt.Errorf("recover snapshot attributes: %w", err)
@@ -243,11 +243,11 @@ func readStoreAttributes(ctx context.Context, st snapstore.Store, id string) (*m
 // for the catalogue's snapshots and this daemon's own.
 func (e *Engine) refreshAttributes(ctx context.Context, name string, st snapstore.Store, mods map[string]time.Time) {
 	var stale []*snapshot
-	e.snapMu.Lock()
+	e.snapshots.mu.Lock()
 	for id, mod := range mods {
-		s, ok := e.snaps[id]
+		s, ok := e.snapshots.byID[id]
 		if !ok {
-			s, ok = e.catalog[id]
+			s, ok = e.snapshots.catalog[id]
 		}
 		if !ok || s.storeName() != name {
 			continue
@@ -259,7 +259,7 @@ func (e *Engine) refreshAttributes(ctx context.Context, name string, st snapstor
 			stale = append(stale, s)
 		}
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	for _, s := range stale {
 		id := s.record().ID
 		s.attrMu.Lock()

@@ -163,10 +163,10 @@ func (e *Engine) lockObjects(ctx context.Context) (map[string]map[string]bool, e
 // ownedSnapshots are the snapshots of this account the daemon knows: its
 // own and those in its catalogue, not deleted.
 func (e *Engine) ownedSnapshots() []*snapshot {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
+	e.snapshots.mu.Lock()
+	defer e.snapshots.mu.Unlock()
 	var out []*snapshot
-	for _, m := range []map[string]*snapshot{e.snaps, e.catalog} {
+	for _, m := range []map[string]*snapshot{e.snapshots.byID, e.snapshots.catalog} {
 		for _, s := range m {
 			if (s.owner == "" || s.owner == e.accountID) && !s.record().Deleted && !s.gone.Load() {
 				out = append(out, s)

@@ -22,7 +22,7 @@ func (e *Engine) collectArchive() {
 		return
 	}
 	e.tiers.mu.Lock()
-	due := e.tiers.collect || time.Since(e.tiers.lastCollect) >= e.gcGrace
+	due := e.tiers.collect || time.Since(e.tiers.lastCollect) >= e.gc.grace
 	e.tiers.collect = false
 	e.tiers.mu.Unlock()
 	if !due {
@@ -41,7 +41,7 @@ func (e *Engine) collectArchive() {
 		e.tiers.collect = true // again next round
 	case deferred > 0:
 		// Again a quarter of the grace period on, as gcLoop does.
-		e.tiers.lastCollect = time.Now().Add(-e.gcGrace * 3 / 4)
+		e.tiers.lastCollect = time.Now().Add(-e.gc.grace * 3 / 4)
 	default:
 		e.tiers.lastCollect = time.Now()
 	}

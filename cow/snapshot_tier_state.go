@@ -199,7 +199,7 @@ func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, ro
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w", err)
 		}
-		if t != nil && !t.keepsStandardData(now, e.gcGrace) {
+		if t != nil && !t.keepsStandardData(now, e.gc.grace) {
 			// The manifest, and the recycle bin's copy of it if the
 			// archived snapshot was deleted into the bin: its data is
 			// the archive's copy (which dropOrphanCopies keeps while
@@ -228,10 +228,10 @@ func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, ro
 // deleted ones.
 func (e *Engine) tierLoop() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.catalogInterval)
+	t := time.NewTicker(e.snapshots.catalogInterval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(e.ctx, max(e.catalogInterval, 30*time.Second))
+		ctx, cancel := context.WithTimeout(e.ctx, max(e.snapshots.catalogInterval, 30*time.Second))
 		if err := e.refreshTiers(ctx); err != nil && e.ctx.Err() == nil {
 			e.log.Warn("refreshing snapshot tiers", "err", err)
 		}
@@ -302,21 +302,21 @@ func (e *Engine) applyTierStates(now time.Time, listed map[string]time.Time) {
 	}
 	e.tiers.mu.Unlock()
 	expired := false
-	e.snapMu.Lock()
+	e.snapshots.mu.Lock()
 	for id, t := range states {
-		for _, s := range []*snapshot{e.snaps[id], e.catalog[id]} {
+		for _, s := range []*snapshot{e.snapshots.byID[id], e.snapshots.catalog[id]} {
 			if s == nil {
 				continue
 			}
 			// Left the standard tier (past its grace) since the last
 			// round: its data is garbage now.
-			if t.keepsStandardData(now.Add(-e.catalogInterval), e.gcGrace) && !t.keepsStandardData(now, e.gcGrace) {
+			if t.keepsStandardData(now.Add(-e.snapshots.catalogInterval), e.gc.grace) && !t.keepsStandardData(now, e.gc.grace) {
 				expired = true
 			}
 			s.tier.Store(t)
 		}
 	}
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	if expired {
 		e.requestGC(StoreRegional)
 	}

@@ -344,7 +344,7 @@ func (c *captureHandler) records() []capturedRecord {
 // waitVolumesLoaded waits until every volume's load is over: map in
 // memory, unused slots reclaimed.
 func waitVolumesLoaded(eng *Engine) error {
-	for _, v := range eng.volumes() {
+	for _, v := range eng.allVolumes() {
 		if err := v.waitLoaded(context.Background()); err != nil {
 			return err
 		}
@@ -354,7 +354,7 @@ func waitVolumesLoaded(eng *Engine) error {
 
 // waitVolumesMapped waits until every volume's map is in memory.
 func waitVolumesMapped(eng *Engine) error {
-	for _, v := range eng.volumes() {
+	for _, v := range eng.allVolumes() {
 		if err := v.waitMapped(context.Background()); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ type volume struct {
 	// CreateSnapshots) and DeleteVolume's check for pending snapshots: it
 	// makes a fork's pending count, the fork and the snapshot's entry in
 	// the engine one step, and is held across the wait for the volume's
-	// dirty data (volume_fork.go). Taken before fork and e.snapMu.
+	// dirty data (volume_fork.go). Taken before fork and e.snapshots.mu.
 	snapTurn sync.Mutex
 	// fork is held shared by every mutation and exclusively while the
 	// generation changes, so a snapshot sees each write whole or not at all.

@@ -55,7 +55,7 @@ func (e *Engine) RecordAttachment(ctx context.Context, id string, a *VolumeAttac
 // by volume ID.
 func (e *Engine) RecordedAttachments() map[string]VolumeAttachment {
 	out := map[string]VolumeAttachment{}
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		v.mapMu.Lock()
 		a, doomed := v.record.Attachment, v.doomed
 		v.mapMu.Unlock()

@@ -74,7 +74,7 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	if src.ID != "" {
 		// The volume holds its own copy of the snapshot's manifest, so
 		// deleting the snapshot never breaks it while it hydrates. Stored
-		// before e.mu is taken: it takes e.gc (see the lock order) and
+		// before e.volumes.mu is taken: it takes e.gc (see the lock order) and
 		// talks to the store.
 		var err error
 		if hold, err = e.holdSnapshot(ctx, volID, src); err != nil {
@@ -82,9 +82,9 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		}
 	}
 
-	e.mu.Lock()
+	e.volumes.mu.Lock()
 	v, created, err := e.createVolumeLocked(p, digest, volID, src, hold, enc)
-	e.mu.Unlock()
+	e.volumes.mu.Unlock()
 	var vi VolumeInfo
 	if err == nil {
 		// The volume a repeated create returns may still be loading.
@@ -102,19 +102,19 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 	return vi, err
 }
 
-// createVolumeLocked is CreateVolume's part under e.mu: the client token
+// createVolumeLocked is CreateVolume's part under e.volumes.mu: the client token
 // check, the data file and the record. It returns the volume, created by
 // this call (a hold, if any, is then the volume's) or by the first call
 // with the client token.
 func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, src meta.SnapshotRecord, hold string, enc *meta.Encryption) (_ *volume, created bool, _ error) {
-	if e.closed {
+	if e.volumes.closed {
 		return nil, false, ErrClosed
 	}
 	if p.ClientToken != "" {
 		id, err := e.meta.VolumeByClientToken(p.ClientToken)
 		switch {
 		case err == nil:
-			v, ok := e.vols[id]
+			v, ok := e.volumes.byID[id]
 			if !ok || v.record.ParamsDigest != digest {
 				return nil, false, fmt.Errorf("%w: token %q", ErrIdempotentMismatch, p.ClientToken)
 			}
@@ -176,7 +176,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		}
 		return nil, false, e.diskErr("create volume", err)
 	}
-	e.vols[r.ID] = v
+	e.volumes.byID[r.ID] = v
 	if r.Hydrating {
 		e.startHydrator(v)
 	}
@@ -185,7 +185,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 }
 
 // holdSnapshot copies snapshot src's manifest to a hold of volume volID.
-// It takes e.gc shared: the caller holds neither e.gc nor e.mu.
+// It takes e.gc shared: the caller holds neither e.gc nor e.volumes.mu.
 func (e *Engine) holdSnapshot(ctx context.Context, volID string, src meta.SnapshotRecord) (string, error) {
 	if h := e.hooks.holdWaitsForGC; h != nil {
 		h()

@@ -40,10 +40,10 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 		h()
 	}
 	v.snapTurn.Lock()
-	e.snapMu.Lock()
+	e.snapshots.mu.Lock()
 	pending := e.pendingSnapshotsLocked(id)
-	if f := e.inFlight; pending == 0 && f != nil && f.volID == id {
-		e.snapMu.Unlock()
+	if f := e.snapshots.inFlight; pending == 0 && f != nil && f.volID == id {
+		e.snapshots.mu.Unlock()
 		v.snapTurn.Unlock()
 		select {
 		case <-f.done:
@@ -60,7 +60,7 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 	r := v.record
 	stop := v.stopHydration
 	v.mapMu.Unlock()
-	e.snapMu.Unlock()
+	e.snapshots.mu.Unlock()
 	v.snapTurn.Unlock()
 	switch {
 	case opens > 0:
@@ -92,10 +92,10 @@ func (e *Engine) DeleteVolume(ctx context.Context, id string) error {
 // snapshots.
 func (e *Engine) removeVolume(ctx context.Context, v *volume, r meta.VolumeRecord) {
 	id := v.id
-	e.mu.Lock()
-	delete(e.vols, id)
-	fn := e.onRemoved
-	e.mu.Unlock()
+	e.volumes.mu.Lock()
+	delete(e.volumes.byID, id)
+	fn := e.volumes.onRemoved
+	e.volumes.mu.Unlock()
 	v.file.Close()
 	if v.load != nil {
 		v.load.view.Close() // a damaged volume's view was still open

@@ -23,7 +23,7 @@ import (
 //     the drain (syncWrites: no round at all when nothing was, even if
 //     the drain left freed slots waiting for a round), and records the snapshot and the next generation in one
 //     metadata transaction.
-//  4. The caller enters the snapshot in e.snaps under e.snapMu, briefly,
+//  4. The caller enters the snapshot in e.snapshots.byID under e.snapshots.mu, briefly,
 //     after the fork lock is released.
 
 // drainForFork makes the volume's writes so far durable ahead of a fork,

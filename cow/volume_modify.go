@@ -65,9 +65,9 @@ func (v *volume) blockCount() uint64 { return uint64(v.size.Load()) >> v.shift }
 // OnVolumeResized registers fn to be called after a volume grew (the FUSE
 // layer uses it to drop the file's attributes from the kernel's caches).
 func (e *Engine) OnVolumeResized(fn func(id string)) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onResized = fn
+	e.volumes.mu.Lock()
+	defer e.volumes.mu.Unlock()
+	e.volumes.onResized = fn
 }
 
 // ModifyVolumeSize grows volume id to size bytes: larger than its size, a
@@ -110,9 +110,9 @@ func (e *Engine) ModifyVolumeSize(ctx context.Context, id string, size int64) (V
 		return VolumeModification{}, fmt.Errorf("modify volume %s: %w", id, e.diskErr("record the new size", err))
 	}
 	e.log.Info("volume growing", "volume", id, "from", old, "to", size)
-	e.mu.Lock()
-	fn := e.onResized
-	e.mu.Unlock()
+	e.volumes.mu.Lock()
+	fn := e.volumes.onResized
+	e.volumes.mu.Unlock()
 	if fn != nil {
 		fn(id)
 	}
@@ -160,7 +160,7 @@ func (e *Engine) FinishVolumeModification(ctx context.Context, id string) (Volum
 // never modified have none), sorted by volume ID.
 func (e *Engine) VolumeModifications(ctx context.Context) ([]VolumeModification, error) {
 	var out []VolumeModification
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		v.mapMu.Lock()
 		m, doomed := v.record.Modification, v.doomed
 		v.mapMu.Unlock()
@@ -177,7 +177,7 @@ func (e *Engine) VolumeModifications(ctx context.Context) ([]VolumeModification,
 // have seen it yet.
 func (e *Engine) UnfinishedModifications() []string {
 	var ids []string
-	for _, v := range e.volumes() {
+	for _, v := range e.allVolumes() {
 		v.mapMu.Lock()
 		m := v.record.Modification
 		v.mapMu.Unlock()
