@@ -413,12 +413,11 @@ func (e *Engine) newVolume(r meta.VolumeRecord, f blockFile) *volume {
 	for s := r.BlockSize; s > 1; s >>= 1 {
 		v.shift++
 	}
-	v.stride = v.blockSize
+	v.stride = slotStride(r)
 	if r.Encryption != nil {
 		v.hot = &volumeSealer{enc: *r.Encryption}
 		v.hot.counter.Store(r.NonceHWM)
 		v.hot.hwm.Store(r.NonceHWM)
-		v.stride += v.sectors() * sealSize
 	}
 	v.syncer = newGroupSync(v.syncRound)
 	v.mapReady.Store(true) // a new volume's map is empty (recovery says otherwise)
