@@ -5,26 +5,32 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// directFile is a data file that bypasses the page cache for page-aligned
-// I/O: reads and writes whose offset and length are multiples of the page
-// go through a descriptor opened with O_DIRECT, from and into page-aligned
-// buffers of the pool; any other I/O (a write of part of a page, the
-// seals of an encrypted slot) goes through the ordinary descriptor. The
-// kernel keeps the two coherent: a direct read writes back the dirty page
-// cache of its range first, a direct write drops it.
+// directFile is a data file with no page cache under it: every read and
+// write goes to the disk through a descriptor opened with O_DIRECT, from and
+// into page-aligned buffers of the pool. I/O that does not cover whole pages
+// (a write of part of a page, an encrypted slot's seals) reads the pages it
+// touches and writes them back whole. No data goes through the page cache:
+// mixing buffered and direct I/O on one file races the kernel's readahead,
+// which can leave a stale page cached.
 //
-// Durability is the same as osFile's: Sync is fdatasync, which after
-// direct writes to allocated extents has little left to do but flush the
-// device cache.
+// Durability is the same as osFile's: Sync is fdatasync, which after direct
+// writes to allocated extents has little left to do but flush the device's
+// cache. Punch and Truncate change no data in memory and go through the
+// ordinary descriptor.
 type directFile struct {
 	*osFile
 	direct  *os.File
 	buffers *bufferPool
+	// rmw is held exclusively by a read-modify-write of partial pages and
+	// shared by whole-page writes, so that no write is lost between
+	// another's read and write of the same page.
+	rmw sync.RWMutex
 }
 
 func openDirectFile(path string, create bool, buffers *bufferPool) (*directFile, error) {
@@ -40,9 +46,11 @@ func openDirectFile(path string, create bool, buffers *bufferPool) (*directFile,
 	return &directFile{osFile: o, direct: d, buffers: buffers}, nil
 }
 
-// aligned reports whether an I/O of n bytes at off can go direct.
-func aligned(off int64, n int) bool {
-	return off%pageSize == 0 && n%pageSize == 0 && n > 0
+// pageSpan is the page-aligned range that covers n bytes at off.
+func pageSpan(off int64, n int) (start int64, length int) {
+	start = off &^ (pageSize - 1)
+	end := (off + int64(n) + pageSize - 1) &^ (pageSize - 1)
+	return start, int(end - start)
 }
 
 // alignedBuffer is a page-aligned buffer of n bytes (a multiple of the
@@ -57,30 +65,53 @@ func (d *directFile) alignedBuffer(n int) (buf, pooled []byte) {
 	return pooled[start : start+n], pooled
 }
 
-func (d *directFile) ReadAt(p []byte, off int64) (int, error) {
-	if !aligned(off, len(p)) {
-		return d.osFile.ReadAt(p, off)
-	}
-	buf, pooled := d.alignedBuffer(len(p))
-	defer d.buffers.put(pooled)
+// readPages reads whole pages at off (aligned) into buf (aligned); past
+// the end of the file reads as zeros.
+func (d *directFile) readPages(buf []byte, off int64) error {
 	n, err := d.direct.ReadAt(buf, off)
-	copy(p, buf[:n])
 	if errors.Is(err, io.EOF) {
-		// Past the end of the file reads as zeros (see osFile).
-		clear(p[n:])
-		return len(p), nil
+		clear(buf[n:])
+		return nil
 	}
-	return n, err
+	return err
+}
+
+func (d *directFile) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	start, n := pageSpan(off, len(p))
+	buf, pooled := d.alignedBuffer(n)
+	defer d.buffers.put(pooled)
+	if err := d.readPages(buf, start); err != nil {
+		return 0, fmt.Errorf("read %s at %d: %w", d.direct.Name(), off, err)
+	}
+	copy(p, buf[off-start:])
+	return len(p), nil
 }
 
 func (d *directFile) WriteAt(p []byte, off int64) (int, error) {
-	if !aligned(off, len(p)) {
-		return d.osFile.WriteAt(p, off)
+	if len(p) == 0 {
+		return 0, nil
 	}
-	buf, pooled := d.alignedBuffer(len(p))
+	start, n := pageSpan(off, len(p))
+	buf, pooled := d.alignedBuffer(n)
 	defer d.buffers.put(pooled)
-	copy(buf, p)
-	return d.direct.WriteAt(buf, off)
+	if start == off && n == len(p) {
+		d.rmw.RLock()
+		defer d.rmw.RUnlock()
+	} else {
+		d.rmw.Lock()
+		defer d.rmw.Unlock()
+		if err := d.readPages(buf, start); err != nil {
+			return 0, fmt.Errorf("write %s at %d: %w", d.direct.Name(), off, err)
+		}
+	}
+	copy(buf[off-start:], p)
+	if _, err := d.direct.WriteAt(buf, start); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (d *directFile) Close() error {
