@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 
@@ -70,6 +71,14 @@ func TestEncryptedSlotLayouts(t *testing.T) {
 			if !bytes.Equal(readAll(t, env.eng, vi.ID, 1<<20), data) {
 				t.Fatal("the volume reads back other data")
 			}
+			// Whole blocks rewritten (the padding is written with
+			// them): it holds zeros.
+			writeAll(t, env.eng, vi.ID, data[:256<<10], 512<<10)
+			copy(data[512<<10:], data[:256<<10])
+			if !bytes.Equal(readAll(t, env.eng, vi.ID, 1<<20), data) {
+				t.Fatal("after whole blocks rewritten, the volume reads back other data")
+			}
+			checkPaddingZero(t, env.eng, v)
 		})
 	}
 }
@@ -97,6 +106,33 @@ func TestSlotAllocatorReuse(t *testing.T) {
 		}
 		if !slices.Equal(got, all) {
 			t.Fatalf("rounds %v: allocations %v, want %v", rounds, got, all)
+		}
+	}
+}
+
+// checkPaddingZero fails unless the padding of every mapped slot of v
+// (between its seals and the next slot) reads as zeros.
+func checkPaddingZero(t *testing.T, eng *Engine, v *volume) {
+	t.Helper()
+	f, err := os.Open(eng.dataPath(v.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	used := v.blockSize + v.sectors()*sealSize
+	pad := make([]byte, v.stride-used)
+	v.mapMu.Lock()
+	defer v.mapMu.Unlock()
+	for blk := uint64(0); blk < uint64(v.sizeNow()/v.blockSize); blk++ {
+		e := v.live.get(blk)
+		if !e.hasData() || len(pad) == 0 {
+			continue
+		}
+		if _, err := f.ReadAt(pad, v.slotOffset(e.slot)+used); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pad, make([]byte, len(pad))) {
+			t.Fatalf("block %d: its slot's padding holds data", blk)
 		}
 	}
 }

@@ -165,12 +165,8 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	n := s1 - s0
 	buf := v.env.buffers.get(int(n*(sealSector+sealSize) + 16))
 	defer v.env.buffers.put(buf)
-	data, seals := buf[:n*sealSector], buf[n*sealSector+16:]
-	base := v.slotOffset(slot)
-	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
-		return err
-	}
-	if _, err := v.file.ReadAt(seals, base+v.blockSize+s0*sealSize); err != nil {
+	data, seals, err := v.readSectors(buf, slot, s0, s1)
+	if err != nil {
 		return err
 	}
 	if err := v.openSectors(aead, blk, s0, data, seals); err != nil {
@@ -178,6 +174,29 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	}
 	copy(dst, data[in-s0*sealSector:])
 	return nil
+}
+
+// readSectors reads sealed sectors s0..s1 of slot, and their seals, into
+// buf (room for both and 16 bytes). A read of the whole block is one read
+// of the slot: the seals follow the block there, and they
+// follow the data in buf too (openSectors' tag spill past the last sector
+// then lands in the first seals, which it puts back, and reads none of
+// them while they are displaced when there are two sectors or more).
+// Otherwise it is two reads, the seals after a 16-byte gap.
+func (v *volume) readSectors(buf []byte, slot uint64, s0, s1 int64) (data, seals []byte, err error) {
+	n := s1 - s0
+	base := v.slotOffset(slot)
+	if s0 == 0 && s1 == v.sectors() && n >= 2 {
+		data, seals = buf[:n*sealSector], buf[n*sealSector:n*(sealSector+sealSize)]
+		_, err = v.file.ReadAt(buf[:n*(sealSector+sealSize)], base)
+		return data, seals, err
+	}
+	data, seals = buf[:n*sealSector], buf[n*sealSector+16:n*(sealSector+sealSize)+16]
+	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
+		return nil, nil, err
+	}
+	_, err = v.file.ReadAt(seals, base+v.blockSize+s0*sealSize)
+	return data, seals, err
 }
 
 // readSlotPlain reads the whole of block blk from its sealed slot.
@@ -197,9 +216,13 @@ func (v *volume) writeSealedSlot(blk, slot uint64, plain []byte) error {
 	// seals' own, put back before they are written.
 	buf := v.env.buffers.get(int(v.stride))
 	defer v.env.buffers.put(buf)
-	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:v.stride]); err != nil {
+	seals := buf[v.blockSize : v.blockSize+v.sectors()*sealSize]
+	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], seals); err != nil {
 		return err
 	}
+	// A padded slot's padding (slot_stride.go) is written as zeros,
+	// never as what the pooled buffer held before.
+	clear(buf[v.blockSize+v.sectors()*sealSize : v.stride])
 	_, err = v.file.WriteAt(buf[:v.stride], v.slotOffset(slot))
 	return err
 }
@@ -319,11 +342,15 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 	v.mapMu.RLock()
 	e, gen, hydrating := v.live.get(blk), v.gen, v.hydratingLocked()
 	v.mapMu.RUnlock()
+	whole := in == 0 && int64(len(src)) == v.blockSize
 	if e.hasData() && e.gen == gen && !e.captured() {
+		if whole {
+			// Sectors and seals in one write of the slot.
+			return v.ioErr("write", blk, v.writeSealedSlot(blk, e.slot, src))
+		}
 		return v.ioErr("write", blk, v.rewriteSealed(blk, e.slot, in, src))
 	}
 
-	whole := in == 0 && int64(len(src)) == v.blockSize
 	if err := v.env.space.allocate(v.stride); err != nil {
 		return v.ioErr("write", blk, err)
 	}
