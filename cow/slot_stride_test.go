@@ -136,3 +136,36 @@ func checkPaddingZero(t *testing.T, eng *Engine, v *volume) {
 		}
 	}
 }
+
+// TestSlotAllocatorReuseInterleaved: allocations between rounds of freed
+// slots always take the lowest free one.
+func TestSlotAllocatorReuseInterleaved(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var a slotAllocator
+	a.next = 1 << 20 // never-used slots are far above the freed ones
+	free := map[uint64]bool{}
+	perm := rng.Perm(2000)
+	for round := 0; len(perm) > 0; round++ {
+		n := min(len(perm), rng.IntN(40))
+		var batch []uint64
+		for _, p := range perm[:n] {
+			batch = append(batch, uint64(p))
+			free[uint64(p)] = true
+		}
+		perm = perm[n:]
+		a.reuse(batch)
+		for range rng.IntN(30) {
+			if len(free) == 0 {
+				break
+			}
+			want := uint64(1 << 62)
+			for s := range free {
+				want = min(want, s)
+			}
+			if got := a.alloc(); got != want {
+				t.Fatalf("round %d: allocated %d, want the lowest free %d", round, got, want)
+			}
+			delete(free, want)
+		}
+	}
+}
