@@ -139,8 +139,16 @@ func (v *volume) sealSectors(aead cipher.AEAD, blk uint64, first int64, plain, o
 // block blk (data, with their seals). data's capacity must reach 16 bytes
 // past its length (see sealSectors).
 func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, seals []byte) error {
+	return v.openSectorsTo(aead, blk, first, data, data, seals)
+}
+
+// openSectorsTo is openSectors with the plaintext going to out (data
+// itself, or a buffer of data's length that does not overlap it), so that
+// a read of whole sectors decrypts straight into the reader's buffer.
+func (v *volume) openSectorsTo(aead cipher.AEAD, blk uint64, first int64, out, data, seals []byte) error {
 	n := int64(len(data)) / sealSector
 	data = data[:n*sealSector+16]
+	out = out[:n*sealSector]
 	in := new(sectorInputs)
 	for i := range n {
 		lo, hi := i*sealSector, (i+1)*sealSector
@@ -149,7 +157,7 @@ func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, se
 		copy(saved[:], data[hi:])
 		copy(data[hi:], s[8:])
 		in.set(v, binary.BigEndian.Uint64(s), blk, first+i)
-		_, err := aead.Open(data[lo:lo], in.nonce[:], data[lo:hi+16], in.aad[:])
+		_, err := aead.Open(out[lo:lo], in.nonce[:], data[lo:hi+16], in.aad[:])
 		copy(data[hi:], saved[:])
 		if err != nil {
 			return fmt.Errorf("%w: volume %s block %d sector %d: its data file was altered or damaged", ErrDataAuth, v.id, blk, first+i)
@@ -172,6 +180,10 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	data, seals, err := v.readSectors(buf, slot, s0, s1)
 	if err != nil {
 		return err
+	}
+	if in%sealSector == 0 && len(dst)%sealSector == 0 {
+		// Whole sectors: decrypted straight into dst, no copy.
+		return v.openSectorsTo(aead, blk, s0, dst, data, seals)
 	}
 	if err := v.openSectors(aead, blk, s0, data, seals); err != nil {
 		return err
