@@ -46,6 +46,9 @@ func (e *Engine) openDataFile(path string, create bool) (blockFile, error) {
 	if e.openFile != nil {
 		return e.openFile(path, create)
 	}
+	if e.directIO {
+		return openDirectFile(path, create, &e.buffers)
+	}
 	f, err := openOSFile(path, create)
 	if err != nil {
 		return nil, err

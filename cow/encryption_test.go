@@ -22,6 +22,7 @@ type keyedEnv struct {
 	keys          *kms.Local
 	hooks         *hookStore // around the directory store
 	eng           *Engine
+	direct        bool // Options.DirectIO
 }
 
 func newKeyedEnv(t *testing.T) *keyedEnv {
@@ -38,7 +39,7 @@ func (env *keyedEnv) open(t *testing.T) *Engine {
 		t.Fatal(err)
 	}
 	env.hooks = &hookStore{Store: st}
-	eng, err := Open(Options{DataDir: env.dir, SnapshotStore: env.hooks, Keys: env.keys, GCGrace: 1, FlushRetryBase: 10 * time.Millisecond})
+	eng, err := Open(Options{DataDir: env.dir, SnapshotStore: env.hooks, Keys: env.keys, GCGrace: 1, FlushRetryBase: 10 * time.Millisecond, DirectIO: env.direct})
 	if err != nil {
 		t.Fatal(err)
 	}

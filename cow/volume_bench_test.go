@@ -10,15 +10,21 @@ import (
 
 // The engine's data path without FUSE: what a request costs once it has
 // reached the daemon (go test -run '^$' -bench Volume ./cow/). Writes in
-// place into a prefilled 256 MiB volume at the default 64 KiB blocks.
+// place into a prefilled 256 MiB volume at the default 64 KiB blocks,
+// plaintext and encrypted.
 func BenchmarkVolume(b *testing.B) {
+	b.Run("plaintext", func(b *testing.B) { benchmarkVolume(b, false) })
+	b.Run("encrypted", func(b *testing.B) { benchmarkVolume(b, true) })
+}
+
+func benchmarkVolume(b *testing.B, encrypted bool) {
 	const size = 256 << 20
-	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler), Keys: testKeyring(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer eng.Close()
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size})
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, Encrypted: encrypted})
 	if err != nil {
 		b.Fatal(err)
 	}

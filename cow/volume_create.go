@@ -135,6 +135,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 		Encryption:   enc,
 	}
 	r.Tags = tagsToMeta(p.Tags)
+	r.SlotStride = newSlotStride(r)
 	if src.ID != "" {
 		r.SnapshotID = src.ID
 		r.BaseManifest, r.BaseStore, r.BaseGen = hold, src.Store, 0

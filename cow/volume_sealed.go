@@ -92,17 +92,19 @@ func (v *volume) reserveNonces(n uint64) (uint64, error) {
 // sectors is the number of sealed sectors in a block.
 func (v *volume) sectors() int64 { return v.blockSize / sealSector }
 
-// sectorNonce and sectorAAD build a sector's nonce and additional data.
-func sectorNonce(ctr uint64) [12]byte {
-	var n [12]byte
-	binary.BigEndian.PutUint64(n[:8], ctr)
-	return n
+// sectorInputs holds a sector's nonce and additional data. The cipher is
+// an interface, so what is passed to it escapes to the heap: one of these
+// per call of sealSectors or openSectors, reused for each of its sectors,
+// instead of two allocations per sector.
+type sectorInputs struct {
+	nonce [12]byte // the counter, big-endian, then four zero bytes
+	aad   [8]byte  // the sector's address in the volume
 }
 
-func (v *volume) sectorAAD(blk uint64, i int64) [8]byte {
-	var a [8]byte
-	binary.BigEndian.PutUint64(a[:], blk*uint64(v.sectors())+uint64(i))
-	return a
+// set fills in sector i of block blk's inputs, its nonce counter ctr.
+func (in *sectorInputs) set(v *volume, ctr, blk uint64, i int64) {
+	binary.BigEndian.PutUint64(in.nonce[:8], ctr)
+	binary.BigEndian.PutUint64(in.aad[:], blk*uint64(v.sectors())+uint64(i))
 }
 
 // sealSectors encrypts plain (whole sectors first..first+len/4096 of block
@@ -117,12 +119,13 @@ func (v *volume) sealSectors(aead cipher.AEAD, blk uint64, first int64, plain, o
 		return err
 	}
 	out = out[:n*sealSector+16]
+	in := new(sectorInputs)
 	for i := range n {
 		lo, hi := i*sealSector, (i+1)*sealSector
 		var saved, tag [16]byte
 		copy(saved[:], out[hi:])
-		nonce, aad := sectorNonce(ctr+uint64(i)), v.sectorAAD(blk, first+i)
-		sealed := aead.Seal(out[lo:lo], nonce[:], plain[lo:hi], aad[:])
+		in.set(v, ctr+uint64(i), blk, first+i)
+		sealed := aead.Seal(out[lo:lo], in.nonce[:], plain[lo:hi], in.aad[:])
 		copy(tag[:], sealed[sealSector:])
 		copy(out[hi:], saved[:])
 		s := seals[i*sealSize:]
@@ -136,16 +139,25 @@ func (v *volume) sealSectors(aead cipher.AEAD, blk uint64, first int64, plain, o
 // block blk (data, with their seals). data's capacity must reach 16 bytes
 // past its length (see sealSectors).
 func (v *volume) openSectors(aead cipher.AEAD, blk uint64, first int64, data, seals []byte) error {
+	return v.openSectorsTo(aead, blk, first, data, data, seals)
+}
+
+// openSectorsTo is openSectors with the plaintext going to out (data
+// itself, or a buffer of data's length that does not overlap it), so that
+// a read of whole sectors decrypts straight into the reader's buffer.
+func (v *volume) openSectorsTo(aead cipher.AEAD, blk uint64, first int64, out, data, seals []byte) error {
 	n := int64(len(data)) / sealSector
 	data = data[:n*sealSector+16]
+	out = out[:n*sealSector]
+	in := new(sectorInputs)
 	for i := range n {
 		lo, hi := i*sealSector, (i+1)*sealSector
 		s := seals[i*sealSize : (i+1)*sealSize]
 		var saved [16]byte
 		copy(saved[:], data[hi:])
 		copy(data[hi:], s[8:])
-		nonce, aad := sectorNonce(binary.BigEndian.Uint64(s)), v.sectorAAD(blk, first+i)
-		_, err := aead.Open(data[lo:lo], nonce[:], data[lo:hi+16], aad[:])
+		in.set(v, binary.BigEndian.Uint64(s), blk, first+i)
+		_, err := aead.Open(out[lo:lo], in.nonce[:], data[lo:hi+16], in.aad[:])
 		copy(data[hi:], saved[:])
 		if err != nil {
 			return fmt.Errorf("%w: volume %s block %d sector %d: its data file was altered or damaged", ErrDataAuth, v.id, blk, first+i)
@@ -165,19 +177,42 @@ func (v *volume) readSealed(blk, slot uint64, in int64, dst []byte) error {
 	n := s1 - s0
 	buf := v.env.buffers.get(int(n*(sealSector+sealSize) + 16))
 	defer v.env.buffers.put(buf)
-	data, seals := buf[:n*sealSector], buf[n*sealSector+16:]
-	base := v.slotOffset(slot)
-	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
+	data, seals, err := v.readSectors(buf, slot, s0, s1)
+	if err != nil {
 		return err
 	}
-	if _, err := v.file.ReadAt(seals, base+v.blockSize+s0*sealSize); err != nil {
-		return err
+	if in%sealSector == 0 && len(dst)%sealSector == 0 {
+		// Whole sectors: decrypted straight into dst, no copy.
+		return v.openSectorsTo(aead, blk, s0, dst, data, seals)
 	}
 	if err := v.openSectors(aead, blk, s0, data, seals); err != nil {
 		return err
 	}
 	copy(dst, data[in-s0*sealSector:])
 	return nil
+}
+
+// readSectors reads sealed sectors s0..s1 of slot, and their seals, into
+// buf (room for both and 16 bytes). A read of the whole block is one read
+// of the slot: the seals follow the block there, and they
+// follow the data in buf too (openSectors' tag spill past the last sector
+// then lands in the first seals, which it puts back, and reads none of
+// them while they are displaced when there are two sectors or more).
+// Otherwise it is two reads, the seals after a 16-byte gap.
+func (v *volume) readSectors(buf []byte, slot uint64, s0, s1 int64) (data, seals []byte, err error) {
+	n := s1 - s0
+	base := v.slotOffset(slot)
+	if s0 == 0 && s1 == v.sectors() && n >= 2 {
+		data, seals = buf[:n*sealSector], buf[n*sealSector:n*(sealSector+sealSize)]
+		_, err = v.file.ReadAt(buf[:n*(sealSector+sealSize)], base)
+		return data, seals, err
+	}
+	data, seals = buf[:n*sealSector], buf[n*sealSector+16:n*(sealSector+sealSize)+16]
+	if _, err := v.file.ReadAt(data, base+s0*sealSector); err != nil {
+		return nil, nil, err
+	}
+	_, err = v.file.ReadAt(seals, base+v.blockSize+s0*sealSize)
+	return data, seals, err
 }
 
 // readSlotPlain reads the whole of block blk from its sealed slot.
@@ -197,9 +232,13 @@ func (v *volume) writeSealedSlot(blk, slot uint64, plain []byte) error {
 	// seals' own, put back before they are written.
 	buf := v.env.buffers.get(int(v.stride))
 	defer v.env.buffers.put(buf)
-	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], buf[v.blockSize:v.stride]); err != nil {
+	seals := buf[v.blockSize : v.blockSize+v.sectors()*sealSize]
+	if err := v.sealSectors(aead, blk, 0, plain[:v.blockSize], buf[:v.blockSize], seals); err != nil {
 		return err
 	}
+	// A padded slot's padding (slot_stride.go) is written as zeros,
+	// never as what the pooled buffer held before.
+	clear(buf[v.blockSize+v.sectors()*sealSize : v.stride])
 	_, err = v.file.WriteAt(buf[:v.stride], v.slotOffset(slot))
 	return err
 }
@@ -319,11 +358,15 @@ func (v *volume) writeBlockSealed(blk uint64, in int64, src []byte) error {
 	v.mapMu.RLock()
 	e, gen, hydrating := v.live.get(blk), v.gen, v.hydratingLocked()
 	v.mapMu.RUnlock()
+	whole := in == 0 && int64(len(src)) == v.blockSize
 	if e.hasData() && e.gen == gen && !e.captured() {
+		if whole {
+			// Sectors and seals in one write of the slot.
+			return v.ioErr("write", blk, v.writeSealedSlot(blk, e.slot, src))
+		}
 		return v.ioErr("write", blk, v.rewriteSealed(blk, e.slot, in, src))
 	}
 
-	whole := in == 0 && int64(len(src)) == v.blockSize
 	if err := v.env.space.allocate(v.stride); err != nil {
 		return v.ioErr("write", blk, err)
 	}

@@ -49,6 +49,11 @@ type VolumeRecord struct {
 	// NonceHWM: every counter an encrypted volume's sectors were sealed
 	// with is below it; the counters go on from here after a restart.
 	NonceHWM uint64 `json:"nonce_hwm,omitempty"`
+	// SlotStride is a slot's length in the data file, when it is not
+	// the block and its sectors' seals packed together (0): an encrypted
+	// volume created since the seals were padded to whole pages, so that
+	// every slot starts on a page boundary (cow/slot_stride.go).
+	SlotStride int64 `json:"slot_stride,omitempty"`
 
 	// Modification is the volume's last ModifyVolume and Attachment the
 	// loop device AttachVolume attached it to (volume_changes.go).

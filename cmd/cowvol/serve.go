@@ -155,7 +155,7 @@ func openEngine(ctx context.Context, cfg daemonConfig, lock *os.File, mtr *metri
 	opts := cow.Options{DataDir: cfg.dataDir, SyncInterval: cfg.syncInterval, Logger: log, OutpostArn: cfg.outpostArn,
 		AccountID: cfg.accountID, FlushDeadline: cfg.flushDeadline, GCGrace: cfg.gcGrace, Keys: keys,
 		AcceptMetadataLoss: cfg.acceptLoss, Lock: lock, JournalDir: filepath.Join(cfg.stateDir, "journal"),
-		LockDay: cfg.lockDay, RecycleBinDay: cfg.recycleBinDay}
+		LockDay: cfg.lockDay, RecycleBinDay: cfg.recycleBinDay, DirectIO: cfg.directIO}
 	if cfg.snapshotStore != "" {
 		if opts.SnapshotStore, err = openStore(ctx, cfg.snapshotStore, log); err != nil {
 			return nil, ctlOpts, err
