@@ -90,18 +90,6 @@ func (s *Server) locker() (snapshotLocker, *APIError) {
 	return l, nil
 }
 
-// snapshotIDParam reads the required SnapshotId.
-func snapshotIDParam(p *params) (string, *APIError) {
-	id, _ := p.get("SnapshotId")
-	if id == "" {
-		return "", missingParam("SnapshotId")
-	}
-	if !cow.ValidSnapshotID(id) {
-		return "", malformedSnapshotID(id)
-	}
-	return id, nil
-}
-
 // readLockRequest reads LockSnapshot's LockMode, LockDuration,
 // CoolOffPeriod and ExpirationDate; the engine checks their values.
 func readLockRequest(p *params) (cow.LockRequest, *APIError) {
@@ -157,10 +145,7 @@ func (s *Server) lockSnapshot(ctx context.Context, p *params) (response, error) 
 		return nil, e
 	}
 	if dryRun {
-		if _, err := s.backend.SnapshotInfo(id); err != nil {
-			return nil, backendErr("describe snapshot", err, id)
-		}
-		return nil, errDryRun()
+		return nil, s.dryRunOnSnapshot(id)
 	}
 	lock, err := l.LockSnapshot(ctx, id, r)
 	if err != nil {
@@ -189,10 +174,7 @@ func (s *Server) unlockSnapshot(ctx context.Context, p *params) (response, error
 		return nil, e
 	}
 	if dryRun {
-		if _, err := s.backend.SnapshotInfo(id); err != nil {
-			return nil, backendErr("describe snapshot", err, id)
-		}
-		return nil, errDryRun()
+		return nil, s.dryRunOnSnapshot(id)
 	}
 	if err := l.UnlockSnapshot(ctx, id); err != nil {
 		return nil, backendErr("unlock snapshot", err, id)
