@@ -187,17 +187,11 @@ func TestArchiveFreesAndRestores(t *testing.T) {
 }
 
 func archiveFreesAndRestores(t *testing.T, encrypted bool) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour, Keys: testKeyring(t)})
+	stores := newTierStores(t)
+	dir, std, arc := stores.dir, stores.std, stores.arc
+	opts := stores.options("data")
+	opts.TierDay, opts.Keys = time.Hour, testKeyring(t)
+	eng, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +271,34 @@ func archiveFreesAndRestores(t *testing.T, encrypted bool) {
 	}
 }
 
+// tierStores are a standard and an archive snapshot store in a test
+// directory, as the daemons of one account share them.
+type tierStores struct {
+	dir      string
+	std, arc *snapstore.Dir
+}
+
+func newTierStores(t *testing.T) tierStores {
+	t.Helper()
+	s := tierStores{dir: t.TempDir()}
+	var err error
+	if s.std, err = snapstore.OpenDir(filepath.Join(s.dir, "standard")); err != nil {
+		t.Fatal(err)
+	}
+	if s.arc, err = snapstore.OpenDir(filepath.Join(s.dir, "archive")); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// options are the options of an engine on the stores with its data in
+// dir/name: no timed sync, collection without grace, the catalog read
+// often.
+func (s tierStores) options(name string) Options {
+	return Options{DataDir: filepath.Join(s.dir, name), SyncInterval: time.Hour, SnapshotStore: s.std, ArchiveStore: s.arc,
+		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond}
+}
+
 // checkVolumeFrom creates a volume from snapshot id and compares its
 // content with want.
 func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
@@ -295,18 +317,11 @@ func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
 // volumes from it; B restores it for a day and A, whose cached manifest
 // named the data archiving freed, makes a byte-exact volume from it.
 func TestTierSharedByHosts(t *testing.T) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := newTierStores(t)
 	open := func(name string) *Engine {
-		eng, err := Open(Options{DataDir: filepath.Join(dir, name), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour})
+		opts := stores.options(name)
+		opts.TierDay = time.Hour
+		eng, err := Open(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,18 +383,9 @@ func checkTierRead(t *testing.T, eng *Engine, id string, want []byte) {
 // restarted on the same data dir shows its archived snapshot archived,
 // refuses volumes from it, and restores it.
 func TestTierSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := newTierStores(t)
 	open := func() *Engine {
-		eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond})
+		eng, err := Open(stores.options("data"))
 		if err != nil {
 			t.Fatal(err)
 		}
