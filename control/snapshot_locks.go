@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -108,7 +109,10 @@ func readLockRequest(p *params) (cow.LockRequest, *APIError) {
 			return r, e
 		}
 		if given {
-			v := int(min(n, 1<<31-1))
+			if n > math.MaxInt32 { // beyond any valid value; the engine checks the rest
+				return r, invalidValue("Value (%d) for parameter %s is invalid: it is out of range.", n, f.name)
+			}
+			v := int(n)
 			*f.dst = &v
 		}
 	}
