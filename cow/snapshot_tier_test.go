@@ -196,22 +196,8 @@ func archiveFreesAndRestores(t *testing.T, encrypted bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10, Encrypted: encrypted})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBlocks(7, 2<<20)
-	h := openHandle(t, eng, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, eng, snap.ID)
-	if err := eng.DeleteVolume(ctx, vi.ID); err != nil {
-		t.Fatal(err)
-	}
+	snap := volumeSnapshot(t, eng, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10, Encrypted: encrypted}, data, true)
 	if _, err := eng.RestoreSnapshotTier(ctx, snap.ID, 1, false, false); !errors.Is(err, ErrIncorrectState) {
 		t.Fatalf("restore of a standard snapshot: %v, want ErrIncorrectState", err)
 	}
@@ -299,6 +285,31 @@ func (s tierStores) options(name string) Options {
 		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond}
 }
 
+// volumeSnapshot creates a volume of p holding data and a completed
+// snapshot of it; deleteVolume deletes the volume after, so that the
+// snapshot's data is its own.
+func volumeSnapshot(t *testing.T, eng *Engine, p CreateVolumeParams, data []byte, deleteVolume bool) SnapshotInfo {
+	t.Helper()
+	vi, err := eng.CreateVolume(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHandle(t, eng, vi.ID)
+	h.WriteAt(data, 0)
+	h.Close()
+	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, eng, snap.ID)
+	if deleteVolume {
+		if err := eng.DeleteVolume(ctx, vi.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return snap
+}
+
 // checkVolumeFrom creates a volume from snapshot id and compares its
 // content with want.
 func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
@@ -329,22 +340,8 @@ func TestTierSharedByHosts(t *testing.T) {
 		return eng
 	}
 	a, b := open("a"), open("b")
-	vi, err := a.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := pattern(3, 1<<20)
-	h := openHandle(t, a, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, a, snap.ID)
-	if err := a.DeleteVolume(ctx, vi.ID); err != nil {
-		t.Fatal(err)
-	}
+	snap := volumeSnapshot(t, a, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10}, data, true)
 	checkTierRead(t, a, snap.ID, data) // A caches the manifest
 	if _, err := a.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
 		t.Fatal(err)
@@ -392,19 +389,8 @@ func TestTierSurvivesRestart(t *testing.T) {
 		return eng
 	}
 	eng := open()
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBlocks(5, 1<<20)
-	h := openHandle(t, eng, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, eng, snap.ID)
+	snap := volumeSnapshot(t, eng, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10}, data, false)
 	if _, err := eng.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
 		t.Fatal(err)
 	}
