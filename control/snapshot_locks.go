@@ -126,34 +126,54 @@ func readLockRequest(p *params) (cow.LockRequest, *APIError) {
 	return r, nil
 }
 
+// lockCall is what LockSnapshot and UnlockSnapshot read alike: DryRun,
+// the snapshot, and the backend's lock calls.
+type lockCall struct {
+	id     string
+	dryRun bool
+	locker snapshotLocker
+}
+
+// readLockCall reads DryRun and SnapshotId, then the call's own parameters
+// (readOwn, if any), refuses any other, and finds the backend's lock calls.
+func (s *Server) readLockCall(p *params, readOwn func() *APIError) (lockCall, *APIError) {
+	var c lockCall
+	var e *APIError
+	if c.dryRun, e = p.boolean("DryRun"); e != nil {
+		return c, e
+	}
+	if c.id, e = snapshotIDParam(p); e != nil {
+		return c, e
+	}
+	if readOwn != nil {
+		if e := readOwn(); e != nil {
+			return c, e
+		}
+	}
+	if e := p.unknown(); e != nil {
+		return c, e
+	}
+	c.locker, e = s.locker()
+	return c, e
+}
+
 // lockSnapshot: SnapshotId, LockMode, LockDuration | ExpirationDate,
 // CoolOffPeriod, DryRun.
 func (s *Server) lockSnapshot(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
+	var r cow.LockRequest
+	c, e := s.readLockCall(p, func() (e *APIError) {
+		r, e = readLockRequest(p)
+		return e
+	})
 	if e != nil {
 		return nil, e
 	}
-	id, e := snapshotIDParam(p)
-	if e != nil {
-		return nil, e
+	if c.dryRun {
+		return nil, s.dryRunOnSnapshot(c.id)
 	}
-	r, e := readLockRequest(p)
-	if e != nil {
-		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	l, e := s.locker()
-	if e != nil {
-		return nil, e
-	}
-	if dryRun {
-		return nil, s.dryRunOnSnapshot(id)
-	}
-	lock, err := l.LockSnapshot(ctx, id, r)
+	lock, err := c.locker.LockSnapshot(ctx, c.id, r)
 	if err != nil {
-		return nil, backendErr("lock snapshot", err, id)
+		return nil, backendErr("lock snapshot", err, c.id)
 	}
 	w := wireLock(lock, time.Now())
 	w.OwnerID = "" // LockSnapshot's answer has no ownerId
@@ -162,28 +182,17 @@ func (s *Server) lockSnapshot(ctx context.Context, p *params) (response, error) 
 
 // unlockSnapshot: SnapshotId, DryRun.
 func (s *Server) unlockSnapshot(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
+	c, e := s.readLockCall(p, nil)
 	if e != nil {
 		return nil, e
 	}
-	id, e := snapshotIDParam(p)
-	if e != nil {
-		return nil, e
+	if c.dryRun {
+		return nil, s.dryRunOnSnapshot(c.id)
 	}
-	if e := p.unknown(); e != nil {
-		return nil, e
+	if err := c.locker.UnlockSnapshot(ctx, c.id); err != nil {
+		return nil, backendErr("unlock snapshot", err, c.id)
 	}
-	l, e := s.locker()
-	if e != nil {
-		return nil, e
-	}
-	if dryRun {
-		return nil, s.dryRunOnSnapshot(id)
-	}
-	if err := l.UnlockSnapshot(ctx, id); err != nil {
-		return nil, backendErr("unlock snapshot", err, id)
-	}
-	return &UnlockSnapshotResponse{SnapshotID: id}, nil
+	return &UnlockSnapshotResponse{SnapshotID: c.id}, nil
 }
 
 // lockedSnapshotKind describes locks to the shared Describe machinery.
