@@ -138,7 +138,7 @@ func (s *Server) dlmError(x *restExchange, err error) *ebsError {
 			return dlmErr(dlmInvalidRequest, http.StatusBadRequest, "%s", err.Error())
 		}
 	}
-	return s.internalError(dlmREST, x, err)
+	return s.restInternalError(dlmREST, x, err)
 }
 
 // decodeDLM decodes a request body into v, refusing fields v does not

@@ -211,7 +211,7 @@ func (s *Server) serveEBS(w http.ResponseWriter, r *http.Request, reqID string, 
 	if err := op.fn(s, q); err != nil {
 		var ee *ebsError
 		if !errors.As(err, &ee) {
-			ee = s.internalError(ebsREST, x, err)
+			ee = s.restInternalError(ebsREST, x, err)
 		}
 		return x.fail(ee)
 	}

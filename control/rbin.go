@@ -111,7 +111,7 @@ func (s *Server) serveRbin(w http.ResponseWriter, r *http.Request, reqID string,
 		var ee *ebsError
 		if !errors.As(err, &ee) {
 			if ee = rbinBackendErr(err); ee == nil {
-				ee = s.internalError(rbinREST, x, err)
+				ee = s.restInternalError(rbinREST, x, err)
 			}
 		}
 		return x.fail(ee)

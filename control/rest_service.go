@@ -71,9 +71,9 @@ func (svc *restService) admit(s *Server, x *restExchange, r *http.Request, auth 
 	return body, nil
 }
 
-// internalError is the answer for err, a failure of the server's own: it
+// restInternalError is the answer for err, a failure of the server's own: it
 // is logged and answered InternalServerException.
-func (s *Server) internalError(svc *restService, x *restExchange, err error) *ebsError {
+func (s *Server) restInternalError(svc *restService, x *restExchange, err error) *ebsError {
 	s.log.Error(svc.name+" request failed", logRequestID, x.reqID, logAction, x.action, logErr, err)
 	return ebsErr(ebsInternal, "", "An internal error has occurred.")
 }
