@@ -89,6 +89,23 @@ func (k *describeKind[T]) read(p *params) (describeRequest, *APIError) {
 	return r, nil
 }
 
+// readAlone reads a Describe call with no parameters of its own: the
+// common ones, no others, and DryRun's answer (DryRunOperation: the call
+// would have been allowed) as its error.
+func (k *describeKind[T]) readAlone(p *params) (describeRequest, *APIError) {
+	r, e := k.read(p)
+	if e != nil {
+		return r, e
+	}
+	if e := p.unknown(); e != nil {
+		return r, e
+	}
+	if r.dryRun {
+		return r, errDryRun()
+	}
+	return r, nil
+}
+
 func (k *describeKind[T]) validFilter(name string) bool {
 	if _, ok := k.attrs[name]; ok {
 		return true

@@ -1,11 +1,8 @@
 package control
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,48 +88,41 @@ func dlmRoute(method, rest string) (dlmOp, string, bool) {
 	return dlmOp{}, "", false
 }
 
+// dlmREST is the DLM API among the REST + JSON services.
+var dlmREST = &restService{
+	name:    "DLM",
+	scope:   dlmService,
+	maxBody: maxDLMBody,
+	tooBig:  fmt.Sprintf("The request body cannot be read or is larger than %d bytes.", maxDLMBody),
+	invalid: func(format string, args ...any) *ebsError {
+		return dlmErr(dlmInvalidRequest, http.StatusBadRequest, format, args...)
+	},
+}
+
 // serveDLM answers a DLM request, after the same authentication and
 // authorization as the EC2 API's.
 func (s *Server) serveDLM(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	op, id, ok := dlmRoute(r.Method, strings.TrimPrefix(r.URL.Path, dlmPathPrefix))
-	var caller Caller
-	fail := func(e *ebsError) outcome {
-		writeEBSError(w, reqID, e)
-		o := outcome{action: op.name, caller: caller, status: e.status, code: e.Type, reason: e.logWhy}
-		if o.reason == "" && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
-			o.reason = e.Message
-		}
-		return o
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDLMBody))
-	if err != nil {
-		return fail(dlmErr(dlmInvalidRequest, http.StatusBadRequest, "The request body cannot be read or is larger than %d bytes.", maxDLMBody))
-	}
-	var ae *APIError
-	if caller, ae = auth(r, body); ae != nil {
-		return fail(&ebsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode, logWhy: ae.reason})
-	}
-	if !ok {
-		return fail(dlmErr(dlmInvalidRequest, http.StatusBadRequest, "No DLM operation is %s %s.", clip(r.Method), clip(r.URL.Path)))
-	}
-	if a := s.policy.access(caller); a != AccessFull && (a != AccessReadOnly || !op.readOnly) {
-		return fail(dlmErr(ebsAccessDenied, http.StatusForbidden, "%s is not authorized to perform dlm:%s.", caller, op.name))
+	x := &restExchange{w: w, reqID: reqID, action: op.name}
+	body, e := dlmREST.admit(s, x, r, auth, ok, op.readOnly)
+	if e != nil {
+		return x.fail(e)
 	}
 	if s.lifecycle == nil {
-		return fail(dlmErr(ebsInternal, http.StatusInternalServerError, "This daemon does not serve lifecycle policies."))
+		return x.fail(dlmErr(ebsInternal, http.StatusInternalServerError, "This daemon does not serve lifecycle policies."))
 	}
 	out, err := op.fn(s, s.lifecycle, id, r.URL.Query(), body)
 	if err != nil {
-		return fail(s.dlmError(reqID, op.name, err))
+		return x.fail(s.dlmError(x, err))
 	}
 	writeEBSJSON(w, reqID, http.StatusOK, out)
-	return outcome{action: op.name, caller: caller, status: http.StatusOK}
+	return x.done(http.StatusOK)
 }
 
 // dlmError is the answer for err: the lifecycle package's kinds map to
 // DLM's exceptions, anything else is logged and answered
 // InternalServerException.
-func (s *Server) dlmError(reqID, op string, err error) *ebsError {
+func (s *Server) dlmError(x *restExchange, err error) *ebsError {
 	var ee *ebsError
 	if errors.As(err, &ee) {
 		return ee
@@ -148,19 +138,13 @@ func (s *Server) dlmError(reqID, op string, err error) *ebsError {
 			return dlmErr(dlmInvalidRequest, http.StatusBadRequest, "%s", err.Error())
 		}
 	}
-	s.log.Error("DLM request failed", logRequestID, reqID, logAction, op, logErr, err)
-	return dlmErr(ebsInternal, http.StatusInternalServerError, "An internal error has occurred.")
+	return s.restInternalError(dlmREST, x, err)
 }
 
 // decodeDLM decodes a request body into v, refusing fields v does not
 // have: cowvol does not support them.
 func decodeDLM(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		body = []byte("{}")
-	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	if err := decodeJSONBody(body, v); err != nil {
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 			return dlmErr(dlmInvalidRequest, http.StatusBadRequest, "The parameter %s is not supported by cowvol.", clip(f))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsdlm "github.com/aws/aws-sdk-go-v2/service/dlm"
 	dlmtypes "github.com/aws/aws-sdk-go-v2/service/dlm/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/cowvol/cowvol/cow"
 	"github.com/cowvol/cowvol/lifecycle"
@@ -32,12 +30,10 @@ func dlmEnv(t *testing.T, opts Options) (*testEnv, *lifecycle.Manager) {
 // dlmClient is the AWS SDK's DLM client, unmodified, on env's socket.
 func dlmClient(env *testEnv) *awsdlm.Client {
 	return awsdlm.New(awsdlm.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 }
@@ -65,15 +61,6 @@ func sdkCreateInput() *awsdlm.CreateLifecyclePolicyInput {
 		PolicyDetails:    dlmDetails(),
 		Tags:             map[string]string{"owner": "ops"},
 	}
-}
-
-// dlmErrorCode is the exception name of err.
-func dlmErrorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 func TestDLMPolicyLifecycleWithSDK(t *testing.T) {
@@ -180,7 +167,7 @@ func TestDLMRefusals(t *testing.T) {
 		in := sdkCreateInput()
 		tc.change(in)
 		_, err := c.CreateLifecyclePolicy(ctx, in)
-		if dlmErrorCode(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+		if sdkCode(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: %v, want %s about %s", tc.name, err, tc.code, tc.msg)
 		}
 	}
@@ -189,11 +176,11 @@ func TestDLMRefusals(t *testing.T) {
 	}
 	_, err := c.UpdateLifecyclePolicy(ctx, &awsdlm.UpdateLifecyclePolicyInput{PolicyId: aws.String("policy-00000000000000000"),
 		State: dlmtypes.SettablePolicyStateValuesDisabled})
-	if dlmErrorCode(err) != "ResourceNotFoundException" {
+	if sdkCode(err) != "ResourceNotFoundException" {
 		t.Fatalf("update of an unknown policy: %v", err)
 	}
 	_, err = c.DeleteLifecyclePolicy(ctx, &awsdlm.DeleteLifecyclePolicyInput{PolicyId: aws.String("policy-00000000000000000")})
-	if dlmErrorCode(err) != "ResourceNotFoundException" {
+	if sdkCode(err) != "ResourceNotFoundException" {
 		t.Fatalf("delete of an unknown policy: %v", err)
 	}
 }
@@ -236,7 +223,7 @@ func TestDLMOverTCPWithSigV4(t *testing.T) {
 	if _, err := reader.GetLifecyclePolicy(ctx, &awsdlm.GetLifecyclePolicyInput{PolicyId: out.PolicyId}); err != nil {
 		t.Fatalf("read-only key may read: %v", err)
 	}
-	if _, err := reader.DeleteLifecyclePolicy(ctx, &awsdlm.DeleteLifecyclePolicyInput{PolicyId: out.PolicyId}); dlmErrorCode(err) != "AccessDeniedException" {
+	if _, err := reader.DeleteLifecyclePolicy(ctx, &awsdlm.DeleteLifecyclePolicyInput{PolicyId: out.PolicyId}); sdkCode(err) != "AccessDeniedException" {
 		t.Fatalf("read-only key deleting: %v, want AccessDeniedException", err)
 	}
 	if _, err := m.Get(aws.ToString(out.PolicyId)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -175,6 +174,16 @@ func route(method string, parts []string) (ebsOp, bool) {
 // maxEBSBody bounds an EBS request body: a block, or StartSnapshot's JSON.
 const maxEBSBody = cow.DirectBlockSize + 1
 
+// ebsREST is the EBS direct APIs among the REST + JSON services.
+var ebsREST = &restService{
+	name:         "EBS",
+	scope:        ebsService,
+	maxBody:      maxEBSBody,
+	tooBig:       fmt.Sprintf("The request body cannot be read or is larger than a block (%d bytes).", cow.DirectBlockSize),
+	invalid:      func(format string, args ...any) *ebsError { return invalid(reasonParameter, format, args...) },
+	deniedReason: reasonAccount,
+}
+
 // serveEBS answers an EBS direct API request, after the same
 // authentication and authorization as the EC2 API's.
 func (s *Server) serveEBS(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
@@ -184,48 +193,29 @@ func (s *Server) serveEBS(w http.ResponseWriter, r *http.Request, reqID string, 
 		q.parts = strings.Split(rest, "/")
 	}
 	op, ok := route(r.Method, q.parts)
-	fail := func(e *ebsError) outcome {
-		writeEBSError(w, reqID, e)
-		o := outcome{action: op.name, caller: q.caller, status: e.status, code: e.Type, reason: e.logWhy}
-		if o.reason == "" && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
-			o.reason = e.Message
-		}
-		return o
-	}
+	x := &restExchange{w: w, reqID: reqID, action: op.name}
 	select {
 	case s.ebs.slots <- struct{}{}:
 		defer func() { <-s.ebs.slots }()
 	default:
-		return fail(ebsErr(ebsThrottled, reasonThrottled, "Too many requests are in flight (%d); retry.", maxEBSInFlight))
+		return x.fail(ebsErr(ebsThrottled, reasonThrottled, "Too many requests are in flight (%d); retry.", maxEBSInFlight))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEBSBody))
-	if err != nil {
-		return fail(invalid(reasonParameter, "The request body cannot be read or is larger than a block (%d bytes).", cow.DirectBlockSize))
+	body, e := ebsREST.admit(s, x, r, auth, ok, op.readOnly)
+	if e != nil {
+		return x.fail(e)
 	}
-	q.body = body
-	var ae *APIError
-	if q.caller, ae = auth(r, body); ae != nil {
-		return fail(&ebsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode, logWhy: ae.reason})
-	}
-	if !ok {
-		return fail(invalid(reasonParameter, "No EBS operation is %s %s.", clip(r.Method), clip(r.URL.Path)))
-	}
-	q.access = s.policy.access(q.caller)
-	if q.access != AccessFull && (q.access != AccessReadOnly || !op.readOnly) {
-		return fail(ebsErr(ebsAccessDenied, reasonAccount, "%s is not authorized to perform ebs:%s.", q.caller, op.name))
-	}
+	q.body, q.caller, q.access = body, x.caller, x.access
 	if q.be, ok = s.backend.(EBSBackend); !ok {
-		return fail(ebsErr(ebsInternal, "", "This daemon does not serve the EBS direct APIs."))
+		return x.fail(ebsErr(ebsInternal, "", "This daemon does not serve the EBS direct APIs."))
 	}
 	if err := op.fn(s, q); err != nil {
 		var ee *ebsError
 		if !errors.As(err, &ee) {
-			s.log.Error("EBS request failed", logRequestID, reqID, logAction, op.name, logErr, err)
-			ee = ebsErr(ebsInternal, "", "An internal error has occurred.")
+			ee = s.restInternalError(ebsREST, x, err)
 		}
-		return fail(ee)
+		return x.fail(ee)
 	}
-	return outcome{action: op.name, caller: q.caller, status: http.StatusOK}
+	return x.done(http.StatusOK)
 }
 
 func writeEBSError(w http.ResponseWriter, reqID string, e *ebsError) {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -29,12 +28,10 @@ const blk = cow.DirectBlockSize
 // ebsClient is the AWS SDK's EBS client, unmodified, on env's socket.
 func ebsClient(env *testEnv) *awsebs.Client {
 	return awsebs.New(awsebs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 }

@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,12 +28,10 @@ func kmsTestEnv(t *testing.T) (*awskms.Client, *kms.Local, *testEnv) {
 	}
 	env := newTestEnvWith(t, cow.Options{}, Options{Keys: keys, AccountID: "123456789012"})
 	c := awskms.New(awskms.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 	return c, keys, env

@@ -1,11 +1,8 @@
 package control
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -87,48 +84,37 @@ func rbinRoute(method, path string) (op rbinOp, id string, ok bool) {
 	return rbinOp{}, "", false
 }
 
+// rbinREST is the Recycle Bin API among the REST + JSON services.
+var rbinREST = &restService{
+	name:    "Recycle Bin",
+	scope:   rbinService,
+	maxBody: rbinMaxBody,
+	tooBig:  fmt.Sprintf("The request body cannot be read or is larger than %d bytes.", rbinMaxBody),
+	invalid: func(format string, args ...any) *ebsError { return invalid(reasonParameter, format, args...) },
+}
+
 // serveRbin answers a Recycle Bin request, after the same authentication
 // and authorization as the EC2 API's.
 func (s *Server) serveRbin(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	op, id, ok := rbinRoute(r.Method, r.URL.Path)
-	var caller Caller
-	fail := func(e *ebsError) outcome {
-		writeEBSError(w, reqID, e)
-		o := outcome{action: op.name, caller: caller, status: e.status, code: e.Type, reason: e.logWhy}
-		if o.reason == "" && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
-			o.reason = e.Message
-		}
-		return o
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rbinMaxBody))
-	if err != nil {
-		return fail(invalid(reasonParameter, "The request body cannot be read or is larger than %d bytes.", rbinMaxBody))
-	}
-	var ae *APIError
-	if caller, ae = auth(r, body); ae != nil {
-		return fail(&ebsError{Type: ae.Code, Message: ae.Message, status: ae.StatusCode, logWhy: ae.reason})
-	}
-	if !ok {
-		return fail(invalid(reasonParameter, "No Recycle Bin operation is %s %s.", clip(r.Method), clip(r.URL.Path)))
-	}
-	access := s.policy.access(caller)
-	if access != AccessFull && (access != AccessReadOnly || !op.readOnly) {
-		return fail(ebsErr(ebsAccessDenied, "", "%s is not authorized to perform rbin:%s.", caller, op.name))
+	x := &restExchange{w: w, reqID: reqID, action: op.name}
+	body, e := rbinREST.admit(s, x, r, auth, ok, op.readOnly)
+	if e != nil {
+		return x.fail(e)
 	}
 	be, ok := s.backend.(RecycleBinBackend)
 	if !ok {
-		return fail(ebsErr(ebsInternal, "", "This daemon does not serve the Recycle Bin."))
+		return x.fail(ebsErr(ebsInternal, "", "This daemon does not serve the Recycle Bin."))
 	}
 	status, answer, err := op.fn(s, &rbinRequest{r: r, id: id, body: body, be: be})
 	if err != nil {
 		var ee *ebsError
 		if !errors.As(err, &ee) {
 			if ee = rbinBackendErr(err); ee == nil {
-				s.log.Error("Recycle Bin request failed", logRequestID, reqID, logAction, op.name, logErr, err)
-				ee = ebsErr(ebsInternal, "", "An internal error has occurred.")
+				ee = s.restInternalError(rbinREST, x, err)
 			}
 		}
-		return fail(ee)
+		return x.fail(ee)
 	}
 	if answer == nil {
 		w.Header().Set("X-Amzn-RequestId", reqID)
@@ -136,7 +122,7 @@ func (s *Server) serveRbin(w http.ResponseWriter, r *http.Request, reqID string,
 	} else {
 		writeEBSJSON(w, reqID, status, answer)
 	}
-	return outcome{action: op.name, caller: caller, status: status}
+	return x.done(status)
 }
 
 // rbinBackendErr translates the engine's errors the client can act on;
@@ -156,12 +142,7 @@ func rbinBackendErr(err error) *ebsError {
 
 // decodeRbin decodes a request body into v, refusing unknown fields.
 func decodeRbin(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		body = []byte("{}")
-	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	if err := decodeJSONBody(body, v); err != nil {
 		return invalid(reasonParameter, "The request body is not valid: %s.", clip(err.Error()))
 	}
 	return nil

@@ -213,7 +213,7 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 	case in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > maxListRules):
 		return 0, nil, invalid(reasonParameter, "MaxResults must be from 1 to %d.", maxListRules)
 	case in.NextToken != "" && !cow.ValidRecycleRuleID(in.NextToken):
-		return 0, nil, invalid("INVALID_PAGE_TOKEN", "The page token is not valid.")
+		return 0, nil, invalid(reasonPageToken, "The page token is not valid.")
 	case in.LockState != "" && in.LockState != ruleUnlocked && in.LockState != "locked" && in.LockState != "pending_unlock":
 		return 0, nil, invalid(reasonParameter, "LockState %q: locked, pending_unlock or unlocked.", clip(in.LockState))
 	}

@@ -3,25 +3,20 @@ package control
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsrbin "github.com/aws/aws-sdk-go-v2/service/rbin"
 	rbintypes "github.com/aws/aws-sdk-go-v2/service/rbin/types"
-	"github.com/aws/smithy-go"
 )
 
 // rbinClient is the AWS SDK's Recycle Bin client, unmodified, on env's socket.
 func rbinClient(env *testEnv) *awsrbin.Client {
 	return awsrbin.New(awsrbin.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 }
@@ -36,14 +31,6 @@ func rbinClientTCP(addr string, key AccessKey) *awsrbin.Client {
 		}),
 		RetryMaxAttempts: 1,
 	})
-}
-
-func errCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // TestRbinRules: the SDK's client creates, gets, lists, updates and deletes
@@ -141,13 +128,13 @@ func TestRbinBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.GetRule(ctx, &awsrbin.GetRuleInput{Identifier: aws.String("abcdefghijk")}); errCode(err) != "ResourceNotFoundException" {
+	if _, err := c.GetRule(ctx, &awsrbin.GetRuleInput{Identifier: aws.String("abcdefghijk")}); sdkCode(err) != "ResourceNotFoundException" {
 		t.Fatalf("GetRule of an unknown rule: %v", err)
 	}
-	if _, err := c.DeleteRule(ctx, &awsrbin.DeleteRuleInput{Identifier: aws.String("not-an-id")}); errCode(err) != "ValidationException" {
+	if _, err := c.DeleteRule(ctx, &awsrbin.DeleteRuleInput{Identifier: aws.String("not-an-id")}); sdkCode(err) != "ValidationException" {
 		t.Fatalf("DeleteRule of a malformed ID: %v", err)
 	}
-	if _, err := c.ListRules(ctx, &awsrbin.ListRulesInput{ResourceType: rbintypes.ResourceTypeEbsSnapshot, NextToken: aws.String("bogus")}); errCode(err) != "ValidationException" {
+	if _, err := c.ListRules(ctx, &awsrbin.ListRulesInput{ResourceType: rbintypes.ResourceTypeEbsSnapshot, NextToken: aws.String("bogus")}); sdkCode(err) != "ValidationException" {
 		t.Fatalf("ListRules with a bad token: %v", err)
 	}
 	if rules, _ := env.engine.RecycleRules(ctx); len(rules) != 0 {
@@ -174,10 +161,10 @@ func TestRbinOverTCP(t *testing.T) {
 	if _, err := reader.ListRules(ctx, &awsrbin.ListRulesInput{ResourceType: rbintypes.ResourceTypeEbsSnapshot}); err != nil {
 		t.Fatalf("read-only ListRules: %v", err)
 	}
-	if _, err := reader.CreateRule(ctx, in); errCode(err) != "AccessDeniedException" {
+	if _, err := reader.CreateRule(ctx, in); sdkCode(err) != "AccessDeniedException" {
 		t.Fatalf("read-only CreateRule: %v", err)
 	}
-	if _, err := reader.DeleteRule(ctx, &awsrbin.DeleteRuleInput{Identifier: out.Identifier}); errCode(err) != "AccessDeniedException" {
+	if _, err := reader.DeleteRule(ctx, &awsrbin.DeleteRuleInput{Identifier: out.Identifier}); sdkCode(err) != "AccessDeniedException" {
 		t.Fatalf("read-only DeleteRule: %v", err)
 	}
 	if rules, _ := env.engine.RecycleRules(ctx); len(rules) != 1 {

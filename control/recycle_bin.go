@@ -87,15 +87,9 @@ func (s *Server) recycleBin() (RecycleBinBackend, error) {
 
 // listSnapshotsInRecycleBin: SnapshotId.N, MaxResults, NextToken, DryRun.
 func (s *Server) listSnapshotsInRecycleBin(ctx context.Context, p *params) (response, error) {
-	r, e := recycleBinKind.read(p)
+	r, e := recycleBinKind.readAlone(p)
 	if e != nil {
 		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	if r.dryRun {
-		return nil, errDryRun()
 	}
 	rb, err := s.recycleBin()
 	if err != nil {
@@ -123,15 +117,12 @@ func (s *Server) restoreSnapshotFromRecycleBin(ctx context.Context, p *params) (
 	if e != nil {
 		return nil, e
 	}
-	id, _ := p.get("SnapshotId")
+	id, idErr := snapshotIDParam(p)
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
-	if id == "" {
-		return nil, missingParam("SnapshotId")
-	}
-	if !cow.ValidSnapshotID(id) {
-		return nil, malformedSnapshotID(id)
+	if idErr != nil {
+		return nil, idErr
 	}
 	rb, err := s.recycleBin()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -90,18 +91,6 @@ func (s *Server) locker() (snapshotLocker, *APIError) {
 	return l, nil
 }
 
-// snapshotIDParam reads the required SnapshotId.
-func snapshotIDParam(p *params) (string, *APIError) {
-	id, _ := p.get("SnapshotId")
-	if id == "" {
-		return "", missingParam("SnapshotId")
-	}
-	if !cow.ValidSnapshotID(id) {
-		return "", malformedSnapshotID(id)
-	}
-	return id, nil
-}
-
 // readLockRequest reads LockSnapshot's LockMode, LockDuration,
 // CoolOffPeriod and ExpirationDate; the engine checks their values.
 func readLockRequest(p *params) (cow.LockRequest, *APIError) {
@@ -120,7 +109,10 @@ func readLockRequest(p *params) (cow.LockRequest, *APIError) {
 			return r, e
 		}
 		if given {
-			v := int(min(n, 1<<31-1))
+			if n > math.MaxInt32 { // beyond any valid value; the engine checks the rest
+				return r, invalidValue("Value (%d) for parameter %s is invalid: it is out of range.", n, f.name)
+			}
+			v := int(n)
 			*f.dst = &v
 		}
 	}
@@ -134,37 +126,54 @@ func readLockRequest(p *params) (cow.LockRequest, *APIError) {
 	return r, nil
 }
 
+// lockCall is what LockSnapshot and UnlockSnapshot read alike: DryRun,
+// the snapshot, and the backend's lock calls.
+type lockCall struct {
+	id     string
+	dryRun bool
+	locker snapshotLocker
+}
+
+// readLockCall reads DryRun and SnapshotId, then the call's own parameters
+// (readOwn, if any), refuses any other, and finds the backend's lock calls.
+func (s *Server) readLockCall(p *params, readOwn func() *APIError) (lockCall, *APIError) {
+	var c lockCall
+	var e *APIError
+	if c.dryRun, e = p.boolean("DryRun"); e != nil {
+		return c, e
+	}
+	if c.id, e = snapshotIDParam(p); e != nil {
+		return c, e
+	}
+	if readOwn != nil {
+		if e := readOwn(); e != nil {
+			return c, e
+		}
+	}
+	if e := p.unknown(); e != nil {
+		return c, e
+	}
+	c.locker, e = s.locker()
+	return c, e
+}
+
 // lockSnapshot: SnapshotId, LockMode, LockDuration | ExpirationDate,
 // CoolOffPeriod, DryRun.
 func (s *Server) lockSnapshot(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
+	var r cow.LockRequest
+	c, e := s.readLockCall(p, func() (e *APIError) {
+		r, e = readLockRequest(p)
+		return e
+	})
 	if e != nil {
 		return nil, e
 	}
-	id, e := snapshotIDParam(p)
-	if e != nil {
-		return nil, e
+	if c.dryRun {
+		return nil, s.dryRunOnSnapshot(c.id)
 	}
-	r, e := readLockRequest(p)
-	if e != nil {
-		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	l, e := s.locker()
-	if e != nil {
-		return nil, e
-	}
-	if dryRun {
-		if _, err := s.backend.SnapshotInfo(id); err != nil {
-			return nil, backendErr("describe snapshot", err, id)
-		}
-		return nil, errDryRun()
-	}
-	lock, err := l.LockSnapshot(ctx, id, r)
+	lock, err := c.locker.LockSnapshot(ctx, c.id, r)
 	if err != nil {
-		return nil, backendErr("lock snapshot", err, id)
+		return nil, backendErr("lock snapshot", err, c.id)
 	}
 	w := wireLock(lock, time.Now())
 	w.OwnerID = "" // LockSnapshot's answer has no ownerId
@@ -173,31 +182,17 @@ func (s *Server) lockSnapshot(ctx context.Context, p *params) (response, error) 
 
 // unlockSnapshot: SnapshotId, DryRun.
 func (s *Server) unlockSnapshot(ctx context.Context, p *params) (response, error) {
-	dryRun, e := p.boolean("DryRun")
+	c, e := s.readLockCall(p, nil)
 	if e != nil {
 		return nil, e
 	}
-	id, e := snapshotIDParam(p)
-	if e != nil {
-		return nil, e
+	if c.dryRun {
+		return nil, s.dryRunOnSnapshot(c.id)
 	}
-	if e := p.unknown(); e != nil {
-		return nil, e
+	if err := c.locker.UnlockSnapshot(ctx, c.id); err != nil {
+		return nil, backendErr("unlock snapshot", err, c.id)
 	}
-	l, e := s.locker()
-	if e != nil {
-		return nil, e
-	}
-	if dryRun {
-		if _, err := s.backend.SnapshotInfo(id); err != nil {
-			return nil, backendErr("describe snapshot", err, id)
-		}
-		return nil, errDryRun()
-	}
-	if err := l.UnlockSnapshot(ctx, id); err != nil {
-		return nil, backendErr("unlock snapshot", err, id)
-	}
-	return &UnlockSnapshotResponse{SnapshotID: id}, nil
+	return &UnlockSnapshotResponse{SnapshotID: c.id}, nil
 }
 
 // lockedSnapshotKind describes locks to the shared Describe machinery.

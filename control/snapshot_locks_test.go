@@ -42,6 +42,8 @@ func TestSnapshotLockErrors(t *testing.T) {
 		{"duration 0", lock + "&LockMode=governance&LockDuration=0", 400, CodeInvalidParameterValue, "LockDuration"},
 		{"duration 36501", lock + "&LockMode=governance&LockDuration=36501", 400, CodeInvalidParameterValue, "LockDuration"},
 		{"negative duration", lock + "&LockMode=governance&LockDuration=-1", 400, CodeInvalidParameterValue, "LockDuration"},
+		{"duration beyond int32", lock + "&LockMode=compliance&LockDuration=99999999999999", 400, CodeInvalidParameterValue, "Value (99999999999999) for parameter LockDuration"},
+		{"cool-off beyond int32", lock + "&LockMode=compliance&LockDuration=1&CoolOffPeriod=4294967296", 400, CodeInvalidParameterValue, "Value (4294967296) for parameter CoolOffPeriod"},
 		{"cool-off in governance", lock + "&LockMode=governance&LockDuration=1&CoolOffPeriod=1", 400, CodeInvalidParameterCombination, "CoolOffPeriod"},
 		{"cool-off 73", lock + "&LockMode=compliance&LockDuration=1&CoolOffPeriod=73", 400, CodeInvalidParameterValue, "CoolOffPeriod"},
 		{"cool-off 0", lock + "&LockMode=compliance&LockDuration=1&CoolOffPeriod=0", 400, CodeInvalidParameterValue, "CoolOffPeriod"},

@@ -67,18 +67,6 @@ func (s *Server) tierBackend() (tierBackend, error) {
 	return tb, nil
 }
 
-// tierSnapshotID reads and checks SnapshotId.
-func tierSnapshotID(p *params) (string, *APIError) {
-	id, _ := p.get("SnapshotId")
-	if id == "" {
-		return "", missingParam("SnapshotId")
-	}
-	if !cow.ValidSnapshotID(id) {
-		return "", malformedSnapshotID(id)
-	}
-	return id, nil
-}
-
 // modifySnapshotTier: SnapshotId, StorageTier (archive), DryRun.
 func (s *Server) modifySnapshotTier(ctx context.Context, p *params) (response, error) {
 	dryRun, e := p.boolean("DryRun")
@@ -86,7 +74,7 @@ func (s *Server) modifySnapshotTier(ctx context.Context, p *params) (response, e
 		return nil, e
 	}
 	tier, hasTier := p.get("StorageTier")
-	id, idErr := tierSnapshotID(p)
+	id, idErr := snapshotIDParam(p)
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
@@ -125,7 +113,7 @@ func (s *Server) restoreSnapshotTier(ctx context.Context, p *params) (response, 
 	if e != nil {
 		return nil, e
 	}
-	id, idErr := tierSnapshotID(p)
+	id, idErr := snapshotIDParam(p)
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
@@ -187,15 +175,9 @@ func (s *Server) describeSnapshotTierStatus(ctx context.Context, p *params) (res
 	if _, ok := p.get("SnapshotId.1"); ok {
 		return nil, apiErr(CodeUnknownParameter, "The parameter SnapshotId.1 is not recognized; filter on snapshot-id.")
 	}
-	r, e := tierStatusKind.read(p)
+	r, e := tierStatusKind.readAlone(p)
 	if e != nil {
 		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	if r.dryRun {
-		return nil, errDryRun()
 	}
 	tb, err := s.tierBackend()
 	if err != nil {

@@ -253,27 +253,42 @@ func (s *Server) ownedBy(owners []string, owner string) bool {
 	return false
 }
 
+// snapshotIDParam reads the required SnapshotId.
+func snapshotIDParam(p *params) (string, *APIError) {
+	id, _ := p.get("SnapshotId")
+	if id == "" {
+		return "", missingParam("SnapshotId")
+	}
+	if !cow.ValidSnapshotID(id) {
+		return "", malformedSnapshotID(id)
+	}
+	return id, nil
+}
+
+// dryRunOnSnapshot is the answer to a DryRun naming snapshot id:
+// DryRunOperation if it exists, its not-found error if not.
+func (s *Server) dryRunOnSnapshot(id string) error {
+	if _, err := s.backend.SnapshotInfo(id); err != nil {
+		return backendErr("describe snapshot", err, id)
+	}
+	return errDryRun()
+}
+
 // deleteSnapshot: SnapshotId, DryRun.
 func (s *Server) deleteSnapshot(ctx context.Context, p *params) (response, error) {
 	dryRun, e := p.boolean("DryRun")
 	if e != nil {
 		return nil, e
 	}
-	id, _ := p.get("SnapshotId")
+	id, idErr := snapshotIDParam(p)
 	if e := p.unknown(); e != nil {
 		return nil, e
 	}
-	if id == "" {
-		return nil, missingParam("SnapshotId")
-	}
-	if !cow.ValidSnapshotID(id) {
-		return nil, malformedSnapshotID(id)
+	if idErr != nil {
+		return nil, idErr
 	}
 	if dryRun {
-		if _, err := s.backend.SnapshotInfo(id); err != nil {
-			return nil, backendErr("describe snapshot", err, id)
-		}
-		return nil, errDryRun()
+		return nil, s.dryRunOnSnapshot(id)
 	}
 	if err := s.backend.DeleteSnapshot(ctx, id); err != nil {
 		return nil, backendErr("delete snapshot", err, id)

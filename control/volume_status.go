@@ -167,15 +167,9 @@ func collect[T any](items []T, f func(T) string) []string {
 // describeVolumeStatus: VolumeId.N, Filter.N, MaxResults (5 or more; pages of at most 1000),
 // NextToken, DryRun.
 func (s *Server) describeVolumeStatus(ctx context.Context, p *params) (response, error) {
-	r, e := volumeStatusKind.read(p)
+	r, e := volumeStatusKind.readAlone(p)
 	if e != nil {
 		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	if r.dryRun {
-		return nil, errDryRun()
 	}
 	infos, err := s.backend.DescribeVolumes(ctx)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -199,12 +198,10 @@ func TestVolumeStatusRequests(t *testing.T) {
 func TestVolumeStatusSDK(t *testing.T) {
 	env := newImpairedEnv(t)
 	c := awsec2.New(awsec2.Options{
-		Region:       DefaultRegion,
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           DefaultRegion,
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 	out, err := c.DescribeVolumeStatus(context.Background(), &awsec2.DescribeVolumeStatusInput{})

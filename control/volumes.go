@@ -236,15 +236,9 @@ var volumeKind = &describeKind[Volume]{
 
 // describeVolumes: VolumeId.N, Filter.N, MaxResults, NextToken, DryRun.
 func (s *Server) describeVolumes(ctx context.Context, p *params) (response, error) {
-	r, e := volumeKind.read(p)
+	r, e := volumeKind.readAlone(p)
 	if e != nil {
 		return nil, e
-	}
-	if e := p.unknown(); e != nil {
-		return nil, e
-	}
-	if r.dryRun {
-		return nil, errDryRun()
 	}
 	infos, err := s.backend.DescribeVolumes(ctx)
 	if err != nil {

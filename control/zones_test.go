@@ -3,8 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"net"
-	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,12 +17,10 @@ import (
 // to the test server's socket.
 func sdkClientOf(env *testEnv) *awsec2.Client {
 	return awsec2.New(awsec2.Options{
-		Region:       DefaultRegion,
-		BaseEndpoint: aws.String("http://cowvol"),
-		Credentials:  aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", env.socket)
-		}}},
+		Region:           DefaultRegion,
+		BaseEndpoint:     aws.String("http://cowvol"),
+		Credentials:      aws.AnonymousCredentials{},
+		HTTPClient:       env.raw, // on env's socket
 		RetryMaxAttempts: 1,
 	})
 }

@@ -1,7 +1,6 @@
 package cow
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,17 +16,11 @@ import (
 // restore a volume from it reads byte-exact. Once the bin lets go of an
 // archived snapshot, its archive copy goes.
 func TestRecycleBinKeepsArchivedSnapshot(t *testing.T) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour, RecycleBinDay: time.Hour})
+	stores := newTierStores(t)
+	std, arc := stores.std, stores.arc
+	opts := stores.options("data")
+	opts.TierDay, opts.RecycleBinDay = time.Hour, time.Hour
+	eng, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,37 +187,17 @@ func TestArchiveFreesAndRestores(t *testing.T) {
 }
 
 func archiveFreesAndRestores(t *testing.T, encrypted bool) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour, Keys: testKeyring(t)})
+	stores := newTierStores(t)
+	dir, std, arc := stores.dir, stores.std, stores.arc
+	opts := stores.options("data")
+	opts.TierDay, opts.Keys = time.Hour, testKeyring(t)
+	eng, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10, Encrypted: encrypted})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBlocks(7, 2<<20)
-	h := openHandle(t, eng, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, eng, snap.ID)
-	if err := eng.DeleteVolume(ctx, vi.ID); err != nil {
-		t.Fatal(err)
-	}
+	snap := volumeSnapshot(t, eng, CreateVolumeParams{Size: 2 << 20, BlockSize: 64 << 10, Encrypted: encrypted}, data, true)
 	if _, err := eng.RestoreSnapshotTier(ctx, snap.ID, 1, false, false); !errors.Is(err, ErrIncorrectState) {
 		t.Fatalf("restore of a standard snapshot: %v, want ErrIncorrectState", err)
 	}
@@ -277,6 +257,59 @@ func archiveFreesAndRestores(t *testing.T, encrypted bool) {
 	}
 }
 
+// tierStores are a standard and an archive snapshot store in a test
+// directory, as the daemons of one account share them.
+type tierStores struct {
+	dir      string
+	std, arc *snapstore.Dir
+}
+
+func newTierStores(t *testing.T) tierStores {
+	t.Helper()
+	s := tierStores{dir: t.TempDir()}
+	var err error
+	if s.std, err = snapstore.OpenDir(filepath.Join(s.dir, "standard")); err != nil {
+		t.Fatal(err)
+	}
+	if s.arc, err = snapstore.OpenDir(filepath.Join(s.dir, "archive")); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// options are the options of an engine on the stores with its data in
+// dir/name: no timed sync, collection without grace, the catalog read
+// often.
+func (s tierStores) options(name string) Options {
+	return Options{DataDir: filepath.Join(s.dir, name), SyncInterval: time.Hour, SnapshotStore: s.std, ArchiveStore: s.arc,
+		GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond}
+}
+
+// volumeSnapshot creates a volume of p holding data and a completed
+// snapshot of it; deleteVolume deletes the volume after, so that the
+// snapshot's data is its own.
+func volumeSnapshot(t *testing.T, eng *Engine, p CreateVolumeParams, data []byte, deleteVolume bool) SnapshotInfo {
+	t.Helper()
+	vi, err := eng.CreateVolume(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHandle(t, eng, vi.ID)
+	h.WriteAt(data, 0)
+	h.Close()
+	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, eng, snap.ID)
+	if deleteVolume {
+		if err := eng.DeleteVolume(ctx, vi.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return snap
+}
+
 // checkVolumeFrom creates a volume from snapshot id and compares its
 // content with want.
 func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
@@ -295,18 +328,11 @@ func checkVolumeFrom(t *testing.T, eng *Engine, id string, want []byte) {
 // volumes from it; B restores it for a day and A, whose cached manifest
 // named the data archiving freed, makes a byte-exact volume from it.
 func TestTierSharedByHosts(t *testing.T) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := newTierStores(t)
 	open := func(name string) *Engine {
-		eng, err := Open(Options{DataDir: filepath.Join(dir, name), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond, TierDay: time.Hour})
+		opts := stores.options(name)
+		opts.TierDay = time.Hour
+		eng, err := Open(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,22 +340,8 @@ func TestTierSharedByHosts(t *testing.T) {
 		return eng
 	}
 	a, b := open("a"), open("b")
-	vi, err := a.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := pattern(3, 1<<20)
-	h := openHandle(t, a, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := a.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, a, snap.ID)
-	if err := a.DeleteVolume(ctx, vi.ID); err != nil {
-		t.Fatal(err)
-	}
+	snap := volumeSnapshot(t, a, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10}, data, true)
 	checkTierRead(t, a, snap.ID, data) // A caches the manifest
 	if _, err := a.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
 		t.Fatal(err)
@@ -368,37 +380,17 @@ func checkTierRead(t *testing.T, eng *Engine, id string, want []byte) {
 // restarted on the same data dir shows its archived snapshot archived,
 // refuses volumes from it, and restores it.
 func TestTierSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	std, err := snapstore.OpenDir(filepath.Join(dir, "standard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	arc, err := snapstore.OpenDir(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stores := newTierStores(t)
 	open := func() *Engine {
-		eng, err := Open(Options{DataDir: filepath.Join(dir, "data"), SyncInterval: time.Hour, SnapshotStore: std, ArchiveStore: arc,
-			GCGrace: time.Nanosecond, CatalogInterval: 20 * time.Millisecond})
+		eng, err := Open(stores.options("data"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return eng
 	}
 	eng := open()
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBlocks(5, 1<<20)
-	h := openHandle(t, eng, vi.ID)
-	h.WriteAt(data, 0)
-	h.Close()
-	snap, err := eng.CreateSnapshot(ctx, CreateSnapshotParams{VolumeID: vi.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSnapshot(t, eng, snap.ID)
+	snap := volumeSnapshot(t, eng, CreateVolumeParams{Size: 1 << 20, BlockSize: 64 << 10}, data, false)
 	if _, err := eng.ModifySnapshotTier(ctx, snap.ID, false); err != nil {
 		t.Fatal(err)
 	}
