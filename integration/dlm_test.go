@@ -143,6 +143,7 @@ func eachHas(vols []string, n int) func(map[string][]types.Snapshot) bool {
 // the policy's tags), from which each comes back byte-exact.
 func TestLifecyclePolicyRunsAcrossRestart(t *testing.T) {
 	requirePrereqs(t)
+	t.Parallel() // mostly waiting (grace periods, retention, schedules): with the other long waiters
 	clock := testClock{path: filepath.Join(t.TempDir(), "clock")}
 	t0 := time.Date(2030, 1, 1, 0, 0, 20, 0, time.UTC)
 	clock.set(t, t0)

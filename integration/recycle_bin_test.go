@@ -133,6 +133,7 @@ func binList(t *testing.T, c *awsec2.Client) []string {
 // and ec2 clients. A retention "day" is a second here (--recycle-bin-day).
 func TestRecycleBinAcrossHosts(t *testing.T) {
 	requirePrereqs(t)
+	t.Parallel() // mostly waiting (grace periods, retention, schedules): with the other long waiters
 	storeDir := filepath.Join(t.TempDir(), "store")
 	st, err := snapstore.OpenDir(storeDir)
 	if err != nil {

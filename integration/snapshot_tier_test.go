@@ -37,6 +37,7 @@ type tierRegion struct {
 
 func TestArchiveTierOnDirectoryStore(t *testing.T) {
 	requirePrereqs(t)
+	t.Parallel() // mostly waiting (grace periods, retention, schedules): with the other long waiters
 	archive := "file://" + filepath.Join(t.TempDir(), "archive")
 	d := startDaemon(t, withDaemonArgs("--archive-store", archive, "--tier-day", tierDay.String(), "--gc-grace", "1m"))
 	std, err := snapstore.OpenDir(filepath.Join(d.DataDir, "snapshots"))
@@ -48,6 +49,7 @@ func TestArchiveTierOnDirectoryStore(t *testing.T) {
 
 func TestArchiveTierOnMinIO(t *testing.T) {
 	requirePrereqs(t)
+	t.Parallel() // mostly waiting (grace periods, retention, schedules): with the other long waiters
 	srv := miniotest.Start(t)
 	stdURL := srv.URL("cowvol-tiers", "standard")
 	d := startS3Daemon(t, srv, stdURL, "111111111111",
