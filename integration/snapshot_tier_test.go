@@ -49,7 +49,7 @@ func TestArchiveTierOnDirectoryStore(t *testing.T) {
 
 func TestArchiveTierOnMinIO(t *testing.T) {
 	requirePrereqs(t)
-	t.Parallel() // mostly waiting (grace periods, retention, schedules): with the other long waiters
+	// Not parallel: miniotest sets the process environment (t.Setenv).
 	srv := miniotest.Start(t)
 	stdURL := srv.URL("cowvol-tiers", "standard")
 	d := startS3Daemon(t, srv, stdURL, "111111111111",
