@@ -21,10 +21,10 @@ import (
 //  3. forkOne (or forkAll, CreateSnapshots) takes the fork lock, which
 //     holds off the volume's writers, syncs only what was written since
 //     the drain (syncWrites: no round at all when nothing was, even if
-//     the drain left freed slots waiting for a round), and records the snapshot and the next generation in one
-//     metadata transaction.
-//  4. The caller enters the snapshot in e.snapshots.byID under e.snapshots.mu, briefly,
-//     after the fork lock is released.
+//     the drain left freed slots waiting for a round), and records the
+//     snapshot and the next generation in one metadata transaction.
+//  4. The caller enters the snapshot in e.snapshots.byID under
+//     e.snapshots.mu, briefly, after the fork lock is released.
 
 // drainForFork makes the volume's writes so far durable ahead of a fork,
 // holding no lock (the caller holds v.snapTurn): the fork's own sync then
