@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"slices"
 
 	"github.com/cowvol/cowvol/cow"
@@ -325,9 +324,9 @@ func (s *Server) modifySnapshotAttribute(ctx context.Context, p *params) (respon
 	case changeErr != nil:
 		return nil, changeErr
 	}
-	pb, ok := s.backend.(permissionBackend)
-	if !ok {
-		return nil, errors.New("the engine does not keep snapshot permissions")
+	pb, e := optionalBackend[permissionBackend](s, "snapshot permissions")
+	if e != nil {
+		return nil, e
 	}
 	pc := cow.PermissionChange{SnapshotID: id, DryRun: dryRun}
 	for _, g := range change.add {

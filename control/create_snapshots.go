@@ -151,9 +151,9 @@ func (s *Server) createSnapshots(ctx context.Context, p *params) (response, erro
 	if err := cow.ValidateTags(r.params.Tags); err != nil {
 		return nil, backendErr("validate tags", err, "")
 	}
-	mb, ok := s.backend.(multiSnapshotBackend)
-	if !ok {
-		return nil, errors.New("the engine does not take multi-volume snapshots")
+	mb, e := optionalBackend[multiSnapshotBackend](s, "multi-volume snapshots")
+	if e != nil {
+		return nil, e
 	}
 	r.params.VolumeIDs = r.volumeIDs
 	if r.hasInstance {

@@ -159,9 +159,9 @@ func (s *Server) changeFastRestores(ctx context.Context, p *params, change func(
 	if e != nil {
 		return out, e
 	}
-	b, ok := s.backend.(fastRestoreBackend)
-	if !ok {
-		return out, apiErr(CodeUnsupportedOperation, "This daemon does not do fast snapshot restores.")
+	b, e := optionalBackend[fastRestoreBackend](s, "fast snapshot restores")
+	if e != nil {
+		return out, e
 	}
 	if dryRun {
 		return out, errDryRun()
@@ -219,9 +219,9 @@ func (s *Server) describeFastSnapshotRestores(ctx context.Context, p *params) (r
 	if len(r.ids) > 0 {
 		return nil, apiErr(CodeUnknownParameter, "The parameter SourceSnapshotId is not recognized")
 	}
-	b, ok := s.backend.(fastRestoreBackend)
-	if !ok {
-		return nil, apiErr(CodeUnsupportedOperation, "This daemon does not do fast snapshot restores.")
+	b, e := optionalBackend[fastRestoreBackend](s, "fast snapshot restores")
+	if e != nil {
+		return nil, e
 	}
 	if r.dryRun {
 		return nil, errDryRun()

@@ -82,9 +82,9 @@ type modifyVolumeRequest struct {
 // modifyVolume: VolumeId, Size (GiB), VolumeType, Iops, Throughput,
 // MultiAttachEnabled, DryRun.
 func (s *Server) modifyVolume(ctx context.Context, p *params) (response, error) {
-	m, ok := s.backend.(volumeModifier)
-	if !ok {
-		return nil, apiErr(CodeUnsupportedOperation, "This daemon cannot modify volumes.")
+	m, e := optionalBackend[volumeModifier](s, "volume modifications")
+	if e != nil {
+		return nil, e
 	}
 	r, e := readModifyVolume(p)
 	if e != nil {
@@ -259,9 +259,9 @@ var modificationKind = &describeKind[VolumeModification]{
 // describeVolumesModifications: VolumeId.N, Filter.N, MaxResults,
 // NextToken, DryRun. Each volume's last modification.
 func (s *Server) describeVolumesModifications(ctx context.Context, p *params) (response, error) {
-	m, ok := s.backend.(volumeModifier)
-	if !ok {
-		return nil, apiErr(CodeUnsupportedOperation, "This daemon cannot modify volumes.")
+	m, e := optionalBackend[volumeModifier](s, "volume modifications")
+	if e != nil {
+		return nil, e
 	}
 	r, e := modificationKind.read(p)
 	if e != nil {

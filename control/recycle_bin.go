@@ -78,9 +78,9 @@ var recycleBinKind = &describeKind[RecycledSnapshotItem]{
 }
 
 func (s *Server) recycleBin() (RecycleBinBackend, error) {
-	rb, ok := s.backend.(RecycleBinBackend)
-	if !ok {
-		return nil, errInternal()
+	rb, e := optionalBackend[RecycleBinBackend](s, "the Recycle Bin")
+	if e != nil {
+		return nil, e
 	}
 	return rb, nil
 }

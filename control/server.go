@@ -489,3 +489,14 @@ func backendErr(op string, err error, volumeID string) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// optionalBackend returns the server's backend as T, the interface of an
+// optional feature (named by feature); a backend without it answers
+// UnsupportedOperation, the same for every feature.
+func optionalBackend[T any](s *Server, feature string) (T, *APIError) {
+	b, ok := s.backend.(T)
+	if !ok {
+		return b, apiErr(CodeUnsupportedOperation, "This daemon does not support %s.", feature)
+	}
+	return b, nil
+}

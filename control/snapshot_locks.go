@@ -84,11 +84,7 @@ func wireLock(l cow.SnapshotLock, now time.Time) LockedSnapshot {
 // locker is the backend's lock calls, or the error for a backend without
 // them.
 func (s *Server) locker() (snapshotLocker, *APIError) {
-	l, ok := s.backend.(snapshotLocker)
-	if !ok {
-		return nil, apiErr(CodeUnsupportedOperation, "This daemon does not support snapshot locks.")
-	}
-	return l, nil
+	return optionalBackend[snapshotLocker](s, "snapshot locks")
 }
 
 // readLockRequest reads LockSnapshot's LockMode, LockDuration,

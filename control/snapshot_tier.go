@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/xml"
-	"errors"
 	"time"
 
 	"github.com/cowvol/cowvol/cow"
@@ -60,9 +59,9 @@ type DescribeSnapshotTierStatusResponse struct {
 }
 
 func (s *Server) tierBackend() (tierBackend, error) {
-	tb, ok := s.backend.(tierBackend)
-	if !ok {
-		return nil, errors.New("the engine has no archive tier")
+	tb, e := optionalBackend[tierBackend](s, "the archive tier")
+	if e != nil {
+		return nil, e
 	}
 	return tb, nil
 }

@@ -174,9 +174,9 @@ func (s *Server) deleteTags(ctx context.Context, p *params) (response, error) {
 // changeTags has the engine carry out c and translates its errors;
 // a dry run that would succeed answers DryRunOperation.
 func (s *Server) changeTags(ctx context.Context, c cow.TagChange) error {
-	tb, ok := s.backend.(tagBackend)
-	if !ok {
-		return errors.New("the engine does not keep tags")
+	tb, e := optionalBackend[tagBackend](s, "tags")
+	if e != nil {
+		return e
 	}
 	err := tb.ChangeTags(ctx, c)
 	if err == nil && c.DryRun {
