@@ -28,6 +28,14 @@ func (t *Timestamp) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// optionalTime is t on the wire, or nil (an element left out) when zero.
+func optionalTime(t time.Time) *Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return &Timestamp{t}
+}
+
 // String formats t in TimeFormat, in UTC.
 func (t Timestamp) String() string { return t.UTC().Format(TimeFormat) }
 

@@ -40,8 +40,10 @@ type LockedSnapshot struct {
 	CoolOffPeriod          int        `xml:"coolOffPeriod,omitempty"`
 	CoolOffPeriodExpiresOn *Timestamp `xml:"coolOffPeriodExpiresOn,omitempty"`
 	LockCreatedOn          Timestamp  `xml:"lockCreatedOn"`
-	LockDurationStartTime  Timestamp  `xml:"lockDurationStartTime"`
-	LockExpiresOn          Timestamp  `xml:"lockExpiresOn"`
+	// Absent while a lock made on a pending snapshot waits for its
+	// completion to start (LockExpiresOn too when it is a duration).
+	LockDurationStartTime *Timestamp `xml:"lockDurationStartTime,omitempty"`
+	LockExpiresOn         *Timestamp `xml:"lockExpiresOn,omitempty"`
 }
 
 // LockSnapshotResponse answers LockSnapshot.
@@ -74,10 +76,8 @@ type LockedSnapshotSet struct {
 func wireLock(l cow.SnapshotLock, now time.Time) LockedSnapshot {
 	w := LockedSnapshot{OwnerID: l.OwnerID, SnapshotID: l.SnapshotID, LockState: string(l.State(now)),
 		LockDuration: l.LockDuration, CoolOffPeriod: l.CoolOffPeriod, LockCreatedOn: Timestamp{l.CreatedOn},
-		LockDurationStartTime: Timestamp{l.DurationStart}, LockExpiresOn: Timestamp{l.ExpiresOn}}
-	if !l.CoolOffExpiresOn.IsZero() {
-		w.CoolOffPeriodExpiresOn = &Timestamp{l.CoolOffExpiresOn}
-	}
+		LockDurationStartTime: optionalTime(l.DurationStart), LockExpiresOn: optionalTime(l.ExpiresOn),
+		CoolOffPeriodExpiresOn: optionalTime(l.CoolOffExpiresOn)}
 	return w
 }
 

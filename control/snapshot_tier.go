@@ -214,10 +214,3 @@ func (s *Server) wireTierStatus(ts cow.TierStatus) SnapshotTierStatus {
 	}
 	return w
 }
-
-func optionalTime(t time.Time) *Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return &Timestamp{t}
-}

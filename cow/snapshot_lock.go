@@ -77,7 +77,11 @@ type SnapshotLock struct {
 	// none (always in governance mode).
 	CoolOffPeriod int
 	// CreatedOn: when the snapshot was first locked (kept while the lock
-	// is changed); DurationStart: when the lock's duration started.
+	// is changed); DurationStart: when the lock's duration started. A
+	// lock made while its snapshot was pending starts its duration when
+	// the snapshot completes, as EC2's: until then DurationStart is zero,
+	// and so is ExpiresOn for a lock asked for a LockDuration (the lock
+	// is in force meanwhile; see started).
 	CreatedOn     time.Time
 	DurationStart time.Time
 	// CoolOffExpiresOn is the end of the cooling-off period; zero: none.
@@ -85,10 +89,32 @@ type SnapshotLock struct {
 	ExpiresOn        time.Time
 }
 
+// started is lock l of a snapshot that completed at done (zero: it has
+// not): a lock whose duration awaited the completion starts then.
+func (u lockUnits) started(l SnapshotLock, done time.Time) SnapshotLock {
+	if !l.DurationStart.IsZero() || done.IsZero() {
+		return l
+	}
+	l.DurationStart = done
+	if l.LockDuration > 0 {
+		l.ExpiresOn = done.Add(time.Duration(l.LockDuration) * u.day)
+	}
+	return l
+}
+
+// earliestEnd is the earliest l can expire, asked at now: its expiry, or
+// for a duration not started yet, now plus the duration.
+func (u lockUnits) earliestEnd(l SnapshotLock, now time.Time) time.Time {
+	if l.ExpiresOn.IsZero() {
+		return now.Add(time.Duration(l.LockDuration) * u.day)
+	}
+	return l.ExpiresOn
+}
+
 // State is the lock's state at now.
 func (l SnapshotLock) State(now time.Time) LockState {
 	switch {
-	case !now.Before(l.ExpiresOn):
+	case !l.ExpiresOn.IsZero() && !now.Before(l.ExpiresOn):
 		return LockStateExpired
 	case l.Mode == LockGovernance:
 		return LockStateGovernance
@@ -144,13 +170,19 @@ func (u lockUnits) checkLockRequest(r LockRequest, now time.Time) error {
 	return nil
 }
 
-// nextLock is the lock that request r makes of snapshot id's current lock
-// cur (nil: none) at now, or why it may not be made.
+// nextLock is the lock that request r makes of completed snapshot id's
+// current lock cur (nil: none) at now, or why it may not be made.
 func (u lockUnits) nextLock(cur *SnapshotLock, id, owner string, r LockRequest, now time.Time) (SnapshotLock, error) {
+	return u.nextLockFrom(cur, id, owner, r, now, now)
+}
+
+// nextLockFrom is nextLock for a lock whose duration starts at start: now,
+// or zero while the snapshot is pending (it starts when it completes).
+func (u lockUnits) nextLockFrom(cur *SnapshotLock, id, owner string, r LockRequest, now, start time.Time) (SnapshotLock, error) {
 	if err := u.checkLockRequest(r, now); err != nil {
 		return SnapshotLock{}, err
 	}
-	n := SnapshotLock{SnapshotID: id, OwnerID: owner, Mode: r.Mode, CreatedOn: now, DurationStart: now}
+	n := SnapshotLock{SnapshotID: id, OwnerID: owner, Mode: r.Mode, CreatedOn: now, DurationStart: start}
 	state := LockStateExpired
 	if cur != nil {
 		state = cur.State(now)
@@ -161,7 +193,9 @@ func (u lockUnits) nextLock(cur *SnapshotLock, id, owner string, r LockRequest, 
 	}
 	if r.LockDuration != nil {
 		n.LockDuration = *r.LockDuration
-		n.ExpiresOn = n.DurationStart.Add(time.Duration(n.LockDuration) * u.day)
+		if !n.DurationStart.IsZero() {
+			n.ExpiresOn = n.DurationStart.Add(time.Duration(n.LockDuration) * u.day)
+		}
 	} else {
 		n.ExpiresOn = *r.ExpirationDate
 	}
@@ -170,7 +204,7 @@ func (u lockUnits) nextLock(cur *SnapshotLock, id, owner string, r LockRequest, 
 		n.CoolOffExpiresOn = now.Add(time.Duration(n.CoolOffPeriod) * u.hour)
 	}
 	if state != LockStateCompliance {
-		if !n.ExpiresOn.After(now) {
+		if !n.ExpiresOn.IsZero() && !n.ExpiresOn.After(now) {
 			return SnapshotLock{}, fmt.Errorf("%w: the lock would expire at once (its duration started %s)", ErrInvalidLockParameter,
 				n.DurationStart.UTC().Format(time.RFC3339))
 		}
@@ -182,9 +216,9 @@ func (u lockUnits) nextLock(cur *SnapshotLock, id, owner string, r LockRequest, 
 		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is locked in compliance mode and its cooling-off period has ended: its lock mode cannot change", ErrSnapshotLocked, id)
 	case r.CoolOffPeriod != nil:
 		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is locked in compliance mode and its cooling-off period has ended: omit CoolOffPeriod", ErrSnapshotLocked, id)
-	case n.ExpiresOn.Before(cur.ExpiresOn):
-		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is locked in compliance mode until %s and its cooling-off period has ended: the lock can only be extended",
-			ErrSnapshotLocked, id, cur.ExpiresOn.UTC().Format(time.RFC3339))
+	case u.earliestEnd(n, now).Before(u.earliestEnd(*cur, now)):
+		return SnapshotLock{}, fmt.Errorf("%w: snapshot %s is locked in compliance mode %s and its cooling-off period has ended: the lock can only be extended",
+			ErrSnapshotLocked, id, cur.until())
 	}
 	n.CoolOffPeriod, n.CoolOffExpiresOn = cur.CoolOffPeriod, cur.CoolOffExpiresOn
 	return n, nil
@@ -200,8 +234,8 @@ func checkUnlock(cur *SnapshotLock, id string, now time.Time) error {
 	case LockStateExpired:
 		return fmt.Errorf("%w: snapshot %s is not locked", ErrNotLocked, id)
 	case LockStateCompliance:
-		return fmt.Errorf("%w: snapshot %s is locked in compliance mode until %s and its cooling-off period has ended: it cannot be unlocked",
-			ErrSnapshotLocked, id, cur.ExpiresOn.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: snapshot %s is locked in compliance mode %s and its cooling-off period has ended: it cannot be unlocked",
+			ErrSnapshotLocked, id, cur.until())
 	}
 	return nil
 }
@@ -216,8 +250,16 @@ func checkDelete(cur *SnapshotLock, id string, now time.Time) error {
 	case LockStateExpired:
 		return nil
 	case LockStateCompliance:
-		return fmt.Errorf("%w: snapshot %s is locked in compliance mode until %s", ErrSnapshotLocked, id, cur.ExpiresOn.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: snapshot %s is locked in compliance mode %s", ErrSnapshotLocked, id, cur.until())
 	default:
-		return fmt.Errorf("%w: snapshot %s is locked (%s) until %s; unlock it first", ErrSnapshotLocked, id, st, cur.ExpiresOn.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: snapshot %s is locked (%s) %s; unlock it first", ErrSnapshotLocked, id, st, cur.until())
 	}
+}
+
+// until says in words how long l lasts, for messages.
+func (l SnapshotLock) until() string {
+	if l.ExpiresOn.IsZero() {
+		return fmt.Sprintf("for %d days from the snapshot's completion", l.LockDuration)
+	}
+	return "until " + l.ExpiresOn.UTC().Format(time.RFC3339)
 }

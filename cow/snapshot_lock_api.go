@@ -54,11 +54,15 @@ func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (Sn
 	}
 	s.attrMu.Lock()
 	defer s.attrMu.Unlock()
-	cur, err := readLock(ctx, st, id)
+	cur, err := e.lockOf(ctx, s, st)
 	if err != nil {
 		return SnapshotLock{}, err
 	}
-	n, err := e.lockUnits.nextLock(cur, id, e.accountID, r, time.Now())
+	now, start := time.Now(), time.Now()
+	if s.record().State != string(SnapshotCompleted) {
+		start = time.Time{} // as EC2: the duration starts at the completion
+	}
+	n, err := e.lockUnits.nextLockFrom(cur, id, e.accountID, r, now, start)
 	if err != nil {
 		return SnapshotLock{}, err
 	}
@@ -80,7 +84,7 @@ func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
 	}
 	s.attrMu.Lock()
 	defer s.attrMu.Unlock()
-	cur, err := readLock(ctx, st, id)
+	cur, err := e.lockOf(ctx, s, st)
 	if err != nil {
 		return err
 	}
@@ -121,12 +125,11 @@ func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]S
 	}
 	var out []SnapshotLock
 	for _, s := range targets {
-		id := s.record().ID
 		st, err := e.store(s.storeName())
 		if err != nil {
 			return nil, err
 		}
-		l, err := readLock(ctx, st, id)
+		l, err := e.lockOf(ctx, s, st)
 		if err != nil {
 			return nil, err
 		}
@@ -185,15 +188,45 @@ func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
 	if err != nil {
 		return err
 	}
-	cur, err := readLock(ctx, st, id)
+	stored, err := readLock(ctx, st, id)
 	if err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", id, err)
 	}
-	if err := checkDelete(cur, id, time.Now()); err != nil {
+	if stored == nil {
+		return nil
+	}
+	if err := checkDelete(e.lockNow(s, stored), id, time.Now()); err != nil {
 		return err
 	}
-	if cur != nil {
-		return deleteLock(ctx, st, id)
+	return deleteLock(ctx, st, id)
+}
+
+// lockOf reads snapshot s's lock from st and says what it is now: a lock
+// made while s was pending starts its duration at s's completion; the lock
+// of a snapshot that failed is cancelled (nil), as EC2's.
+func (e *Engine) lockOf(ctx context.Context, s *snapshot, st snapstore.Store) (*SnapshotLock, error) {
+	l, err := readLock(ctx, st, s.record().ID)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return e.lockNow(s, l), nil
+}
+
+// lockNow is lockOf for the stored lock l (nil: none).
+func (e *Engine) lockNow(s *snapshot, l *SnapshotLock) *SnapshotLock {
+	r := s.record()
+	switch {
+	case l == nil:
+		return nil
+	case r.State == string(SnapshotError):
+		return nil
+	case r.State != string(SnapshotCompleted):
+		return l
+	}
+	done := r.CompletionTime
+	if done.IsZero() {
+		done = l.CreatedOn // a snapshot completed before its record kept the time
+	}
+	started := e.lockUnits.started(*l, done)
+	return &started
 }

@@ -38,9 +38,9 @@ type storedLock struct {
 	LockDuration     int        `json:"lockDurationDays,omitempty"`
 	CoolOffPeriod    int        `json:"coolOffPeriodHours,omitempty"`
 	CreatedOn        time.Time  `json:"lockCreatedOn"`
-	DurationStart    time.Time  `json:"lockDurationStartTime"`
+	DurationStart    time.Time  `json:"lockDurationStartTime,omitzero"` // zero: starts when the snapshot completes
 	CoolOffExpiresOn *time.Time `json:"coolOffPeriodExpiresOn,omitempty"`
-	ExpiresOn        time.Time  `json:"lockExpiresOn"`
+	ExpiresOn        time.Time  `json:"lockExpiresOn,omitzero"` // zero: a duration not started yet
 }
 
 func encodeLock(l SnapshotLock) ([]byte, error) {
@@ -91,8 +91,24 @@ func (sl *storedLock) check(id string) error {
 		return errors.New("cooling-off period without its end, or an end without a period")
 	case sl.CoolOffExpiresOn != nil && sl.Mode != LockCompliance:
 		return errors.New("cooling-off period in governance mode")
-	case sl.CreatedOn.IsZero() || sl.DurationStart.Before(sl.CreatedOn) || !sl.ExpiresOn.After(sl.DurationStart):
+	case sl.CreatedOn.IsZero():
+		return errors.New("no creation time")
+	case sl.DurationStart.IsZero():
+		return sl.checkAwaitingStart()
+	case sl.DurationStart.Before(sl.CreatedOn) || !sl.ExpiresOn.After(sl.DurationStart):
 		return errors.New("times out of order")
+	}
+	return nil
+}
+
+// checkAwaitingStart checks a lock made while its snapshot was pending:
+// either a duration, not started, or an expiration date after its making.
+func (sl *storedLock) checkAwaitingStart() error {
+	switch {
+	case sl.LockDuration != 0 && !sl.ExpiresOn.IsZero():
+		return errors.New("an expiry for a duration not started")
+	case sl.LockDuration == 0 && !sl.ExpiresOn.After(sl.CreatedOn):
+		return errors.New("neither a duration nor an expiry after the lock's making")
 	}
 	return nil
 }

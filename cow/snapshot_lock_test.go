@@ -166,6 +166,8 @@ func TestLockEncodingRoundTrip(t *testing.T) {
 	for _, l := range []*SnapshotLock{
 		lockAt(t, LockRequest{Mode: LockGovernance, LockDuration: intp(7)}),
 		lockAt(t, LockRequest{Mode: LockCompliance, ExpirationDate: timep(lockT0.Add(40 * day)), CoolOffPeriod: intp(12)}),
+		pendingLockAt(t, LockRequest{Mode: LockCompliance, LockDuration: intp(7), CoolOffPeriod: intp(12)}),
+		pendingLockAt(t, LockRequest{Mode: LockGovernance, ExpirationDate: timep(lockT0.Add(40 * day))}),
 	} {
 		b, err := encodeLock(*l)
 		if err != nil {
@@ -192,6 +194,8 @@ func TestDecodeLockRefuses(t *testing.T) {
 		{"duration out of range", `{` + good + `,"lockMode":"compliance","lockDurationDays":40000}`},
 		{"expires before start", `{"version":1,"snapshotId":"snap-1","ownerId":"123456789012","lockMode":"governance","lockCreatedOn":"2026-01-01T00:00:00Z","lockDurationStartTime":"2026-01-01T00:00:00Z","lockExpiresOn":"2025-01-02T00:00:00Z"}`},
 		{"format 2", `{` + good[len(`"version":1,`):] + `,"version":2,"lockMode":"governance"}`},
+		{"awaiting start, duration and expiry", `{"version":1,"snapshotId":"snap-1","ownerId":"123456789012","lockMode":"governance","lockCreatedOn":"2026-01-01T00:00:00Z","lockDurationDays":3,"lockExpiresOn":"2026-01-09T00:00:00Z"}`},
+		{"awaiting start, neither", `{"version":1,"snapshotId":"snap-1","ownerId":"123456789012","lockMode":"governance","lockCreatedOn":"2026-01-01T00:00:00Z"}`},
 	} {
 		if _, err := decodeLock([]byte(tc.doc), "snap-1"); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", tc.name, err)
@@ -199,6 +203,62 @@ func TestDecodeLockRefuses(t *testing.T) {
 	}
 	if _, err := decodeLock([]byte(`{`+good+`,"lockMode":"governance"}`), "snap-1"); err != nil {
 		t.Errorf("a good lock: %v", err)
+	}
+}
+
+// pendingLockAt is the lock req makes at t0 of a pending snapshot.
+func pendingLockAt(t *testing.T, req LockRequest) *SnapshotLock {
+	t.Helper()
+	l, err := testUnits.nextLockFrom(nil, "snap-1", "123456789012", req, lockT0, time.Time{})
+	if err != nil {
+		t.Fatalf("lock %+v of a pending snapshot: %v", req, err)
+	}
+	return &l
+}
+
+// TestLockOfPendingStartsAtCompletion: a duration asked for while the
+// snapshot is pending starts when it completes; until then the lock is in
+// force however long the snapshot takes, and in compliance mode after the
+// cooling-off period it can only be extended from what it will be at least.
+func TestLockOfPendingStartsAtCompletion(t *testing.T) {
+	l := pendingLockAt(t, LockRequest{Mode: LockCompliance, LockDuration: intp(3), CoolOffPeriod: intp(1)})
+	if !l.DurationStart.IsZero() || !l.ExpiresOn.IsZero() {
+		t.Fatalf("pending: starts %s, expires %s; want neither", l.DurationStart, l.ExpiresOn)
+	}
+	if st := l.State(lockT0.Add(100 * day)); st != LockStateCompliance {
+		t.Errorf("pending for 100 days: state %s, want compliance", st)
+	}
+	if err := checkDelete(l, "snap-1", lockT0.Add(100*day)); !errors.Is(err, ErrSnapshotLocked) {
+		t.Errorf("delete while pending: %v", err)
+	}
+	done := lockT0.Add(5 * day)
+	got := testUnits.started(*l, done)
+	if !got.DurationStart.Equal(done) || !got.ExpiresOn.Equal(done.Add(3*day)) {
+		t.Errorf("completed at %s: starts %s, expires %s", done, got.DurationStart, got.ExpiresOn)
+	}
+	if again := testUnits.started(got, done.Add(day)); again != got {
+		t.Errorf("a started lock changed: %+v", again)
+	}
+	dated := pendingLockAt(t, LockRequest{Mode: LockGovernance, ExpirationDate: timep(lockT0.Add(10 * day))})
+	if got := testUnits.started(*dated, done); !got.ExpiresOn.Equal(lockT0.Add(10*day)) || !got.DurationStart.Equal(done) {
+		t.Errorf("an expiration date moved with the completion: %+v", got)
+	}
+	later := lockT0.Add(2 * time.Hour) // the cooling-off period is over
+	for _, tc := range []struct {
+		name string
+		req  LockRequest
+		want error
+	}{
+		{"same duration", LockRequest{Mode: LockCompliance, LockDuration: intp(3)}, nil},
+		{"longer", LockRequest{Mode: LockCompliance, LockDuration: intp(4)}, nil},
+		{"shorter", LockRequest{Mode: LockCompliance, LockDuration: intp(2)}, ErrSnapshotLocked},
+		{"a date within the duration", LockRequest{Mode: LockCompliance, ExpirationDate: timep(later.Add(2 * day))}, ErrSnapshotLocked},
+		{"a date past it", LockRequest{Mode: LockCompliance, ExpirationDate: timep(later.Add(4 * day))}, nil},
+	} {
+		_, err := testUnits.nextLockFrom(l, "snap-1", "123456789012", tc.req, later, time.Time{})
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
 	}
 }
 

@@ -39,16 +39,24 @@ type lockedSnapshotJSON struct {
 	CoolOffPeriod          int    `json:"CoolOffPeriod,omitempty"`
 	CoolOffPeriodExpiresOn string `json:"CoolOffPeriodExpiresOn,omitempty"`
 	LockCreatedOn          string `json:"LockCreatedOn"`
-	LockDurationStartTime  string `json:"LockDurationStartTime"`
-	LockExpiresOn          string `json:"LockExpiresOn"`
+	LockDurationStartTime  string `json:"LockDurationStartTime,omitempty"` // absent until a pending snapshot completes
+	LockExpiresOn          string `json:"LockExpiresOn,omitempty"`
 }
 
 func lockedSnapshotOutput(l control.LockedSnapshot) lockedSnapshotJSON {
 	out := lockedSnapshotJSON{OwnerID: l.OwnerID, SnapshotID: l.SnapshotID, LockState: l.LockState,
-		LockDuration: l.LockDuration, CoolOffPeriod: l.CoolOffPeriod, LockCreatedOn: l.LockCreatedOn.String(),
-		LockDurationStartTime: l.LockDurationStartTime.String(), LockExpiresOn: l.LockExpiresOn.String()}
-	if l.CoolOffPeriodExpiresOn != nil {
-		out.CoolOffPeriodExpiresOn = l.CoolOffPeriodExpiresOn.String()
+		LockDuration: l.LockDuration, CoolOffPeriod: l.CoolOffPeriod, LockCreatedOn: l.LockCreatedOn.String()}
+	for _, t := range []struct {
+		src *control.Timestamp
+		dst *string
+	}{
+		{l.CoolOffPeriodExpiresOn, &out.CoolOffPeriodExpiresOn},
+		{l.LockDurationStartTime, &out.LockDurationStartTime},
+		{l.LockExpiresOn, &out.LockExpiresOn},
+	} {
+		if t.src != nil {
+			*t.dst = t.src.String()
+		}
 	}
 	return out
 }
