@@ -228,7 +228,14 @@ func TestLifecyclePolicyRunsAcrossRestart(t *testing.T) {
 	// Retention deleted into the Recycle Bin (the rule made before the
 	// first run, kept across the restart): the first run's snapshots are
 	// listed there, and RestoreSnapshotFromRecycleBin brings each back
-	// with its ID, byte-exact.
+	// with its ID, byte-exact. The policy is disabled first: a restored
+	// snapshot still carries its tags, so the scheduler's retention (each
+	// second) deletes it again, and a loaded machine let it do so before
+	// the test looked (twice in two concurrent runs).
+	if _, err := dlmc.UpdateLifecyclePolicy(sdkCtx(t), &awsdlm.UpdateLifecyclePolicyInput{PolicyId: out.PolicyId,
+		State: dlmtypes.SettablePolicyStateValuesDisabled}); err != nil {
+		t.Fatalf("disabling the policy: %v", err)
+	}
 	var expired []string
 	for _, v := range vols {
 		expired = append(expired, aws.ToString(first[v][0].SnapshotId))
