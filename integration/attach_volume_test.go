@@ -213,7 +213,7 @@ func TestAttachVolumeWithMount(t *testing.T) {
 	step(t, "a reboot: attached, the loop device gone, the daemon started again re-creates it", func(t *testing.T) {
 		a = attachVolumeCLI(top, d, vol.VolumeId, "/dev/xvdf")
 		mustRun(t, "losetup", "-d", a.Device)
-		for deadline := time.Now().Add(10 * time.Second); loopBacking(a.Device) != "" && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(30 * time.Second); loopBacking(a.Device) != "" && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err := d.stop(t); err != nil {

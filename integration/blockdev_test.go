@@ -78,13 +78,13 @@ func (l *loopDev) tryDetach(t testing.TB) error {
 		return &cmdError{"losetup -d " + l.Dev, r}
 	}
 	t.Logf("$ losetup -d %s -> exit 0", l.Dev)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if bf, err := l.sysfs("backing_file"); err != nil || bf == "" {
 			return nil
 		}
 	}
 	bf, _ := l.sysfs("backing_file")
-	return &cmdError{"losetup -d " + l.Dev, result{Stderr: "device still bound to " + bf + " 10s after detach"}}
+	return &cmdError{"losetup -d " + l.Dev, result{Stderr: "device still bound to " + bf + " 30s after detach"}}
 }
 
 type cmdError struct {

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,12 +26,9 @@ const ebsBlock = 512 << 10
 // ebsSocketClient is the AWS SDK's EBS client, unmodified, on the
 // daemon's unix socket, unsigned, without retries.
 func ebsSocketClient(d *daemon) *awsebs.Client {
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
-	}
 	return awsebs.New(awsebs.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String("http://cowvol"), Credentials: aws.AnonymousCredentials{},
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dial}}, RetryMaxAttempts: 1,
+		HTTPClient: sdkHTTPClient(unixDialer(d.Socket)), RetryMaxAttempts: 1,
 	})
 }
 
@@ -43,7 +38,8 @@ func ebsTCPClient(addr string, key accessKey) *awsebs.Client {
 	creds := aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: key.id, SecretAccessKey: key.secret, Source: "cowvol test"}, nil
 	}))
-	return awsebs.New(awsebs.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), Credentials: creds, RetryMaxAttempts: 1})
+	return awsebs.New(awsebs.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), Credentials: creds,
+		HTTPClient: sdkHTTPClient(nil), RetryMaxAttempts: 1})
 }
 
 // ebsBackup copies blocks (index -> token in src; nil: write zeros) from

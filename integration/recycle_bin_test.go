@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -22,14 +20,11 @@ import (
 // rbinSocketClient is the AWS SDK's Recycle Bin client, unmodified, on
 // the daemon's socket, unsigned, without retries.
 func rbinSocketClient(d *daemon) *awsrbin.Client {
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
-	}
 	return awsrbin.New(awsrbin.Options{
 		Region:           "us-east-1",
 		BaseEndpoint:     aws.String("http://cowvol"),
 		Credentials:      aws.AnonymousCredentials{},
-		HTTPClient:       &http.Client{Transport: &http.Transport{DialContext: dial}},
+		HTTPClient:       sdkHTTPClient(unixDialer(d.Socket)),
 		RetryMaxAttempts: 1,
 	})
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -25,14 +24,11 @@ const sdkCallTimeout = 2 * time.Minute // one SDK call or waiter
 // daemon over its unix socket, unsigned, without retries (so an error is
 // the daemon's answer to the one request, not the last of several).
 func sdkClient(d *daemon) *awsec2.Client {
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
-	}
 	return awsec2.New(awsec2.Options{
 		Region:           "us-east-1",
 		BaseEndpoint:     aws.String("http://cowvol"),
 		Credentials:      aws.AnonymousCredentials{},
-		HTTPClient:       &http.Client{Transport: &http.Transport{DialContext: dial}},
+		HTTPClient:       sdkHTTPClient(unixDialer(d.Socket)),
 		RetryMaxAttempts: 1,
 	})
 }
@@ -51,6 +47,7 @@ func sdkTCPClient(addr, id, secret string) *awsec2.Client {
 		Region:           "us-east-1",
 		BaseEndpoint:     aws.String("http://" + addr),
 		Credentials:      creds,
+		HTTPClient:       sdkHTTPClient(nil),
 		RetryMaxAttempts: 1,
 	})
 }

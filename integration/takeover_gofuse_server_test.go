@@ -301,8 +301,8 @@ func directMountOnDevFd(ev *eventWriter, strict bool) error {
 	}
 	select {
 	case <-served:
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("Serve still running 10 s after unmounting %s", mnt)
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("Serve still running 30 s after unmounting %s", mnt)
 	}
 	return nil
 }

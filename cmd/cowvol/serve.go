@@ -61,53 +61,92 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	mode := os.Getenv(envServeMode)
 	os.Unsetenv(envServeMode)
 	holdForTests()
-	mtr := newMetrics()
-	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], mtr, log)
+	srv, err := startServing(ctx, cfg, fds, mode, log)
 	if err != nil {
 		return err
 	}
+	defer srv.stopMetrics()
+	writeServerPID(cfg.stateDir, log)
+	log.Info("cowvol server ready", "mode", mode, "data_dir", cfg.dataDir, "mount", cfg.mount, "socket", cfg.socket,
+		"listen", cfg.listen, "access", cfg.policy.String())
+	srv.announceReady(fds[fdReady], log)
+	return srv.serveUntilStopped(sigs, log)
+}
+
+// serving is what a server runs while it serves, and how each part stops.
+type serving struct {
+	eng  *cow.Engine
+	fsrv *fusefs.Server
+	// served gets the result of each of the listeners' control servers.
+	served    chan error
+	listeners int
+	// stopServe ends the control servers; stopLifecycle the lifecycle
+	// policies' scheduler; stopHeartbeat the heartbeat (if any);
+	// stopMetrics the --metrics-listen server.
+	stopServe, stopLifecycle, stopHeartbeat, stopMetrics func()
+}
+
+// startServing opens the engine and serves it: the FUSE connection, the
+// metrics listener, the lifecycle scheduler and the control server on
+// every listener. A failure closes the engine.
+func startServing(ctx context.Context, cfg daemonConfig, fds files, mode string, log *slog.Logger) (*serving, error) {
+	mtr := newMetrics()
+	eng, ctlOpts, err := openEngine(ctx, cfg, fds[fdLock], mtr, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := registerEngineMetrics(mtr, eng, cfg.dataDir, log); err != nil {
 		eng.Close()
-		return err
+		return nil, err
 	}
 	ctlOpts.Metrics = mtr.Handler()
 	fsrv, err := fusefs.Serve(eng, fusefs.Config{Device: fds[fdDevice], Mountpoint: cfg.mount, StateDir: cfg.stateDir,
 		Takeover: mode == modeTakeover, Logger: log, Debug: cfg.debugFUSE, VolumeGroup: cfg.volumeGroup, Observer: mtr.IO})
 	if err != nil {
 		eng.Close()
-		return err
+		return nil, err
 	}
-	stopMetrics := serveMetrics(cfg.metricsListen, mtr.Handler(), log)
-	defer stopMetrics()
+	srv := &serving{eng: eng, fsrv: fsrv, stopHeartbeat: func() {}}
+	srv.stopMetrics = serveMetrics(cfg.metricsListen, mtr.Handler(), log)
 	listeners, err := fileListeners(fds)
 	if err != nil {
+		srv.stopMetrics()
 		eng.Close()
-		return err
+		return nil, err
 	}
 	ctlOpts.Host = newHost(ctx, eng, cfg.mount, log)
-	var stopLifecycle func()
-	if ctlOpts.Lifecycle, stopLifecycle, err = startLifecycle(cfg, eng, log); err != nil {
+	if ctlOpts.Lifecycle, srv.stopLifecycle, err = startLifecycle(cfg, eng, log); err != nil {
+		srv.stopMetrics()
 		eng.Close()
-		return err
+		return nil, err
 	}
 	ctl := control.NewServer(eng, ctlOpts)
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan error, len(listeners))
+	srv.stopServe, srv.listeners = stopServe, len(listeners)
+	srv.served = make(chan error, len(listeners))
 	for _, ln := range listeners {
-		go func() { served <- ctl.Serve(serveCtx, ln) }()
+		go func() { srv.served <- ctl.Serve(serveCtx, ln) }()
 	}
-	writeServerPID(cfg.stateDir, log)
-	log.Info("cowvol server ready", "mode", mode, "data_dir", cfg.dataDir, "mount", cfg.mount, "socket", cfg.socket,
-		"listen", cfg.listen, "access", cfg.policy.String())
-	stopHeartbeat := func() {}
-	if ready := fds[fdReady]; ready != nil {
-		fmt.Fprintln(ready, "ready")
-		stopHeartbeat = startHeartbeat(ready, func(ctx context.Context) error {
-			_, err := eng.DescribeVolumes(ctx)
-			return err
-		}, log)
-	}
+	return srv, nil
+}
 
+// announceReady tells the supervisor, on the ready pipe (if it gave one),
+// that the server serves, and starts the heartbeat it may ask for.
+func (srv *serving) announceReady(ready *os.File, log *slog.Logger) {
+	if ready == nil {
+		return
+	}
+	fmt.Fprintln(ready, "ready")
+	srv.stopHeartbeat = startHeartbeat(ready, func(ctx context.Context) error {
+		_, err := srv.eng.DescribeVolumes(ctx)
+		return err
+	}, log)
+}
+
+// serveUntilStopped waits for a signal (a stop, or a handover on
+// SIGUSR1), a control server's failure or the end of the FUSE connection,
+// then stops serving accordingly.
+func (srv *serving) serveUntilStopped(sigs <-chan os.Signal, log *slog.Logger) error {
 	var (
 		serveErr error
 		handover bool
@@ -116,23 +155,27 @@ func runServer(ctx context.Context, cfg daemonConfig) error {
 	case s := <-sigs:
 		handover = s == syscall.SIGUSR1
 		log.Info("stopping", "signal", s.String(), "handover", handover)
-	case serveErr = <-served:
+	case serveErr = <-srv.served:
 		log.Error("control server stopped", "err", serveErr)
-	case <-fsrv.Done():
-		stopServe()
-		stopLifecycle()
-		stopHeartbeat()
-		eng.Close()
+	case <-srv.fsrv.Done():
+		srv.stopBackground()
+		srv.eng.Close()
 		return errors.New("the FUSE connection was closed (unmounted or aborted by someone else)")
 	}
-	stopServe()
-	stopLifecycle()
-	stopHeartbeat()
-	waitServed(served, len(listeners), serveErr, log)
+	srv.stopBackground()
+	waitServed(srv.served, srv.listeners, serveErr, log)
 	if handover {
-		return handOver(eng, fsrv, log)
+		return handOver(srv.eng, srv.fsrv, log)
 	}
-	return stop(eng, fsrv, sigs, log)
+	return stop(srv.eng, srv.fsrv, sigs, log)
+}
+
+// stopBackground stops taking control requests, the lifecycle scheduler
+// and the heartbeat, in that order.
+func (srv *serving) stopBackground() {
+	srv.stopServe()
+	srv.stopLifecycle()
+	srv.stopHeartbeat()
 }
 
 // openEngine opens the key ring, the snapshot stores and the engine, with

@@ -7,5 +7,9 @@
 //	testreport -summary [-allow-skip REGEXP] unit.json integration.json
 //
 // `make test` runs every go test through it and ends with the summary,
-// whose last line reads "testreport: N passed, N failed, N skipped".
+// whose last line reads "testreport: N passed, N failed, N skipped". Each
+// recorded run counts on its own (the integration package runs twice), and
+// a package that failed without a "--- FAIL" line counts the tests it
+// left unfinished: those its "panic: test timed out" names as running, or
+// those running when its test binary died; else the package itself.
 package main

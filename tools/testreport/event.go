@@ -28,17 +28,24 @@ func (k testKey) String() string {
 
 // outcome is how a test (or a package) ended, and what it printed.
 type outcome struct {
-	action string   // pass, fail or skip; "" while running
-	output []string // its output lines, in order
+	action  string   // pass, fail or skip; "" while running
+	running bool     // started or continued, and neither paused nor ended
+	output  []string // its output lines, in order
 }
 
-// results gathers the events of one or more go test runs.
+// plainPackage is the pseudo package of the lines that are not events.
+const plainPackage = "go test"
+
+// results gathers the events of one go test run.
 type results struct {
-	order []testKey // first seen first
-	tests map[testKey]*outcome
+	order    []testKey // first seen first
+	tests    map[testKey]*outcome
+	timeouts map[string]*timeout // by package: its test binary timed out
 }
 
-func newResults() *results { return &results{tests: map[testKey]*outcome{}} }
+func newResults() *results {
+	return &results{tests: map[testKey]*outcome{}, timeouts: map[string]*timeout{}}
+}
 
 // add records e and returns the test's outcome.
 func (r *results) add(e event) *outcome {
@@ -52,17 +59,25 @@ func (r *results) add(e event) *outcome {
 	switch e.Action {
 	case "output", "build-output":
 		o.output = append(o.output, e.Output)
+		r.scanTimeout(e.Package, e.Output)
+		if e.Package == plainPackage {
+			r.scanPlainFail(e.Output)
+		}
+	case "run", "cont":
+		o.running = true
+	case "pause":
+		o.running = false
 	case "pass", "fail", "skip":
-		o.action = e.Action
+		o.action, o.running = e.Action, false
 	case "build-fail":
-		o.action = "fail"
+		o.action, o.running = "fail", false
 	}
 	return o
 }
 
 // readEvents feeds every event of r to fn; lines that are not events
 // (go test's own messages, a build failure without -json framing) come as
-// output of a pseudo package "go test".
+// output of the pseudo package plainPackage.
 func readEvents(r io.Reader, fn func(event, []byte)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -70,7 +85,7 @@ func readEvents(r io.Reader, fn func(event, []byte)) error {
 		line := sc.Bytes()
 		var e event
 		if err := json.Unmarshal(line, &e); err != nil || e.Action == "" {
-			e = event{Action: "output", Package: "go test", Output: string(line) + "\n"}
+			e = event{Action: "output", Package: plainPackage, Output: string(line) + "\n"}
 		}
 		fn(e, line)
 	}

@@ -26,31 +26,78 @@ const (
 {"Action":"fail","Package":"p","Test":"TestC"}`
 	pkgPass = `{"Action":"output","Package":"p","Output":"ok  \tp\t0.1s\n"}
 {"Action":"pass","Package":"p"}`
+	crashRun = `{"Action":"run","Package":"p","Test":"TestD"}
+{"Action":"output","Package":"p","Test":"TestD","Output":"fatal error: concurrent map writes\n"}`
 	pkgFail  = `{"Action":"fail","Package":"p"}`
 	buildBad = `{"Action":"build-output","Package":"q","Output":"q.go:1: syntax error\n"}
 {"Action":"build-fail","Package":"q"}
 {"Action":"fail","Package":"q"}`
 )
 
+// record is one recorded run, as `make test` keeps it: name.json.
+type record struct{ name, text string }
+
+// one is a single recorded run named "run".
+func one(text string) []record { return []record{{"run", text}} }
+
+// sample reads a captured go test output from testdata.
+func sample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func TestSummary(t *testing.T) {
+	const integration = "github.com/cowvol/cowvol/integration"
 	tests := []struct {
 		name       string
-		json       string
+		records    []record
 		require    bool
 		wantFail   bool
 		wantLast   string
 		wantOutput []string
 	}{
-		{"all pass", events(passRun, pkgPass), false, false, "testreport: 1 passed, 0 failed, 0 skipped", nil},
-		{"skip is loud", events(passRun, skipRun, pkgPass), false, false, "testreport: 1 passed, 0 failed, 1 skipped",
-			[]string{"1 TESTS SKIPPED", "SKIP p TestB: b_test.go:9: needs root"}},
-		{"skip fails when required", events(passRun, skipRun, pkgPass), true, true, "testreport: 1 passed, 0 failed, 1 skipped",
+		{"all pass", one(events(passRun, pkgPass)), false, false, "testreport: 1 passed, 0 failed, 0 skipped", nil},
+		{"skip is loud", one(events(passRun, skipRun, pkgPass)), false, false, "testreport: 1 passed, 0 failed, 1 skipped",
+			[]string{"1 TESTS SKIPPED", "SKIP p TestB [run]: b_test.go:9: needs root"}},
+		{"skip fails when required", one(events(passRun, skipRun, pkgPass)), true, true, "testreport: 1 passed, 0 failed, 1 skipped",
 			[]string{"COWVOL_REQUIRE_ROOT=1: a skipped test is a failure"}},
-		{"opt-in skip is no failure", events(passRun, optInSkip, pkgPass), true, false, "testreport: 1 passed, 0 failed, 1 skipped",
+		{"opt-in skip is no failure", one(events(passRun, optInSkip, pkgPass)), true, false, "testreport: 1 passed, 0 failed, 1 skipped",
 			[]string{"1 opt-in tests skipped, as they should be: TestBig"}},
-		{"a failure", events(passRun, failRun, pkgFail), false, true, "testreport: 1 passed, 1 failed, 0 skipped",
-			[]string{"FAIL p TestC"}},
-		{"a build failure counts", events(passRun, pkgPass, buildBad), false, true, "testreport: 1 passed, 1 failed, 0 skipped", nil},
+		{"a failure", one(events(passRun, failRun, pkgFail)), false, true, "testreport: 1 passed, 1 failed, 0 skipped",
+			[]string{"FAIL p TestC [run]\n"}},
+		{"a build failure counts", one(events(passRun, pkgPass, buildBad)), false, true, "testreport: 1 passed, 1 failed, 0 skipped",
+			[]string{"FAIL q [run]: no test failed"}},
+		{"a timeout names the test and the subtest it interrupted", one(sample(t, "timeout-subtest.json")), false, true,
+			"testreport: 1 passed, 2 failed, 0 skipped",
+			[]string{"FAIL example.com/to TestSlow [run]: timed out after 2s",
+				"FAIL example.com/to TestSlow/sub_step [run]: timed out after 2s"}},
+		{"a timeout names the parallel tests running, not the one still waiting", one(sample(t, "timeout-parallel.json")), false, true,
+			"testreport: 1 passed, 2 failed, 0 skipped",
+			[]string{"FAIL example.com/to/par TestParA [run]: timed out after 2s",
+				"FAIL example.com/to/par TestParC [run]: timed out after 2s"}},
+		{"a timeout in plain go test output", one(sample(t, "timeout-parallel.txt")), false, true,
+			"testreport: 0 passed, 2 failed, 0 skipped",
+			[]string{"FAIL example.com/to/par TestParA [run]: timed out after 2s",
+				"FAIL example.com/to/par TestParC [run]: timed out after 2s"}},
+		{"the integration timeout CI printed", one(sample(t, "timeout-integration.txt")), false, true,
+			"testreport: 0 passed, 2 failed, 0 skipped",
+			[]string{"FAIL " + integration + " TestTortureSnapshotFillsDataDir [run]: timed out after 12m0s",
+				"FAIL " + integration + " TestTortureSnapshotFillsDataDir/delete_the_failed_snapshot_and_vol2:_space_comes_back;_a_new_snapshot_of_vol1_completes [run]: timed out after 12m0s"}},
+		{"a crash names the test it interrupted", one(events(passRun, crashRun, pkgFail)), false, true,
+			"testreport: 1 passed, 1 failed, 0 skipped",
+			[]string{"FAIL p TestD [run]: did not finish"}},
+		{"one run's pass does not hide another's failure", []record{
+			{"integration", sample(t, "timeout-subtest.json")},
+			{"race-daemon", events(
+				`{"Action":"run","Package":"example.com/to","Test":"TestSlow"}`,
+				`{"Action":"pass","Package":"example.com/to","Test":"TestSlow"}`,
+				`{"Action":"pass","Package":"example.com/to"}`)},
+		}, false, true, "testreport: 2 passed, 2 failed, 0 skipped",
+			[]string{"FAIL example.com/to TestSlow [integration]: timed out after 2s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,12 +106,17 @@ func TestSummary(t *testing.T) {
 			} else {
 				t.Setenv("COWVOL_REQUIRE_ROOT", "")
 			}
-			file := filepath.Join(t.TempDir(), "run.json")
-			if err := os.WriteFile(file, []byte(tt.json), 0o644); err != nil {
-				t.Fatal(err)
+			dir := t.TempDir()
+			var files []string
+			for _, r := range tt.records {
+				file := filepath.Join(dir, r.name+".json")
+				if err := os.WriteFile(file, []byte(r.text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, file)
 			}
 			var out bytes.Buffer
-			failed, err := summarize([]string{file}, regexp.MustCompile(`^TestBig$`), &out)
+			failed, err := summarize(files, regexp.MustCompile(`^TestBig$`), &out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +125,7 @@ func TestSummary(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 			if last := lines[len(lines)-1]; last != tt.wantLast {
-				t.Errorf("last line %q, want %q", last, tt.wantLast)
+				t.Errorf("last line %q, want %q\n%s", last, tt.wantLast, out.String())
 			}
 			for _, w := range tt.wantOutput {
 				if !strings.Contains(out.String(), w) {

@@ -181,8 +181,8 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(startTimeout)
+	client := &http.Client{Timeout: 5 * time.Second}
 	for {
 		select {
 		case err := <-exited:
@@ -193,23 +193,40 @@ func (s *Server) start() error {
 			return fmt.Errorf("minio exited at start: %v\n%s", err, lastBytes(b, 2000))
 		default:
 		}
-		resp, err := client.Get(s.Endpoint() + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				// Keep the exit status reaped: Stop waits on exited.
-				s.mu.Lock()
-				s.waitCh = exited
-				s.mu.Unlock()
-				return nil
-			}
+		status, err := s.readiness(client)
+		if err == nil && status == http.StatusOK {
+			// Keep the exit status reaped: Stop waits on exited.
+			s.mu.Lock()
+			s.waitCh = exited
+			s.mu.Unlock()
+			return nil
 		}
 		if time.Now().After(deadline) {
 			s.stopLocked(cmd, exited)
-			return fmt.Errorf("minio at %s not live after 60s", s.addr)
+			return fmt.Errorf("minio at %s not ready after %v: last answer %d, %v", s.addr, startTimeout, status, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startTimeout bounds how long a server may take to become ready.
+const startTimeout = 60 * time.Second
+
+// readinessPath is MinIO's cluster health check: 200 only once its object
+// layer, bucket metadata and IAM are initialized and the drives have write
+// quorum. /minio/health/live (and /ready) answer 200 as soon as the HTTP
+// server listens, while S3 requests still get 503 "Server not
+// initialized": seen on a loaded machine as a test's first request failing.
+const readinessPath = "/minio/health/cluster"
+
+// readiness asks the server whether it is ready for S3 requests.
+func (s *Server) readiness(client *http.Client) (int, error) {
+	resp, err := client.Get(s.Endpoint() + readinessPath)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // Stop kills the server (by its PID) and waits for it; the data stays for
