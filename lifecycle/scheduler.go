@@ -57,6 +57,15 @@ type Scheduler struct {
 	m   *Manager
 	cfg Config
 	log *slog.Logger
+	// countDue are the (policy, schedule, volume) whose retention by
+	// count is due (countKey): as DLM's, a count is enforced when a
+	// schedule creates a snapshot, not continuously, so a snapshot
+	// restored from the Recycle Bin stays until the next run. A pass that
+	// could not delete everything stays due. Owned by the caller of Tick.
+	countDue map[string]bool
+	// started: the first Tick enforces every count once (a deletion
+	// missed when the daemon stopped right after a creation).
+	started bool
 }
 
 // NewScheduler returns a scheduler of m's policies.
@@ -71,7 +80,12 @@ func NewScheduler(m *Manager, cfg Config) *Scheduler {
 		cfg.MaxJitter = DefaultMaxJitter
 	}
 	log := cmp.Or(cfg.Logger, slog.Default()).With("component", "lifecycle")
-	return &Scheduler{m: m, cfg: cfg, log: log}
+	return &Scheduler{m: m, cfg: cfg, log: log, countDue: map[string]bool{}}
+}
+
+// countKey names one volume's snapshots of one schedule in countDue.
+func countKey(policyID, schedule, volumeID string) string {
+	return policyID + "\x00" + schedule + "\x00" + volumeID
 }
 
 // Run runs policies every Tick until ctx is done. Its caller owns it (the
@@ -125,6 +139,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 			s.retain(ctx, &p, sch, vols, snaps, now)
 		}
 	}
+	s.started = true
 	return nil
 }
 
@@ -178,6 +193,7 @@ func (s *Scheduler) serve(ctx context.Context, p *Policy, sch Schedule, vols []c
 		}
 		s.log.Info("lifecycle policy created a snapshot", "policy", p.ID, "schedule", sch.Name, "volume", v.ID,
 			"snapshot", snap.ID, "scheduled", rs.Instant)
+		s.countDue[countKey(p.ID, sch.Name, v.ID)] = true
 		if err := s.m.markDone(p.ID, key, rs.Instant, v.ID); err != nil {
 			return err
 		}
@@ -219,7 +235,9 @@ func snapshotParams(p *Policy, sch Schedule, v cow.VolumeInfo) cow.CreateSnapsho
 // retain deletes the snapshots of one schedule its RetainRule expires,
 // as DLM does: of the volumes the policy targets, and of volumes deleted
 // since (but never their last snapshot); a volume no longer targeted
-// (its tags changed) keeps its snapshots.
+// (its tags changed) keeps its snapshots. A retention by age is checked at
+// every tick; one by count when the schedule made a snapshot of the volume
+// (countDue).
 func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, vols []cow.VolumeInfo, snaps []cow.SnapshotInfo, now time.Time) {
 	if sch.RetainRule == nil {
 		return
@@ -243,16 +261,20 @@ func (s *Scheduler) retain(ctx context.Context, p *Policy, sch Schedule, vols []
 			Settled: sn.State != cow.SnapshotPending})
 	}
 	for _, vol := range slices.Sorted(maps.Keys(byVolume)) {
-		if untargeted[vol] {
+		key := countKey(p.ID, sch.Name, vol)
+		if untargeted[vol] || (sch.RetainRule.Count > 0 && s.started && !s.countDue[key]) {
 			continue
 		}
+		delete(s.countDue, key)
 		for _, m := range expired(sch.RetainRule, byVolume[vol], now, !exists[vol]) {
 			if ctx.Err() != nil {
+				s.countDue[key] = true
 				return
 			}
 			if err := s.cfg.DeleteSnapshot(ctx, m.ID); err != nil {
 				s.log.Warn("lifecycle policy: cannot delete an expired snapshot; retrying at the next tick", "policy", p.ID,
 					"schedule", sch.Name, "snapshot", m.ID, "err", err)
+				s.countDue[key] = true
 				continue
 			}
 			s.log.Info("lifecycle policy deleted an expired snapshot", "policy", p.ID, "schedule", sch.Name,

@@ -393,3 +393,45 @@ func TestUpdateRestartsChangedSchedules(t *testing.T) {
 		t.Fatalf("%d snapshots, want 3 (and 14:00)", n)
 	}
 }
+
+// TestCountRetentionAtCreation: as DLM's, a retention by count is enforced
+// when the schedule creates a snapshot, so a snapshot restored from the
+// Recycle Bin (its policy tags kept) stays until the next run, and goes
+// then with the others beyond the count.
+func TestCountRetentionAtCreation(t *testing.T) {
+	start := at("2026-01-01T10:20:00Z")
+	r := newRig(t, start)
+	if _, err := r.m.Create(hourlyPolicy(1)); err != nil {
+		t.Fatal(err)
+	}
+	r.runHour(t, 11)
+	r.runHour(t, 12)
+	const vol = "vol-00000000000000001"
+	got := r.eng.snapsOf(vol)
+	if len(got) != 1 || got[0].StartTime.Hour() != 12 {
+		t.Fatalf("kept %v, want the 12:00 snapshot", got)
+	}
+	// The 11:00 snapshot comes back, as RestoreSnapshotFromRecycleBin
+	// brings it: same ID, same tags.
+	r.eng.mu.Lock()
+	var restored cow.SnapshotInfo
+	for _, s := range r.eng.snaps {
+		if s.VolumeID == vol {
+			restored = s
+		}
+	}
+	restored.ID = r.eng.deleted[0]
+	restored.StartTime = at("2026-01-01T11:00:10Z")
+	r.eng.snaps = append(r.eng.snaps, restored)
+	r.eng.mu.Unlock()
+	for m := 10; m <= 50; m += 20 {
+		r.tickAt(t, time.Date(2026, 1, 1, 12, m, 0, 0, time.UTC))
+	}
+	if got := r.eng.snapsOf(vol); len(got) != 2 {
+		t.Fatalf("between runs the restored snapshot was deleted again: %v", got)
+	}
+	r.runHour(t, 13)
+	if got := r.eng.snapsOf(vol); len(got) != 1 || got[0].StartTime.Hour() != 13 {
+		t.Fatalf("after the 13:00 run: %v, want only it", got)
+	}
+}
