@@ -19,6 +19,7 @@ import (
 type changeSource interface {
 	ChangesInRange(volID string, afterGen, uptoGen, first, end uint64, fn func(gen, blk uint64, e meta.Extent) error) error
 	NextChange(volID string, afterGen, uptoGen, from uint64) (uint64, bool, error)
+	ChangedBlocksInRange(volID string, afterGen, uptoGen, first, end uint64, fn func(blk uint64) error) error
 }
 
 // blockChange is a block's newest version born since the base.
@@ -105,7 +106,8 @@ func (p *flushPlan) segmentChanges(idx uint64) ([]blockChange, error) {
 }
 
 // countChanges is the number of distinct blocks the plan's generations
-// changed, counted a segment at a time (for progress and the log).
+// changed, counted a segment at a time (for progress and the log) from the
+// change records' keys alone.
 func (p *flushPlan) countChanges() (int, error) {
 	total := 0
 	from := uint64(0)
@@ -116,7 +118,7 @@ func (p *flushPlan) countChanges() (int, error) {
 		}
 		first := blk >> snapfmt.SegmentShift << snapfmt.SegmentShift
 		var seen [1 << snapfmt.SegmentShift / 64]uint64
-		err = p.src.ChangesInRange(p.vol, p.after, p.upto, first, first+1<<snapfmt.SegmentShift, func(_, b uint64, _ meta.Extent) error {
+		err = p.src.ChangedBlocksInRange(p.vol, p.after, p.upto, first, first+1<<snapfmt.SegmentShift, func(b uint64) error {
 			off := b - first
 			if seen[off/64]&(1<<(off%64)) == 0 {
 				seen[off/64] |= 1 << (off % 64)

@@ -69,9 +69,15 @@ func (b *flushSourceBase) extra() []uint64 {
 	return idx
 }
 
+// segmentPlanner gives a flush its segments in index order (a flushPlan,
+// or a planAhead running one).
+type segmentPlanner interface {
+	nextSegment() (segmentPlan, bool, error)
+}
+
 // uploadSnapshot stores snapshot s's packs and segments, segment by
 // segment as plan gives them, and records the segments in base.segs.
-func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *lineage.Keys, pw *packWriter, base *flushSourceBase, plan *flushPlan, total int) error {
+func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *lineage.Keys, pw *packWriter, base *flushSourceBase, plan segmentPlanner, total int) error {
 	r := s.record()
 	dedup := newDedupIndex()
 	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: base.segs}

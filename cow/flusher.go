@@ -337,7 +337,10 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	}
 	pw := newPackWriter(ctx, st)
 	defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
-	if err := e.uploadSnapshot(ctx, s, v, k, pw, base, plan, total); err != nil {
+	ahead := startPlanAhead(plan)
+	err = e.uploadSnapshot(ctx, s, v, k, pw, base, ahead, total)
+	ahead.close()
+	if err != nil {
 		return err
 	}
 	m, mb, err := pub.publish(ctx, e.newManifest(r, base.segs))

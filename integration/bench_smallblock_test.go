@@ -48,7 +48,7 @@ func init() {
 // of its own (so that its peak RSS is the flush's).
 func smallBlockFigures(b *testing.B, r *benchReport) {
 	gib := envInt("COWVOL_BENCH_SMALLBLOCK_GIB", 2)
-	d := startDaemon(b)
+	d := startDaemon(b, withDaemonArgs(profileArgs()...))
 	var vol volume
 	d.mustJSON(b, d.mustCLI(b, "create-volume", "--size", fmt.Sprintf("%dGiB", 2*gib), "--block-size", "4KiB"), &vol)
 	file := d.volumePath(vol.VolumeId)
@@ -58,6 +58,8 @@ func smallBlockFigures(b *testing.B, r *benchReport) {
 	api := newEC2(d.Socket)
 	cpu0 := procCPUSeconds(pid)
 	start := time.Now()
+	// The flush of 1 GiB takes some 5 to 15 s here.
+	waitProfile := startCPUProfile(b, d.Socket, 5*gib)
 	id, _ := api.createSnapshot(b, vol.VolumeId)
 	peak, anon := int64(0), int64(0)
 	for deadline := time.Now().Add(30 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -72,6 +74,7 @@ func smallBlockFigures(b *testing.B, r *benchReport) {
 		}
 	}
 	r.add(smallFlushKey, float64(gib<<10)/time.Since(start).Seconds())
+	waitProfile()
 	r.add(smallCPUKey, (procCPUSeconds(pid)-cpu0)/float64(gib))
 	r.add(smallRSSPeakKey, float64(peak)/1024)
 	r.add(smallAnonPeakKey, float64(anon)/1024)

@@ -57,3 +57,37 @@ func (s *Store) NextChange(volID string, afterGen, uptoGen, from uint64) (blk ui
 	})
 	return blk, ok, err
 }
+
+// ChangedBlocksInRange calls fn for every change-set entry's block, as
+// ChangesInRange does, but reads only the keys (no values): a flush counts
+// its changes with it before it plans them.
+func (s *Store) ChangedBlocksInRange(volID string, afterGen, uptoGen, first, end uint64, fn func(blk uint64) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for gen := afterGen + 1; gen <= uptoGen; gen++ {
+			if err := changedBlocksOfGen(txn, volID, gen, first, end, fn); err != nil {
+				return fmt.Errorf("meta: changed blocks of %s, generation %d, blocks %d to %d: %w", volID, gen, first, end, err)
+			}
+		}
+		return nil
+	})
+}
+
+func changedBlocksOfGen(txn *badger.Txn, volID string, gen, first, end uint64, fn func(blk uint64) error) error {
+	stop := ChangeKey(volID, gen, end)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: ChangeGenPrefix(volID, gen)})
+	defer it.Close()
+	for it.Seek(ChangeKey(volID, gen, first)); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if bytes.Compare(key, stop) >= 0 {
+			return nil
+		}
+		_, blk, err := ParseChangeKey(volID, key)
+		if err != nil {
+			return err
+		}
+		if err := fn(blk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
