@@ -73,9 +73,9 @@ func serverOptions(cfg Config, log *slog.Logger) fuse.MountOptions {
 		// READ wasted), and for each 1 MiB answer failed to grow the
 		// pipe past pipe-max-size and logged a warning.
 		DisableSplice: true,
-		DisableXAttrs:     true,
-		Debug:             cfg.Debug,
-		Logger:            slog.NewLogLogger(log.Handler(), slog.LevelWarn), // without Debug, only its errors
+		DisableXAttrs: true,
+		Debug:         cfg.Debug,
+		Logger:        slog.NewLogLogger(log.Handler(), slog.LevelWarn), // without Debug, only its errors
 	}
 }
 
