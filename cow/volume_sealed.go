@@ -291,18 +291,9 @@ func (v *volume) rewriteSealed(blk, slot uint64, in int64, src []byte) error {
 }
 
 // redirectSealed writes block blk, from slot from with src written at
-// offset in, to slot to. Where the data file copies within itself, the
-// stored slot is copied in the kernel and the covered sectors written
-// over the copy (rewriteSealed: slot to is not mapped yet); otherwise it
-// is one read and one write of the stored slot, the covered sectors sealed
-// anew in between.
+// offset in, to slot to: one read and one write of the stored slot, the
+// covered sectors sealed anew in between.
 func (v *volume) redirectSealed(blk, from, to uint64, in int64, src []byte) error {
-	if c, ok := v.file.(rangeCopier); ok {
-		if _, err := c.CopyRange(v.slotOffset(from), v.slotOffset(to), v.stride); err != nil {
-			return err
-		}
-		return v.rewriteSealed(blk, to, in, src)
-	}
 	aead, err := v.cipher()
 	if err != nil {
 		return err
