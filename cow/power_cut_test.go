@@ -250,7 +250,11 @@ func runPowerCutModel(t *testing.T, seed uint64, bs int, encrypted bool, steps i
 		switch op := rng.IntN(100); {
 		case op < 60:
 			off := rng.Int64N(size)
-			n := min(int64(1+rng.IntN(3*bs)), size-off)
+			most := 3 * bs
+			if op < 6 { // some of 1 MiB, which an encrypted volume splits (sealed_split.go)
+				most = 1 << 20
+			}
+			n := min(int64(1+rng.IntN(most)), size-off)
 			if rng.IntN(2) == 0 { // page-aligned, as file systems write
 				off &^= crashPage - 1
 				n = min((n+crashPage-1)&^(crashPage-1), size-off)

@@ -113,6 +113,13 @@ const firstGeneration = 1
 
 // readAt reads len(p) bytes at off. The caller has checked the range.
 func (v *volume) readAt(p []byte, off int64) error {
+	return v.splitSealed(off, int64(len(p)), func(lo, hi int64) error {
+		return v.readRange(p[lo:hi], off+lo)
+	})
+}
+
+// readRange reads len(p) bytes at off, one block after another.
+func (v *volume) readRange(p []byte, off int64) error {
 	for len(p) > 0 {
 		blk, in := v.blockOf(off)
 		n := min(int64(len(p)), v.blockSize-in)
@@ -180,6 +187,19 @@ func (v *volume) writeAt(p []byte, off int64) error {
 func (v *volume) writeRange(p []byte, off int64) error {
 	v.fork.RLock()
 	defer v.fork.RUnlock()
+	// The parts run under the fork lock the caller holds.
+	err := v.splitSealed(off, int64(len(p)), func(lo, hi int64) error {
+		return v.writeBlocks(p[lo:hi], off+lo)
+	})
+	if err != nil {
+		return err
+	}
+	v.writes.Add(1)
+	return nil
+}
+
+// writeBlocks writes p at off, one block after another.
+func (v *volume) writeBlocks(p []byte, off int64) error {
 	for len(p) > 0 {
 		blk, in := v.blockOf(off)
 		n := min(int64(len(p)), v.blockSize-in)
@@ -188,7 +208,6 @@ func (v *volume) writeRange(p []byte, off int64) error {
 		}
 		p, off = p[n:], off+n
 	}
-	v.writes.Add(1)
 	return nil
 }
 
