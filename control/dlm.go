@@ -19,6 +19,7 @@ import (
 //	GET    /policies/{id}  GetLifecyclePolicy (read-only)
 //	PATCH  /policies/{id}  UpdateLifecyclePolicy
 //	DELETE /policies/{id}  DeleteLifecyclePolicy
+//	.../tags/{arn}         TagResource, UntagResource, ListTagsForResource (dlm_tags.go)
 //
 // The lifecycle package validates and keeps the policies; this file
 // decodes requests and encodes answers. A request naming a field cowvol
@@ -40,13 +41,15 @@ type LifecyclePolicies interface {
 	List() []lifecycle.Policy
 	Update(id string, u lifecycle.UpdateParams) (lifecycle.Policy, error)
 	Delete(id string) error
+	TagPolicy(id string, tags map[string]string) (lifecycle.Policy, error)
+	UntagPolicy(id string, keys []string) (lifecycle.Policy, error)
 }
 
 var _ LifecyclePolicies = (*lifecycle.Manager)(nil)
 
 // isDLMRequest reports whether r is for the DLM API.
 func isDLMRequest(r *http.Request) bool {
-	return r.URL.Path == dlmPathPrefix || strings.HasPrefix(r.URL.Path, dlmPathPrefix+"/")
+	return r.URL.Path == dlmPathPrefix || strings.HasPrefix(r.URL.Path, dlmPathPrefix+"/") || isDLMTagsRequest(r)
 }
 
 // DLM's exceptions besides the EBS ones of the same name.
@@ -103,6 +106,9 @@ var dlmREST = &restService{
 // authorization as the EC2 API's.
 func (s *Server) serveDLM(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	op, id, ok := dlmRoute(r.Method, strings.TrimPrefix(r.URL.Path, dlmPathPrefix))
+	if arn, tags := strings.CutPrefix(r.URL.Path, "/tags/"); tags {
+		op, id, ok = dlmTagsRoute(r.Method, arn)
+	}
 	x := &restExchange{w: w, reqID: reqID, action: op.name}
 	body, e := dlmREST.admit(s, x, r, auth, ok, op.readOnly)
 	if e != nil {

@@ -96,6 +96,26 @@ func TestLifecyclePolicyVerbs(t *testing.T) {
 			t.Fatalf("get of the deleted policy: exit %d, %s", code, stderr)
 		}
 	})
+	step(t, "tags: aws dlm tag-resource, cowvol dlm list-tags-for-resource and untag-resource", func(t *testing.T) {
+		var got dlmPolicyOut
+		d.mustJSON(t, d.mustCLI(t, "dlm", "get-lifecycle-policy", "--policy-id", viaCowvol), &got)
+		arn := got.Policy.PolicyArn
+		a.mustJSON(t, nil, "dlm", "tag-resource", "--resource-arn", arn, "--tags", "team=storage,tier=gold")
+		var tags struct{ Tags map[string]string }
+		d.mustJSON(t, d.mustCLI(t, "dlm", "list-tags-for-resource", "--resource-arn", arn), &tags)
+		if len(tags.Tags) != 3 || tags.Tags["owner"] != "ops" || tags.Tags["team"] != "storage" || tags.Tags["tier"] != "gold" {
+			t.Fatalf("cowvol dlm list-tags-for-resource after aws dlm tag-resource: %v", tags.Tags)
+		}
+		if out := d.mustCLI(t, "dlm", "untag-resource", "--resource-arn", arn, "--tag-keys", "owner", "--tag-keys", "tier"); out != "" {
+			t.Fatalf("untag printed %q", out)
+		}
+		tags.Tags = nil
+		a.mustJSON(t, &tags, "dlm", "list-tags-for-resource", "--resource-arn", arn)
+		if len(tags.Tags) != 1 || tags.Tags["team"] != "storage" {
+			t.Fatalf("aws dlm list-tags-for-resource after the untag: %v", tags.Tags)
+		}
+		a.mustFail(t, "InvalidRequestException", "dlm", "tag-resource", "--resource-arn", arn, "--tags", "aws:reserved=x")
+	})
 	step(t, "bad input is refused and changes nothing", func(t *testing.T) {
 		bad := strings.Replace(policyDetailsJSON, `"Interval": 12`, `"Interval": 5`, 1)
 		_, stderr, code := d.cli(t, "dlm", "create-lifecycle-policy", "--execution-role-arn", role, "--description", "bad",

@@ -14,7 +14,8 @@ import (
 
 // The Data Lifecycle Manager verbs, as `aws dlm` spells them:
 // cowvol dlm create-lifecycle-policy, get-lifecycle-policies,
-// get-lifecycle-policy, update-lifecycle-policy, delete-lifecycle-policy.
+// get-lifecycle-policy, update-lifecycle-policy, delete-lifecycle-policy,
+// and tag-resource, untag-resource, list-tags-for-resource (dlm_tags.go).
 // JSON arguments (--policy-details) are given inline or as file://PATH;
 // answers are printed as the aws CLI prints them.
 
@@ -24,6 +25,7 @@ func dlmCommand() *cli.Command {
 		Usage: "lifecycle policies that snapshot tagged volumes on a schedule (as aws dlm)",
 		Subcommands: []*cli.Command{
 			dlmCreateCommand(), dlmGetPoliciesCommand(), dlmGetPolicyCommand(), dlmUpdateCommand(), dlmDeleteCommand(),
+			dlmTagCommand(), dlmUntagCommand(), dlmListTagsCommand(),
 		},
 	}
 }
@@ -54,16 +56,12 @@ func dlmCreateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if tags := c.StringSlice("tags"); len(tags) > 0 {
-				m := map[string]string{}
-				for _, kv := range tags {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return usageErrorf("create-lifecycle-policy: --tags %q: want KEY=VALUE", kv)
-					}
-					m[k] = v
-				}
-				body["Tags"] = m
+			tags, err := tagMapArg(c, c.StringSlice("tags"))
+			if err != nil {
+				return err
+			}
+			if len(tags) > 0 {
+				body["Tags"] = tags
 			}
 			return dlmCall(c, "CreateLifecyclePolicy", http.MethodPost, "/policies", nil, body, true)
 		},
