@@ -95,3 +95,24 @@ func (c *Client) RestoreSnapshotFromRecycleBin(ctx context.Context, id string, d
 	err := c.call(ctx, "RestoreSnapshotFromRecycleBin", f, &out)
 	return out, err
 }
+
+// TagRule adds tags to the rule with ARN arn (rbin TagResource).
+func (c *Client) TagRule(ctx context.Context, arn string, tags []RuleTag) error {
+	return c.rbinCall(ctx, "TagResource", http.MethodPost, "/tags/"+url.PathEscape(arn), rbinTagInput{Tags: tags}, nil, http.StatusOK)
+}
+
+// UntagRule removes the tags with keys from the rule with ARN arn (rbin
+// UntagResource).
+func (c *Client) UntagRule(ctx context.Context, arn string, keys []string) error {
+	h := http.Header{"Content-Type": {"application/json"}}
+	_, _, err := c.ebsCall(ctx, "UntagResource", http.MethodDelete, "/tags/"+url.PathEscape(arn), url.Values{"tagKeys": keys}, h, nil, http.StatusOK)
+	return err
+}
+
+// RuleTags returns the tags of the rule with ARN arn (rbin
+// ListTagsForResource).
+func (c *Client) RuleTags(ctx context.Context, arn string) ([]RuleTag, error) {
+	var out struct{ Tags []RuleTag }
+	err := c.rbinCall(ctx, "ListTagsForResource", http.MethodGet, "/tags/"+url.PathEscape(arn), nil, &out, http.StatusOK)
+	return out.Tags, err
+}

@@ -14,7 +14,7 @@ import (
 // The Recycle Bin API (service rbin, REST + JSON, API version 2021-06-15)
 // shares the listeners, the callers and the policy of the EC2 API, as the
 // EBS direct APIs do; its requests are told apart by their paths, /rules
-// and /list-rules. GetRule and ListRules are read-only; the others need
+// and /list-rules, and /tags/{a rule's ARN} (rbin_tags.go). GetRule and ListRules are read-only; the others need
 // full access. Errors are the EBS APIs' form (X-Amzn-ErrorType, a JSON
 // body with Message and Reason).
 //
@@ -40,7 +40,7 @@ const (
 // isRbinRequest reports whether r is for the Recycle Bin API.
 func isRbinRequest(r *http.Request) bool {
 	p := r.URL.Path
-	return p == rbinRulesPath || p == rbinListRulesPath || strings.HasPrefix(p, rbinRulesPath+"/")
+	return p == rbinRulesPath || p == rbinListRulesPath || strings.HasPrefix(p, rbinRulesPath+"/") || isRbinTagsRequest(r)
 }
 
 // rbinOp is one Recycle Bin operation: its handler gets the rule ID of
@@ -97,6 +97,9 @@ var rbinREST = &restService{
 // and authorization as the EC2 API's.
 func (s *Server) serveRbin(w http.ResponseWriter, r *http.Request, reqID string, auth authenticator) outcome {
 	op, id, ok := rbinRoute(r.Method, r.URL.Path)
+	if isRbinTagsRequest(r) {
+		op, id, ok = rbinTagsRoute(r.Method, r.URL.Path)
+	}
 	x := &restExchange{w: w, reqID: reqID, action: op.name}
 	body, e := rbinREST.admit(s, x, r, auth, ok, op.readOnly)
 	if e != nil {

@@ -118,6 +118,26 @@ func TestRecycleBinWithTheAWSCLI(t *testing.T) {
 	a.mustJSON(t, nil, "rbin", "get-rule", "--identifier", rule.Identifier)
 	a.mustFail(t, "ResourceNotFoundException", "rbin", "get-rule", "--identifier", "abcdefghijk")
 
+	// The rule's own tags: aws rbin tag-resource, cowvol rbin
+	// list-tags-for-resource and untag-resource on the rule's ARN.
+	var full struct{ RuleArn string }
+	d.mustJSON(t, d.mustCLI(t, "rbin", "get-rule", "--identifier", rule.Identifier), &full) // Debian's aws CLI 2.9 does not print RuleArn
+	a.mustJSON(t, nil, "rbin", "tag-resource", "--resource-arn", full.RuleArn, "--tags", "Key=team,Value=storage", "Key=env,Value=prod")
+	var tags struct{ Tags []struct{ Key, Value string } }
+	d.mustJSON(t, d.mustCLI(t, "rbin", "list-tags-for-resource", "--resource-arn", full.RuleArn), &tags)
+	if len(tags.Tags) != 2 || tags.Tags[0].Key != "team" || tags.Tags[1].Value != "prod" {
+		t.Fatalf("cowvol rbin list-tags-for-resource after aws rbin tag-resource: %+v", tags)
+	}
+	if out := d.mustCLI(t, "rbin", "untag-resource", "--resource-arn", full.RuleArn, "--tag-keys", "team"); out != "" {
+		t.Fatalf("untag printed %q", out)
+	}
+	tags.Tags = nil
+	a.mustJSON(t, &tags, "rbin", "list-tags-for-resource", "--resource-arn", full.RuleArn)
+	if len(tags.Tags) != 1 || tags.Tags[0].Key != "env" {
+		t.Fatalf("aws rbin list-tags-for-resource after the untag: %+v", tags)
+	}
+	a.mustFail(t, "ValidationException", "rbin", "tag-resource", "--resource-arn", full.RuleArn, "--tags", "Key=aws:x,Value=y")
+
 	vol := d.createVolume(t, "16MiB")
 	fillVolume(t, d.volumePath(vol.VolumeId), 11, 1<<20)
 	snap := d.createSnapshot(t, vol.VolumeId, "--tag", "backup=yes").SnapshotId

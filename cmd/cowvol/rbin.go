@@ -21,6 +21,7 @@ func rbinCommand() *cli.Command {
 		Usage: "Recycle Bin retention rules (as aws rbin): deleted snapshots they match stay restorable for their retention period",
 		Subcommands: []*cli.Command{
 			createRuleCommand(), listRulesCommand(), getRuleCommand(), updateRuleCommand(), deleteRuleCommand(),
+			rbinTagCommand(), rbinUntagCommand(), rbinListTagsCommand(),
 		},
 	}
 }

@@ -46,6 +46,13 @@ func TestRbinVerbsRefuseBadInput(t *testing.T) {
 		{"rbin", "update-rule", "--description", "x"},
 		{"rbin", "list-rules"},
 		{"restore-snapshot-from-recycle-bin"},
+		{"rbin", "tag-resource", "--tags", "Key=a,Value=b"},
+		{"rbin", "tag-resource", "--resource-arn", "arn:aws:rbin:us-east-1:123456789012:rule/abcdefghijk"},
+		{"rbin", "untag-resource", "--resource-arn", "arn:aws:rbin:us-east-1:123456789012:rule/abcdefghijk"},
+		{"rbin", "list-tags-for-resource"},
+		{"dlm", "tag-resource", "--resource-arn", "arn:aws:dlm:us-east-1:123456789012:policy/policy-1", "--tags", "novalue"},
+		{"dlm", "untag-resource", "--resource-arn", "arn:aws:dlm:us-east-1:123456789012:policy/policy-1"},
+		{"dlm", "list-tags-for-resource"},
 	} {
 		_, errOut, code := run(t, append(args, "--socket", "/nonexistent/cowvol.sock")...)
 		if code != 252 || errOut == "" {
