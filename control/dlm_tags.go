@@ -21,17 +21,27 @@ func isDLMTagsRequest(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, dlmTagsPrefix)
 }
 
-// dlmTagsRoute finds the tagging operation of a method; arn is the path's.
-func dlmTagsRoute(method, arn string) (dlmOp, string, bool) {
+// tagsOperation names the tagging operation of a method on /tags/{arn},
+// the same in DLM and the Recycle Bin; ok is false for other methods.
+func tagsOperation(method string) (name string, readOnly, ok bool) {
 	switch method {
 	case http.MethodPost:
-		return dlmOp{"TagResource", false, (*Server).dlmTag}, arn, true
+		return "TagResource", false, true
 	case http.MethodGet:
-		return dlmOp{"ListTagsForResource", true, (*Server).dlmListTags}, arn, true
+		return "ListTagsForResource", true, true
 	case http.MethodDelete:
-		return dlmOp{"UntagResource", false, (*Server).dlmUntag}, arn, true
+		return "UntagResource", false, true
 	}
-	return dlmOp{}, "", false
+	return "", false, false
+}
+
+// dlmTagsRoute finds the tagging operation of a method; arn is the path's.
+func dlmTagsRoute(method, arn string) (dlmOp, string, bool) {
+	name, readOnly, ok := tagsOperation(method)
+	handlers := map[string]func(*Server, LifecyclePolicies, string, url.Values, []byte) (any, error){
+		"TagResource": (*Server).dlmTag, "ListTagsForResource": (*Server).dlmListTags, "UntagResource": (*Server).dlmUntag,
+	}
+	return dlmOp{name, readOnly, handlers[name]}, arn, ok
 }
 
 // policyOfArn is the policy ID of arn, one of this daemon's policy ARNs.

@@ -76,13 +76,19 @@ func TestDLMTagsWithSDK(t *testing.T) {
 			return err
 		}, "ResourceNotFoundException"},
 	} {
-		err := tc.call()
-		var api interface{ ErrorCode() string }
-		if !errors.As(err, &api) || api.ErrorCode() != tc.want {
-			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
-		}
+		checkSDKErrorCode(t, tc.name, tc.call(), tc.want)
 	}
 	if want := map[string]string{"team": "storage"}; !maps.Equal(tagsNow(), want) {
 		t.Fatalf("after the refusals: tags %v, want %v", tagsNow(), want)
+	}
+}
+
+// checkSDKErrorCode fails the test unless err is an SDK API error with
+// code want.
+func checkSDKErrorCode(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	var api interface{ ErrorCode() string }
+	if !errors.As(err, &api) || api.ErrorCode() != want {
+		t.Errorf("%s: %v, want %s", what, err, want)
 	}
 }

@@ -25,16 +25,11 @@ func isRbinTagsRequest(r *http.Request) bool {
 // rbinTagsRoute finds the tagging operation of a method; the "id" it
 // returns is the path's ARN.
 func rbinTagsRoute(method, path string) (rbinOp, string, bool) {
-	arn := strings.TrimPrefix(path, "/tags/")
-	switch method {
-	case http.MethodPost:
-		return rbinOp{"TagResource", (*Server).rbinTag, false}, arn, true
-	case http.MethodGet:
-		return rbinOp{"ListTagsForResource", (*Server).rbinListTags, true}, arn, true
-	case http.MethodDelete:
-		return rbinOp{"UntagResource", (*Server).rbinUntag, false}, arn, true
+	name, readOnly, ok := tagsOperation(method)
+	handlers := map[string]func(*Server, *rbinRequest) (int, any, error){
+		"TagResource": (*Server).rbinTag, "ListTagsForResource": (*Server).rbinListTags, "UntagResource": (*Server).rbinUntag,
 	}
-	return rbinOp{}, "", false
+	return rbinOp{name, handlers[name], readOnly}, strings.TrimPrefix(path, "/tags/"), ok
 }
 
 // ruleOfArn is the rule ID of the request's ARN, one of this daemon's

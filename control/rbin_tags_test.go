@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -83,11 +82,7 @@ func TestRbinTagsWithSDK(t *testing.T) {
 			return err
 		}, "ResourceNotFoundException"},
 	} {
-		err := tc.call()
-		var api interface{ ErrorCode() string }
-		if !errors.As(err, &api) || api.ErrorCode() != tc.want {
-			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
-		}
+		checkSDKErrorCode(t, tc.name, tc.call(), tc.want)
 	}
 	if got := tagsNow(); got != "env=prod" {
 		t.Fatalf("tags %s after the refusals", got)
