@@ -1,10 +1,7 @@
 package cow
 
 import (
-	"crypto/rand"
-	"log/slog"
 	"testing"
-	"time"
 )
 
 // BenchmarkSealedRedirect: a 4 KiB write that is the first to its block
@@ -12,23 +9,7 @@ import (
 // new slot (redirectSealed). The syncs between rounds are not timed.
 func BenchmarkSealedRedirect(b *testing.B) {
 	const size, block = 64 << 20, 64 << 10
-	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler), Keys: testKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, Encrypted: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := openHandle(b, eng, vi.ID)
-	big := make([]byte, 1<<20)
-	rand.Read(big)
-	for off := int64(0); off < size; off += int64(len(big)) {
-		if _, err := h.WriteAt(big, off); err != nil {
-			b.Fatal(err)
-		}
-	}
+	h, big := filledBenchVolume(b, size, true)
 	page := big[:4096]
 	b.SetBytes(4096)
 	b.ReportAllocs()

@@ -19,23 +19,7 @@ func BenchmarkVolume(b *testing.B) {
 
 func benchmarkVolume(b *testing.B, encrypted bool) {
 	const size = 256 << 20
-	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler), Keys: testKeyring(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
-	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, Encrypted: encrypted})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := openHandle(b, eng, vi.ID)
-	big := make([]byte, 1<<20)
-	rand.Read(big)
-	for off := int64(0); off < size; off += int64(len(big)) {
-		if _, err := h.WriteAt(big, off); err != nil {
-			b.Fatal(err)
-		}
-	}
+	h, big := filledBenchVolume(b, size, encrypted)
 	h.Sync()
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	page := big[:4096]
@@ -66,4 +50,29 @@ func benchmarkVolume(b *testing.B, encrypted bool) {
 			}
 		})
 	}
+}
+
+// filledBenchVolume opens an engine (closed with the benchmark) with a
+// volume of size bytes written whole with random data, and returns a
+// handle on the volume and the 1 MiB of data each MiB holds.
+func filledBenchVolume(b *testing.B, size int64, encrypted bool) (*Volume, []byte) {
+	b.Helper()
+	eng, err := Open(Options{DataDir: b.TempDir(), SyncInterval: time.Hour, Logger: slog.New(slog.DiscardHandler), Keys: testKeyring(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Close() })
+	vi, err := eng.CreateVolume(ctx, CreateVolumeParams{Size: size, Encrypted: encrypted})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := openHandle(b, eng, vi.ID)
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	for off := int64(0); off < size; off += int64(len(big)) {
+		if _, err := h.WriteAt(big, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return h, big
 }
