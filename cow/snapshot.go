@@ -260,21 +260,7 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		return err
 	}
 	if r.State == string(SnapshotPending) {
-		r.Deleted = true
-		if err := e.meta.PutSnapshot(r); err != nil {
-			return err
-		}
-		if err := e.metaSync.sync(); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		s.rec = r
-		s.mu.Unlock()
-		if err := e.dropSnapshotAttributes(ctx, r); err != nil {
-			e.log.Warn("dropping a deleted pending snapshot's attributes", "snapshot", id, "err", err)
-		}
-		e.log.Info("pending snapshot deleted", "snapshot", id)
-		return nil
+		return e.deletePending(ctx, s, r)
 	}
 	if r.State == string(SnapshotCompleted) {
 		if recycled, err := e.recycleIfRetained(ctx, s, r, vols); err != nil || recycled {
@@ -314,6 +300,27 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 		e.requestGC(r.Store)
 	}
 	e.log.Info("snapshot deleted", "snapshot", id)
+	return nil
+}
+
+// deletePending marks a pending snapshot deleted (under e.gc, as
+// DeleteSnapshot holds it): its flush sees the mark and ends it, and
+// nothing of it is stored but what that flush drops.
+func (e *Engine) deletePending(ctx context.Context, s *snapshot, r meta.SnapshotRecord) error {
+	r.Deleted = true
+	if err := e.meta.PutSnapshot(r); err != nil {
+		return err
+	}
+	if err := e.metaSync.sync(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.rec = r
+	s.mu.Unlock()
+	if err := e.dropSnapshotAttributes(ctx, r); err != nil {
+		e.log.Warn("dropping a deleted pending snapshot's attributes", "snapshot", r.ID, "err", err)
+	}
+	e.log.Info("pending snapshot deleted", "snapshot", r.ID)
 	return nil
 }
 

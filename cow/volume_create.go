@@ -19,34 +19,9 @@ import (
 // token it is idempotent: the same token and parameters return the volume
 // the first call created.
 func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (VolumeInfo, error) {
-	var src meta.SnapshotRecord
-	if p.SnapshotID != "" {
-		s, err := e.lookupSnapshot(ctx, p.SnapshotID)
-		if err != nil {
-			return VolumeInfo{}, err
-		}
-		if err := e.checkCreateVolumePermission(ctx, s); err != nil {
-			return VolumeInfo{}, err
-		}
-		src = s.record()
-		if src.State != string(SnapshotCompleted) {
-			return VolumeInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)
-		}
-		if err := e.checkReadable(ctx, s, true); err != nil {
-			return VolumeInfo{}, err
-		}
-		if p.Size == 0 {
-			p.Size = src.VolumeSize
-		}
-		if p.Size < src.VolumeSize {
-			return VolumeInfo{}, fmt.Errorf("%w: %d bytes is smaller than snapshot %s (%d bytes)", ErrInvalidSize, p.Size, src.ID, src.VolumeSize)
-		}
-		if p.BlockSize == 0 {
-			p.BlockSize = src.BlockSize
-		}
-		if p.BlockSize != src.BlockSize {
-			return VolumeInfo{}, fmt.Errorf("%w: a volume from snapshot %s has its block size, %d", ErrInvalidBlockSize, src.ID, src.BlockSize)
-		}
+	src, err := e.sourceSnapshot(ctx, &p)
+	if err != nil {
+		return VolumeInfo{}, err
 	}
 	if p.KMSKeyID != "" && !p.Encrypted && src.Encryption == nil {
 		return VolumeInfo{}, fmt.Errorf("%w: KmsKeyId needs Encrypted", ErrParameterDependency)
@@ -100,6 +75,43 @@ func (e *Engine) CreateVolume(ctx context.Context, p CreateVolumeParams) (Volume
 		}
 	}
 	return vi, err
+}
+
+// sourceSnapshot is the snapshot a volume is created from (none: a zero
+// record): it must be completed, readable (not archived) and shared with
+// the caller's account. A size or block size left zero in p is taken from
+// it; one that does not fit it is refused.
+func (e *Engine) sourceSnapshot(ctx context.Context, p *CreateVolumeParams) (meta.SnapshotRecord, error) {
+	if p.SnapshotID == "" {
+		return meta.SnapshotRecord{}, nil
+	}
+	s, err := e.lookupSnapshot(ctx, p.SnapshotID)
+	if err != nil {
+		return meta.SnapshotRecord{}, err
+	}
+	if err := e.checkCreateVolumePermission(ctx, s); err != nil {
+		return meta.SnapshotRecord{}, err
+	}
+	src := s.record()
+	if src.State != string(SnapshotCompleted) {
+		return meta.SnapshotRecord{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, src.ID, src.State)
+	}
+	if err := e.checkReadable(ctx, s, true); err != nil {
+		return meta.SnapshotRecord{}, err
+	}
+	if p.Size == 0 {
+		p.Size = src.VolumeSize
+	}
+	if p.Size < src.VolumeSize {
+		return meta.SnapshotRecord{}, fmt.Errorf("%w: %d bytes is smaller than snapshot %s (%d bytes)", ErrInvalidSize, p.Size, src.ID, src.VolumeSize)
+	}
+	if p.BlockSize == 0 {
+		p.BlockSize = src.BlockSize
+	}
+	if p.BlockSize != src.BlockSize {
+		return meta.SnapshotRecord{}, fmt.Errorf("%w: a volume from snapshot %s has its block size, %d", ErrInvalidBlockSize, src.ID, src.BlockSize)
+	}
+	return src, nil
 }
 
 // createVolumeLocked is CreateVolume's part under e.volumes.mu: the client token
