@@ -256,7 +256,7 @@ func TestAttachVolumeWithMount(t *testing.T) {
 	})
 
 	step(t, "detach-volume --force of a mounted device: detaching until unmounted", func(t *testing.T) {
-		// As the README does it: the CLI's --instance-id defaults to
+		// As docs/user-guide.md does it: the CLI's --instance-id defaults to
 		// this host's, --query picks the device.
 		dev := strings.TrimSpace(d.mustCLI(t, "attach-volume", "--volume-id", vol.VolumeId, "--device", "/dev/sdh",
 			"--query", "Device", "--output", "text"))
