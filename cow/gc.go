@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapfmt"
@@ -48,102 +47,6 @@ const (
 	DefaultGCGrace  = time.Hour
 	DefaultLeaseTTL = 10 * time.Minute
 )
-
-// leaseMargin: a lease starts this much before it is taken, since object
-// timestamps can be coarser than time.Now (a filesystem's mtime is).
-const leaseMargin = time.Second
-
-// errLeaseLost: a flush's lease was not refreshed within LeaseTTL/2; the
-// flush stops (it is retried with a new lease), since another daemon's
-// collector may soon judge the lease dead and take what it stored.
-var errLeaseLost = errors.New("flush lease lost: not refreshed within half its TTL")
-
-// flushLease is a flush's lease: refreshed every LeaseTTL/6; ctx is
-// cancelled (cause errLeaseLost) once no refresh has succeeded for
-// LeaseTTL/2, and the flush checks valid before it stores its manifest.
-type flushLease struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	ttl    time.Duration
-	done   chan struct{} // closed when the refresher returns
-	// mu guards lastOK: when the lease was last stored.
-	mu     sync.Mutex
-	lastOK time.Time
-}
-
-// valid reports errLeaseLost if the lease is past half its TTL.
-func (l *flushLease) valid() error {
-	l.mu.Lock()
-	age := time.Since(l.lastOK)
-	l.mu.Unlock()
-	if age >= l.ttl/2 {
-		l.cancel(errLeaseLost)
-	}
-	if context.Cause(l.ctx) == errLeaseLost {
-		return fmt.Errorf("%w (last stored %s ago)", errLeaseLost, age.Round(time.Millisecond))
-	}
-	return l.ctx.Err()
-}
-
-// blame returns err, marked errLeaseLost when the lease's loss is what
-// stopped the work (the store request failed because l.ctx ended).
-func (l *flushLease) blame(err error) error {
-	if err != nil && context.Cause(l.ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
-		return fmt.Errorf("%w: %w", errLeaseLost, err)
-	}
-	return err
-}
-
-// holdLease stores a lease for snapshot snapID's flush into st and keeps it
-// fresh until the returned stop is called (which deletes it). The flush
-// does its store requests under the lease's ctx.
-func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (_ *flushLease, stop func(), err error) {
-	key := snapfmt.LeaseKey(snapID, time.Now().Add(-leaseMargin))
-	body := []byte(e.accountID + "\n")
-	taken := time.Now()
-	if err := st.Put(ctx, key, body); err != nil {
-		return nil, nil, fmt.Errorf("store flush lease: %w", err)
-	}
-	lctx, cancel := context.WithCancelCause(ctx)
-	l := &flushLease{ctx: lctx, cancel: cancel, ttl: e.leaseTTL, done: make(chan struct{}), lastOK: taken}
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(e.leaseTTL / 6)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-			}
-			sent := time.Now()
-			rctx, rcancel := context.WithTimeout(lctx, e.leaseTTL/6)
-			err := st.Put(rctx, key, body)
-			rcancel()
-			if err == nil {
-				l.mu.Lock()
-				l.lastOK = sent
-				l.mu.Unlock()
-			} else if lctx.Err() == nil {
-				e.log.Warn("refreshing flush lease", "snapshot", snapID, "err", err)
-			}
-			if l.valid() != nil {
-				e.log.Warn("flush lease lost; the flush stops and is retried", "snapshot", snapID)
-				return
-			}
-		}
-	}()
-	return l, func() {
-		cancel(context.Canceled)
-		<-l.done
-		// Bounded: at shutdown with the store down, the lease expires.
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer dcancel()
-		if err := st.Delete(dctx, key); err != nil {
-			e.log.Warn("dropping flush lease (it expires)", "snapshot", snapID, "err", err)
-		}
-	}, nil
-}
 
 // storeNow returns the store's clock: the mtime of a probe object put now.
 // Lease ages are judged by it, as the leases' mtimes are the store's too.
