@@ -68,7 +68,7 @@ type collector struct {
 	tiers    *tiering      // the archive tier (snapshot_tier_state.go)
 	log      *slog.Logger
 	// expireRecycled deletes what the recycle bin keeps past its
-	// retention (recycle_bin.go); dropArchivedRoots drops the manifests of
+	// retention (recycleBin.expire); dropArchivedRoots drops the manifests of
 	// archived snapshots from a mark's roots (snapshot_tier_state.go).
 	expireRecycled    func(ctx context.Context, st snapstore.Store) error
 	dropArchivedRoots func(ctx context.Context, st snapstore.Store, roots []string) ([]string, error)
@@ -80,7 +80,7 @@ func newCollector(e *Engine) *collector {
 		state: &e.gc, ctx: e.ctx, stores: e.stores, store: e.store,
 		owner: e.accountID, leaseTTL: e.leaseTTL,
 		objects: e.reader.objects, packs: e.reader.packs, tiers: e.tiers, log: e.log,
-		expireRecycled: e.expireRecycled, dropArchivedRoots: e.gcDropArchivedRoots,
+		expireRecycled: newRecycleBin(e).expire, dropArchivedRoots: e.gcDropArchivedRoots,
 	}
 }
 
