@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cowvol/cowvol/cow/snapfmt"
@@ -42,6 +42,9 @@ import (
 //
 // Within one daemon, e.gc (held shared by flushes) keeps collection and a
 // flush apart as well.
+//
+// A collector (below) does the collecting; the engine keeps only the entry
+// points the rest of it calls: gcLoop, requestGC and collectArchive.
 
 // Defaults for Options.GCGrace and Options.LeaseTTL.
 const (
@@ -49,115 +52,91 @@ const (
 	DefaultLeaseTTL = 10 * time.Minute
 )
 
-// leaseMargin: a lease starts this much before it is taken, since object
-// timestamps can be coarser than time.Now (a filesystem's mtime is).
-const leaseMargin = time.Second
-
-// errLeaseLost: a flush's lease was not refreshed within LeaseTTL/2; the
-// flush stops (it is retried with a new lease), since another daemon's
-// collector may soon judge the lease dead and take what it stored.
-var errLeaseLost = errors.New("flush lease lost: not refreshed within half its TTL")
-
-// flushLease is a flush's lease: refreshed every LeaseTTL/6; ctx is
-// cancelled (cause errLeaseLost) once no refresh has succeeded for
-// LeaseTTL/2, and the flush checks valid before it stores its manifest.
-type flushLease struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	ttl    time.Duration
-	done   chan struct{} // closed when the refresher returns
-	// mu guards lastOK: when the lease was last stored.
-	mu     sync.Mutex
-	lastOK time.Time
+// collector collects the garbage of the snapshot stores by the rules
+// above: the background loop, each round's cutoff, mark and sweep, and the
+// archive store's collection (snapshot_tier_gc.go). Its fields are all it
+// uses of the engine.
+type collector struct {
+	state    *gcState        // the engine's gc: its lock and pending rounds
+	ctx      context.Context // the engine's background work's
+	stores   map[string]snapstore.Store
+	store    func(name string) (snapstore.Store, error)
+	owner    string        // the account ID, which names the clock probes
+	leaseTTL time.Duration // Options.LeaseTTL
+	objects  *objectCache  // the reader's: segments' object lists
+	packs    *packCache    // the reader's: a deleted pack's windows go
+	tiers    *tiering      // the archive tier (snapshot_tier_state.go)
+	log      *slog.Logger
+	// expireRecycled deletes what the recycle bin keeps past its
+	// retention (recycleBin.expire); dropArchivedRoots drops the manifests of
+	// archived snapshots from a mark's roots (snapshot_tier_state.go).
+	expireRecycled    func(ctx context.Context, st snapstore.Store) error
+	dropArchivedRoots func(ctx context.Context, st snapstore.Store, roots []string) ([]string, error)
 }
 
-// valid reports errLeaseLost if the lease is past half its TTL.
-func (l *flushLease) valid() error {
-	l.mu.Lock()
-	age := time.Since(l.lastOK)
-	l.mu.Unlock()
-	if age >= l.ttl/2 {
-		l.cancel(errLeaseLost)
+// newCollector is the collector of e's stores.
+func newCollector(e *Engine) *collector {
+	return &collector{
+		state: &e.gc, ctx: e.ctx, stores: e.stores, store: e.store,
+		owner: e.accountID, leaseTTL: e.leaseTTL,
+		objects: e.reader.objects, packs: e.reader.packs, tiers: e.tiers, log: e.log,
+		expireRecycled: newRecycleBin(e).expire, dropArchivedRoots: e.gcDropArchivedRoots,
 	}
-	if context.Cause(l.ctx) == errLeaseLost {
-		return fmt.Errorf("%w (last stored %s ago)", errLeaseLost, age.Round(time.Millisecond))
-	}
-	return l.ctx.Err()
 }
 
-// blame returns err, marked errLeaseLost when the lease's loss is what
-// stopped the work (the store request failed because l.ctx ended).
-func (l *flushLease) blame(err error) error {
-	if err != nil && context.Cause(l.ctx) == errLeaseLost && !errors.Is(err, errLeaseLost) {
-		return fmt.Errorf("%w: %w", errLeaseLost, err)
-	}
-	return err
+// gcLoop runs the engine's collector in the background until the engine
+// stops (see collector.loop).
+func (e *Engine) gcLoop() {
+	defer e.wg.Done()
+	newCollector(e).loop()
 }
 
-// holdLease stores a lease for snapshot snapID's flush into st and keeps it
-// fresh until the returned stop is called (which deletes it). The flush
-// does its store requests under the lease's ctx.
-func (e *Engine) holdLease(ctx context.Context, st snapstore.Store, snapID string) (_ *flushLease, stop func(), err error) {
-	key := snapfmt.LeaseKey(snapID, time.Now().Add(-leaseMargin))
-	body := []byte(e.accountID + "\n")
-	taken := time.Now()
-	if err := st.Put(ctx, key, body); err != nil {
-		return nil, nil, fmt.Errorf("store flush lease: %w", err)
+// requestGC asks the background collector for a round on store name soon
+// (after a deletion); the caller does not wait for it.
+func (e *Engine) requestGC(name string) {
+	e.gc.request(name)
+}
+
+// request asks the background collector for a round on store name soon;
+// the caller does not wait for it.
+func (g *gcState) request(name string) {
+	g.setPending(name)
+	select {
+	case g.wake <- struct{}{}:
+	default:
 	}
-	lctx, cancel := context.WithCancelCause(ctx)
-	l := &flushLease{ctx: lctx, cancel: cancel, ttl: e.leaseTTL, done: make(chan struct{}), lastOK: taken}
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(e.leaseTTL / 6)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-			}
-			sent := time.Now()
-			rctx, rcancel := context.WithTimeout(lctx, e.leaseTTL/6)
-			err := st.Put(rctx, key, body)
-			rcancel()
-			if err == nil {
-				l.mu.Lock()
-				l.lastOK = sent
-				l.mu.Unlock()
-			} else if lctx.Err() == nil {
-				e.log.Warn("refreshing flush lease", "snapshot", snapID, "err", err)
-			}
-			if l.valid() != nil {
-				e.log.Warn("flush lease lost; the flush stops and is retried", "snapshot", snapID)
-				return
-			}
-		}
-	}()
-	return l, func() {
-		cancel(context.Canceled)
-		<-l.done
-		// Bounded: at shutdown with the store down, the lease expires.
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer dcancel()
-		if err := st.Delete(dctx, key); err != nil {
-			e.log.Warn("dropping flush lease (it expires)", "snapshot", snapID, "err", err)
-		}
-	}, nil
+}
+
+// setPending marks store name as due for a round.
+func (g *gcState) setPending(name string) {
+	g.mu.Lock()
+	g.pending[name] = true
+	g.mu.Unlock()
+}
+
+// takePending reports whether store name is due for a round, and clears
+// it: a request that arrives during the round asks for another.
+func (g *gcState) takePending(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pending := g.pending[name]
+	g.pending[name] = false
+	return pending
 }
 
 // storeNow returns the store's clock: the mtime of a probe object put now.
 // Lease ages are judged by it, as the leases' mtimes are the store's too.
 // A store too full to take the probe is exactly one that needs its garbage
 // collected: then it returns the local clock and exact false, and the
-// collector judges nothing by it but what is safe (see collectGarbageLocked).
-func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (now time.Time, exact bool, err error) {
+// collector judges nothing by it but what is safe (see collectLocked).
+func (c *collector) storeNow(ctx context.Context, st snapstore.Store) (now time.Time, exact bool, err error) {
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return time.Time{}, false, fmt.Errorf("clock probe: %w", err)
 	}
-	key := "gc-clock/" + e.accountID + "-" + hex.EncodeToString(rnd[:])
+	key := "gc-clock/" + c.owner + "-" + hex.EncodeToString(rnd[:])
 	if err := st.Put(ctx, key, nil); errors.Is(err, snapstore.ErrStoreFull) {
-		e.log.Warn("the snapshot store is full: collecting its garbage by the local clock", "store", st.String(), "err", err)
+		c.log.Warn("the snapshot store is full: collecting its garbage by the local clock", "store", st.String(), "err", err)
 		return time.Now(), false, nil
 	} else if err != nil {
 		return time.Time{}, false, fmt.Errorf("clock probe: %w", err)
@@ -169,7 +148,7 @@ func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (now time.Tim
 		return nil
 	})
 	if derr := st.Delete(context.WithoutCancel(ctx), key); derr != nil {
-		e.log.Warn("dropping the clock probe", "key", key, "err", derr)
+		c.log.Warn("dropping the clock probe", "key", key, "err", derr)
 	}
 	if err == nil && now.IsZero() {
 		err = errors.New("not listed")
@@ -184,27 +163,27 @@ func (e *Engine) storeNow(ctx context.Context, st snapstore.Store) (now time.Tim
 // mark read it. The round deletes nothing; the next one starts over.
 var errRootVanished = errors.New("a root vanished during the mark; round abandoned")
 
-// collectGarbageLocked deletes the segments, packs and chunks of store
+// collectLocked deletes the segments, packs and chunks of store
 // storeName that no manifest and no hold references, subject to the grace
-// period and live flush leases (see above). e.gc is held exclusively.
-func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) error {
-	st, err := e.store(storeName)
+// period and live flush leases (see above). c.state is held exclusively.
+func (c *collector) collectLocked(ctx context.Context, storeName string) error {
+	st, err := c.store(storeName)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	cutoff, deadLeases, err := e.gcCutoff(ctx, st)
+	cutoff, deadLeases, err := c.cutoff(ctx, st)
 	if err != nil {
 		return err
 	}
-	if err := e.expireRecycled(ctx, st); err != nil {
+	if err := c.expireRecycled(ctx, st); err != nil {
 		return err
 	}
-	live, roots, err := e.gcMark(ctx, st)
+	live, roots, err := c.mark(ctx, st)
 	if err != nil {
 		return err
 	}
-	deleted, deferred, err := e.gcSweep(ctx, st, storeName, live, cutoff)
+	deleted, deferred, err := c.sweep(ctx, st, storeName, live, cutoff)
 	if err != nil {
 		return err
 	}
@@ -213,24 +192,22 @@ func (e *Engine) collectGarbageLocked(ctx context.Context, storeName string) err
 			return fmt.Errorf("gc: %w", err)
 		}
 	}
-	if deferred > 0 { // gcLoop cleared it before the round
-		e.gc.mu.Lock()
-		e.gc.pending[storeName] = true
-		e.gc.mu.Unlock()
+	if deferred > 0 { // loop cleared it before the round
+		c.state.setPending(storeName)
 	}
 	if deleted > 0 || deferred > 0 {
-		e.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
+		c.log.Info("snapshot store garbage collected", "store", storeName, "objects_deleted", deleted,
 			"deferred_in_grace", deferred, "roots", roots, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
 
-// gcCutoff returns the time before which an unmarked object is garbage:
+// cutoff returns the time before which an unmarked object is garbage:
 // the start of the oldest live lease (or now), less the grace period; and
 // the leases that are dead.
-func (e *Engine) gcCutoff(ctx context.Context, st snapstore.Store) (time.Time, []string, error) {
+func (c *collector) cutoff(ctx context.Context, st snapstore.Store) (time.Time, []string, error) {
 	// The store's time: lease and object mtimes are by its clock.
-	now, exact, err := e.storeNow(ctx, st)
+	now, exact, err := c.storeNow(ctx, st)
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("gc: %w", err)
 	}
@@ -246,7 +223,7 @@ func (e *Engine) gcCutoff(ctx context.Context, st snapstore.Store) (time.Time, [
 		ls, ok := snapfmt.LeaseStart(o.Key)
 		switch {
 		case !ok:
-		case exact && now.Sub(o.ModTime) > e.leaseTTL:
+		case exact && now.Sub(o.ModTime) > c.leaseTTL:
 			deadLeases = append(deadLeases, o.Key)
 		case ls.Before(cutoff):
 			cutoff = ls
@@ -256,12 +233,12 @@ func (e *Engine) gcCutoff(ctx context.Context, st snapstore.Store) (time.Time, [
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("gc: list leases: %w", err)
 	}
-	return cutoff.Add(-e.gc.grace), deadLeases, nil
+	return cutoff.Add(-c.state.grace), deadLeases, nil
 }
 
-// gcMark returns the keys of every object a root (a manifest or a hold)
+// mark returns the keys of every object a root (a manifest or a hold)
 // in st refers to, and the number of roots.
-func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]bool, int, error) {
+func (c *collector) mark(ctx context.Context, st snapstore.Store) (map[string]bool, int, error) {
 	var roots []string
 	for _, prefix := range []string{snapfmt.SnapshotPrefix, snapfmt.HoldPrefix} {
 		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
@@ -274,7 +251,7 @@ func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]boo
 			return nil, 0, fmt.Errorf("gc: list roots: %w", err)
 		}
 	}
-	roots, err := e.gcDropArchivedRoots(ctx, st, roots)
+	roots, err := c.dropArchivedRoots(ctx, st, roots)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -303,7 +280,7 @@ func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]boo
 				continue
 			}
 			live[key] = true
-			objs, err := e.segmentObjectKeys(ctx, st, key)
+			objs, err := c.segmentObjectKeys(ctx, st, key)
 			if err != nil {
 				return nil, 0, fmt.Errorf("gc: %w", err)
 			}
@@ -315,10 +292,10 @@ func (e *Engine) gcMark(ctx context.Context, st snapstore.Store) (map[string]boo
 	return live, len(roots), nil
 }
 
-// gcSweep deletes the data objects of st (store storeName) that are not
+// sweep deletes the data objects of st (store storeName) that are not
 // live and older than cutoff; it returns how many it deleted and how many
 // unmarked ones are still in their grace period.
-func (e *Engine) gcSweep(ctx context.Context, st snapstore.Store, storeName string, live map[string]bool, cutoff time.Time) (deleted, deferred int, err error) {
+func (c *collector) sweep(ctx context.Context, st snapstore.Store, storeName string, live map[string]bool, cutoff time.Time) (deleted, deferred int, err error) {
 	for _, prefix := range []string{snapfmt.SegmentPrefix, snapfmt.PackPrefix, snapfmt.ChunkPrefix} {
 		var dead []string
 		err := st.List(ctx, prefix, func(o snapstore.ObjectInfo) error {
@@ -339,7 +316,7 @@ func (e *Engine) gcSweep(ctx context.Context, st snapstore.Store, storeName stri
 				return deleted, deferred, fmt.Errorf("gc: %w", err)
 			}
 			if id, ok := snapfmt.ParsePackKey(k); ok {
-				e.reader.packs.drop(storeName, id)
+				c.packs.drop(storeName, id)
 			}
 			deleted++
 		}
@@ -347,66 +324,45 @@ func (e *Engine) gcSweep(ctx context.Context, st snapstore.Store, storeName stri
 	return deleted, deferred, nil
 }
 
-// requestGC asks the background collector for a round on store name soon
-// (after a deletion); the caller does not wait for it.
-func (e *Engine) requestGC(name string) {
-	e.gc.mu.Lock()
-	e.gc.pending[name] = true
-	e.gc.mu.Unlock()
-	select {
-	case e.gc.wake <- struct{}{}:
-	default:
-	}
-}
-
-// gcLoop collects garbage in the background: when a deletion asks
+// loop collects garbage in the background: when a deletion asks
 // (requestGC), again after a collection that deferred objects still in
 // their grace period, and once per grace period in any case (another
 // daemon may have left garbage behind).
-func (e *Engine) gcLoop() {
-	defer e.wg.Done()
-	interval := max(e.gc.grace/4, time.Second)
+func (c *collector) loop() {
+	interval := max(c.state.grace/4, time.Second)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := time.Now()
 	for {
 		select {
-		case <-e.ctx.Done():
+		case <-c.ctx.Done():
 			return
 		case <-t.C:
-		case <-e.gc.wake:
+		case <-c.state.wake:
 		}
-		for name := range e.stores {
-			// Taken and cleared before the round: a request that
-			// arrives during it asks for another.
-			e.gc.mu.Lock()
-			pending := e.gc.pending[name]
-			e.gc.pending[name] = false
-			e.gc.mu.Unlock()
-			if !pending && time.Since(last) < e.gc.grace {
+		for name := range c.stores {
+			if !c.state.takePending(name) && time.Since(last) < c.state.grace {
 				continue
 			}
-			e.gc.Lock()
-			err := e.collectGarbageLocked(e.ctx, name)
-			e.gc.Unlock()
-			if err != nil && e.ctx.Err() == nil {
+			c.state.Lock()
+			err := c.collectLocked(c.ctx, name)
+			c.state.Unlock()
+			if err != nil && c.ctx.Err() == nil {
 				// Raced a flush or a deletion (errRootVanished), or
 				// the store failed: try again at the next tick.
-				e.gc.mu.Lock()
-				e.gc.pending[name] = true
-				e.gc.mu.Unlock()
+				c.state.setPending(name)
 				switch {
 				case errors.Is(err, errRootVanished):
-					e.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
+					c.log.Info("garbage collection round abandoned; retrying", "store", name, "err", err)
 				case errors.Is(err, ErrCorrupt) || errors.Is(err, snapstore.ErrCorrupt):
-					e.log.Error("garbage collection stopped: a stored object is damaged; nothing is deleted from this store until it is repaired or removed",
+					c.log.Error("garbage collection stopped: a stored object is damaged; nothing is deleted from this store until it is repaired or removed",
 						"store", name, "err", err)
 				default:
-					e.log.Warn("background garbage collection failed", "store", name, "err", err)
+					c.log.Warn("background garbage collection failed", "store", name, "err", err)
 				}
 			}
 		}
-		if time.Since(last) >= e.gc.grace {
+		if time.Since(last) >= c.state.grace {
 			last = time.Now()
 		}
 	}
@@ -414,9 +370,9 @@ func (e *Engine) gcLoop() {
 
 // segmentObjectKeys returns the keys of the objects the segment under key
 // refers to, through the object cache (segments are immutable).
-func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key string) ([]string, error) {
+func (c *collector) segmentObjectKeys(ctx context.Context, st snapstore.Store, key string) ([]string, error) {
 	ck := cacheKey("r", st, key)
-	if v, ok := e.reader.objects.get(ck); ok {
+	if v, ok := c.objects.get(ck); ok {
 		return v.([]string), nil
 	}
 	b, err := st.Get(ctx, key)
@@ -434,6 +390,6 @@ func (e *Engine) segmentObjectKeys(ctx context.Context, st snapstore.Store, key 
 	for _, o := range objs {
 		cost += len(o) + 16
 	}
-	e.reader.objects.put(ck, objs, cost)
+	c.objects.put(ck, objs, cost)
 	return objs, nil
 }

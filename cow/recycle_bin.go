@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -33,11 +34,56 @@ type RecycledSnapshot struct {
 	ExitTime    time.Time
 }
 
+// recycleBin moves deleted snapshots into the bin, lists, restores and
+// expires them. Its fields are all it uses of the engine.
+type recycleBin struct {
+	stores map[string]snapstore.Store
+	store  func(name string) (snapstore.Store, error)
+	owner  string        // the account ID: a bin lists its own
+	day    time.Duration // a retention DAY (Options.RecycleBinDay)
+	meta   binMeta
+	sync   func() error // makes meta's changes durable
+	// snapshots is the engine's table, which a recycled snapshot leaves;
+	// gc is held shared by a restore.
+	snapshots *snapshotTable
+	gc        *gcState
+	log       *slog.Logger
+	// releaseManifest drops a deleted snapshot's manifest (snapshot.go);
+	// fetchCatalogEntry reads a restored one back into the catalogue
+	// (catalog.go).
+	releaseManifest   func(ctx context.Context, r meta.SnapshotRecord, vols []*volume) error
+	fetchCatalogEntry func(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error)
+}
+
+// binMeta is what the recycle bin uses of the metadata store: the rules,
+// and the records a recycled snapshot takes with it.
+type binMeta interface {
+	RecycleRules() ([]RecycleRule, error)
+	DeleteSnapshot(id string) error
+	DeleteSnapshotAttributes(id string) error
+}
+
+// newRecycleBin is the recycle bin of e's stores.
+func newRecycleBin(e *Engine) *recycleBin {
+	return &recycleBin{
+		stores: e.stores, store: e.store, owner: e.accountID, day: e.rbin.day,
+		meta: e.meta, sync: e.metaSync.sync, snapshots: &e.snapshots, gc: &e.gc, log: e.log,
+		releaseManifest: e.releaseManifest, fetchCatalogEntry: e.fetchCatalogEntry,
+	}
+}
+
+// recycleIfRetained moves completed snapshot s (record r) to the recycle
+// bin if a rule retains it (see recycleBin.recycleIfRetained); DeleteSnapshot
+// calls it holding e.gc exclusively.
+func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.SnapshotRecord, vols []*volume) (bool, error) {
+	return newRecycleBin(e).recycleIfRetained(ctx, s, r, vols)
+}
+
 // recycleIfRetained moves completed snapshot s (record r) to the recycle
 // bin if a rule retains it; it reports whether it did. DeleteSnapshot
 // calls it holding e.gc exclusively; vols are the engine's volumes.
-func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.SnapshotRecord, vols []*volume) (bool, error) {
-	rules, err := e.meta.RecycleRules()
+func (bin *recycleBin) recycleIfRetained(ctx context.Context, s *snapshot, r meta.SnapshotRecord, vols []*volume) (bool, error) {
+	rules, err := bin.meta.RecycleRules()
 	if err != nil {
 		return false, err
 	}
@@ -45,7 +91,7 @@ func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.Snap
 	if !ok {
 		return false, nil
 	}
-	st, err := e.store(r.Store)
+	st, err := bin.store(r.Store)
 	if err != nil {
 		return false, err
 	}
@@ -54,9 +100,9 @@ func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.Snap
 		return false, fmt.Errorf("recycle snapshot %s: %w", r.ID, err)
 	}
 	now := time.Now().UTC()
-	rec := recycledRecord{SnapshotID: r.ID, OwnerID: cmp.Or(s.owner, e.accountID), VolumeID: r.VolumeID,
+	rec := recycledRecord{SnapshotID: r.ID, OwnerID: cmp.Or(s.owner, bin.owner), VolumeID: r.VolumeID,
 		Description: r.Description, RuleID: rule.ID, EnterTime: now,
-		ExitTime: now.Add(time.Duration(rule.RetentionValue) * e.rbin.day)}
+		ExitTime: now.Add(time.Duration(rule.RetentionValue) * bin.day)}
 	b, err := encodeRecycled(rec)
 	if err != nil {
 		return false, err
@@ -70,29 +116,29 @@ func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.Snap
 	if err := st.Put(ctx, recycleHoldKey(r.ID), manifest); err != nil {
 		return false, fmt.Errorf("recycle snapshot %s: %w", r.ID, err)
 	}
-	if err := e.releaseManifest(ctx, r, vols); err != nil {
+	if err := bin.releaseManifest(ctx, r, vols); err != nil {
 		return false, err
 	}
 	// Its attributes object stays in the store with it; the local copy
 	// goes with the record.
-	if err := e.meta.DeleteSnapshot(r.ID); err != nil {
+	if err := bin.meta.DeleteSnapshot(r.ID); err != nil {
 		return true, err
 	}
-	if err := e.meta.DeleteSnapshotAttributes(r.ID); err != nil {
+	if err := bin.meta.DeleteSnapshotAttributes(r.ID); err != nil {
 		return true, err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := bin.sync(); err != nil {
 		return true, err
 	}
 	r.Deleted = true
 	s.mu.Lock()
 	s.rec = r
 	s.mu.Unlock()
-	e.snapshots.mu.Lock()
-	delete(e.snapshots.byID, r.ID)
-	delete(e.snapshots.catalog, r.ID)
-	e.snapshots.mu.Unlock()
-	e.log.Info("snapshot moved to the recycle bin", "snapshot", r.ID, "rule", rule.ID, "until", rec.ExitTime)
+	bin.snapshots.mu.Lock()
+	delete(bin.snapshots.byID, r.ID)
+	delete(bin.snapshots.catalog, r.ID)
+	bin.snapshots.mu.Unlock()
+	bin.log.Info("snapshot moved to the recycle bin", "snapshot", r.ID, "rule", rule.ID, "until", rec.ExitTime)
 	return true, nil
 }
 
@@ -128,9 +174,15 @@ func binListing(ctx context.Context, st snapstore.Store) (records []string, mani
 // RecycledSnapshots returns this account's snapshots in the recycle bin
 // of every store, sorted by ID.
 func (e *Engine) RecycledSnapshots(ctx context.Context) ([]RecycledSnapshot, error) {
+	return newRecycleBin(e).list(ctx)
+}
+
+// list returns this account's snapshots in the recycle bin of every
+// store, sorted by ID.
+func (bin *recycleBin) list(ctx context.Context) ([]RecycledSnapshot, error) {
 	now := time.Now()
 	var out []RecycledSnapshot
-	for name, st := range e.stores {
+	for name, st := range bin.stores {
 		records, manifests, err := binListing(ctx, st)
 		if err != nil {
 			return nil, err
@@ -144,12 +196,12 @@ func (e *Engine) RecycledSnapshots(ctx context.Context) ([]RecycledSnapshot, err
 			case errors.Is(err, snapstore.ErrNotFound):
 				continue // expired or restored since the listing
 			case errors.Is(err, ErrCorrupt):
-				e.log.Warn("a recycle-bin record is damaged; skipped", "snapshot", id, "store", name, "err", err)
+				bin.log.Warn("a recycle-bin record is damaged; skipped", "snapshot", id, "store", name, "err", err)
 				continue
 			case err != nil:
 				return nil, err
 			}
-			if rec.expired(now) || rec.OwnerID != e.accountID {
+			if rec.expired(now) || rec.OwnerID != bin.owner {
 				continue
 			}
 			out = append(out, RecycledSnapshot{ID: id, VolumeID: rec.VolumeID, Description: rec.Description,
@@ -164,15 +216,22 @@ func (e *Engine) RecycledSnapshots(ctx context.Context) ([]RecycledSnapshot, err
 // completed snapshot with the same ID, content, tags and permissions.
 // ErrSnapshotNotFound if it is not in this account's bin.
 func (e *Engine) RestoreRecycledSnapshot(ctx context.Context, id string) (SnapshotInfo, error) {
+	return newRecycleBin(e).restore(ctx, id)
+}
+
+// restore brings snapshot id back from the recycle bin: a completed
+// snapshot with the same ID, content, tags and permissions.
+// ErrSnapshotNotFound if it is not in this account's bin.
+func (bin *recycleBin) restore(ctx context.Context, id string) (SnapshotInfo, error) {
 	notFound := fmt.Errorf("%w: %s is not in the recycle bin", ErrSnapshotNotFound, id)
 	if !ValidSnapshotID(id) {
 		return SnapshotInfo{}, notFound
 	}
 	// Shared: no collection of this daemon runs meanwhile (another
 	// daemon's may; see restoreFrom).
-	e.gc.RLock()
-	defer e.gc.RUnlock()
-	for name, st := range e.stores {
+	bin.gc.RLock()
+	defer bin.gc.RUnlock()
+	for name, st := range bin.stores {
 		rec, err := readRecycled(ctx, st, id)
 		if errors.Is(err, snapstore.ErrNotFound) {
 			continue
@@ -180,10 +239,10 @@ func (e *Engine) RestoreRecycledSnapshot(ctx context.Context, id string) (Snapsh
 		if err != nil {
 			return SnapshotInfo{}, fmt.Errorf("restore snapshot %s: %w", id, err)
 		}
-		if rec.OwnerID != e.accountID || rec.expired(time.Now()) {
+		if rec.OwnerID != bin.owner || rec.expired(time.Now()) {
 			return SnapshotInfo{}, notFound
 		}
-		return e.restoreFrom(ctx, name, st, id, notFound)
+		return bin.restoreFrom(ctx, name, st, id, notFound)
 	}
 	return SnapshotInfo{}, notFound
 }
@@ -194,7 +253,7 @@ func (e *Engine) RestoreRecycledSnapshot(ctx context.Context, id string) (Snapsh
 // to mark: so either its mark sees the restored manifest, or the check
 // here that the hold is still there after the manifest is put fails, and
 // the restore is undone (the snapshot was expired).
-func (e *Engine) restoreFrom(ctx context.Context, name string, st snapstore.Store, id string, notFound error) (SnapshotInfo, error) {
+func (bin *recycleBin) restoreFrom(ctx context.Context, name string, st snapstore.Store, id string, notFound error) (SnapshotInfo, error) {
 	mkey := snapfmt.ManifestKey(id)
 	if ok, err := st.Exists(ctx, mkey); err != nil || ok {
 		if err != nil {
@@ -215,7 +274,7 @@ func (e *Engine) restoreFrom(ctx context.Context, name string, st snapstore.Stor
 	held, err := st.Exists(ctx, recycleHoldKey(id))
 	if err != nil || !held {
 		if derr := st.Delete(ctx, mkey); derr != nil {
-			e.log.Warn("cannot undo a restore that raced the snapshot's expiry", "snapshot", id, "err", derr)
+			bin.log.Warn("cannot undo a restore that raced the snapshot's expiry", "snapshot", id, "err", derr)
 		}
 		if err != nil {
 			return SnapshotInfo{}, fmt.Errorf("restore snapshot %s: %w", id, err)
@@ -228,21 +287,21 @@ func (e *Engine) restoreFrom(ctx context.Context, name string, st snapstore.Stor
 			return SnapshotInfo{}, fmt.Errorf("restore snapshot %s: %w", id, err)
 		}
 	}
-	s, err := e.fetchCatalogEntry(ctx, name, st, id)
+	s, err := bin.fetchCatalogEntry(ctx, name, st, id)
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("restore snapshot %s: %w", id, err)
 	}
 	s.gone.Store(false) // one of ours whose record outlived the move
-	e.log.Info("snapshot restored from the recycle bin", "snapshot", id, "store", name)
+	bin.log.Info("snapshot restored from the recycle bin", "snapshot", id, "store", name)
 	return s.info(), nil
 }
 
-// expireRecycled deletes for good the snapshots in st's recycle bin whose
+// expire deletes for good the snapshots in st's recycle bin whose
 // retention has ended: the hold, then (unless a manifest is back) the
 // attributes, then the record. Garbage collection calls it before its mark,
 // holding e.gc exclusively, so their data is collected in the same round
 // (once past the grace period).
-func (e *Engine) expireRecycled(ctx context.Context, st snapstore.Store) error {
+func (bin *recycleBin) expire(ctx context.Context, st snapstore.Store) error {
 	records, manifests, err := binListing(ctx, st)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
@@ -256,7 +315,7 @@ func (e *Engine) expireRecycled(ctx context.Context, st snapstore.Store) error {
 		case errors.Is(err, ErrCorrupt):
 			// Kept, with its data: deleting on a record we cannot
 			// read could destroy what a user still counts on.
-			e.log.Warn("a recycle-bin record is damaged; its snapshot is kept", "snapshot", id, "store", st.String(), "err", err)
+			bin.log.Warn("a recycle-bin record is damaged; its snapshot is kept", "snapshot", id, "store", st.String(), "err", err)
 			continue
 		case err != nil:
 			return fmt.Errorf("gc: %w", err)
@@ -274,7 +333,7 @@ func (e *Engine) expireRecycled(ctx context.Context, st snapstore.Store) error {
 			}
 		}
 		if !manifests[id] {
-			e.log.Info("recycled snapshot's retention ended; deleted", "snapshot", id, "store", st.String(), "rule", rec.RuleID)
+			bin.log.Info("recycled snapshot's retention ended; deleted", "snapshot", id, "store", st.String(), "rule", rec.RuleID)
 		}
 	}
 	return nil

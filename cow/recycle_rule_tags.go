@@ -11,10 +11,17 @@ import (
 // takes the new value), then the keys in remove dropped. The result is
 // checked as EC2 tags (ValidateTags: ErrInvalidParameter or
 // ErrTagLimitExceeded) and stored durably; nothing changes on an error.
-func (e *Engine) RetagRecycleRule(ctx context.Context, id string, add []RecycleRuleTag, remove []string) (RecycleRule, error) {
-	e.rbin.mu.Lock()
-	defer e.rbin.mu.Unlock()
-	r, err := e.GetRecycleRule(ctx, id)
+func (e *Engine) RetagRecycleRule(_ context.Context, id string, add []RecycleRuleTag, remove []string) (RecycleRule, error) {
+	return newRuleBook(e).retag(id, add, remove)
+}
+
+// retag changes rule id's own tags: the tags in add are set (a key it has
+// takes the new value), then the keys in remove dropped. The result is
+// checked as EC2 tags and stored durably; nothing changes on an error.
+func (rb ruleBook) retag(id string, add []RecycleRuleTag, remove []string) (RecycleRule, error) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	r, err := rb.get(id)
 	if err != nil {
 		return RecycleRule{}, err
 	}
@@ -38,12 +45,12 @@ func (e *Engine) RetagRecycleRule(ctx context.Context, id string, add []RecycleR
 		tags = nil
 	}
 	r.Tags = tags
-	if err := e.meta.PutRecycleRule(r); err != nil {
+	if err := rb.records.PutRecycleRule(r); err != nil {
 		return RecycleRule{}, err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := rb.sync(); err != nil {
 		return RecycleRule{}, err
 	}
-	e.log.Info("recycle bin rule tagged", "rule", id, "tags", len(tags))
+	rb.log.Info("recycle bin rule tagged", "rule", id, "tags", len(tags))
 	return r, nil
 }

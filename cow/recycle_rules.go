@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -78,14 +79,40 @@ func newRecycleRules(day time.Duration) *recycleRules {
 	return &recycleRules{day: day}
 }
 
+// ruleBook keeps the rules: it makes, reads, changes and deletes them under
+// the rules' lock (recycleRules). Its fields are all it uses of the engine.
+type ruleBook struct {
+	*recycleRules
+	records ruleRecords
+	sync    func() error // makes the records' changes durable
+	log     *slog.Logger
+}
+
+// ruleRecords is what the rules use of the metadata store.
+type ruleRecords interface {
+	RecycleRules() ([]RecycleRule, error)
+	PutRecycleRule(RecycleRule) error
+	DeleteRecycleRule(id string) error
+}
+
+// newRuleBook is the rule book of e's metadata store.
+func newRuleBook(e *Engine) ruleBook {
+	return ruleBook{recycleRules: e.rbin, records: e.meta, sync: e.metaSync.sync, log: e.log}
+}
+
 // CreateRecycleRule stores a new rule (its ID is drawn here) and returns it.
 func (e *Engine) CreateRecycleRule(_ context.Context, r RecycleRule) (RecycleRule, error) {
+	return newRuleBook(e).create(r)
+}
+
+// create stores a new rule (its ID is drawn here) and returns it.
+func (rb ruleBook) create(r RecycleRule) (RecycleRule, error) {
 	if err := validateRecycleRule(r); err != nil {
 		return RecycleRule{}, err
 	}
-	e.rbin.mu.Lock()
-	defer e.rbin.mu.Unlock()
-	rules, err := e.meta.RecycleRules()
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	rules, err := rb.records.RecycleRules()
 	if err != nil {
 		return RecycleRule{}, err
 	}
@@ -93,13 +120,13 @@ func (e *Engine) CreateRecycleRule(_ context.Context, r RecycleRule) (RecycleRul
 		return RecycleRule{}, fmt.Errorf("%w: %d rules exist", ErrRecycleRuleQuota, len(rules))
 	}
 	r.ID, r.Created = newRecycleRuleID(), time.Now().UTC()
-	if err := e.meta.PutRecycleRule(r); err != nil {
+	if err := rb.records.PutRecycleRule(r); err != nil {
 		return RecycleRule{}, err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := rb.sync(); err != nil {
 		return RecycleRule{}, err
 	}
-	e.log.Info("recycle bin rule created", "rule", r.ID, "retention_days", r.RetentionValue, "tags", len(r.ResourceTags))
+	rb.log.Info("recycle bin rule created", "rule", r.ID, "retention_days", r.RetentionValue, "tags", len(r.ResourceTags))
 	return r, nil
 }
 
@@ -110,7 +137,12 @@ func (e *Engine) RecycleRules(context.Context) ([]RecycleRule, error) {
 
 // GetRecycleRule returns rule id (ErrRecycleRuleNotFound if none).
 func (e *Engine) GetRecycleRule(_ context.Context, id string) (RecycleRule, error) {
-	rules, err := e.meta.RecycleRules()
+	return newRuleBook(e).get(id)
+}
+
+// get returns rule id (ErrRecycleRuleNotFound if none).
+func (rb ruleBook) get(id string) (RecycleRule, error) {
+	rules, err := rb.records.RecycleRules()
 	if err != nil {
 		return RecycleRule{}, err
 	}
@@ -123,10 +155,15 @@ func (e *Engine) GetRecycleRule(_ context.Context, id string) (RecycleRule, erro
 }
 
 // UpdateRecycleRule applies u to its rule and returns the rule as changed.
-func (e *Engine) UpdateRecycleRule(ctx context.Context, u RecycleRuleUpdate) (RecycleRule, error) {
-	e.rbin.mu.Lock()
-	defer e.rbin.mu.Unlock()
-	r, err := e.GetRecycleRule(ctx, u.ID)
+func (e *Engine) UpdateRecycleRule(_ context.Context, u RecycleRuleUpdate) (RecycleRule, error) {
+	return newRuleBook(e).update(u)
+}
+
+// update applies u to its rule and returns the rule as changed.
+func (rb ruleBook) update(u RecycleRuleUpdate) (RecycleRule, error) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	r, err := rb.get(u.ID)
 	if err != nil {
 		return RecycleRule{}, err
 	}
@@ -134,13 +171,13 @@ func (e *Engine) UpdateRecycleRule(ctx context.Context, u RecycleRuleUpdate) (Re
 	if err := validateRecycleRule(r); err != nil {
 		return RecycleRule{}, err
 	}
-	if err := e.meta.PutRecycleRule(r); err != nil {
+	if err := rb.records.PutRecycleRule(r); err != nil {
 		return RecycleRule{}, err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := rb.sync(); err != nil {
 		return RecycleRule{}, err
 	}
-	e.log.Info("recycle bin rule updated", "rule", r.ID)
+	rb.log.Info("recycle bin rule updated", "rule", r.ID)
 	return r, nil
 }
 
@@ -169,15 +206,21 @@ func (u RecycleRuleUpdate) apply(r RecycleRule) RecycleRule {
 // DeleteRecycleRule removes rule id. Snapshots already in the bin stay
 // there for the retention they entered with.
 func (e *Engine) DeleteRecycleRule(_ context.Context, id string) error {
-	e.rbin.mu.Lock()
-	defer e.rbin.mu.Unlock()
-	if err := e.meta.DeleteRecycleRule(id); err != nil {
+	return newRuleBook(e).delete(id)
+}
+
+// delete removes rule id. Snapshots already in the bin stay there for the
+// retention they entered with.
+func (rb ruleBook) delete(id string) error {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if err := rb.records.DeleteRecycleRule(id); err != nil {
 		return err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := rb.sync(); err != nil {
 		return err
 	}
-	e.log.Info("recycle bin rule deleted", "rule", id)
+	rb.log.Info("recycle bin rule deleted", "rule", id)
 	return nil
 }
 

@@ -23,7 +23,7 @@ import (
 func collectOnce(eng *Engine) error {
 	eng.gc.Lock()
 	defer eng.gc.Unlock()
-	return eng.collectGarbageLocked(ctx, StoreRegional)
+	return newCollector(eng).collectLocked(ctx, StoreRegional)
 }
 
 // freshReader empties eng's caches (in place: its background goroutines

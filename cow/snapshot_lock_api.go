@@ -3,6 +3,7 @@ package cow
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -22,17 +23,38 @@ import (
 // another host stored one deletes the snapshot (the lock object is then
 // left over, and removed by the next DeleteSnapshot check or ignored).
 
-// lockTarget finds snapshot id for a lock call: this account's own, and
+// snapshotLocks serves the lock calls: it finds a call's snapshot and its
+// store, reads the lock there and says what it is now. Its fields are all
+// it uses of the engine.
+type snapshotLocks struct {
+	units     lockUnits
+	owner     string // the account ID: only its snapshots are locked
+	stores    map[string]snapstore.Store
+	store     func(name string) (snapstore.Store, error)
+	snapshots *snapshotTable // the snapshots this daemon knows
+	gc        *gcState       // held shared by a lock or an unlock
+	log       *slog.Logger
+	// lookup finds a snapshot by ID (Engine.lookupSnapshot).
+	lookup func(ctx context.Context, id string) (*snapshot, error)
+}
+
+// newSnapshotLocks serves the lock calls of e.
+func newSnapshotLocks(e *Engine) *snapshotLocks {
+	return &snapshotLocks{units: e.lockUnits, owner: e.accountID, stores: e.stores, store: e.store,
+		snapshots: &e.snapshots, gc: &e.gc, log: e.log, lookup: e.lookupSnapshot}
+}
+
+// target finds snapshot id for a lock call: this account's own, and
 // its store.
-func (e *Engine) lockTarget(ctx context.Context, id string) (*snapshot, snapstore.Store, error) {
-	s, err := e.lookupSnapshot(ctx, id)
+func (sl *snapshotLocks) target(ctx context.Context, id string) (*snapshot, snapstore.Store, error) {
+	s, err := sl.lookup(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.owner != "" && s.owner != e.accountID {
+	if s.owner != "" && s.owner != sl.owner {
 		return nil, nil, fmt.Errorf("snapshot %s: %w %s", id, ErrNotOwner, s.owner)
 	}
-	st, err := e.store(s.storeName())
+	st, err := sl.store(s.storeName())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,9 +64,15 @@ func (e *Engine) lockTarget(ctx context.Context, id string) (*snapshot, snapstor
 // LockSnapshot locks snapshot id, or changes its lock, as r asks (EC2's
 // LockSnapshot), and returns the lock now in force.
 func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (SnapshotLock, error) {
-	e.gc.RLock()
-	defer e.gc.RUnlock()
-	s, st, err := e.lockTarget(ctx, id)
+	return newSnapshotLocks(e).lock(ctx, id, r)
+}
+
+// lock locks snapshot id, or changes its lock, as r asks, and returns the
+// lock now in force.
+func (sl *snapshotLocks) lock(ctx context.Context, id string, r LockRequest) (SnapshotLock, error) {
+	sl.gc.RLock()
+	defer sl.gc.RUnlock()
+	s, st, err := sl.target(ctx, id)
 	if err != nil {
 		return SnapshotLock{}, err
 	}
@@ -54,7 +82,7 @@ func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (Sn
 	}
 	s.attrMu.Lock()
 	defer s.attrMu.Unlock()
-	cur, err := e.lockOf(ctx, s, st)
+	cur, err := sl.lockOf(ctx, s, st)
 	if err != nil {
 		return SnapshotLock{}, err
 	}
@@ -62,29 +90,35 @@ func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (Sn
 	if s.record().State != string(SnapshotCompleted) {
 		start = time.Time{} // as EC2: the duration starts at the completion
 	}
-	n, err := e.lockUnits.nextLockFrom(cur, id, e.accountID, r, now, start)
+	n, err := sl.units.nextLockFrom(cur, id, sl.owner, r, now, start)
 	if err != nil {
 		return SnapshotLock{}, err
 	}
 	if err := putLock(ctx, st, n); err != nil {
 		return SnapshotLock{}, err
 	}
-	e.log.Info("snapshot locked", "snapshot", id, "mode", n.Mode, "expires", n.ExpiresOn, "cool_off_expires", n.CoolOffExpiresOn)
+	sl.log.Info("snapshot locked", "snapshot", id, "mode", n.Mode, "expires", n.ExpiresOn, "cool_off_expires", n.CoolOffExpiresOn)
 	return n, nil
 }
 
 // UnlockSnapshot removes snapshot id's lock (EC2's UnlockSnapshot): one in
 // governance mode, or in compliance mode during its cooling-off period.
 func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
-	e.gc.RLock()
-	defer e.gc.RUnlock()
-	s, st, err := e.lockTarget(ctx, id)
+	return newSnapshotLocks(e).unlock(ctx, id)
+}
+
+// unlock removes snapshot id's lock: one in governance mode, or in
+// compliance mode during its cooling-off period.
+func (sl *snapshotLocks) unlock(ctx context.Context, id string) error {
+	sl.gc.RLock()
+	defer sl.gc.RUnlock()
+	s, st, err := sl.target(ctx, id)
 	if err != nil {
 		return err
 	}
 	s.attrMu.Lock()
 	defer s.attrMu.Unlock()
-	cur, err := e.lockOf(ctx, s, st)
+	cur, err := sl.lockOf(ctx, s, st)
 	if err != nil {
 		return err
 	}
@@ -94,7 +128,7 @@ func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
 	if err := deleteLock(ctx, st, id); err != nil {
 		return err
 	}
-	e.log.Info("snapshot unlocked", "snapshot", id)
+	sl.log.Info("snapshot unlocked", "snapshot", id)
 	return nil
 }
 
@@ -103,21 +137,28 @@ func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
 // must exist), or of every one this daemon knows. Without ids, each store
 // is listed once and only the snapshots with a lock object are read.
 func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]SnapshotLock, error) {
+	return newSnapshotLocks(e).describe(ctx, ids)
+}
+
+// describe returns the locks (expired ones too) of this account's
+// snapshots, sorted by snapshot ID: of those named in ids (each must
+// exist), or of every one this daemon knows (see DescribeLockedSnapshots).
+func (sl *snapshotLocks) describe(ctx context.Context, ids []string) ([]SnapshotLock, error) {
 	var targets []*snapshot
 	if len(ids) > 0 {
 		for _, id := range ids {
-			s, _, err := e.lockTarget(ctx, id)
+			s, _, err := sl.target(ctx, id)
 			if err != nil {
 				return nil, err
 			}
 			targets = append(targets, s)
 		}
 	} else {
-		locked, err := e.lockObjects(ctx)
+		locked, err := sl.lockObjects(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range e.ownedSnapshots() {
+		for _, s := range sl.ownedSnapshots() {
 			if locked[s.storeName()][s.record().ID] {
 				targets = append(targets, s)
 			}
@@ -125,11 +166,11 @@ func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]S
 	}
 	var out []SnapshotLock
 	for _, s := range targets {
-		st, err := e.store(s.storeName())
+		st, err := sl.store(s.storeName())
 		if err != nil {
 			return nil, err
 		}
-		l, err := e.lockOf(ctx, s, st)
+		l, err := sl.lockOf(ctx, s, st)
 		if err != nil {
 			return nil, err
 		}
@@ -142,9 +183,9 @@ func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]S
 }
 
 // lockObjects lists the snapshots with a lock object, by store name.
-func (e *Engine) lockObjects(ctx context.Context) (map[string]map[string]bool, error) {
+func (sl *snapshotLocks) lockObjects(ctx context.Context) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
-	for name, st := range e.stores {
+	for name, st := range sl.stores {
 		if st == nil {
 			continue
 		}
@@ -165,13 +206,13 @@ func (e *Engine) lockObjects(ctx context.Context) (map[string]map[string]bool, e
 
 // ownedSnapshots are the snapshots of this account the daemon knows: its
 // own and those in its catalogue, not deleted.
-func (e *Engine) ownedSnapshots() []*snapshot {
-	e.snapshots.mu.Lock()
-	defer e.snapshots.mu.Unlock()
+func (sl *snapshotLocks) ownedSnapshots() []*snapshot {
+	sl.snapshots.mu.Lock()
+	defer sl.snapshots.mu.Unlock()
 	var out []*snapshot
-	for _, m := range []map[string]*snapshot{e.snapshots.byID, e.snapshots.catalog} {
+	for _, m := range []map[string]*snapshot{sl.snapshots.byID, sl.snapshots.catalog} {
 		for _, s := range m {
-			if (s.owner == "" || s.owner == e.accountID) && !s.record().Deleted && !s.gone.Load() {
+			if (s.owner == "" || s.owner == sl.owner) && !s.record().Deleted && !s.gone.Load() {
 				out = append(out, s)
 			}
 		}
@@ -183,8 +224,15 @@ func (e *Engine) ownedSnapshots() []*snapshot {
 // s's lock, read from its store now, must have expired (or there is none).
 // An expired lock is removed here, before the snapshot goes.
 func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
+	return newSnapshotLocks(e).refuseDelete(ctx, s)
+}
+
+// refuseDelete refuses the deletion of snapshot s while its lock, read
+// from its store now, is in force; an expired lock is removed here, before
+// the snapshot goes. The caller holds e.gc.
+func (sl *snapshotLocks) refuseDelete(ctx context.Context, s *snapshot) error {
 	id := s.record().ID
-	st, err := e.store(s.storeName())
+	st, err := sl.store(s.storeName())
 	if err != nil {
 		return err
 	}
@@ -195,7 +243,7 @@ func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
 	if stored == nil {
 		return nil
 	}
-	if err := checkDelete(e.lockNow(s, stored), id, time.Now()); err != nil {
+	if err := checkDelete(sl.lockNow(s, stored), id, time.Now()); err != nil {
 		return err
 	}
 	return deleteLock(ctx, st, id)
@@ -204,16 +252,16 @@ func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
 // lockOf reads snapshot s's lock from st and says what it is now: a lock
 // made while s was pending starts its duration at s's completion; the lock
 // of a snapshot that failed is cancelled (nil), as EC2's.
-func (e *Engine) lockOf(ctx context.Context, s *snapshot, st snapstore.Store) (*SnapshotLock, error) {
+func (sl *snapshotLocks) lockOf(ctx context.Context, s *snapshot, st snapstore.Store) (*SnapshotLock, error) {
 	l, err := readLock(ctx, st, s.record().ID)
 	if err != nil {
 		return nil, err
 	}
-	return e.lockNow(s, l), nil
+	return sl.lockNow(s, l), nil
 }
 
 // lockNow is lockOf for the stored lock l (nil: none).
-func (e *Engine) lockNow(s *snapshot, l *SnapshotLock) *SnapshotLock {
+func (sl *snapshotLocks) lockNow(s *snapshot, l *SnapshotLock) *SnapshotLock {
 	r := s.record()
 	switch {
 	case l == nil:
@@ -227,6 +275,6 @@ func (e *Engine) lockNow(s *snapshot, l *SnapshotLock) *SnapshotLock {
 	if done.IsZero() {
 		done = l.CreatedOn // a snapshot completed before its record kept the time
 	}
-	started := e.lockUnits.started(*l, done)
+	started := sl.units.started(*l, done)
 	return &started
 }

@@ -10,52 +10,58 @@ import (
 	"github.com/cowvol/cowvol/cow/snapstore"
 )
 
+// collectArchive has the engine's collector collect the archive store's
+// garbage (see collector.collectArchive); tierLoop calls it.
+func (e *Engine) collectArchive() {
+	newCollector(e).collectArchive()
+}
+
 // collectArchive collects the archive store's garbage when asked
 // (collectSoon) and once per grace period: it first drops the copies of
 // snapshots deleted from the standard store (their manifests there are
 // gone), with their tier objects, then marks and sweeps the archive store
-// as the standard ones are (collectGarbageLocked's steps, under the same
+// as the standard ones are (collectLocked's steps, under the same
 // leases and grace period).
-func (e *Engine) collectArchive() {
-	ast := e.tiers.archive
+func (c *collector) collectArchive() {
+	ast := c.tiers.archive
 	if ast == nil {
 		return
 	}
-	e.tiers.mu.Lock()
-	due := e.tiers.collect || time.Since(e.tiers.lastCollect) >= e.gc.grace
-	e.tiers.collect = false
-	e.tiers.mu.Unlock()
+	c.tiers.mu.Lock()
+	due := c.tiers.collect || time.Since(c.tiers.lastCollect) >= c.state.grace
+	c.tiers.collect = false
+	c.tiers.mu.Unlock()
 	if !due {
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Minute)
 	defer cancel()
-	err := e.dropOrphanCopies(ctx, ast)
+	err := c.dropOrphanCopies(ctx, ast)
 	deferred := 0
 	if err == nil {
-		deferred, err = e.sweepArchive(ctx, ast)
+		deferred, err = c.sweepArchive(ctx, ast)
 	}
-	e.tiers.mu.Lock()
+	c.tiers.mu.Lock()
 	switch {
 	case err != nil:
-		e.tiers.collect = true // again next round
+		c.tiers.collect = true // again next round
 	case deferred > 0:
-		// Again a quarter of the grace period on, as gcLoop does.
-		e.tiers.lastCollect = time.Now().Add(-e.gc.grace * 3 / 4)
+		// Again a quarter of the grace period on, as loop does.
+		c.tiers.lastCollect = time.Now().Add(-c.state.grace * 3 / 4)
 	default:
-		e.tiers.lastCollect = time.Now()
+		c.tiers.lastCollect = time.Now()
 	}
-	e.tiers.mu.Unlock()
-	if err != nil && e.ctx.Err() == nil {
-		e.log.Warn("archive store garbage collection failed", "err", err)
+	c.tiers.mu.Unlock()
+	if err != nil && c.ctx.Err() == nil {
+		c.log.Warn("archive store garbage collection failed", "err", err)
 	}
 }
 
 // dropOrphanCopies deletes the archive manifests of snapshots whose
 // standard manifest is gone (deleted, and not kept by the recycle bin),
 // and their tier objects.
-func (e *Engine) dropOrphanCopies(ctx context.Context, ast snapstore.Store) error {
-	st, err := e.store(StoreRegional)
+func (c *collector) dropOrphanCopies(ctx context.Context, ast snapstore.Store) error {
+	st, err := c.store(StoreRegional)
 	if err != nil {
 		return nil
 	}
@@ -70,7 +76,7 @@ func (e *Engine) dropOrphanCopies(ctx context.Context, ast snapstore.Store) erro
 		return fmt.Errorf("list archived manifests: %w", err)
 	}
 	for _, id := range ids {
-		if e.tiers.running(id) {
+		if c.tiers.running(id) {
 			continue
 		}
 		ok, err := st.Exists(ctx, snapfmt.ManifestKey(id))
@@ -94,23 +100,23 @@ func (e *Engine) dropOrphanCopies(ctx context.Context, ast snapstore.Store) erro
 		if err := st.Delete(ctx, tierKey(id)); err != nil {
 			return fmt.Errorf("drop the tier of deleted %s: %w", id, err)
 		}
-		e.log.Info("dropped the archive copy of a deleted snapshot", "snapshot", id)
+		c.log.Info("dropped the archive copy of a deleted snapshot", "snapshot", id)
 	}
 	return nil
 }
 
 // sweepArchive marks and sweeps the archive store; it returns how many
 // unmarked objects are still in their grace period.
-func (e *Engine) sweepArchive(ctx context.Context, ast snapstore.Store) (int, error) {
-	cutoff, deadLeases, err := e.gcCutoff(ctx, ast)
+func (c *collector) sweepArchive(ctx context.Context, ast snapstore.Store) (int, error) {
+	cutoff, deadLeases, err := c.cutoff(ctx, ast)
 	if err != nil {
 		return 0, err
 	}
-	live, roots, err := e.gcMark(ctx, ast)
+	live, roots, err := c.mark(ctx, ast)
 	if err != nil {
 		return 0, err
 	}
-	deleted, deferred, err := e.gcSweep(ctx, ast, StoreArchive, live, cutoff)
+	deleted, deferred, err := c.sweep(ctx, ast, StoreArchive, live, cutoff)
 	if err != nil {
 		return 0, err
 	}
@@ -120,7 +126,7 @@ func (e *Engine) sweepArchive(ctx context.Context, ast snapstore.Store) (int, er
 		}
 	}
 	if deleted > 0 || deferred > 0 {
-		e.log.Info("archive store garbage collected", "objects_deleted", deleted, "deferred_in_grace", deferred, "roots", roots)
+		c.log.Info("archive store garbage collected", "objects_deleted", deleted, "deferred_in_grace", deferred, "roots", roots)
 	}
 	return deferred, nil
 }
