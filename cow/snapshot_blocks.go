@@ -159,7 +159,7 @@ func (e *Engine) ListChangedBlocks(ctx context.Context, first, second string, st
 	if err != nil {
 		return nil, -1, SnapshotInfo{}, err
 	}
-	if !e.related(ctx, a.rec, b.rec) {
+	if !(lineageWalk{snapshot: e.lookupSnapshot, volume: e.lookup}).related(ctx, a.rec, b.rec) {
 		return nil, -1, SnapshotInfo{}, fmt.Errorf("%w: %s and %s", ErrUnrelatedSnapshots, first, second)
 	}
 	if start >= max(DirectBlocks(a.m.VolumeSize), DirectBlocks(b.m.VolumeSize)) {
