@@ -200,7 +200,7 @@ func (e *Engine) newSession(ctx context.Context, p StartSnapshotParams) (*direct
 		busy: map[int64]bool{}, based: map[uint64]bool{}}
 	bs := DefaultBlockSize
 	if p.ParentSnapshotID != "" {
-		parent, err := e.completedView(ctx, p.ParentSnapshotID)
+		parent, err := newDirectReads(e).completedView(ctx, p.ParentSnapshotID)
 		if err != nil {
 			return nil, fmt.Errorf("parent: %w", err)
 		}
@@ -382,7 +382,7 @@ func (e *Engine) baseFor(ctx context.Context, s *directSession, idx uint64) erro
 	if done {
 		return nil
 	}
-	seg, err := e.parentSegment(ctx, s.parent, idx)
+	seg, err := s.parent.segment(ctx, idx)
 	if err != nil {
 		s.mu.Lock()
 		delete(s.based, idx)
@@ -441,7 +441,7 @@ func (e *Engine) finishSession(s *directSession) error {
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	ctx := s.lease.ctx
-	segs, err := e.directSegments(ctx, s.w, s.parent, s.recode, s.rec.BlockSize, s.written)
+	segs, err := s.w.segments(ctx, e.copyChunks, s.parent, s.recode, s.rec.BlockSize, s.written)
 	if err != nil {
 		return s.lease.blame(err)
 	}
