@@ -50,7 +50,7 @@ type directReads struct {
 // newDirectReads is what the direct reads use of e.
 func newDirectReads(e *Engine) directReads {
 	return directReads{
-		lineage:  lineageWalk{snapshot: e.lookupSnapshot, volume: e.lookup},
+		lineage:  lineageWalk{snapshot: e.lookupSnapshot, volumes: e},
 		readable: e.checkReadable, reader: e.reader, buffers: &e.buffers,
 	}
 }

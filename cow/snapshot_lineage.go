@@ -17,7 +17,7 @@ type snapshotLookup func(ctx context.Context, id string) (*snapshot, error)
 // only to find snapshots and volumes by ID.
 type lineageWalk struct {
 	snapshot snapshotLookup
-	volume   func(id string) (*volume, error) // Engine.lookup
+	volumes  volumeFinder
 }
 
 // root names the lineage of snapshot r for ListChangedBlocks: a
@@ -52,7 +52,7 @@ func (w lineageWalk) root(ctx context.Context, r meta.SnapshotRecord) string {
 // volumeSource is the snapshot volume id was created from ("" for none),
 // and whether the volume is known.
 func (w lineageWalk) volumeSource(id string) (string, bool) {
-	v, err := w.volume(id)
+	v, err := w.volumes.lookup(id)
 	if err != nil {
 		return "", false
 	}

@@ -232,6 +232,29 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 	if err := e.checkReadable(ctx, s, false); err != nil {
 		return 0, err
 	}
+	c := snapshotContent{reader: e.reader, meta: e.meta, volumes: e, buffers: &e.buffers}
+	return c.readAt(ctx, s, p, off)
+}
+
+// snapshotContent reads snapshots' content whatever their state: a
+// completed one from its manifest, a pending one from its volume's frozen
+// blocks and base. It needs the snapshot reader, the metadata store (the
+// frozen versions), volume lookups and read buffers.
+type snapshotContent struct {
+	reader  *snapshotReader
+	meta    *meta.Store
+	volumes volumeFinder
+	buffers *bufferPool
+}
+
+// volumeFinder finds an open volume by ID: the engine's volume table.
+type volumeFinder interface {
+	lookup(id string) (*volume, error)
+}
+
+// readAt reads len(p) bytes at off of snapshot s's content (ReadSnapshot,
+// once s is known readable).
+func (c snapshotContent) readAt(ctx context.Context, s *snapshot, p []byte, off int64) (int, error) {
 	r := s.record()
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset", ErrOutOfRange)
@@ -244,14 +267,14 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 		p, eof = p[:rest], io.EOF
 	}
 	bs := int64(r.BlockSize)
-	buf := e.buffers.get(int(bs))
-	defer e.buffers.put(buf)
+	buf := c.buffers.get(int(bs))
+	defer c.buffers.put(buf)
 	n := 0
 	for n < len(p) {
 		blk, in := uint64(off)/uint64(bs), off%bs
 		m := min(int64(len(p)-n), bs-in)
-		if err := e.readSnapshotBlock(ctx, s, blk, buf); err != nil {
-			return n, fmt.Errorf("read snapshot %s block %d: %w", id, blk, err)
+		if err := c.readBlock(ctx, s, blk, buf); err != nil {
+			return n, fmt.Errorf("read snapshot %s block %d: %w", r.ID, blk, err)
 		}
 		copy(p[n:], buf[in:in+m])
 		n += int(m)
@@ -260,22 +283,22 @@ func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int6
 	return n, eof
 }
 
-// readSnapshotBlock fills dst with block blk as snapshot s holds it. A
+// readBlock fills dst with block blk as snapshot s holds it. A
 // completed snapshot reads its manifest. A pending one reads the newest
 // frozen version born after its volume's base, else the base.
-func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
+func (c snapshotContent) readBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
 	r := s.record()
 	if r.State == string(SnapshotCompleted) {
-		return e.reader.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
+		return c.reader.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
 	}
 	if r.State != string(SnapshotPending) {
 		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
 	}
 	if r.CopyOf != "" {
 		// A pending copy reads as its source, through its hold.
-		return e.reader.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
+		return c.reader.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
 	}
-	v, err := e.lookup(r.VolumeID)
+	v, err := c.volumes.lookup(r.VolumeID)
 	if err != nil {
 		return err
 	}
@@ -286,7 +309,7 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 	baseKey, baseStore, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
 	v.mapMu.Unlock()
 	for gen := r.Gen; gen > baseGen; gen-- {
-		x, err := e.meta.Change(v.id, gen, blk)
+		x, err := c.meta.Change(v.id, gen, blk)
 		if errors.Is(err, meta.ErrNotFound) {
 			continue
 		}
@@ -303,5 +326,5 @@ func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64,
 		clear(dst)
 		return nil
 	}
-	return e.reader.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
+	return c.reader.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
 }
