@@ -214,22 +214,24 @@ func (w *blockWriter) segments(ctx context.Context, copyChunks chunkCopier, pare
 // once this returns. It publishes as flushes and copies do
 // (manifestPublisher): a manifest already stored under r's key is adopted
 // if it is r's and refused if it is another snapshot's, never overwritten.
-func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
-	pub := &manifestPublisher{e: e, st: w.st, s: &snapshot{rec: r}, k: w.k, lease: lease}
+func (env *sessionEnv) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
+	pub := env.publisher(w.st, r, w.k, lease)
 	m, _, err := pub.adopt(ctx)
 	if err == nil && m == nil {
-		m, _, err = pub.publish(ctx, e.newManifest(r, segs))
+		m, _, err = pub.publish(ctx, env.newManifest(r, segs))
 	}
 	if err != nil {
 		return nil, err
 	}
-	e.reader.cacheManifest(w.st, snapfmt.ManifestKey(r.ID), m)
+	env.reads.reader.cacheManifest(w.st, snapfmt.ManifestKey(r.ID), m)
 	return m, nil
 }
 
 // discardWriter ends a writer whose snapshot will not complete: its stored
 // packs are deleted, best effort.
-func (e *Engine) discardWriter(w *blockWriter, snapID string) { e.closePacks(w.pw, true, snapID) }
+func (env *sessionEnv) discardWriter(w *blockWriter, snapID string) {
+	env.closePacks(w.pw, true, snapID)
+}
 
 // packsStored is how many packs the writer stored (after close).
 func (w *blockWriter) packsStored() int { return w.pw.packs }
