@@ -22,6 +22,11 @@ import (
 // restart, or its timeout, ends it in state error, and the packs it stored
 // are garbage. Its lease keeps another daemon's collector off its packs
 // meanwhile, and a hold keeps its parent's data.
+//
+// This file holds the entry points and the table of sessions
+// (directSessions); direct_session.go one session (directSession) and
+// what it uses of the engine (sessionEnv); direct_format.go the seam with
+// the snapshot format.
 
 // ErrConflictingBlock: two PutSnapshotBlock calls for one block at once.
 var ErrConflictingBlock = errors.New("another write of the block is in progress")

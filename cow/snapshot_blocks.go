@@ -40,7 +40,8 @@ func DirectBlocks(size int64) int64 { return (size + DirectBlockSize - 1) / Dire
 // lookups of snapshots (and their lineages), the archive tier's check that
 // a snapshot is readable, the snapshot reader and read buffers.
 type directReads struct {
-	lineage lineageWalk // lineage.snapshot finds snapshots
+	snapshot snapshotLookup
+	lineage  lineageWalk
 	// readable is Engine.checkReadable (snapshot_tier_state.go).
 	readable func(ctx context.Context, s *snapshot, fresh bool) error
 	reader   *snapshotReader
@@ -50,6 +51,7 @@ type directReads struct {
 // newDirectReads is what the direct reads use of e.
 func newDirectReads(e *Engine) directReads {
 	return directReads{
+		snapshot: e.lookupSnapshot,
 		lineage:  lineageWalk{snapshot: e.lookupSnapshot, volumes: e},
 		readable: e.checkReadable, reader: e.reader, buffers: &e.buffers,
 	}
@@ -58,7 +60,7 @@ func newDirectReads(e *Engine) directReads {
 // completedView opens completed snapshot id of this account for the
 // direct APIs.
 func (d directReads) completedView(ctx context.Context, id string) (*storedView, error) {
-	s, err := d.lineage.snapshot(ctx, id)
+	s, err := d.snapshot(ctx, id)
 	if err != nil {
 		return nil, err
 	}
