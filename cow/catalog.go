@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -29,47 +30,97 @@ import (
 // DefaultCatalogInterval is how often the catalogue is refreshed.
 const DefaultCatalogInterval = 5 * time.Second
 
+// catalog keeps the snapshot table's catalogue (other daemons'
+// snapshots) in step with the stores' manifests. It needs the table, the
+// stores and a way to refresh the snapshots' attributes
+// (snapshot_attributes.go), not the engine.
+type catalog struct {
+	snapshots *snapshotTable
+	stores    map[string]snapstore.Store
+	log       *slog.Logger
+	// refreshAttributes is Engine.refreshAttributes.
+	refreshAttributes func(ctx context.Context, name string, st snapstore.Store, mods map[string]time.Time)
+}
+
+// newCatalog is the catalogue of e's snapshot table and stores.
+func newCatalog(e *Engine) *catalog {
+	return &catalog{snapshots: &e.snapshots, stores: e.stores, log: e.log, refreshAttributes: e.refreshAttributes}
+}
+
 // catalogLoop refreshes the catalogue until the engine stops.
 func (e *Engine) catalogLoop() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.snapshots.catalogInterval)
+	newCatalog(e).loop(e.ctx)
+}
+
+// fetchCatalogEntry reads snapshot id's manifest from store name and adds
+// the snapshot to the catalogue (catalog.fetch).
+func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
+	return newCatalog(e).fetch(ctx, name, st, id)
+}
+
+// lookupRemote finds snapshot id in the stores (catalog.lookup).
+func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error) {
+	return newCatalog(e).lookup(ctx, id)
+}
+
+// loop refreshes the catalogue until ctx (the engine's) is cancelled.
+func (c *catalog) loop(ctx context.Context) {
+	interval := c.snapshots.catalogInterval
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for name, st := range e.stores {
-			ctx, cancel := context.WithTimeout(e.ctx, max(e.snapshots.catalogInterval, 30*time.Second))
-			err := e.refreshCatalog(ctx, name, st)
+		for name, st := range c.stores {
+			rctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+			err := c.refresh(rctx, name, st)
 			cancel()
-			if err != nil && e.ctx.Err() == nil {
-				e.log.Warn("refreshing the snapshot catalogue", "store", name, "err", err)
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("refreshing the snapshot catalogue", "store", name, "err", err)
 			}
 		}
 		select {
-		case <-e.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// refreshCatalog lists the manifests in store name: it adds snapshots other
+// refresh lists the manifests in store name: it adds snapshots other
 // daemons created, drops those whose manifests are gone, and hides this
 // daemon's own completed snapshots whose manifests are gone.
-func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.Store) error {
+func (c *catalog) refresh(ctx context.Context, name string, st snapstore.Store) error {
 	start := time.Now()
 	// Own snapshots completed before the listing: their manifests were
 	// stored before it began, so the listing shows them unless deleted.
 	ownCompleted := map[string]bool{}
-	e.snapshots.mu.Lock()
-	for id, s := range e.snapshots.byID {
+	c.snapshots.mu.Lock()
+	for id, s := range c.snapshots.byID {
 		if r := s.record(); r.State == string(SnapshotCompleted) && r.Store == name {
 			ownCompleted[id] = true
 		}
 	}
-	e.snapshots.mu.Unlock()
+	c.snapshots.mu.Unlock()
 
-	found := map[string]bool{}
-	attrMods := map[string]time.Time{} // snapshot_attributes.go
-	err := st.List(ctx, "snapshots/", func(o snapstore.ObjectInfo) error {
+	found, attrMods, err := listManifests(ctx, st)
+	if err != nil {
+		return err
+	}
+	add := c.reconcile(name, start, found, ownCompleted)
+	for _, id := range add {
+		if _, err := c.fetch(ctx, name, st, id); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
+			c.log.Warn("cannot read a snapshot's manifest", "snapshot", id, "store", name, "err", err)
+		}
+	}
+	c.refreshAttributes(ctx, name, st, attrMods)
+	return nil
+}
+
+// listManifests lists st's snapshots: those with a manifest (found), and
+// the store times of their attributes objects (snapshot_attributes.go).
+func listManifests(ctx context.Context, st snapstore.Store) (found map[string]bool, attrMods map[string]time.Time, err error) {
+	found, attrMods = map[string]bool{}, map[string]time.Time{}
+	err = st.List(ctx, "snapshots/", func(o snapstore.ObjectInfo) error {
 		if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, "snapshots/"), "/manifest"); ok && !strings.Contains(id, "/") {
 			found[id] = true
 		}
@@ -79,48 +130,50 @@ func (e *Engine) refreshCatalog(ctx context.Context, name string, st snapstore.S
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list manifests: %w", err)
+		return nil, nil, fmt.Errorf("list manifests: %w", err)
 	}
+	return found, attrMods, nil
+}
+
+// reconcile brings the table in step with a listing of store name begun
+// at start (found: the snapshots with a manifest): it drops catalogue
+// entries seen before the listing whose manifests are gone, hides or shows
+// again ownCompleted snapshots, and returns the snapshots to add.
+func (c *catalog) reconcile(name string, start time.Time, found, ownCompleted map[string]bool) []string {
 	var add []string
-	e.snapshots.mu.Lock()
+	c.snapshots.mu.Lock()
+	defer c.snapshots.mu.Unlock()
 	for id := range found {
-		if _, own := e.snapshots.byID[id]; !own {
-			if _, known := e.snapshots.catalog[id]; !known {
+		if _, own := c.snapshots.byID[id]; !own {
+			if _, known := c.snapshots.catalog[id]; !known {
 				add = append(add, id)
 			}
 		}
 	}
-	for id, s := range e.snapshots.catalog {
+	for id, s := range c.snapshots.catalog {
 		if s.store == name && !found[id] && s.seen.Before(start) {
-			delete(e.snapshots.catalog, id)
+			delete(c.snapshots.catalog, id)
 		}
 	}
 	// Own snapshots whose manifests are gone were deleted by another
 	// daemon, or the daemon now points at another bucket: hide them, but
 	// keep their records, so that pointing it back shows them again.
 	for id := range ownCompleted {
-		s, ok := e.snapshots.byID[id]
+		s, ok := c.snapshots.byID[id]
 		if !ok {
 			continue
 		}
 		if gone := !found[id]; gone != s.gone.Load() {
 			s.gone.Store(gone)
-			e.log.Info("own snapshot's manifest", "snapshot", id, "store", name, "missing", gone)
+			c.log.Info("own snapshot's manifest", "snapshot", id, "store", name, "missing", gone)
 		}
 	}
-	e.snapshots.mu.Unlock()
-	for _, id := range add {
-		if _, err := e.fetchCatalogEntry(ctx, name, st, id); err != nil && !errors.Is(err, ErrSnapshotNotFound) {
-			e.log.Warn("cannot read a snapshot's manifest", "snapshot", id, "store", name, "err", err)
-		}
-	}
-	e.refreshAttributes(ctx, name, st, attrMods)
-	return nil
+	return add
 }
 
-// fetchCatalogEntry reads snapshot id's manifest from store name and adds
+// fetch reads snapshot id's manifest from store name and adds
 // the snapshot to the catalogue.
-func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
+func (c *catalog) fetch(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
 	seen := time.Now()
 	// Not through the object cache: the manifest may be gone since.
 	m, _, err := getManifest(ctx, st, snapfmt.ManifestKey(id))
@@ -154,29 +207,29 @@ func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstor
 	if s.attrs, err = readStoreAttributes(ctx, st, id); err != nil {
 		return nil, err
 	}
-	e.snapshots.mu.Lock()
-	defer e.snapshots.mu.Unlock()
-	if own, ok := e.snapshots.byID[id]; ok {
+	c.snapshots.mu.Lock()
+	defer c.snapshots.mu.Unlock()
+	if own, ok := c.snapshots.byID[id]; ok {
 		return own, nil
 	}
-	if known, ok := e.snapshots.catalog[id]; ok {
+	if known, ok := c.snapshots.catalog[id]; ok {
 		return known, nil
 	}
-	e.snapshots.catalog[id] = s
+	c.snapshots.catalog[id] = s
 	return s, nil
 }
 
-// lookupRemote finds snapshot id in the stores (a snapshot another daemon
+// lookup finds snapshot id in the stores (a snapshot another daemon
 // completed since the last refresh).
-func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error) {
+func (c *catalog) lookup(ctx context.Context, id string) (*snapshot, error) {
 	if !ValidSnapshotID(id) {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var errs []error
-	for name, st := range e.stores {
-		s, err := e.fetchCatalogEntry(ctx, name, st, id)
+	for name, st := range c.stores {
+		s, err := c.fetch(ctx, name, st, id)
 		if err == nil {
 			return s, nil
 		}

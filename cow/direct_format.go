@@ -19,34 +19,36 @@ import (
 // here, so that a change of the format code touches this file only.
 
 // storedView is a completed snapshot opened for reading: its record, its
-// store, its manifest (segments opened) and its lineage's keys.
+// store, its manifest (segments opened) and its lineage's keys, and the
+// reader it reads them through.
 type storedView struct {
 	rec  meta.SnapshotRecord
 	st   snapstore.Store
 	m    *snapfmt.Manifest
 	k    *lineage.Keys
 	zero snapfmt.ChunkID // the ID an all-zero block would have: never stored
+	rd   *snapshotReader
 }
 
 // openStored opens completed snapshot r's manifest. An encrypted one needs
 // its KMS key usable.
-func (e *Engine) openStored(ctx context.Context, r meta.SnapshotRecord) (*storedView, error) {
-	st, err := e.store(r.Store)
+func (rd *snapshotReader) openStored(ctx context.Context, r meta.SnapshotRecord) (*storedView, error) {
+	st, err := rd.store(r.Store)
 	if err != nil {
 		return nil, err
 	}
-	m, err := e.reader.loadManifest(ctx, st, snapfmt.ManifestKey(r.ID))
+	m, err := rd.loadManifest(ctx, st, snapfmt.ManifestKey(r.ID))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s was deleted", ErrSnapshotNotFound, r.ID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
-	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
+	k, err := rd.lineages.Get(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
-	v := &storedView{rec: r, st: st, m: m, k: k}
+	v := &storedView{rec: r, st: st, m: m, k: k, rd: rd}
 	v.zero = snapfmt.ChunkIDOf(k.Format(), make([]byte, m.BlockSize))
 	return v, nil
 }
@@ -61,11 +63,11 @@ type storedChunk struct {
 // chunksFrom calls fn with the snapshot's stored blocks from block from
 // on, in block order, until fn returns false. All-zero blocks are not
 // stored and not listed.
-func (v *storedView) chunksFrom(ctx context.Context, e *Engine, from uint64, fn func(storedChunk) bool) error {
+func (v *storedView) chunksFrom(ctx context.Context, from uint64, fn func(storedChunk) bool) error {
 	i, _ := searchSegments(v.m.Segments, from>>snapfmt.SegmentShift)
 	for ; i < len(v.m.Segments); i++ {
 		ref := v.m.Segments[i]
-		seg, err := e.reader.sharedSegment(ctx, v.st, ref.Key, v.k)
+		seg, err := v.rd.sharedSegment(ctx, v.st, ref.Key, v.k)
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", v.rec.ID, err)
 		}
@@ -84,8 +86,8 @@ func (v *storedView) chunksFrom(ctx context.Context, e *Engine, from uint64, fn 
 }
 
 // readBlock fills dst (one block of the snapshot's size) with block blk.
-func (v *storedView) readBlock(ctx context.Context, e *Engine, blk uint64, dst []byte) error {
-	return e.reader.readStoredBlock(ctx, v.rec.Store, snapfmt.ManifestKey(v.rec.ID), blk, dst)
+func (v *storedView) readBlock(ctx context.Context, blk uint64, dst []byte) error {
+	return v.rd.readStoredBlock(ctx, v.rec.Store, snapfmt.ManifestKey(v.rec.ID), blk, dst)
 }
 
 // sameChunkIDs reports whether equal chunk IDs in a and b mean equal
@@ -134,20 +136,26 @@ func (w *blockWriter) put(block []byte) (directChunk, error) {
 // addBase lets the writer reuse the chunks of a parent's segment.
 func (w *blockWriter) addBase(seg snapfmt.Segment) { w.dedup.addBase(seg) }
 
-// parentSegment loads segment idx of the parent (nil when it has none),
-// in the mutable form.
-func (e *Engine) parentSegment(ctx context.Context, p *storedView, idx uint64) (snapfmt.Segment, error) {
-	i, ok := searchSegments(p.m.Segments, idx)
+// segment loads segment idx of the snapshot (nil when it has none), in
+// the mutable form: a direct snapshot's parent's, which its writes apply
+// to.
+func (v *storedView) segment(ctx context.Context, idx uint64) (snapfmt.Segment, error) {
+	i, ok := searchSegments(v.m.Segments, idx)
 	if !ok {
 		return nil, nil
 	}
-	return e.reader.loadSegment(ctx, p.st, p.m.Segments[i].Key, p.k)
+	return v.rd.loadSegment(ctx, v.st, v.m.Segments[i].Key, v.k)
 }
 
-// directSegments builds the segments of a written snapshot: the parent's
-// (recoded into the writer's lineage when recode), with the written
-// blocks (by block index) applied. It returns the segment references.
-func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *storedView, recode bool, blockSize int, written map[uint64]directChunk) (map[uint64]snapfmt.SegmentRef, error) {
+// chunkCopier is Engine.copyChunks (chunk_copy.go): it recodes the chunks
+// of a segment of another lineage into the writer's.
+type chunkCopier func(ctx context.Context, from copySource, k *lineage.Keys, blockSize int, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, replaced []uint64) (int, error)
+
+// segments builds the segments of a written snapshot: the parent's
+// (recoded into the writer's lineage by copyChunks when recode), with the
+// written blocks (by block index) applied. It returns the segment
+// references.
+func (w *blockWriter) segments(ctx context.Context, copyChunks chunkCopier, parent *storedView, recode bool, blockSize int, written map[uint64]directChunk) (map[uint64]snapfmt.SegmentRef, error) {
 	segs := map[uint64]snapfmt.SegmentRef{}
 	byIdx := map[uint64][]uint64{}
 	if parent != nil {
@@ -165,7 +173,7 @@ func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *sto
 	for _, idx := range slices.Sorted(maps.Keys(byIdx)) {
 		seg := snapfmt.Segment{}
 		if parent != nil {
-			ps, err := e.parentSegment(ctx, parent, idx)
+			ps, err := parent.segment(ctx, idx)
 			if err != nil {
 				return nil, err
 			}
@@ -176,7 +184,7 @@ func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *sto
 		need := -1
 		if recode {
 			from := copySource{name: parent.rec.Store, st: parent.st, k: parent.k}
-			n, err := e.copyChunks(ctx, from, w.k, blockSize, w.pw, w.dedup, seg, byIdx[idx])
+			n, err := copyChunks(ctx, from, w.k, blockSize, w.pw, w.dedup, seg, byIdx[idx])
 			if err != nil {
 				return nil, err
 			}
@@ -206,22 +214,24 @@ func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *sto
 // once this returns. It publishes as flushes and copies do
 // (manifestPublisher): a manifest already stored under r's key is adopted
 // if it is r's and refused if it is another snapshot's, never overwritten.
-func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
-	pub := &manifestPublisher{e: e, st: w.st, s: &snapshot{rec: r}, k: w.k, lease: lease}
+func (env *sessionEnv) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
+	pub := env.publisher(w.st, r, w.k, lease)
 	m, _, err := pub.adopt(ctx)
 	if err == nil && m == nil {
-		m, _, err = pub.publish(ctx, e.newManifest(r, segs))
+		m, _, err = pub.publish(ctx, env.newManifest(r, segs))
 	}
 	if err != nil {
 		return nil, err
 	}
-	e.reader.cacheManifest(w.st, snapfmt.ManifestKey(r.ID), m)
+	env.reads.reader.cacheManifest(w.st, snapfmt.ManifestKey(r.ID), m)
 	return m, nil
 }
 
 // discardWriter ends a writer whose snapshot will not complete: its stored
 // packs are deleted, best effort.
-func (e *Engine) discardWriter(w *blockWriter, snapID string) { e.closePacks(w.pw, true, snapID) }
+func (env *sessionEnv) discardWriter(w *blockWriter, snapID string) {
+	env.closePacks(w.pw, true, snapID)
+}
 
 // packsStored is how many packs the writer stored (after close).
 func (w *blockWriter) packsStored() int { return w.pw.packs }

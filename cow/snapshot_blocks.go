@@ -36,10 +36,31 @@ type ChangedBlock struct {
 // bytes.
 func DirectBlocks(size int64) int64 { return (size + DirectBlockSize - 1) / DirectBlockSize }
 
+// directReads is what the EBS direct APIs' reads use of the engine: the
+// lookups of snapshots (and their lineages), the archive tier's check that
+// a snapshot is readable, the snapshot reader and read buffers.
+type directReads struct {
+	snapshot snapshotLookup
+	lineage  lineageWalk
+	// readable is Engine.checkReadable (snapshot_tier_state.go).
+	readable func(ctx context.Context, s *snapshot, fresh bool) error
+	reader   *snapshotReader
+	buffers  *bufferPool
+}
+
+// newDirectReads is what the direct reads use of e.
+func newDirectReads(e *Engine) directReads {
+	return directReads{
+		snapshot: e.lookupSnapshot,
+		lineage:  lineageWalk{snapshot: e.lookupSnapshot, volumes: e},
+		readable: e.checkReadable, reader: e.reader, buffers: &e.buffers,
+	}
+}
+
 // completedView opens completed snapshot id of this account for the
 // direct APIs.
-func (e *Engine) completedView(ctx context.Context, id string) (*storedView, error) {
-	s, err := e.lookupSnapshot(ctx, id)
+func (d directReads) completedView(ctx context.Context, id string) (*storedView, error) {
+	s, err := d.snapshot(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,10 +71,10 @@ func (e *Engine) completedView(ctx context.Context, id string) (*storedView, err
 	if r.State != string(SnapshotCompleted) {
 		return nil, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, id, r.State)
 	}
-	if err := e.checkReadable(ctx, s, false); err != nil {
+	if err := d.readable(ctx, s, false); err != nil {
 		return nil, err
 	}
-	return e.openStored(ctx, r)
+	return d.reader.openStored(ctx, r)
 }
 
 // directIndex is the direct block holding byte blk*blockSize.
@@ -71,7 +92,12 @@ func firstBlock(idx int64, blockSize int) uint64 {
 // index to resume from (-1 when there are no more). Its info comes with
 // them.
 func (e *Engine) ListSnapshotBlocks(ctx context.Context, id string, start int64, limit int) ([]int64, int64, SnapshotInfo, error) {
-	v, err := e.completedView(ctx, id)
+	return newDirectReads(e).listBlocks(ctx, id, start, limit)
+}
+
+// listBlocks is ListSnapshotBlocks.
+func (d directReads) listBlocks(ctx context.Context, id string, start int64, limit int) ([]int64, int64, SnapshotInfo, error) {
+	v, err := d.completedView(ctx, id)
 	if err != nil {
 		return nil, -1, SnapshotInfo{}, err
 	}
@@ -80,7 +106,7 @@ func (e *Engine) ListSnapshotBlocks(ctx context.Context, id string, start int64,
 	if start >= DirectBlocks(v.m.VolumeSize) {
 		return out, next, infoOf(v.rec), nil
 	}
-	err = v.chunksFrom(ctx, e, firstBlock(start, v.m.BlockSize), func(c storedChunk) bool {
+	err = v.chunksFrom(ctx, firstBlock(start, v.m.BlockSize), func(c storedChunk) bool {
 		idx := directIndex(c.blk, v.m.BlockSize)
 		if idx < start || (len(out) > 0 && out[len(out)-1] == idx) {
 			return true
@@ -103,29 +129,35 @@ func infoOf(r meta.SnapshotRecord) SnapshotInfo { return (&snapshot{rec: r}).inf
 // ReadSnapshotBlock fills dst (DirectBlockSize bytes) with direct block
 // idx of completed snapshot id; past the volume's end it reads zeros.
 func (e *Engine) ReadSnapshotBlock(ctx context.Context, id string, idx int64, dst []byte) (SnapshotInfo, error) {
-	v, err := e.completedView(ctx, id)
+	return newDirectReads(e).readBlock(ctx, id, idx, dst)
+}
+
+// readBlock is ReadSnapshotBlock.
+func (d directReads) readBlock(ctx context.Context, id string, idx int64, dst []byte) (SnapshotInfo, error) {
+	v, err := d.completedView(ctx, id)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
 	if idx < 0 || idx >= DirectBlocks(v.m.VolumeSize) {
 		return SnapshotInfo{}, fmt.Errorf("%w: block %d of %s, which has %d", ErrBlockIndex, idx, id, DirectBlocks(v.m.VolumeSize))
 	}
-	return infoOf(v.rec), e.readDirect(ctx, v, idx, dst[:DirectBlockSize])
+	return infoOf(v.rec), v.readDirect(ctx, d.buffers, idx, dst[:DirectBlockSize])
 }
 
-// readDirect reads direct block idx of v into dst.
-func (e *Engine) readDirect(ctx context.Context, v *storedView, idx int64, dst []byte) error {
+// readDirect reads direct block idx of v into dst; a block larger than a
+// direct one is read into a buffer of bufs.
+func (v *storedView) readDirect(ctx context.Context, bufs *bufferPool, idx int64, dst []byte) error {
 	bs := v.m.BlockSize
 	nblk := uint64(v.m.VolumeSize / int64(bs))
 	if bs > DirectBlockSize {
-		buf := e.buffers.get(bs)
-		defer e.buffers.put(buf)
+		buf := bufs.get(bs)
+		defer bufs.put(buf)
 		blk := firstBlock(idx, bs)
 		if blk >= nblk {
 			clear(dst)
 			return nil
 		}
-		if err := v.readBlock(ctx, e, blk, buf); err != nil {
+		if err := v.readBlock(ctx, blk, buf); err != nil {
 			return err
 		}
 		in := uint64(idx)*DirectBlockSize - blk*uint64(bs)
@@ -138,7 +170,7 @@ func (e *Engine) readDirect(ctx context.Context, v *storedView, idx int64, dst [
 			clear(dst[off:])
 			return nil
 		}
-		if err := v.readBlock(ctx, e, blk, dst[off:off+bs]); err != nil {
+		if err := v.readBlock(ctx, blk, dst[off:off+bs]); err != nil {
 			return err
 		}
 	}
@@ -151,23 +183,28 @@ func (e *Engine) readDirect(ctx context.Context, v *storedView, idx int64, dst [
 // (-1 when there are no more). A page may hold fewer than limit blocks
 // with more to come. The second snapshot's info comes with them.
 func (e *Engine) ListChangedBlocks(ctx context.Context, first, second string, start int64, limit int) ([]ChangedBlock, int64, SnapshotInfo, error) {
-	a, err := e.completedView(ctx, first)
+	return newDirectReads(e).listChanged(ctx, first, second, start, limit)
+}
+
+// listChanged is ListChangedBlocks.
+func (d directReads) listChanged(ctx context.Context, first, second string, start int64, limit int) ([]ChangedBlock, int64, SnapshotInfo, error) {
+	a, err := d.completedView(ctx, first)
 	if err != nil {
 		return nil, -1, SnapshotInfo{}, err
 	}
-	b, err := e.completedView(ctx, second)
+	b, err := d.completedView(ctx, second)
 	if err != nil {
 		return nil, -1, SnapshotInfo{}, err
 	}
-	if !e.related(ctx, a.rec, b.rec) {
+	if !d.lineage.related(ctx, a.rec, b.rec) {
 		return nil, -1, SnapshotInfo{}, fmt.Errorf("%w: %s and %s", ErrUnrelatedSnapshots, first, second)
 	}
 	if start >= max(DirectBlocks(a.m.VolumeSize), DirectBlocks(b.m.VolumeSize)) {
 		return nil, -1, infoOf(b.rec), nil
 	}
-	d := differ{e: e, a: a, b: b, limit: limit}
-	d.byID = a.m.BlockSize == b.m.BlockSize && a.m.BlockSize <= DirectBlockSize && sameChunkIDs(a, b)
-	out, next, err := d.from(ctx, start)
+	diff := differ{buffers: d.buffers, a: a, b: b, limit: limit}
+	diff.byID = a.m.BlockSize == b.m.BlockSize && a.m.BlockSize <= DirectBlockSize && sameChunkIDs(a, b)
+	out, next, err := diff.from(ctx, start)
 	if err != nil {
 		return nil, -1, SnapshotInfo{}, err
 	}
@@ -176,9 +213,9 @@ func (e *Engine) ListChangedBlocks(ctx context.Context, first, second string, st
 
 // differ compares two snapshots direct block by direct block.
 type differ struct {
-	e     *Engine
-	a, b  *storedView
-	limit int
+	buffers *bufferPool
+	a, b    *storedView
+	limit   int
 	// byID: equal chunk IDs mean equal blocks, and the snapshots' blocks
 	// tile direct blocks, so the chunk lists decide; otherwise every
 	// direct block either stores is read from both and compared.
@@ -249,14 +286,14 @@ func (d *differ) changed(ctx context.Context, c candidate) (bool, bool, error) {
 	if d.byID {
 		return !sameChunks(c.aIDs, c.bIDs), false, nil
 	}
-	bufA := d.e.buffers.get(DirectBlockSize)
-	defer d.e.buffers.put(bufA)
-	bufB := d.e.buffers.get(DirectBlockSize)
-	defer d.e.buffers.put(bufB)
-	if err := d.e.readDirect(ctx, d.a, c.idx, bufA[:DirectBlockSize]); err != nil {
+	bufA := d.buffers.get(DirectBlockSize)
+	defer d.buffers.put(bufA)
+	bufB := d.buffers.get(DirectBlockSize)
+	defer d.buffers.put(bufB)
+	if err := d.a.readDirect(ctx, d.buffers, c.idx, bufA[:DirectBlockSize]); err != nil {
 		return false, true, err
 	}
-	if err := d.e.readDirect(ctx, d.b, c.idx, bufB[:DirectBlockSize]); err != nil {
+	if err := d.b.readDirect(ctx, d.buffers, c.idx, bufB[:DirectBlockSize]); err != nil {
 		return false, true, err
 	}
 	return !bytes.Equal(bufA[:DirectBlockSize], bufB[:DirectBlockSize]), true, nil
@@ -287,7 +324,7 @@ type directChunks struct {
 func (d *differ) collect(ctx context.Context, v *storedView, start int64, horizon *int64) ([]directChunks, error) {
 	var out []directChunks
 	want := d.limit + maxReadsPerPage + 1
-	err := v.chunksFrom(ctx, d.e, firstBlock(start, v.m.BlockSize), func(c storedChunk) bool {
+	err := v.chunksFrom(ctx, firstBlock(start, v.m.BlockSize), func(c storedChunk) bool {
 		idx := directIndex(c.blk, v.m.BlockSize)
 		if idx < start {
 			return true

@@ -9,18 +9,29 @@ import (
 // maxLineageDepth bounds the walk up a snapshot's ancestry.
 const maxLineageDepth = 1000
 
-// lineageRoot names the lineage of snapshot r for ListChangedBlocks: a
+// snapshotLookup finds a snapshot by ID: Engine.lookupSnapshot (this
+// daemon's, the catalogue's, or else the stores').
+type snapshotLookup func(ctx context.Context, id string) (*snapshot, error)
+
+// lineageWalk follows snapshots' ancestry, for ListChangedBlocks: it needs
+// only to find snapshots and volumes by ID.
+type lineageWalk struct {
+	snapshot snapshotLookup
+	volumes  volumeFinder
+}
+
+// root names the lineage of snapshot r for ListChangedBlocks: a
 // snapshot written through the direct APIs is of its parent's lineage; a
 // snapshot of a volume is of the lineage of the snapshot the volume was
 // created from, else of the volume; any other (a copy, a direct snapshot
 // without a parent) starts a lineage of its own. A link that can no longer
 // be followed (a parent deleted, a volume deleted, so that its source is
 // unknown) ends the walk there.
-func (e *Engine) lineageRoot(ctx context.Context, r meta.SnapshotRecord) string {
+func (w lineageWalk) root(ctx context.Context, r meta.SnapshotRecord) string {
 	for range maxLineageDepth {
 		next := r.Parent
 		if next == "" && r.VolumeID != "" && r.VolumeID != CopyVolumeID {
-			src, known := e.volumeSource(r.VolumeID)
+			src, known := w.volumeSource(r.VolumeID)
 			if !known || src == "" {
 				return "vol:" + r.VolumeID
 			}
@@ -29,7 +40,7 @@ func (e *Engine) lineageRoot(ctx context.Context, r meta.SnapshotRecord) string 
 		if next == "" {
 			return "snap:" + r.ID
 		}
-		s, err := e.lookupSnapshot(ctx, next)
+		s, err := w.snapshot(ctx, next)
 		if err != nil {
 			return "snap:" + next
 		}
@@ -40,8 +51,8 @@ func (e *Engine) lineageRoot(ctx context.Context, r meta.SnapshotRecord) string 
 
 // volumeSource is the snapshot volume id was created from ("" for none),
 // and whether the volume is known.
-func (e *Engine) volumeSource(id string) (string, bool) {
-	v, err := e.lookup(id)
+func (w lineageWalk) volumeSource(id string) (string, bool) {
+	v, err := w.volumes.lookup(id)
 	if err != nil {
 		return "", false
 	}
@@ -51,9 +62,9 @@ func (e *Engine) volumeSource(id string) (string, bool) {
 }
 
 // related reports whether snapshots a and b are of one lineage.
-func (e *Engine) related(ctx context.Context, a, b meta.SnapshotRecord) bool {
+func (w lineageWalk) related(ctx context.Context, a, b meta.SnapshotRecord) bool {
 	if a.VolumeID == b.VolumeID && a.VolumeID != CopyVolumeID && a.VolumeID != "" {
 		return true
 	}
-	return e.lineageRoot(ctx, a) == e.lineageRoot(ctx, b)
+	return w.root(ctx, a) == w.root(ctx, b)
 }

@@ -4,65 +4,13 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"sync"
-	"unsafe"
 
 	"github.com/cowvol/cowvol/cow/lineage"
 	"github.com/cowvol/cowvol/cow/snapfmt"
 	"github.com/cowvol/cowvol/cow/snapstore"
-	"github.com/cowvol/cowvol/meta"
 )
-
-// objectCache is a small LRU of decoded manifests and segments, keyed by
-// store and object key (cacheKey). Both are immutable: segments are
-// content-addressed, and a manifest is written once (a retried flush that
-// finds its manifest stored adopts it, never rewrites it), so cached copies
-// never go stale. Garbage collection still reads its roots from the store:
-// a root may be deleted.
-type objectCache struct {
-	mu  sync.Mutex
-	lru *byteLRU[string, any]
-}
-
-// objectCacheBytes bounds the object cache: about four full segments.
-const objectCacheBytes = 32 << 20
-
-// Memory costs of decoded objects, for the cache's bound: a segment is a
-// sorted array of entries and nothing else; a manifest is a list of
-// segment references, each with its key's string (roughly).
-const (
-	segmentEntryCost  = int(unsafe.Sizeof(snapfmt.SegmentEntry{}))
-	manifestEntryCost = 96
-)
-
-func newObjectCache(maxBytes int) *objectCache {
-	return &objectCache{lru: newByteLRU[string, any](int64(maxBytes))}
-}
-
-func (c *objectCache) get(key string) (any, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.get(key)
-}
-
-// put caches val, which holds about cost bytes, evicting the least
-// recently used entries beyond the cache's bound (the newest entry stays,
-// whatever its cost).
-func (c *objectCache) put(key string, val any, cost int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lru.put(key, val, int64(cost))
-}
-
-func (c *objectCache) remove(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lru.remove(key)
-}
 
 // snapshotReader reads stored snapshots: manifests, segments and chunks,
 // from the stores through the object and pack caches, which it owns, and
@@ -220,88 +168,4 @@ func (rd *snapshotReader) readStoredBlock(ctx context.Context, storeName, key st
 		return &objectError{kind: objChunk, key: loc.ObjectKey(), err: fmt.Errorf("get chunk of block %d from %s: %w", blk, loc.ObjectKey(), err)}
 	}
 	return nil
-}
-
-// ReadSnapshot reads len(p) bytes at off of snapshot id's content, pending
-// or completed. Past the end it returns io.EOF.
-func (e *Engine) ReadSnapshot(ctx context.Context, id string, p []byte, off int64) (int, error) {
-	s, err := e.lookupSnapshot(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	if err := e.checkReadable(ctx, s, false); err != nil {
-		return 0, err
-	}
-	r := s.record()
-	if off < 0 {
-		return 0, fmt.Errorf("%w: negative offset", ErrOutOfRange)
-	}
-	if off >= r.VolumeSize {
-		return 0, io.EOF
-	}
-	var eof error
-	if rest := r.VolumeSize - off; int64(len(p)) > rest {
-		p, eof = p[:rest], io.EOF
-	}
-	bs := int64(r.BlockSize)
-	buf := e.buffers.get(int(bs))
-	defer e.buffers.put(buf)
-	n := 0
-	for n < len(p) {
-		blk, in := uint64(off)/uint64(bs), off%bs
-		m := min(int64(len(p)-n), bs-in)
-		if err := e.readSnapshotBlock(ctx, s, blk, buf); err != nil {
-			return n, fmt.Errorf("read snapshot %s block %d: %w", id, blk, err)
-		}
-		copy(p[n:], buf[in:in+m])
-		n += int(m)
-		off += m
-	}
-	return n, eof
-}
-
-// readSnapshotBlock fills dst with block blk as snapshot s holds it. A
-// completed snapshot reads its manifest. A pending one reads the newest
-// frozen version born after its volume's base, else the base.
-func (e *Engine) readSnapshotBlock(ctx context.Context, s *snapshot, blk uint64, dst []byte) error {
-	r := s.record()
-	if r.State == string(SnapshotCompleted) {
-		return e.reader.readStoredBlock(ctx, r.Store, snapfmt.ManifestKey(r.ID), blk, dst)
-	}
-	if r.State != string(SnapshotPending) {
-		return fmt.Errorf("%w: snapshot %s is in state %s", ErrIncorrectState, r.ID, r.State)
-	}
-	if r.CopyOf != "" {
-		// A pending copy reads as its source, through its hold.
-		return e.reader.readStoredBlock(ctx, r.CopyFromStore, copyHold(r), blk, dst)
-	}
-	v, err := e.lookup(r.VolumeID)
-	if err != nil {
-		return err
-	}
-	lk := v.locks.of(blk)
-	lk.RLock()
-	defer lk.RUnlock()
-	v.mapMu.Lock()
-	baseKey, baseStore, baseGen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
-	v.mapMu.Unlock()
-	for gen := r.Gen; gen > baseGen; gen-- {
-		x, err := e.meta.Change(v.id, gen, blk)
-		if errors.Is(err, meta.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if x.Zero() {
-			clear(dst)
-			return nil
-		}
-		return v.readSlot(blk, x.Slot, dst)
-	}
-	if baseKey == "" {
-		clear(dst)
-		return nil
-	}
-	return e.reader.readStoredBlock(ctx, baseStore, baseKey, blk, dst)
 }
