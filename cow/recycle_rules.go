@@ -126,6 +126,9 @@ func (e *Engine) GetRecycleRule(_ context.Context, id string) (RecycleRule, erro
 func (e *Engine) UpdateRecycleRule(ctx context.Context, u RecycleRuleUpdate) (RecycleRule, error) {
 	e.rbin.mu.Lock()
 	defer e.rbin.mu.Unlock()
+	if err := e.refuseLockedRule(ctx, u.ID); err != nil {
+		return RecycleRule{}, err
+	}
 	r, err := e.GetRecycleRule(ctx, u.ID)
 	if err != nil {
 		return RecycleRule{}, err
@@ -168,9 +171,12 @@ func (u RecycleRuleUpdate) apply(r RecycleRule) RecycleRule {
 
 // DeleteRecycleRule removes rule id. Snapshots already in the bin stay
 // there for the retention they entered with.
-func (e *Engine) DeleteRecycleRule(_ context.Context, id string) error {
+func (e *Engine) DeleteRecycleRule(ctx context.Context, id string) error {
 	e.rbin.mu.Lock()
 	defer e.rbin.mu.Unlock()
+	if err := e.refuseLockedRule(ctx, id); err != nil {
+		return err
+	}
 	if err := e.meta.DeleteRecycleRule(id); err != nil {
 		return err
 	}
@@ -210,7 +216,7 @@ func validateRecycleRule(r RecycleRule) error {
 			return bad("tag value of %q: at most %d characters", t.Key, maxRuleTagValue)
 		}
 	}
-	return nil
+	return validateRuleLock(r)
 }
 
 // ValidRecycleRuleID reports whether id has the form of a rule identifier
