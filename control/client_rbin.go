@@ -60,6 +60,21 @@ func (c *Client) DeleteRule(ctx context.Context, id string) error {
 	return c.rbinCall(ctx, "DeleteRule", http.MethodDelete, rbinRulesPath+"/"+url.PathEscape(id), nil, nil, http.StatusNoContent)
 }
 
+// LockRule locks rule id with the unlock delay of lc.
+func (c *Client) LockRule(ctx context.Context, id string, lc LockConfiguration) (RecycleRuleAnswer, error) {
+	var out RecycleRuleAnswer
+	err := c.rbinCall(ctx, "LockRule", http.MethodPatch, rbinRulesPath+"/"+url.PathEscape(id)+rbinLockSuffix,
+		LockRuleInput{LockConfiguration: &lc}, &out, http.StatusOK)
+	return out, err
+}
+
+// UnlockRule starts rule id's unlock delay.
+func (c *Client) UnlockRule(ctx context.Context, id string) (RecycleRuleAnswer, error) {
+	var out RecycleRuleAnswer
+	err := c.rbinCall(ctx, "UnlockRule", http.MethodPatch, rbinRulesPath+"/"+url.PathEscape(id)+rbinUnlockSuffix, nil, &out, http.StatusOK)
+	return out, err
+}
+
 // ListRules lists one page of rules.
 func (c *Client) ListRules(ctx context.Context, in ListRulesInput) (ListRulesAnswer, error) {
 	var out ListRulesAnswer

@@ -14,14 +14,27 @@ import (
 // The Recycle Bin API (service rbin, REST + JSON, API version 2021-06-15)
 // shares the listeners, the callers and the policy of the EC2 API, as the
 // EBS direct APIs do; its requests are told apart by their paths, /rules
-// and /list-rules, and /tags/{a rule's ARN} (rbin_tags.go). GetRule and ListRules are read-only; the others need
-// full access. Errors are the EBS APIs' form (X-Amzn-ErrorType, a JSON
-// body with Message and Reason).
+// and /list-rules, /rules/{id}/lock and /unlock (rbin_locks.go), and
+// /tags/{a rule's ARN} (rbin_tags.go). GetRule and ListRules are
+// read-only; the others need full access. Errors are the EBS APIs' form
+// (X-Amzn-ErrorType, a JSON body with Message and Reason).
+//
+// Rule locks are AWS's (cow/recycle_rule_lock.go): a Region-level rule
+// without exclusion tags can be locked (CreateRule's LockConfiguration,
+// LockRule) with an unlock delay of 7 to 30 DAYS; a rule locked or pending
+// unlock refuses UpdateRule and DeleteRule (ConflictException
+// INVALID_RULE_STATE); UnlockRule starts the delay (LockEndTime), after
+// which the rule is unlocked.
 //
 // Where the service's behaviour was open to choice, this server picks:
 //   - only ResourceType EBS_SNAPSHOT; EC2_IMAGE and EBS_VOLUME are refused
-//     (ValidationException INVALID_PARAMETER_VALUE), as are rule locks
-//     (LockConfiguration, LockRule, UnlockRule): every rule is unlocked;
+//     (ValidationException INVALID_PARAMETER_VALUE);
+//   - a rule never locked answers LockState unlocked (AWS: no LockState);
+//   - LockRule of a tag-level rule, or one with exclusion tags, is
+//     ConflictException INVALID_RULE_STATE; CreateRule of one with a
+//     LockConfiguration is ValidationException INVALID_PARAMETER_VALUE;
+//   - LockRule of a rule pending unlock keeps its unlock delay (AWS: the
+//     delay cannot change after the lock): another delay is a conflict;
 //   - a rule tag without a value matches the key with any value;
 //   - a rule is available as soon as it is created;
 //   - ListRules' ResourceTags and ExcludeResourceTags filters keep the
@@ -66,22 +79,35 @@ func rbinRoute(method, path string) (op rbinOp, id string, ok bool) {
 		return rbinOp{"CreateRule", (*Server).rbinCreateRule, false}, "", true
 	case path == rbinListRulesPath && method == http.MethodPost:
 		return rbinOp{"ListRules", (*Server).rbinListRules, true}, "", true
-	case !hasID || strings.Contains(rest, "/"):
+	case !hasID:
+		return rbinOp{}, "", false
+	}
+	if lockOp, idPart, isLock := rbinLockRoute(method, rest); isLock {
+		op, rest, ok = lockOp, idPart, true
+	} else {
+		op, ok = rbinRuleOp(method)
+	}
+	if !ok || strings.Contains(rest, "/") {
 		return rbinOp{}, "", false
 	}
 	id, err := url.PathUnescape(rest)
 	if err != nil {
 		return rbinOp{}, "", false
 	}
+	return op, id, true
+}
+
+// rbinRuleOp is the operation of a method on /rules/{id}.
+func rbinRuleOp(method string) (rbinOp, bool) {
 	switch method {
 	case http.MethodGet:
-		return rbinOp{"GetRule", (*Server).rbinGetRule, true}, id, true
+		return rbinOp{"GetRule", (*Server).rbinGetRule, true}, true
 	case http.MethodPatch:
-		return rbinOp{"UpdateRule", (*Server).rbinUpdateRule, false}, id, true
+		return rbinOp{"UpdateRule", (*Server).rbinUpdateRule, false}, true
 	case http.MethodDelete:
-		return rbinOp{"DeleteRule", (*Server).rbinDeleteRule, false}, id, true
+		return rbinOp{"DeleteRule", (*Server).rbinDeleteRule, false}, true
 	}
-	return rbinOp{}, "", false
+	return rbinOp{}, false
 }
 
 // rbinREST is the Recycle Bin API among the REST + JSON services.
@@ -136,6 +162,8 @@ func rbinBackendErr(err error) *ebsError {
 		return ebsErr(ebsNotFound, reasonRuleNotFound, "The retention rule does not exist.")
 	case errors.Is(err, cow.ErrInvalidRecycleRule):
 		return invalid(reasonParameter, "%s", sentence(detail(err, cow.ErrInvalidRecycleRule)))
+	case errors.Is(err, cow.ErrRecycleRuleLockConflict):
+		return ebsErr(ebsConflict, reasonRuleState, "%s", sentence(detail(err, cow.ErrRecycleRuleLockConflict)))
 	case errors.Is(err, cow.ErrRecycleRuleQuota):
 		return &ebsError{Type: rbinQuotaExceeded, Reason: reasonQuota, status: http.StatusPaymentRequired,
 			Message: fmt.Sprintf("You have reached the maximum number of retention rules (%d) in this Region.", cow.MaxRecycleRules)}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/cowvol/cowvol/cow"
 )
@@ -38,6 +39,9 @@ type RecycleRuleAnswer struct {
 	Tags                []RuleTag       `json:"Tags,omitempty"`
 	Status              string          `json:"Status"`
 	LockState           string          `json:"LockState"`
+	// LockEndTime (epoch seconds) is set while the rule is pending unlock.
+	LockEndTime       *float64           `json:"LockEndTime,omitempty"`
+	LockConfiguration *LockConfiguration `json:"LockConfiguration,omitempty"`
 }
 
 // RecycleRuleSummary is a rule as ListRules answers it.
@@ -51,13 +55,13 @@ type RecycleRuleSummary struct {
 
 // CreateRuleInput is CreateRule's request.
 type CreateRuleInput struct {
-	Description         string           `json:"Description,omitempty"`
-	ResourceType        string           `json:"ResourceType,omitempty"`
-	RetentionPeriod     *RetentionPeriod `json:"RetentionPeriod,omitempty"`
-	ResourceTags        []ResourceTag    `json:"ResourceTags,omitempty"`
-	ExcludeResourceTags []ResourceTag    `json:"ExcludeResourceTags,omitempty"`
-	Tags                []RuleTag        `json:"Tags,omitempty"`
-	LockConfiguration   any              `json:"LockConfiguration,omitempty"`
+	Description         string             `json:"Description,omitempty"`
+	ResourceType        string             `json:"ResourceType,omitempty"`
+	RetentionPeriod     *RetentionPeriod   `json:"RetentionPeriod,omitempty"`
+	ResourceTags        []ResourceTag      `json:"ResourceTags,omitempty"`
+	ExcludeResourceTags []ResourceTag      `json:"ExcludeResourceTags,omitempty"`
+	Tags                []RuleTag          `json:"Tags,omitempty"`
+	LockConfiguration   *LockConfiguration `json:"LockConfiguration,omitempty"`
 }
 
 // UpdateRuleInput is UpdateRule's request (the rule is in the path).
@@ -85,11 +89,8 @@ type ListRulesAnswer struct {
 	NextToken string               `json:"NextToken,omitempty"`
 }
 
-// Rule states: every rule is available and unlocked.
-const (
-	ruleAvailable = "available"
-	ruleUnlocked  = "unlocked"
-)
+// ruleAvailable is every rule's Status: available as soon as created.
+const ruleAvailable = "available"
 
 func toRuleTags(ts []ResourceTag) []cow.RecycleRuleTag {
 	out := []cow.RecycleRuleTag{}
@@ -112,7 +113,8 @@ func (s *Server) wireRule(r cow.RecycleRule) RecycleRuleAnswer {
 	w := RecycleRuleAnswer{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description, ResourceType: r.ResourceType,
 		RetentionPeriod: RetentionPeriod{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit},
 		ResourceTags:    fromRuleTags(r.ResourceTags), ExcludeResourceTags: fromRuleTags(r.ExcludeTags),
-		Status: ruleAvailable, LockState: ruleUnlocked}
+		Status: ruleAvailable}
+	wireRuleLock(&w, r, time.Now())
 	for _, t := range r.Tags {
 		w.Tags = append(w.Tags, RuleTag{Key: t.Key, Value: t.Value})
 	}
@@ -125,8 +127,6 @@ func (s *Server) rbinCreateRule(q *rbinRequest) (int, any, error) {
 		return 0, nil, err
 	}
 	switch {
-	case in.LockConfiguration != nil:
-		return 0, nil, invalid(reasonParameter, "Rule locks are not supported: every rule is unlocked.")
 	case in.ResourceType == "":
 		return 0, nil, invalid(reasonParameter, "The request must contain ResourceType.")
 	case in.RetentionPeriod == nil || in.RetentionPeriod.RetentionPeriodValue == nil:
@@ -135,6 +135,12 @@ func (s *Server) rbinCreateRule(q *rbinRequest) (int, any, error) {
 	r := cow.RecycleRule{Description: in.Description, ResourceType: in.ResourceType,
 		RetentionValue: *in.RetentionPeriod.RetentionPeriodValue, RetentionUnit: in.RetentionPeriod.RetentionPeriodUnit,
 		ResourceTags: toRuleTags(in.ResourceTags), ExcludeTags: toRuleTags(in.ExcludeResourceTags)}
+	if in.LockConfiguration != nil {
+		var err error
+		if r.Lock, err = newLock(in.LockConfiguration); err != nil {
+			return 0, nil, err
+		}
+	}
 	var tags []cow.Tag
 	for _, t := range in.Tags {
 		tags = append(tags, cow.Tag{Key: t.Key, Value: t.Value})
@@ -214,7 +220,7 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 		return 0, nil, invalid(reasonParameter, "MaxResults must be from 1 to %d.", maxListRules)
 	case in.NextToken != "" && !cow.ValidRecycleRuleID(in.NextToken):
 		return 0, nil, invalid(reasonPageToken, "The page token is not valid.")
-	case in.LockState != "" && in.LockState != ruleUnlocked && in.LockState != "locked" && in.LockState != "pending_unlock":
+	case in.LockState != "" && in.LockState != cow.RuleUnlocked && in.LockState != cow.RuleLocked && in.LockState != cow.RulePendingUnlock:
 		return 0, nil, invalid(reasonParameter, "LockState %q: locked, pending_unlock or unlocked.", clip(in.LockState))
 	}
 	if in.MaxResults != nil {
@@ -226,8 +232,10 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 	}
 	out := ListRulesAnswer{Rules: []RecycleRuleSummary{}}
 	want, exclude := toRuleTags(in.ResourceTags), toRuleTags(in.ExcludeResourceTags)
+	now := time.Now()
 	for _, r := range rules {
-		if r.ID <= in.NextToken || r.ResourceType != in.ResourceType || (in.LockState != "" && in.LockState != ruleUnlocked) ||
+		state, _ := cow.RecycleRuleLockState(r, now)
+		if r.ID <= in.NextToken || r.ResourceType != in.ResourceType || (in.LockState != "" && in.LockState != state) ||
 			!matchesTags(r.ResourceTags, want) || !matchesTags(r.ExcludeTags, exclude) {
 			continue
 		}
@@ -237,7 +245,7 @@ func (s *Server) rbinListRules(q *rbinRequest) (int, any, error) {
 		}
 		days := r.RetentionValue
 		out.Rules = append(out.Rules, RecycleRuleSummary{Identifier: r.ID, RuleArn: s.ruleArn(r.ID), Description: r.Description,
-			RetentionPeriod: RetentionPeriod{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit}, LockState: ruleUnlocked})
+			RetentionPeriod: RetentionPeriod{RetentionPeriodValue: &days, RetentionPeriodUnit: r.RetentionUnit}, LockState: state})
 	}
 	return http.StatusOK, out, nil
 }

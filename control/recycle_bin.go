@@ -21,6 +21,8 @@ type RecycleBinBackend interface {
 	GetRecycleRule(ctx context.Context, id string) (cow.RecycleRule, error)
 	UpdateRecycleRule(ctx context.Context, u cow.RecycleRuleUpdate) (cow.RecycleRule, error)
 	DeleteRecycleRule(ctx context.Context, id string) error
+	LockRecycleRule(ctx context.Context, id string, unlockDelay int, unit string) (cow.RecycleRule, error)
+	UnlockRecycleRule(ctx context.Context, id string) (cow.RecycleRule, error)
 	RetagRecycleRule(ctx context.Context, id string, add []cow.RecycleRuleTag, remove []string) (cow.RecycleRule, error)
 	RecycledSnapshots(ctx context.Context) ([]cow.RecycledSnapshot, error)
 	RestoreRecycledSnapshot(ctx context.Context, id string) (cow.SnapshotInfo, error)

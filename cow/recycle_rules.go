@@ -163,6 +163,9 @@ func (e *Engine) UpdateRecycleRule(_ context.Context, u RecycleRuleUpdate) (Recy
 func (rb ruleBook) update(u RecycleRuleUpdate) (RecycleRule, error) {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
+	if err := rb.refuseLocked(u.ID); err != nil {
+		return RecycleRule{}, err
+	}
 	r, err := rb.get(u.ID)
 	if err != nil {
 		return RecycleRule{}, err
@@ -214,6 +217,9 @@ func (e *Engine) DeleteRecycleRule(_ context.Context, id string) error {
 func (rb ruleBook) delete(id string) error {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
+	if err := rb.refuseLocked(id); err != nil {
+		return err
+	}
 	if err := rb.records.DeleteRecycleRule(id); err != nil {
 		return err
 	}
@@ -253,7 +259,7 @@ func validateRecycleRule(r RecycleRule) error {
 			return bad("tag value of %q: at most %d characters", t.Key, maxRuleTagValue)
 		}
 	}
-	return nil
+	return validateRuleLock(r)
 }
 
 // ValidRecycleRuleID reports whether id has the form of a rule identifier

@@ -3,6 +3,7 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRecycleBinCLI: the same session with cowvol's own verbs (as aws rbin
@@ -96,7 +97,8 @@ func TestRecycleBinCLI(t *testing.T) {
 // TestRecycleBinWithTheAWSCLI: the aws CLI itself, on --listen with SigV4
 // (services rbin and ec2): create-rule, list-rules, get-rule, a tagged
 // snapshot deleted, listed in the bin, restored; an unknown rule is
-// ResourceNotFoundException.
+// ResourceNotFoundException; a locked rule refuses deletion, before and
+// after unlock-rule.
 func TestRecycleBinWithTheAWSCLI(t *testing.T) {
 	requirePrereqs(t)
 	addr := freeLoopbackAddr(t)
@@ -154,4 +156,37 @@ func TestRecycleBinWithTheAWSCLI(t *testing.T) {
 		t.Fatalf("aws ec2 restore-snapshot-from-recycle-bin: %+v", restored)
 	}
 	a.mustJSON(t, nil, "rbin", "delete-rule", "--identifier", rule.Identifier)
+
+	// Rule locks, as AWS's: a Region-level rule created locked refuses
+	// update-rule and delete-rule; unlock-rule starts its unlock delay (7
+	// DAYS), during which it still refuses; cowvol rbin sees the same.
+	var locked struct{ Identifier, LockState string }
+	a.mustJSON(t, &locked, "rbin", "create-rule", "--resource-type", "EBS_SNAPSHOT",
+		"--retention-period", "RetentionPeriodValue=1,RetentionPeriodUnit=DAYS",
+		"--lock-configuration", "UnlockDelay={UnlockDelayValue=7,UnlockDelayUnit=DAYS}")
+	if locked.LockState != "locked" {
+		t.Fatalf("aws rbin create-rule --lock-configuration: %+v", locked)
+	}
+	a.mustFail(t, "ConflictException", "rbin", "delete-rule", "--identifier", locked.Identifier)
+	a.mustFail(t, "ConflictException", "rbin", "update-rule", "--identifier", locked.Identifier, "--description", "changed")
+	a.mustFail(t, "ValidationException", "rbin", "lock-rule", "--identifier", locked.Identifier,
+		"--lock-configuration", "UnlockDelay={UnlockDelayValue=31,UnlockDelayUnit=DAYS}")
+	var unlocking struct{ LockState, LockEndTime string }
+	before := time.Now()
+	a.mustJSON(t, &unlocking, "rbin", "unlock-rule", "--identifier", locked.Identifier)
+	end, err := time.Parse(time.RFC3339, unlocking.LockEndTime)
+	if err != nil || unlocking.LockState != "pending_unlock" || end.Before(before.Add(7*24*time.Hour-time.Second)) || end.After(time.Now().Add(7*24*time.Hour)) {
+		t.Fatalf("aws rbin unlock-rule: %+v (%v)", unlocking, err)
+	}
+	a.mustFail(t, "ConflictException", "rbin", "delete-rule", "--identifier", locked.Identifier)
+	list.Rules = nil
+	a.mustJSON(t, &list, "rbin", "list-rules", "--resource-type", "EBS_SNAPSHOT", "--lock-state", "pending_unlock")
+	if len(list.Rules) != 1 || list.Rules[0].Identifier != locked.Identifier {
+		t.Fatalf("aws rbin list-rules --lock-state pending_unlock: %+v", list)
+	}
+	var seen struct{ LockState, LockEndTime string }
+	d.mustJSON(t, d.mustCLI(t, "rbin", "get-rule", "--identifier", locked.Identifier), &seen)
+	if got, err := time.Parse(time.RFC3339, seen.LockEndTime); err != nil || seen.LockState != "pending_unlock" || !got.Equal(end) {
+		t.Fatalf("cowvol rbin get-rule of the rule pending unlock: %+v (%v), want LockEndTime %v", seen, err, end)
+	}
 }

@@ -36,6 +36,25 @@ type RecycleRule struct {
 	// Tags are the rule's own tags.
 	Tags    []RecycleRuleTag `json:"tags,omitempty"`
 	Created time.Time        `json:"created"`
+	// Lock is the rule's lock (LockRule, UnlockRule); nil: never locked.
+	// Records written before rule locks have none.
+	Lock *RecycleRuleLock `json:"lock,omitempty"`
+}
+
+// Stored states of a rule's lock, as the rbin API's LockState.
+const (
+	RuleLocked        = "locked"
+	RulePendingUnlock = "pending_unlock"
+	RuleUnlocked      = "unlocked"
+)
+
+// RecycleRuleLock is a rule's lock: its state, its unlock delay (in
+// days) and, once unlocked, when the delay ends (LockEndTime).
+type RecycleRuleLock struct {
+	State            string    `json:"state"`
+	UnlockDelayValue int       `json:"unlock_delay_value"`
+	UnlockDelayUnit  string    `json:"unlock_delay_unit"`
+	UnlockAt         time.Time `json:"unlock_at,omitzero"`
 }
 
 // RecycleRuleTag is a tag a rule selects by; an empty Value matches any
@@ -78,12 +97,31 @@ func (s *Store) DeleteRecycleRule(id string) error {
 func (s *Store) RecycleRules() ([]RecycleRule, error) {
 	var out []RecycleRule
 	err := s.scan([]byte(prefixRecycleRule), func(key, val []byte) error {
-		var r RecycleRule
-		if err := json.Unmarshal(val, &r); err != nil {
+		r, err := DecodeRecycleRule(val)
+		if err != nil {
 			return fmt.Errorf("meta: decode recycle bin rule %q: %w", key, err)
 		}
 		out = append(out, r)
 		return nil
 	})
 	return out, err
+}
+
+// DecodeRecycleRule decodes a stored rule: records written before rule
+// locks (no "lock") decode with a nil Lock; a lock in an unknown state, or
+// pending an unlock with no end, is refused.
+func DecodeRecycleRule(b []byte) (RecycleRule, error) {
+	var r RecycleRule
+	if err := json.Unmarshal(b, &r); err != nil {
+		return RecycleRule{}, err
+	}
+	if l := r.Lock; l != nil {
+		switch {
+		case l.State != RuleLocked && l.State != RulePendingUnlock && l.State != RuleUnlocked:
+			return RecycleRule{}, fmt.Errorf("lock state %q", l.State)
+		case l.State == RulePendingUnlock && l.UnlockAt.IsZero():
+			return RecycleRule{}, errors.New("lock pending unlock without an end")
+		}
+	}
+	return r, nil
 }

@@ -21,7 +21,7 @@ func rbinCommand() *cli.Command {
 		Usage: "Recycle Bin retention rules (as aws rbin): deleted snapshots they match stay restorable for their retention period",
 		Subcommands: []*cli.Command{
 			createRuleCommand(), listRulesCommand(), getRuleCommand(), updateRuleCommand(), deleteRuleCommand(),
-			rbinTagCommand(), rbinUntagCommand(), rbinListTagsCommand(),
+			lockRuleCommand(), unlockRuleCommand(), rbinTagCommand(), rbinUntagCommand(), rbinListTagsCommand(),
 		},
 	}
 }
@@ -42,8 +42,9 @@ func createRuleCommand() *cli.Command {
 		Name:  "create-rule",
 		Usage: "create a retention rule (as aws rbin create-rule); prints it",
 		UsageText: "cowvol rbin create-rule --retention-period RetentionPeriodValue=N,RetentionPeriodUnit=DAYS --resource-type EBS_SNAPSHOT\n" +
-			"   [--description D] [--resource-tags ResourceTagKey=K,ResourceTagValue=V ...] [--exclude-resource-tags ...] [--tags Key=K,Value=V ...]",
-		Flags: append(ruleFlags(), &cli.StringSliceFlag{Name: "tags", Usage: "the rule's own tags, `Key=K,Value=V` (repeatable)"}),
+			"   [--description D] [--resource-tags ResourceTagKey=K,ResourceTagValue=V ...] [--exclude-resource-tags ...] [--tags Key=K,Value=V ...]\n" +
+			"   [--lock-configuration UnlockDelay={UnlockDelayValue=N,UnlockDelayUnit=DAYS}]",
+		Flags: append(ruleFlags(), &cli.StringSliceFlag{Name: "tags", Usage: "the rule's own tags, `Key=K,Value=V` (repeatable)"}, lockConfigFlag()),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -69,13 +70,20 @@ func createRuleCommand() *cli.Command {
 				}
 				in.Tags = append(in.Tags, t)
 			}
+			if c.IsSet("lock-configuration") {
+				lc, err := parseLockConfig(c.String("lock-configuration"))
+				if err != nil {
+					return err
+				}
+				in.LockConfiguration = &lc
+			}
 			cl := client(c)
 			defer cl.Close()
 			out, err := cl.CreateRule(c.Context, in)
 			if err != nil {
 				return opError("CreateRule", err)
 			}
-			return printResult(c, out)
+			return printRule(c, out)
 		},
 	}
 }
@@ -125,7 +133,7 @@ func updateRuleCommand() *cli.Command {
 			if err != nil {
 				return opError("UpdateRule", err)
 			}
-			return printResult(c, out)
+			return printRule(c, out)
 		},
 	}
 }
@@ -149,7 +157,7 @@ func getRuleCommand() *cli.Command {
 			if err != nil {
 				return opError("GetRule", err)
 			}
-			return printResult(c, out)
+			return printRule(c, out)
 		},
 	}
 }
@@ -183,7 +191,7 @@ func listRulesCommand() *cli.Command {
 			&cli.StringFlag{Name: "resource-type", Usage: "EBS_SNAPSHOT"},
 			&cli.StringSliceFlag{Name: "resource-tags", Usage: "only rules with these resource tags"},
 			&cli.StringSliceFlag{Name: "exclude-resource-tags", Usage: "only rules with these exclusion tags"},
-			&cli.StringFlag{Name: "lock-state", Usage: "locked, pending_unlock or unlocked (every cowvol rule is unlocked)"},
+			&cli.StringFlag{Name: "lock-state", Usage: "only rules in this lock state: locked, pending_unlock or unlocked"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
