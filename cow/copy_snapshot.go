@@ -37,18 +37,9 @@ const CopyVolumeID = "vol-ffffffff"
 // sharing the source's segments when both are plaintext in one store. The
 // copy holds its source meanwhile, so deleting the source does not break it.
 func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (SnapshotInfo, error) {
-	if err := validateSnapshotParams(CreateSnapshotParams{Description: p.Description, Tags: p.Tags}); err != nil {
-		return SnapshotInfo{}, err
-	}
-	src, err := e.lookupSnapshot(ctx, p.SourceSnapshotID)
+	c := newSnapshotCopier(e)
+	sr, err := c.checkSource(ctx, p)
 	if err != nil {
-		return SnapshotInfo{}, err
-	}
-	sr := src.record()
-	if sr.State != string(SnapshotCompleted) {
-		return SnapshotInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
-	}
-	if err := e.checkReadable(ctx, src, true); err != nil {
 		return SnapshotInfo{}, err
 	}
 	if p.KMSKeyID != "" && !p.Encrypted && sr.Encryption == nil {
@@ -57,21 +48,9 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 	if _, err := e.store(StoreRegional); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: %v", ErrInvalidParameter, err)
 	}
-	// The source must be readable now: its KMS key usable.
-	if _, err := e.lineages.Get(sr.Encryption); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", sr.ID, err)
-	}
-	var enc *meta.Encryption
-	if sr.Encryption != nil || p.Encrypted {
-		keyID := p.KMSKeyID
-		if keyID == "" && sr.Encryption != nil {
-			keyID = sr.Encryption.KMSKeyARN
-		}
-		k, err := e.lineages.New(keyID)
-		if err != nil {
-			return SnapshotInfo{}, err
-		}
-		enc = &k.Enc
+	enc, err := c.copyLineage(sr, p)
+	if err != nil {
+		return SnapshotInfo{}, err
 	}
 	id := newID("snap")
 	hold, err := e.holdSnapshot(ctx, id, sr)
@@ -114,24 +93,54 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 // CheckCopySnapshot returns the error CopySnapshot would give for p,
 // without copying: a dry run's answer.
 func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) error {
-	if err := validateSnapshotParams(CreateSnapshotParams{Description: p.Description, Tags: p.Tags}); err != nil {
-		return err
-	}
-	src, err := e.lookupSnapshot(ctx, p.SourceSnapshotID)
+	sr, err := newSnapshotCopier(e).checkSource(ctx, p)
 	if err != nil {
 		return err
 	}
+	return e.checkNewLineage(p.Encrypted || sr.Encryption != nil, p.KMSKeyID)
+}
+
+// checkSource returns the record of p's source snapshot once p is valid
+// and the source can be copied now: completed, not archived, its KMS key
+// usable.
+func (c *snapshotCopier) checkSource(ctx context.Context, p CopySnapshotParams) (meta.SnapshotRecord, error) {
+	if err := validateSnapshotParams(CreateSnapshotParams{Description: p.Description, Tags: p.Tags}); err != nil {
+		return meta.SnapshotRecord{}, err
+	}
+	src, err := c.lookup(ctx, p.SourceSnapshotID)
+	if err != nil {
+		return meta.SnapshotRecord{}, err
+	}
 	sr := src.record()
 	if sr.State != string(SnapshotCompleted) {
-		return fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
+		return meta.SnapshotRecord{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, sr.ID, sr.State)
 	}
-	if err := e.checkReadable(ctx, src, true); err != nil {
-		return err
+	if err := c.checkReadable(ctx, src, true); err != nil {
+		return meta.SnapshotRecord{}, err
 	}
-	if _, err := e.lineages.Get(sr.Encryption); err != nil {
-		return fmt.Errorf("snapshot %s: %w", sr.ID, err)
+	// The source must be readable now: its KMS key usable.
+	if _, err := c.lineages.Get(sr.Encryption); err != nil {
+		return meta.SnapshotRecord{}, fmt.Errorf("snapshot %s: %w", sr.ID, err)
 	}
-	return e.checkNewLineage(p.Encrypted || sr.Encryption != nil, p.KMSKeyID)
+	return sr, nil
+}
+
+// copyLineage returns the encryption of a copy of source sr for p: a new
+// lineage under p's KMS key (by default the source's) when the source is
+// encrypted or p asks for it; nil for a plaintext copy.
+func (c *snapshotCopier) copyLineage(sr meta.SnapshotRecord, p CopySnapshotParams) (*meta.Encryption, error) {
+	if sr.Encryption == nil && !p.Encrypted {
+		return nil, nil
+	}
+	keyID := p.KMSKeyID
+	if keyID == "" && sr.Encryption != nil {
+		keyID = sr.Encryption.KMSKeyARN
+	}
+	k, err := c.lineages.New(keyID)
+	if err != nil {
+		return nil, err
+	}
+	return &k.Enc, nil
 }
 
 // copyHold is the key of the hold a copy keeps on its source.
@@ -139,51 +148,61 @@ func copyHold(r meta.SnapshotRecord) string { return snapfmt.HoldKey(r.ID, r.Cop
 
 // dropCopyHold deletes copy r's hold on its source, failing quietly: an
 // orphan hold only keeps garbage from being collected.
-func (e *Engine) dropCopyHold(r meta.SnapshotRecord) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), time.Minute)
+func (e *Engine) dropCopyHold(r meta.SnapshotRecord) { newSnapshotCopier(e).dropCopyHold(r) }
+
+// flushCopy copies the content of copy s's source into its store: the
+// flusher's step for a snapshot made by CopySnapshot.
+func (e *Engine) flushCopy(ctx context.Context, s *snapshot) error {
+	return newSnapshotCopier(e).flushCopy(ctx, s)
+}
+
+// dropCopyHold deletes copy r's hold on its source, failing quietly: an
+// orphan hold only keeps garbage from being collected.
+func (c *snapshotCopier) dropCopyHold(r meta.SnapshotRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), time.Minute)
 	defer cancel()
-	e.dropHold(ctx, copyHold(r))
+	c.flush.dropHold(ctx, copyHold(r))
 }
 
 // flushCopy copies the content of copy s's source into its store.
-func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
+func (c *snapshotCopier) flushCopy(ctx context.Context, s *snapshot) (err error) {
 	r := s.record()
-	st, err := e.store(r.Store)
+	st, err := c.store(r.Store)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errPermanent, err)
 	}
-	from, err := e.store(r.CopyFromStore)
+	from, err := c.store(r.CopyFromStore)
 	if err != nil {
 		return fmt.Errorf("%w: source of %s: %v", errPermanent, r.ID, err)
 	}
-	sm, err := e.reader.loadManifest(ctx, from, copyHold(r))
+	sm, err := c.reader.loadManifest(ctx, from, copyHold(r))
 	if errors.Is(err, snapstore.ErrNotFound) {
 		return fmt.Errorf("%w: the hold of %s on its source %s is gone", errPermanent, r.ID, r.CopyOf)
 	}
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
-	srcK, err := e.lineages.Get(lineage.FromFormat(sm.Encryption))
+	srcK, err := c.lineages.Get(lineage.FromFormat(sm.Encryption))
 	if err != nil {
 		return fmt.Errorf("source %s of %s: %w", r.CopyOf, r.ID, err)
 	}
-	k, err := e.lineages.Get(r.Encryption)
+	k, err := c.lineages.Get(r.Encryption)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
-	lease, stopLease, err := e.holdLease(ctx, st, r.ID)
+	lease, stopLease, err := c.flush.holdLease(ctx, st, r.ID)
 	if err != nil {
 		return err
 	}
 	defer stopLease()
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
-	pub := &manifestPublisher{e: e, st: st, s: s, k: k, lease: lease}
+	pub := c.publisher(st, s, k, lease)
 	if m, _, err := pub.adopt(ctx); err != nil || m != nil {
 		if err != nil {
 			return err
 		}
-		return e.completeCopy(s, st, m)
+		return c.completeCopy(s, st, m)
 	}
 	segs := map[uint64]snapfmt.SegmentRef{}
 	if r.CopyFromStore == r.Store && lineage.Same(lineage.FromFormat(sm.Encryption), r.Encryption) {
@@ -194,57 +213,23 @@ func (e *Engine) flushCopy(ctx context.Context, s *snapshot) (err error) {
 		}
 	} else {
 		pw := newPackWriter(ctx, st)
-		defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
+		defer func() { c.flush.closePacks(pw, err != nil && !pub.sent, r.ID) }()
 		src := copySource{name: r.CopyFromStore, st: from, k: srcK}
-		if err := e.copySegments(ctx, s, src, sm, k, pw, segs); err != nil {
+		if err := c.copySegments(ctx, s, src, sm, k, pw, segs); err != nil {
 			return err
 		}
 	}
-	m, _, err := pub.publish(ctx, e.newManifest(r, segs))
+	m, _, err := pub.publish(ctx, c.flush.newManifest(r, segs))
 	if err != nil {
 		return err
 	}
-	return e.completeCopy(s, st, m)
-}
-
-// copySegments copies the segments of source manifest sm, chunk by chunk
-// from its store into packs of pw's under lineage k, and records them in
-// segs.
-func (e *Engine) copySegments(ctx context.Context, s *snapshot, from copySource, sm *snapfmt.Manifest, k *lineage.Keys, pw *packWriter, segs map[uint64]snapfmt.SegmentRef) error {
-	r := s.record()
-	dedup := newDedupIndex()
-	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: segs}
-	total, done := 0, 0
-	for _, sr := range sm.Segments {
-		total += sr.Blocks
-	}
-	for _, sr := range sm.Segments {
-		if s.record().Deleted {
-			return errDeletedMidFlush
-		}
-		seg, err := e.reader.loadSegment(ctx, from.st, sr.Key, from.k)
-		if err != nil {
-			return err
-		}
-		need, err := e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, nil)
-		if err != nil {
-			return err
-		}
-		if err := sink.add(ctx, sr.Index, seg, need); err != nil {
-			return err
-		}
-		done += sr.Blocks
-		s.mu.Lock()
-		s.rec.Progress = min(99, done*100/max(total, 1))
-		s.mu.Unlock()
-	}
-	return sink.finish(ctx)
+	return c.completeCopy(s, st, m)
 }
 
 // completeCopy marks copy s completed once its manifest m is stored, and
 // drops its hold on the source.
-func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manifest) error {
-	e.reader.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
+func (c *snapshotCopier) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manifest) error {
+	c.reader.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
 	s.mu.Lock()
 	s.rec.State = string(SnapshotCompleted)
 	s.rec.StatusMessage = ""
@@ -253,13 +238,13 @@ func (e *Engine) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manife
 	s.rec.DataBytes = m.DataBytes
 	r := s.rec
 	s.mu.Unlock()
-	if err := e.meta.PutSnapshot(r); err != nil {
+	if err := c.meta.PutSnapshot(r); err != nil {
 		return err
 	}
-	if err := e.metaSync.sync(); err != nil {
+	if err := c.metaSync.sync(); err != nil {
 		return err
 	}
-	e.dropCopyHold(r)
-	e.log.Info("snapshot copy completed", "snapshot", r.ID, "source", r.CopyOf, "data_bytes", m.DataBytes)
+	c.dropCopyHold(r)
+	c.log.Info("snapshot copy completed", "snapshot", r.ID, "source", r.CopyOf, "data_bytes", m.DataBytes)
 	return nil
 }

@@ -66,7 +66,7 @@ func fastRestoreInfo(r meta.FastRestoreRecord) FastRestoreInfo {
 }
 
 // fastRestores holds the fast restore records and the optimizations
-// running; the optimizations are the engine's goroutines (e.wg).
+// running; the optimizations are the engine's goroutines (env.wg).
 type fastRestores struct {
 	// step, when set (tests), runs after each state an optimization or a
 	// disable stores: an injection point to hold a snapshot in a state.
@@ -76,6 +76,11 @@ type fastRestores struct {
 	loaded  bool
 	recs    map[string]meta.FastRestoreRecord
 	running map[string]*fastRestoreRun
+
+	// env is what fast restores use of the engine, given on first use
+	// (fastOf).
+	bind sync.Once
+	env  *fastRestoreEnv
 }
 
 // fastRestoreRun is an optimization in flight.
@@ -84,11 +89,40 @@ type fastRestoreRun struct {
 	done   chan struct{}
 }
 
-// fastRestoresLocked returns the records, loading them first. e.fast.mu is held.
-func (e *Engine) fastRestoresLocked() (map[string]meta.FastRestoreRecord, error) {
-	f := e.fast
+// EnableFastSnapshotRestore enables fast restores of completed snapshot
+// id (this account's, or one shared with it), for owner; enabling,
+// optimizing or enabled already, it answers the state as it is.
+func (e *Engine) EnableFastSnapshotRestore(ctx context.Context, id, owner string) (FastRestoreInfo, error) {
+	return fastOf(e).enable(ctx, id, owner)
+}
+
+// DisableFastSnapshotRestore disables fast restores of snapshot id: it
+// answers disabling, and disabled follows once a running optimization
+// stopped. Disabled already, it answers that; never enabled, it is
+// ErrIncorrectState.
+func (e *Engine) DisableFastSnapshotRestore(ctx context.Context, id string) (FastRestoreInfo, error) {
+	return fastOf(e).disable(ctx, id)
+}
+
+// DescribeFastSnapshotRestores returns the fast restore state of every
+// snapshot that has one, sorted by snapshot ID; the records of snapshots
+// deleted since are dropped.
+func (e *Engine) DescribeFastSnapshotRestores(ctx context.Context) ([]FastRestoreInfo, error) {
+	return fastOf(e).describe(ctx)
+}
+
+// fastRestoreEnabled reports whether volumes created from snapshot id
+// now are fast restores.
+func (e *Engine) fastRestoreEnabled(id string) bool { return fastOf(e).enabled(id) }
+
+// resumeFastRestores, at start, resumes the optimizations a stop
+// interrupted and finishes the disables.
+func (e *Engine) resumeFastRestores() { fastOf(e).resume() }
+
+// recordsLocked returns the records, loading them first. f.mu is held.
+func (f *fastRestores) recordsLocked() (map[string]meta.FastRestoreRecord, error) {
 	if !f.loaded {
-		recs, err := e.meta.FastRestores()
+		recs, err := f.env.records.FastRestores()
 		if err != nil {
 			return nil, err
 		}
@@ -101,32 +135,31 @@ func (e *Engine) fastRestoresLocked() (map[string]meta.FastRestoreRecord, error)
 	return f.recs, nil
 }
 
-// putFastRestoreLocked stores r. e.fast.mu is held.
-func (e *Engine) putFastRestoreLocked(r meta.FastRestoreRecord) error {
-	if err := e.meta.PutFastRestore(r); err != nil {
+// putLocked stores r. f.mu is held.
+func (f *fastRestores) putLocked(r meta.FastRestoreRecord) error {
+	if err := f.env.records.PutFastRestore(r); err != nil {
 		return err
 	}
-	e.fast.recs[r.SnapshotID] = r
+	f.recs[r.SnapshotID] = r
 	return nil
 }
 
-// EnableFastSnapshotRestore enables fast restores of completed snapshot
-// id (this account's, or one shared with it), for owner; enabling,
-// optimizing or enabled already, it answers the state as it is.
-func (e *Engine) EnableFastSnapshotRestore(ctx context.Context, id, owner string) (FastRestoreInfo, error) {
-	s, err := e.lookupSnapshot(ctx, id)
+// enable enables fast restores of completed snapshot id for owner
+// (EnableFastSnapshotRestore).
+func (f *fastRestores) enable(ctx context.Context, id, owner string) (FastRestoreInfo, error) {
+	s, err := f.env.lookup(ctx, id)
 	if err != nil {
 		return FastRestoreInfo{}, err
 	}
-	if err := e.CheckCreateVolumePermission(ctx, id); err != nil {
+	if err := f.env.checkPermission(ctx, id); err != nil {
 		return FastRestoreInfo{}, err
 	}
 	if st := s.record().State; st != string(SnapshotCompleted) {
 		return FastRestoreInfo{}, fmt.Errorf("%w: snapshot %s is %s, not completed", ErrIncorrectState, id, st)
 	}
-	e.fast.mu.Lock()
-	defer e.fast.mu.Unlock()
-	recs, err := e.fastRestoresLocked()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs, err := f.recordsLocked()
 	if err != nil {
 		return FastRestoreInfo{}, err
 	}
@@ -139,24 +172,23 @@ func (e *Engine) EnableFastSnapshotRestore(ctx context.Context, id, owner string
 	}
 	r = meta.FastRestoreRecord{SnapshotID: id, State: string(FastRestoreEnabling), Reason: fastRestoreByUser,
 		OwnerID: owner, EnablingTime: time.Now().UTC().Truncate(time.Millisecond)}
-	if err := e.putFastRestoreLocked(r); err != nil {
+	if err := f.putLocked(r); err != nil {
 		return FastRestoreInfo{}, err
 	}
-	e.startOptimizeLocked(id)
+	f.startOptimizeLocked(id)
 	return fastRestoreInfo(r), nil
 }
 
-// DisableFastSnapshotRestore disables fast restores of snapshot id: it
-// answers disabling, and disabled follows once a running optimization
-// stopped. Disabled already, it answers that; never enabled, it is
-// ErrIncorrectState.
-func (e *Engine) DisableFastSnapshotRestore(ctx context.Context, id string) (FastRestoreInfo, error) {
-	if _, err := e.lookupSnapshot(ctx, id); err != nil {
+// disable disables fast restores of snapshot id
+// (DisableFastSnapshotRestore): disabling now, disabled once a running
+// optimization stopped.
+func (f *fastRestores) disable(ctx context.Context, id string) (FastRestoreInfo, error) {
+	if _, err := f.env.lookup(ctx, id); err != nil {
 		return FastRestoreInfo{}, err
 	}
-	e.fast.mu.Lock()
-	defer e.fast.mu.Unlock()
-	recs, err := e.fastRestoresLocked()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs, err := f.recordsLocked()
 	if err != nil {
 		return FastRestoreInfo{}, err
 	}
@@ -168,40 +200,40 @@ func (e *Engine) DisableFastSnapshotRestore(ctx context.Context, id string) (Fas
 		return fastRestoreInfo(r), nil
 	}
 	r.State, r.Reason, r.DisablingTime = string(FastRestoreDisabling), fastRestoreByUser, time.Now().UTC().Truncate(time.Millisecond)
-	if err := e.putFastRestoreLocked(r); err != nil {
+	if err := f.putLocked(r); err != nil {
 		return FastRestoreInfo{}, err
 	}
-	run := e.fast.running[id]
-	e.wg.Add(1)
+	run := f.running[id]
+	f.env.wg.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer f.env.wg.Done()
 		if run != nil {
 			run.cancel()
 			<-run.done
 		}
-		e.fastRestoreStep(id, FastRestoreDisabling, FastRestoreDisabled, fastRestoreByUser)
+		f.advance(id, FastRestoreDisabling, FastRestoreDisabled, fastRestoreByUser)
 	}()
 	return fastRestoreInfo(r), nil
 }
 
-// DescribeFastSnapshotRestores returns the fast restore state of every
-// snapshot that has one, sorted by snapshot ID; the records of snapshots
-// deleted since are dropped.
-func (e *Engine) DescribeFastSnapshotRestores(ctx context.Context) ([]FastRestoreInfo, error) {
-	e.fast.mu.Lock()
-	recs, err := e.fastRestoresLocked()
+// describe returns the fast restore state of every snapshot that has one,
+// sorted by snapshot ID, dropping the records of snapshots deleted since
+// (DescribeFastSnapshotRestores).
+func (f *fastRestores) describe(ctx context.Context) ([]FastRestoreInfo, error) {
+	f.mu.Lock()
+	recs, err := f.recordsLocked()
 	var all []meta.FastRestoreRecord
 	for _, r := range recs {
 		all = append(all, r)
 	}
-	e.fast.mu.Unlock()
+	f.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	out := []FastRestoreInfo{}
 	for _, r := range all {
-		if _, err := e.lookupSnapshot(ctx, r.SnapshotID); errors.Is(err, ErrSnapshotNotFound) {
-			e.forgetFastRestore(r.SnapshotID)
+		if _, err := f.env.lookup(ctx, r.SnapshotID); errors.Is(err, ErrSnapshotNotFound) {
+			f.forget(r.SnapshotID)
 			continue
 		}
 		out = append(out, fastRestoreInfo(r))
@@ -210,48 +242,48 @@ func (e *Engine) DescribeFastSnapshotRestores(ctx context.Context) ([]FastRestor
 	return out, nil
 }
 
-// forgetFastRestore drops the record of a deleted snapshot, stopping its
+// forget drops the record of a deleted snapshot, stopping its
 // optimization.
-func (e *Engine) forgetFastRestore(id string) {
-	e.fast.mu.Lock()
-	defer e.fast.mu.Unlock()
-	if run := e.fast.running[id]; run != nil {
+func (f *fastRestores) forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if run := f.running[id]; run != nil {
 		run.cancel()
 	}
-	if err := e.meta.DeleteFastRestore(id); err != nil {
-		e.log.Warn("dropping the fast restore record of a deleted snapshot", "snapshot", id, "err", err)
+	if err := f.env.records.DeleteFastRestore(id); err != nil {
+		f.env.log.Warn("dropping the fast restore record of a deleted snapshot", "snapshot", id, "err", err)
 		return
 	}
-	delete(e.fast.recs, id)
+	delete(f.recs, id)
 }
 
-// fastRestoreEnabled reports whether volumes created from snapshot id
-// now are fast restores.
-func (e *Engine) fastRestoreEnabled(id string) bool {
-	e.fast.mu.Lock()
-	defer e.fast.mu.Unlock()
-	recs, err := e.fastRestoresLocked()
+// enabled reports whether volumes created from snapshot id now are fast
+// restores.
+func (f *fastRestores) enabled(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs, err := f.recordsLocked()
 	return err == nil && recs[id].State == string(FastRestoreEnabled)
 }
 
-// resumeFastRestores, at start, resumes the optimizations a stop
-// interrupted and finishes the disables.
-func (e *Engine) resumeFastRestores() {
-	e.fast.mu.Lock()
-	defer e.fast.mu.Unlock()
-	recs, err := e.fastRestoresLocked()
+// resume, at start, resumes the optimizations a stop interrupted and
+// finishes the disables.
+func (f *fastRestores) resume() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs, err := f.recordsLocked()
 	if err != nil {
-		e.log.Warn("reading fast snapshot restores", "err", err)
+		f.env.log.Warn("reading fast snapshot restores", "err", err)
 		return
 	}
 	for id, r := range recs {
 		switch FastRestoreState(r.State) {
 		case FastRestoreEnabling, FastRestoreOptimizing:
-			e.startOptimizeLocked(id)
+			f.startOptimizeLocked(id)
 		case FastRestoreDisabling:
 			r.State, r.DisabledTime = string(FastRestoreDisabled), time.Now().UTC().Truncate(time.Millisecond)
-			if err := e.putFastRestoreLocked(r); err != nil {
-				e.log.Warn("finishing a fast restore disable", "snapshot", id, "err", err)
+			if err := f.putLocked(r); err != nil {
+				f.env.log.Warn("finishing a fast restore disable", "snapshot", id, "err", err)
 			}
 		}
 	}
@@ -259,46 +291,46 @@ func (e *Engine) resumeFastRestores() {
 
 // startOptimizeLocked runs snapshot id's optimization in the background:
 // optimizing, its manifest and segments read, then enabled (or, if the
-// snapshot cannot be read, disabled with the reason). e.fast.mu is held.
-func (e *Engine) startOptimizeLocked(id string) {
-	ctx, cancel := context.WithCancel(e.ctx)
+// snapshot cannot be read, disabled with the reason). f.mu is held.
+func (f *fastRestores) startOptimizeLocked(id string) {
+	ctx, cancel := context.WithCancel(f.env.ctx())
 	run := &fastRestoreRun{cancel: cancel, done: make(chan struct{})}
-	e.fast.running[id] = run
-	e.wg.Add(1)
+	f.running[id] = run
+	f.env.wg.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer f.env.wg.Done()
 		defer close(run.done)
 		defer cancel()
 		defer func() {
-			e.fast.mu.Lock()
-			if e.fast.running[id] == run {
-				delete(e.fast.running, id)
+			f.mu.Lock()
+			if f.running[id] == run {
+				delete(f.running, id)
 			}
-			e.fast.mu.Unlock()
+			f.mu.Unlock()
 		}()
-		if !e.fastRestoreStep(id, FastRestoreEnabling, FastRestoreOptimizing, fastRestoreLifecycle) {
+		if !f.advance(id, FastRestoreEnabling, FastRestoreOptimizing, fastRestoreLifecycle) {
 			return
 		}
-		err := e.readWholeIndex(ctx, id)
+		err := f.readWholeIndex(ctx, id)
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
-			e.log.Warn("fast snapshot restore: the snapshot cannot be read", "snapshot", id, "err", err)
-			e.fastRestoreStep(id, FastRestoreOptimizing, FastRestoreDisabled, fastRestoreFailedText+": "+err.Error())
+			f.env.log.Warn("fast snapshot restore: the snapshot cannot be read", "snapshot", id, "err", err)
+			f.advance(id, FastRestoreOptimizing, FastRestoreDisabled, fastRestoreFailedText+": "+err.Error())
 		default:
-			e.fastRestoreStep(id, FastRestoreOptimizing, FastRestoreEnabled, fastRestoreLifecycle)
+			f.advance(id, FastRestoreOptimizing, FastRestoreEnabled, fastRestoreLifecycle)
 		}
 	}()
 }
 
-// fastRestoreStep moves snapshot id from state from (or, for enabling to
+// advance moves snapshot id from state from (or, for enabling to
 // optimizing, already optimizing after a restart) to state to, stamping
 // the time; false if it was in another state (disabled meanwhile).
-func (e *Engine) fastRestoreStep(id string, from, to FastRestoreState, reason string) bool {
-	e.fast.mu.Lock()
-	r, ok := e.fast.recs[id]
+func (f *fastRestores) advance(id string, from, to FastRestoreState, reason string) bool {
+	f.mu.Lock()
+	r, ok := f.recs[id]
 	if !ok || r.State != string(from) && !(from == FastRestoreEnabling && r.State == string(to)) {
-		e.fast.mu.Unlock()
+		f.mu.Unlock()
 		return false
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -311,40 +343,40 @@ func (e *Engine) fastRestoreStep(id string, from, to FastRestoreState, reason st
 	case FastRestoreDisabled:
 		r.DisabledTime = now
 	}
-	err := e.putFastRestoreLocked(r)
-	e.fast.mu.Unlock()
+	err := f.putLocked(r)
+	f.mu.Unlock()
 	if err != nil {
-		e.log.Warn("storing a fast snapshot restore state", "snapshot", id, "state", to, "err", err)
+		f.env.log.Warn("storing a fast snapshot restore state", "snapshot", id, "state", to, "err", err)
 		return false
 	}
-	if e.fast.step != nil {
-		e.fast.step(id, to)
+	if f.step != nil {
+		f.step(id, to)
 	}
 	return true
 }
 
 // readWholeIndex reads completed snapshot id's manifest and every segment
 // through the snapshot reader.
-func (e *Engine) readWholeIndex(ctx context.Context, id string) error {
-	s, err := e.lookupSnapshot(ctx, id)
+func (f *fastRestores) readWholeIndex(ctx context.Context, id string) error {
+	s, err := f.env.lookup(ctx, id)
 	if err != nil {
 		return err
 	}
 	r := s.record()
-	st, err := e.store(r.Store)
+	st, err := f.env.store(r.Store)
 	if err != nil {
 		return err
 	}
-	m, err := e.reader.loadManifest(ctx, st, snapfmt.ManifestKey(r.ID))
+	m, err := f.env.reader.loadManifest(ctx, st, snapfmt.ManifestKey(r.ID))
 	if err != nil {
 		return err
 	}
-	k, err := e.lineages.Get(lineage.FromFormat(m.Encryption))
+	k, err := f.env.lineages.Get(lineage.FromFormat(m.Encryption))
 	if err != nil {
 		return err
 	}
 	for _, ref := range m.Segments {
-		if _, err := e.reader.sharedSegment(ctx, st, ref.Key, k); err != nil {
+		if _, err := f.env.reader.sharedSegment(ctx, st, ref.Key, k); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // copyTier copies completed snapshot s, whole, from store from to store
-// to (named toName) under the same snapshot ID, with CopySnapshot's
+// to under the same snapshot ID, with CopySnapshot's
 // machinery: every chunk verified and stored again in packs of the target
 // (the lineage stays, so encrypted chunks are copied as they are sealed),
 // new segments, and a manifest published last, under a flush lease of the
@@ -22,10 +22,11 @@ import (
 // copy (an archival: the archive's manifest is only ever this snapshot's
 // full copy). A restore does not adopt: the standard store's manifest is
 // the one being replaced. done, if set, runs after the manifest is stored
-// and before the lease is dropped.
-func (e *Engine) copyTier(ctx context.Context, s *snapshot, from copySource, toName string, to snapstore.Store, adopt bool, done func(context.Context) error) (err error) {
+// and before the lease is dropped. cp is the copy's own snapshot state
+// (tiering.job), in the target store: its progress is the operation's.
+func (c *snapshotCopier) copyTier(ctx context.Context, s, cp *snapshot, from copySource, to snapstore.Store, adopt bool, done func(context.Context) error) (err error) {
 	r := s.record()
-	k, err := e.lineages.Get(r.Encryption)
+	k, err := c.lineages.Get(r.Encryption)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", r.ID, err)
 	}
@@ -42,17 +43,14 @@ func (e *Engine) copyTier(ctx context.Context, s *snapshot, from copySource, toN
 	if err := snapfmt.OpenManifest(k.Format(), sm); err != nil {
 		return fmt.Errorf("manifest of %s in the %s store: %w", r.ID, from.name, err)
 	}
-	lease, stopLease, err := e.holdLease(ctx, to, r.ID)
+	lease, stopLease, err := c.flush.holdLease(ctx, to, r.ID)
 	if err != nil {
 		return err
 	}
 	defer stopLease()
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
-	// The copy's own snapshot state: its progress is the operation's.
-	cp := e.tiers.job(r.ID, r)
-	cp.rec.Store = toName
-	pub := &manifestPublisher{e: e, st: to, s: cp, k: k, lease: lease}
+	pub := c.publisher(to, cp, k, lease)
 	if adopt {
 		if m, _, err := pub.adopt(ctx); err != nil || m != nil {
 			if err == nil && done != nil {
@@ -62,9 +60,9 @@ func (e *Engine) copyTier(ctx context.Context, s *snapshot, from copySource, toN
 		}
 	}
 	pw := newPackWriter(ctx, to)
-	defer func() { e.closePacks(pw, err != nil && !pub.sent, r.ID) }()
+	defer func() { c.flush.closePacks(pw, err != nil && !pub.sent, r.ID) }()
 	segs := map[uint64]snapfmt.SegmentRef{}
-	if err := e.copySegments(ctx, cp, from, sm, k, pw, segs); err != nil {
+	if err := c.copySegments(ctx, cp, from, sm, k, pw, segs); err != nil {
 		return err
 	}
 	m := *sm
@@ -76,7 +74,7 @@ func (e *Engine) copyTier(ctx context.Context, s *snapshot, from copySource, toN
 	if _, _, err := pub.publish(ctx, &m); err != nil {
 		return err
 	}
-	e.reader.objects.remove(cacheKey("m", to, snapfmt.ManifestKey(r.ID)))
+	c.reader.objects.remove(cacheKey("m", to, snapfmt.ManifestKey(r.ID)))
 	if done != nil {
 		return done(ctx)
 	}

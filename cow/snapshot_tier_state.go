@@ -2,7 +2,6 @@ package cow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -36,6 +35,11 @@ type tiering struct {
 	// when it was last collected.
 	collect     bool
 	lastCollect time.Time
+
+	// env is what the tier uses of the engine, given on first use
+	// (tiersOf).
+	bind sync.Once
+	env  *tierEnv
 }
 
 func newTiering(archive snapstore.Store, day time.Duration) *tiering {
@@ -81,8 +85,9 @@ func (t *tiering) start(ctx context.Context, id string) bool {
 	}
 }
 
-// job returns the snapshot state of id's running operation, set to r.
-func (t *tiering) job(id string, r meta.SnapshotRecord) *snapshot {
+// job returns the snapshot state of id's running operation, set to r in
+// store to (the copy's target).
+func (t *tiering) job(id string, r meta.SnapshotRecord, to string) *snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := &snapshot{}
@@ -92,6 +97,7 @@ func (t *tiering) job(id string, r meta.SnapshotRecord) *snapshot {
 	s.mu.Lock()
 	s.rec = r
 	s.rec.Progress = 0
+	s.rec.Store = to
 	s.mu.Unlock()
 	return s
 }
@@ -115,6 +121,7 @@ func (t *tiering) finish(id string) {
 	t.mu.Unlock()
 }
 
+// running reports whether this daemon runs an operation on id.
 func (t *tiering) running(id string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -122,6 +129,7 @@ func (t *tiering) running(id string) bool {
 	return ok
 }
 
+// progress is the percent done of id's running operation (0: none).
 func (t *tiering) progress(id string) int {
 	t.mu.Lock()
 	j, ok := t.jobs[id]
@@ -132,12 +140,14 @@ func (t *tiering) progress(id string) int {
 	return j.copy.record().Progress
 }
 
+// remember keeps r as the tier state last stored.
 func (t *tiering) remember(r tierRecord) {
 	t.mu.Lock()
 	t.states[r.SnapshotID] = &r
 	t.mu.Unlock()
 }
 
+// collectSoon asks for a collection of the archive store.
 func (t *tiering) collectSoon() {
 	t.mu.Lock()
 	t.collect = true
@@ -154,35 +164,47 @@ func (s *snapshot) applyTier(si *SnapshotInfo) {
 }
 
 // checkReadable refuses reads of snapshot s's data while it is archived
+// (ErrIncorrectState); see tiering.checkReadable.
+func (e *Engine) checkReadable(ctx context.Context, s *snapshot, fresh bool) error {
+	return tiersOf(e).checkReadable(ctx, s, fresh)
+}
+
+// gcDropArchivedRoots returns roots without the manifests of archived
+// snapshots; see tiering.dropArchivedRoots.
+func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, roots []string) ([]string, error) {
+	return tiersOf(e).dropArchivedRoots(ctx, st, roots)
+}
+
+// checkReadable refuses reads of snapshot s's data while it is archived
 // (ErrIncorrectState). fresh reads its tier state from the store (for
 // CreateVolume and CopySnapshot); otherwise the state known (refreshed
 // every catalogue interval) is used.
-func (e *Engine) checkReadable(ctx context.Context, s *snapshot, fresh bool) error {
+func (t *tiering) checkReadable(ctx context.Context, s *snapshot, fresh bool) error {
 	r := s.record()
 	if r.State != string(SnapshotCompleted) || r.Store != StoreRegional {
 		return nil
 	}
-	t := s.tier.Load()
+	tr := s.tier.Load()
 	if fresh {
-		st, err := e.store(r.Store)
+		st, err := t.env.store(r.Store)
 		if err != nil {
 			return err
 		}
-		if t, err = e.readTier(ctx, st, r.ID); err != nil {
+		if tr, err = readTier(ctx, st, r.ID); err != nil {
 			return err
 		}
-		s.tier.Store(t)
+		s.tier.Store(tr)
 	}
-	if t.storageTier(time.Now()) == TierArchive {
+	if tr.storageTier(time.Now()) == TierArchive {
 		return fmt.Errorf("%w: snapshot %s is in the archive tier; restore it first (RestoreSnapshotTier)", ErrIncorrectState, r.ID)
 	}
 	return nil
 }
 
-// gcDropArchivedRoots returns roots without the manifests of archived
+// dropArchivedRoots returns roots without the manifests of archived
 // snapshots (and their recycle-bin holds), by the tier objects in st read
 // now: what only they reference is garbage. A tier object that fails its checks stops the round.
-func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, roots []string) ([]string, error) {
+func (t *tiering) dropArchivedRoots(ctx context.Context, st snapstore.Store, roots []string) ([]string, error) {
 	var keys []string
 	err := st.List(ctx, tierPrefix, func(o snapstore.ObjectInfo) error {
 		keys = append(keys, o.Key)
@@ -195,11 +217,11 @@ func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, ro
 	drop := map[string]bool{}
 	for _, k := range keys {
 		id := strings.TrimPrefix(k, tierPrefix)
-		t, err := e.readTier(ctx, st, id)
+		tr, err := readTier(ctx, st, id)
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w", err)
 		}
-		if t != nil && !t.keepsStandardData(now, e.gc.grace) {
+		if tr != nil && !tr.keepsStandardData(now, t.env.gcGrace) {
 			// The manifest, and the recycle bin's copy of it if the
 			// archived snapshot was deleted into the bin: its data is
 			// the archive's copy (which dropOrphanCopies keeps while
@@ -220,108 +242,7 @@ func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, ro
 	return out, nil
 }
 
-// tierLoop keeps the tier states of the regional store's snapshots
-// current (other daemons change them), asks for a collection of the
-// standard store when a snapshot's data there becomes garbage (a grace
-// period after it was archived or its temporary restore ended), and collects the archive
-// store's garbage: the copies of permanently restored snapshots and of
-// deleted ones.
-func (e *Engine) tierLoop() {
-	defer e.wg.Done()
-	t := time.NewTicker(e.snapshots.catalogInterval)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(e.ctx, max(e.snapshots.catalogInterval, 30*time.Second))
-		if err := e.refreshTiers(ctx); err != nil && e.ctx.Err() == nil {
-			e.log.Warn("refreshing snapshot tiers", "err", err)
-		}
-		cancel()
-		e.collectArchive()
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// refreshTiers reads the tier objects that changed since the last round
-// and sets the snapshots' tier states.
-func (e *Engine) refreshTiers(ctx context.Context) error {
-	st, err := e.store(StoreRegional)
-	if err != nil {
-		return nil
-	}
-	mods := map[string]time.Time{}
-	err = st.List(ctx, tierPrefix, func(o snapstore.ObjectInfo) error {
-		mods[strings.TrimPrefix(o.Key, tierPrefix)] = o.ModTime
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list tiers: %w", err)
-	}
-	now := time.Now()
-	var errs []error
-	for id, mod := range mods {
-		e.tiers.mu.Lock()
-		seen, ok := e.tiers.seen[id]
-		old := e.tiers.states[id]
-		e.tiers.mu.Unlock()
-		if ok && seen.Equal(mod) {
-			continue
-		}
-		t, err := e.readTier(ctx, st, id)
-		if err != nil || t == nil {
-			errs = append(errs, err)
-			continue
-		}
-		e.tiers.mu.Lock()
-		e.tiers.seen[id], e.tiers.states[id] = mod, t
-		e.tiers.mu.Unlock()
-		if old == nil || old.Status != t.Status || !old.RestoreExpiryTime.Equal(t.RestoreExpiryTime) {
-			// Restored elsewhere: the manifest was replaced.
-			e.reader.objects.remove(cacheKey("m", st, snapfmt.ManifestKey(id)))
-		}
-	}
-	e.applyTierStates(now, mods)
-	return errors.Join(errs...)
-}
-
-// applyTierStates sets the tier state of every known snapshot from the
-// states read; listed holds the IDs whose objects exist.
-func (e *Engine) applyTierStates(now time.Time, listed map[string]time.Time) {
-	e.tiers.mu.Lock()
-	states := make(map[string]*tierRecord, len(e.tiers.states))
-	for id, t := range e.tiers.states {
-		if _, ok := listed[id]; !ok && !e.tiers.runningLocked(id) {
-			delete(e.tiers.states, id)
-			delete(e.tiers.seen, id)
-			continue
-		}
-		states[id] = t
-	}
-	e.tiers.mu.Unlock()
-	expired := false
-	e.snapshots.mu.Lock()
-	for id, t := range states {
-		for _, s := range []*snapshot{e.snapshots.byID[id], e.snapshots.catalog[id]} {
-			if s == nil {
-				continue
-			}
-			// Left the standard tier (past its grace) since the last
-			// round: its data is garbage now.
-			if t.keepsStandardData(now.Add(-e.snapshots.catalogInterval), e.gc.grace) && !t.keepsStandardData(now, e.gc.grace) {
-				expired = true
-			}
-			s.tier.Store(t)
-		}
-	}
-	e.snapshots.mu.Unlock()
-	if expired {
-		e.requestGC(StoreRegional)
-	}
-}
-
+// runningLocked is running with t.mu held.
 func (t *tiering) runningLocked(id string) bool {
 	_, ok := t.jobs[id]
 	return ok
