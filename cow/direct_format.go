@@ -207,7 +207,7 @@ func (e *Engine) directSegments(ctx context.Context, w *blockWriter, parent *sto
 // (manifestPublisher): a manifest already stored under r's key is adopted
 // if it is r's and refused if it is another snapshot's, never overwritten.
 func (e *Engine) publishDirect(ctx context.Context, w *blockWriter, r meta.SnapshotRecord, lease *flushLease, segs map[uint64]snapfmt.SegmentRef) (*snapfmt.Manifest, error) {
-	pub := &manifestPublisher{e: e, st: w.st, s: &snapshot{rec: r}, k: w.k, lease: lease}
+	pub := &manifestPublisher{log: e.log, st: w.st, s: &snapshot{rec: r}, k: w.k, lease: lease}
 	m, _, err := pub.adopt(ctx)
 	if err == nil && m == nil {
 		m, _, err = pub.publish(ctx, e.newManifest(r, segs))

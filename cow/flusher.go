@@ -328,7 +328,7 @@ func (e *Engine) flush(ctx context.Context, s *snapshot) (err error) {
 	ctx = lease.ctx
 	defer func() { err = lease.blame(err) }()
 
-	pub := &manifestPublisher{e: e, st: st, s: s, k: k, lease: lease}
+	pub := &manifestPublisher{log: e.log, st: st, s: s, k: k, lease: lease}
 	if m, mb, err := pub.adopt(ctx); err != nil || m != nil {
 		if err != nil {
 			return err

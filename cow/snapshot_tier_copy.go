@@ -52,7 +52,7 @@ func (e *Engine) copyTier(ctx context.Context, s *snapshot, from copySource, toN
 	// The copy's own snapshot state: its progress is the operation's.
 	cp := e.tiers.job(r.ID, r)
 	cp.rec.Store = toName
-	pub := &manifestPublisher{e: e, st: to, s: cp, k: k, lease: lease}
+	pub := &manifestPublisher{log: e.log, st: to, s: cp, k: k, lease: lease}
 	if adopt {
 		if m, _, err := pub.adopt(ctx); err != nil || m != nil {
 			if err == nil && done != nil {
