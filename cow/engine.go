@@ -165,9 +165,9 @@ type Engine struct {
 	volumes   volumeTable
 	volumeEnv *volumeEnv // what volumes use of the engine
 	// loadTurn lets one volume's map load at a time (map_loader.go).
-	loadTurn          chan struct{}
-	afterLoadPage     func(ctx context.Context, volID string, page uint64) // see Options
-	hydrateFaultRetry time.Duration                                        // see Options.HydrateFaultRetry
+	loadTurn      chan struct{}
+	afterLoadPage func(ctx context.Context, volID string, page uint64) // see Options
+	hydrator      *hydrator                                            // restored volumes' base fetched (hydrator.go)
 
 	// Snapshots: the table and catalogue, the stores and how they are
 	// read, and the flusher.
@@ -302,7 +302,6 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.fast = &fastRestores{}
-	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
 	if opts.LocalSnapshotStore != nil {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore
@@ -310,7 +309,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	e.tiers = newTiering(opts.ArchiveStore, opts.TierDay)
 	e.metaSync = newGroupSync(ms.Sync)
 	e.volumeEnv = newVolumeEnv(e)
-	e.flusher = newFlusher(e, opts)
+	e.flusher, e.hydrator = newFlusher(e, opts), newHydrator(e, opts)
 	return e
 }
 
@@ -328,7 +327,7 @@ func (e *Engine) startBackground(syncInterval time.Duration) {
 	e.wg.Add(1)
 	go e.tierLoop()
 	e.startMapLoads()
-	e.startHydrators()
+	e.hydrator.startHydrators()
 	e.resumeFastRestores()
 }
 

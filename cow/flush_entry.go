@@ -34,3 +34,6 @@ func (e *Engine) newManifest(r meta.SnapshotRecord, segs map[uint64]snapfmt.Segm
 func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineage.Keys, blockSize int, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, replaced []uint64) (int, error) {
 	return e.flusher.copyChunks(ctx, from, k, blockSize, pw, dedup, seg, replaced)
 }
+
+// dropHold: see hydrator.dropHold.
+func (e *Engine) dropHold(ctx context.Context, key string) { e.hydrator.dropHold(ctx, key) }
