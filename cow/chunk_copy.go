@@ -22,14 +22,14 @@ type copySource struct {
 // highest pack sequence number seg now depends on. Chunks of the target
 // lineage k are copied as they are stored; others are opened and sealed
 // again under k (blocks of blockSize bytes), with k's chunk IDs.
-func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineage.Keys, blockSize int, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, replaced []uint64) (int, error) {
+func (f *flusher) copyChunks(ctx context.Context, from copySource, k *lineage.Keys, blockSize int, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, replaced []uint64) (int, error) {
 	skip := map[uint32]bool{}
 	for _, b := range replaced {
 		skip[uint32(b&(1<<snapfmt.SegmentShift-1))] = true
 	}
 	same := from.k == k || (from.k != nil && k != nil && lineage.Same(&from.k.Enc, &k.Enc))
-	buf := e.buffers.get(blockSize)
-	defer e.buffers.put(buf)
+	buf := f.env.buffers.get(blockSize)
+	defer f.env.buffers.put(buf)
 	var scratch []byte
 	need := -1
 	for off, l := range seg {
@@ -43,14 +43,14 @@ func (e *Engine) copyChunks(ctx context.Context, from copySource, k *lineage.Key
 			nl, seq, err = dedup.store(l.ID, func(id snapfmt.ChunkID) (snapfmt.Loc, int, error) {
 				// Verified before it is stored again: a damaged chunk
 				// must not get a second, trusted copy.
-				b, err := e.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.VerifyChunk(from.k.Format(), l.ID, b) })
+				b, err := f.env.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.VerifyChunk(from.k.Format(), l.ID, b) })
 				if err != nil {
 					return snapfmt.Loc{}, 0, fmt.Errorf("copy chunk %s: %w", id, err)
 				}
 				return pw.add(id, b)
 			})
 		} else {
-			_, err = e.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.DecodeChunk(from.k.Format(), l.ID, b, buf) })
+			_, err = f.env.reader.packs.checkedChunk(ctx, from.name, from.st, l, func(b []byte) error { return snapfmt.DecodeChunk(from.k.Format(), l.ID, b, buf) })
 			if err != nil {
 				return 0, fmt.Errorf("copy chunk %s: %w", l.ID, err)
 			}

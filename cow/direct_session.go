@@ -56,7 +56,7 @@ func newSessionEnv(e *Engine) *sessionEnv {
 		gc: &e.gc.RWMutex, holdLease: e.holdLease, holdSnapshot: e.holdSnapshot, dropHold: e.dropHold,
 		copyChunks: e.copyChunks, closePacks: e.closePacks,
 		publisher: func(st snapstore.Store, r meta.SnapshotRecord, k *lineage.Keys, lease *flushLease) *manifestPublisher {
-			return &manifestPublisher{e: e, st: st, s: &snapshot{rec: r}, k: k, lease: lease}
+			return &manifestPublisher{log: e.log, st: st, s: &snapshot{rec: r}, k: k, lease: lease}
 		},
 		newManifest: e.newManifest, unpublish: e.unpublish,
 		meta: e.meta, metaSync: e.metaSync, snapshots: &e.snapshots,

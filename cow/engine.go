@@ -165,22 +165,20 @@ type Engine struct {
 	volumes   volumeTable
 	volumeEnv *volumeEnv // what volumes use of the engine
 	// loadTurn lets one volume's map load at a time (map_loader.go).
-	loadTurn          chan struct{}
-	afterLoadPage     func(ctx context.Context, volID string, page uint64) // see Options
-	hydrateFaultRetry time.Duration                                        // see Options.HydrateFaultRetry
+	loadTurn      chan struct{}
+	afterLoadPage func(ctx context.Context, volID string, page uint64) // see Options
+	hydrator      *hydrator                                            // restored volumes' base fetched (hydrator.go)
 
 	// Snapshots: the table and catalogue, the stores and how they are
-	// read, and the flusher's settings.
-	snapshots     snapshotTable
-	stores        map[string]snapstore.Store // StoreRegional, StoreLocal
-	outpostArn    string
-	reader        *snapshotReader // reads stored snapshots, through its caches
-	fast          *fastRestores   // fast snapshot restores (fast_restore.go)
-	flushWake     chan struct{}
-	flushDeadline time.Duration
-	retryBase     time.Duration
-	leaseTTL      time.Duration
-	accountID     string
+	// read, and the flusher.
+	snapshots  snapshotTable
+	stores     map[string]snapstore.Store // StoreRegional, StoreLocal
+	outpostArn string
+	reader     *snapshotReader // reads stored snapshots, through its caches
+	fast       *fastRestores   // fast snapshot restores (fast_restore.go)
+	flusher    *flusher        // pending snapshots into their stores (flusher.go)
+	leaseTTL   time.Duration
+	accountID  string
 	// direct: snapshots being written through the EBS direct APIs
 	// (direct_snapshot.go).
 	direct directSessions
@@ -288,36 +286,30 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		volumes:    volumeTable{byID: make(map[string]*volume)},
 		snapshots: snapshotTable{byID: make(map[string]*snapshot), catalog: map[string]*snapshot{},
 			catalogInterval: cmp.Or(opts.CatalogInterval, DefaultCatalogInterval)},
-		stores:        map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
-		outpostArn:    opts.OutpostArn,
-		flushWake:     make(chan struct{}, 1),
-		flushDeadline: opts.FlushDeadline,
-		space:         space,
-		bg:            newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
-		keys:          opts.Keys,
-		lineages:      lineage.NewCache(opts.Keys),
-		openFile:      opts.openFile,
-		retryBase:     cmp.Or(opts.FlushRetryBase, time.Second),
-		accountID:     cmp.Or(opts.AccountID, DefaultAccountID),
-		gc:            gcState{pending: map[string]bool{}, wake: make(chan struct{}, 1), grace: cmp.Or(opts.GCGrace, DefaultGCGrace)},
-		lockUnits:     newLockUnits(opts.LockDay),
-		leaseTTL:      cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
-		rbin:          newRecycleRules(opts.RecycleBinDay),
-		directIO:      opts.DirectIO,
+		stores:     map[string]snapstore.Store{StoreRegional: opts.SnapshotStore},
+		outpostArn: opts.OutpostArn,
+		space:      space,
+		bg:         newIOGovernor(float64(cmp.Or(opts.BackgroundBusyRate, DefaultBackgroundBusyRate))),
+		keys:       opts.Keys,
+		lineages:   lineage.NewCache(opts.Keys),
+		openFile:   opts.openFile,
+		accountID:  cmp.Or(opts.AccountID, DefaultAccountID),
+		gc:         gcState{pending: map[string]bool{}, wake: make(chan struct{}, 1), grace: cmp.Or(opts.GCGrace, DefaultGCGrace)},
+		lockUnits:  newLockUnits(opts.LockDay),
+		leaseTTL:   cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
+		rbin:       newRecycleRules(opts.RecycleBinDay),
+		directIO:   opts.DirectIO,
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
 	e.fast = &fastRestores{}
-	e.hydrateFaultRetry = cmp.Or(opts.HydrateFaultRetry, DefaultHydrateFaultRetry)
 	e.loadTurn, e.afterLoadPage = make(chan struct{}, 1), opts.afterLoadPage
-	if e.flushDeadline <= 0 {
-		e.flushDeadline = DefaultFlushDeadline
-	}
 	if opts.LocalSnapshotStore != nil {
 		e.stores[StoreLocal] = opts.LocalSnapshotStore
 	}
 	e.tiers = newTiering(opts.ArchiveStore, opts.TierDay)
 	e.metaSync = newGroupSync(ms.Sync)
 	e.volumeEnv = newVolumeEnv(e)
+	e.flusher, e.hydrator = newFlusher(e, opts), newHydrator(e, opts)
 	return e
 }
 
@@ -329,13 +321,13 @@ func (e *Engine) startBackground(syncInterval time.Duration) {
 	e.wg.Add(5)
 	go e.spaceLoop()
 	go e.syncLoop(syncInterval)
-	go e.flushLoop()
+	go e.flusher.flushLoop()
 	go e.gcLoop()
 	go e.catalogLoop()
 	e.wg.Add(1)
 	go e.tierLoop()
 	e.startMapLoads()
-	e.startHydrators()
+	e.hydrator.startHydrators()
 	e.resumeFastRestores()
 }
 

@@ -83,7 +83,8 @@ type batchResult struct {
 // batchUploader is one flush worker's state: its buffers, reused from
 // batch to batch so that a flush makes no garbage per block.
 type batchUploader struct {
-	e       *Engine
+	buffers *bufferPool
+	bg      *ioGovernor // paces the flush against foreground I/O
 	v       *volume
 	k       *lineage.Keys
 	pw      *packWriter
@@ -93,18 +94,21 @@ type batchUploader struct {
 	res     []batchResult
 }
 
-func (e *Engine) newBatchUploader(v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex) *batchUploader {
+// newBatchUploader is a flush worker's state for volume v's blocks, stored
+// under lineage k into pw through dedup.
+func (f *flusher) newBatchUploader(v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex) *batchUploader {
 	bs := int(v.blockSize)
 	return &batchUploader{
-		e: e, v: v, k: k, pw: pw, dedup: dedup,
-		buf:     e.buffers.get(max(1, flushBatchBytes/bs) * bs),
-		scratch: e.buffers.get(bs + bs/8 + 64),
+		buffers: f.env.buffers, bg: f.env.bg, v: v, k: k, pw: pw, dedup: dedup,
+		buf:     f.env.buffers.get(max(1, flushBatchBytes/bs) * bs),
+		scratch: f.env.buffers.get(bs + bs/8 + 64),
 	}
 }
 
+// close returns the worker's buffers.
 func (u *batchUploader) close() {
-	u.e.buffers.put(u.buf)
-	u.e.buffers.put(u.scratch)
+	u.buffers.put(u.buf)
+	u.buffers.put(u.scratch)
 }
 
 // upload stores batch's blocks and returns what each did to the segment
@@ -112,7 +116,7 @@ func (u *batchUploader) close() {
 // are in (-1 for none).
 func (u *batchUploader) upload(ctx context.Context, batch []blockChange) ([]batchResult, int, error) {
 	bs := int(u.v.blockSize)
-	if err := u.e.bg.pace(ctx, len(batch)*bs); err != nil {
+	if err := u.bg.pace(ctx, len(batch)*bs); err != nil {
 		return nil, -1, err
 	}
 	// A frozen slot is never written again and not freed before this

@@ -28,7 +28,7 @@ type flushSourceBase struct {
 }
 
 // flushBase reads the base of volume v's snapshot r.
-func (e *Engine) flushBase(ctx context.Context, v *volume, r meta.SnapshotRecord) (*flushSourceBase, error) {
+func (f *flusher) flushBase(ctx context.Context, v *volume, r meta.SnapshotRecord) (*flushSourceBase, error) {
 	v.mapMu.Lock()
 	key, storeName, gen := v.record.BaseManifest, v.record.BaseStore, v.record.BaseGen
 	v.mapMu.Unlock()
@@ -37,17 +37,17 @@ func (e *Engine) flushBase(ctx context.Context, v *volume, r meta.SnapshotRecord
 		return b, nil
 	}
 	var err error
-	if b.st, err = e.store(storeName); err != nil {
+	if b.st, err = f.env.engine.store(storeName); err != nil {
 		return nil, fmt.Errorf("%w: base of %s: %v", errPermanent, v.id, err)
 	}
-	bm, err := e.reader.loadManifest(ctx, b.st, key)
+	bm, err := f.env.reader.loadManifest(ctx, b.st, key)
 	if err != nil {
 		return nil, fmt.Errorf("base manifest of %s: %w", v.id, err)
 	}
 	for _, sr := range bm.Segments {
 		b.segs[sr.Index] = sr
 	}
-	if b.k, err = e.lineages.Get(lineage.FromFormat(bm.Encryption)); err != nil {
+	if b.k, err = f.env.lineages.Get(lineage.FromFormat(bm.Encryption)); err != nil {
 		return nil, fmt.Errorf("base of %s: %w", v.id, err)
 	}
 	b.recode = storeName != r.Store || !lineage.Same(lineage.FromFormat(bm.Encryption), r.Encryption)
@@ -77,7 +77,7 @@ type segmentPlanner interface {
 
 // uploadSnapshot stores snapshot s's packs and segments, segment by
 // segment as plan gives them, and records the segments in base.segs.
-func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *lineage.Keys, pw *packWriter, base *flushSourceBase, plan segmentPlanner, total int) error {
+func (f *flusher) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *lineage.Keys, pw *packWriter, base *flushSourceBase, plan segmentPlanner, total int) error {
 	r := s.record()
 	dedup := newDedupIndex()
 	sink := &segmentSink{st: pw.st, k: k, pw: pw, segs: base.segs}
@@ -104,7 +104,7 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 		}
 		seg := snapfmt.Segment{}
 		if ref, ok := base.segs[sp.idx]; ok {
-			if seg, err = e.reader.loadSegment(ctx, base.st, ref.Key, base.k); err != nil {
+			if seg, err = f.env.reader.loadSegment(ctx, base.st, ref.Key, base.k); err != nil {
 				return err
 			}
 		}
@@ -115,13 +115,13 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 			for i, c := range sp.changes {
 				replaced[i] = c.blk
 			}
-			if need, err = e.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, replaced); err != nil {
+			if need, err = f.copyChunks(ctx, from, k, r.BlockSize, pw, dedup, seg, replaced); err != nil {
 				return err
 			}
 		} else {
 			dedup.addBase(seg)
 		}
-		n, err := e.uploadBlocks(ctx, v, k, pw, dedup, seg, sp.changes, progress)
+		n, err := f.uploadBlocks(ctx, v, k, pw, dedup, seg, sp.changes, progress)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (e *Engine) uploadSnapshot(ctx context.Context, s *snapshot, v *volume, k *
 // sequence number seg now depends on (-1 for none). Zero versions and
 // all-zero blocks leave seg. Workers take the changes in batches of
 // consecutive blocks (flush_batch.go).
-func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []blockChange, progress func(int)) (int, error) {
+func (f *flusher) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, pw *packWriter, dedup *dedupIndex, seg snapfmt.Segment, blks []blockChange, progress func(int)) (int, error) {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -150,7 +150,7 @@ func (e *Engine) uploadBlocks(ctx context.Context, v *volume, k *lineage.Keys, p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bu := e.newBatchUploader(v, k, pw, dedup)
+			bu := f.newBatchUploader(v, k, pw, dedup)
 			defer bu.close()
 			for batch := range work {
 				res, seq, err := bu.upload(ctx, batch)

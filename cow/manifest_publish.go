@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cowvol/cowvol/cow/lineage"
 	"github.com/cowvol/cowvol/cow/snapfmt"
@@ -31,7 +32,7 @@ import (
 //     every reader checks the checksum; it is logged, with the key and
 //     the reason, and replaced by this attempt's.
 type manifestPublisher struct {
-	e     *Engine
+	log   *slog.Logger
 	st    snapstore.Store
 	s     *snapshot
 	k     *lineage.Keys
@@ -61,7 +62,7 @@ func (p *manifestPublisher) adopt(ctx context.Context) (*snapfmt.Manifest, []byt
 	case errors.Is(err, snapstore.ErrNotFound):
 		return nil, nil, nil
 	case errors.Is(err, snapstore.ErrCorrupt) || errors.Is(err, snapfmt.ErrCorrupt):
-		p.e.log.Warn("a stored manifest of an earlier attempt does not decode; storing it again", "snapshot", r.ID, "key", key, "store", p.st.String(), "err", err)
+		p.log.Warn("a stored manifest of an earlier attempt does not decode; storing it again", "snapshot", r.ID, "key", key, "store", p.st.String(), "err", err)
 		return nil, nil, nil
 	default:
 		return nil, nil, fmt.Errorf("look for the manifest of an earlier attempt: %w", err)
@@ -79,7 +80,7 @@ func (p *manifestPublisher) adoptable(key string, m *snapfmt.Manifest, mb []byte
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (%w): %s in %s: %w", errPermanent, errForeignManifest, key, p.st, err)
 	}
-	p.e.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
+	p.log.Info("manifest stored by an earlier attempt; adopting it", "snapshot", r.ID)
 	return m, mb, nil
 }
 

@@ -273,7 +273,7 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, id string) error {
 	if r.State == string(SnapshotError) {
 		// A failed snapshot may have left a manifest, if it failed
 		// with the store down after an earlier run stored it.
-		if err := e.unpublish(r); err != nil {
+		if err := e.flusher.unpublish(r); err != nil {
 			return err
 		}
 	}

@@ -57,7 +57,7 @@ func newSnapshotCopier(e *Engine) *snapshotCopier {
 		checkReadable: e.checkReadable,
 		flush:         e,
 		publisher: func(st snapstore.Store, s *snapshot, k *lineage.Keys, lease *flushLease) *manifestPublisher {
-			return &manifestPublisher{e: e, st: st, s: s, k: k, lease: lease}
+			return &manifestPublisher{log: e.log, st: st, s: s, k: k, lease: lease}
 		},
 	}
 }

@@ -191,7 +191,7 @@ func (e *Engine) createVolumeLocked(p CreateVolumeParams, digest, volID string, 
 	}
 	e.volumes.byID[r.ID] = v
 	if r.Hydrating {
-		e.startHydrator(v)
+		e.hydrator.startHydrator(v)
 	}
 	e.log.Info("volume created", "volume", r.ID, "size", r.Size, "block_size", r.BlockSize, "snapshot", r.SnapshotID, "encrypted", enc != nil)
 	return v, true, nil

@@ -111,7 +111,7 @@ func (e *Engine) removeVolume(ctx context.Context, v *volume, r meta.VolumeRecor
 		e.log.Error("volume deletion incomplete; it completes at the next start", "volume", id, "err", err)
 	}
 	if r.BaseManifest != "" || r.SnapshotID != "" {
-		e.dropHolds(ctx, id, "")
+		e.hydrator.dropHolds(ctx, id, "")
 		// In the background: a collection marks and sweeps the whole
 		// store, too long to hold the caller (and e.gc) for.
 		for name := range e.stores {
