@@ -230,14 +230,7 @@ func (c *snapshotCopier) flushCopy(ctx context.Context, s *snapshot) (err error)
 // drops its hold on the source.
 func (c *snapshotCopier) completeCopy(s *snapshot, st snapstore.Store, m *snapfmt.Manifest) error {
 	c.reader.cacheManifest(st, snapfmt.ManifestKey(m.SnapshotID), m)
-	s.mu.Lock()
-	s.rec.State = string(SnapshotCompleted)
-	s.rec.StatusMessage = ""
-	s.rec.Progress = 100
-	s.rec.CompletionTime = m.CompletionTime
-	s.rec.DataBytes = m.DataBytes
-	r := s.rec
-	s.mu.Unlock()
+	r := s.complete(m)
 	if err := c.meta.PutSnapshot(r); err != nil {
 		return err
 	}

@@ -135,14 +135,7 @@ func (f *flusher) completeFlush(ctx context.Context, s *snapshot, v *volume, st 
 	}
 	f.env.reader.cacheManifest(st, hold, m)
 
-	s.mu.Lock()
-	s.rec.State = string(SnapshotCompleted)
-	s.rec.StatusMessage = ""
-	s.rec.Progress = 100
-	s.rec.CompletionTime = m.CompletionTime
-	s.rec.DataBytes = m.DataBytes
-	r = s.rec
-	s.mu.Unlock()
+	r = s.complete(m)
 	if err := f.env.meta.PutSnapshot(r); err != nil {
 		return err
 	}

@@ -52,6 +52,19 @@ func (s *snapshot) record() meta.SnapshotRecord {
 	return s.rec
 }
 
+// complete marks s completed as its stored manifest m says, and returns
+// its record as changed (the caller stores it).
+func (s *snapshot) complete(m *snapfmt.Manifest) meta.SnapshotRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.State = string(SnapshotCompleted)
+	s.rec.StatusMessage = ""
+	s.rec.Progress = 100
+	s.rec.CompletionTime = m.CompletionTime
+	s.rec.DataBytes = m.DataBytes
+	return s.rec
+}
+
 func (s *snapshot) info() SnapshotInfo {
 	r := s.record()
 	si := SnapshotInfo{
