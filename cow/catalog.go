@@ -50,18 +50,18 @@ func newCatalog(e *Engine) *catalog {
 // catalogLoop refreshes the catalogue until the engine stops.
 func (e *Engine) catalogLoop() {
 	defer e.wg.Done()
-	newCatalog(e).loop(e.ctx)
+	e.catalog.loop(e.ctx)
 }
 
 // fetchCatalogEntry reads snapshot id's manifest from store name and adds
 // the snapshot to the catalogue (catalog.fetch).
 func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
-	return newCatalog(e).fetch(ctx, name, st, id)
+	return e.catalog.fetch(ctx, name, st, id)
 }
 
 // lookupRemote finds snapshot id in the stores (catalog.lookup).
 func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error) {
-	return newCatalog(e).lookup(ctx, id)
+	return e.catalog.lookup(ctx, id)
 }
 
 // loop refreshes the catalogue until ctx (the engine's) is cancelled.

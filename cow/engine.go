@@ -185,9 +185,11 @@ type Engine struct {
 
 	// Stored snapshots' lifecycle: locks, the recycle bin, the archive
 	// tier.
-	lockUnits lockUnits     // snapshot_lock.go
-	rbin      *recycleRules // Recycle Bin rules (recycle_rules.go)
-	tiers     *tiering      // snapshot_tier_state.go
+	locks   *snapshotLocks // snapshot locks (snapshot_lock_api.go)
+	rules   ruleBook       // Recycle Bin rules (recycle_rules.go)
+	bin     *recycleBin    // the Recycle Bin (recycle_bin.go)
+	catalog *catalog       // other daemons' snapshots (catalog.go)
+	tiers   *tiering       // snapshot_tier_state.go
 
 	// Garbage collection of the stores.
 	gc gcState
@@ -295,9 +297,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 		openFile:   opts.openFile,
 		accountID:  cmp.Or(opts.AccountID, DefaultAccountID),
 		gc:         gcState{pending: map[string]bool{}, wake: make(chan struct{}, 1), grace: cmp.Or(opts.GCGrace, DefaultGCGrace)},
-		lockUnits:  newLockUnits(opts.LockDay),
 		leaseTTL:   cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
-		rbin:       newRecycleRules(opts.RecycleBinDay),
 		directIO:   opts.DirectIO,
 	}
 	e.reader = newSnapshotReader(e.store, e.lineages)
@@ -310,6 +310,10 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	e.metaSync = newGroupSync(ms.Sync)
 	e.volumeEnv = newVolumeEnv(e)
 	e.flusher, e.hydrator = newFlusher(e, opts), newHydrator(e, opts)
+	e.locks = newSnapshotLocks(e, newLockUnits(opts.LockDay))
+	e.rules = newRuleBook(e, newRecycleRules(opts.RecycleBinDay))
+	e.bin, e.catalog = newRecycleBin(e), newCatalog(e)
+	e.tiers.env, e.fast.env = newTierEnv(e), newFastRestoreEnv(e)
 	return e
 }
 

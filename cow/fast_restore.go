@@ -77,10 +77,7 @@ type fastRestores struct {
 	recs    map[string]meta.FastRestoreRecord
 	running map[string]*fastRestoreRun
 
-	// env is what fast restores use of the engine, given on first use
-	// (fastOf).
-	bind sync.Once
-	env  *fastRestoreEnv
+	env *fastRestoreEnv // what fast restores use of the engine
 }
 
 // fastRestoreRun is an optimization in flight.
@@ -93,7 +90,7 @@ type fastRestoreRun struct {
 // id (this account's, or one shared with it), for owner; enabling,
 // optimizing or enabled already, it answers the state as it is.
 func (e *Engine) EnableFastSnapshotRestore(ctx context.Context, id, owner string) (FastRestoreInfo, error) {
-	return fastOf(e).enable(ctx, id, owner)
+	return e.fast.enable(ctx, id, owner)
 }
 
 // DisableFastSnapshotRestore disables fast restores of snapshot id: it
@@ -101,23 +98,23 @@ func (e *Engine) EnableFastSnapshotRestore(ctx context.Context, id, owner string
 // stopped. Disabled already, it answers that; never enabled, it is
 // ErrIncorrectState.
 func (e *Engine) DisableFastSnapshotRestore(ctx context.Context, id string) (FastRestoreInfo, error) {
-	return fastOf(e).disable(ctx, id)
+	return e.fast.disable(ctx, id)
 }
 
 // DescribeFastSnapshotRestores returns the fast restore state of every
 // snapshot that has one, sorted by snapshot ID; the records of snapshots
 // deleted since are dropped.
 func (e *Engine) DescribeFastSnapshotRestores(ctx context.Context) ([]FastRestoreInfo, error) {
-	return fastOf(e).describe(ctx)
+	return e.fast.describe(ctx)
 }
 
 // fastRestoreEnabled reports whether volumes created from snapshot id
 // now are fast restores.
-func (e *Engine) fastRestoreEnabled(id string) bool { return fastOf(e).enabled(id) }
+func (e *Engine) fastRestoreEnabled(id string) bool { return e.fast.enabled(id) }
 
 // resumeFastRestores, at start, resumes the optimizations a stop
 // interrupted and finishes the disables.
-func (e *Engine) resumeFastRestores() { fastOf(e).resume() }
+func (e *Engine) resumeFastRestores() { e.fast.resume() }
 
 // recordsLocked returns the records, loading them first. f.mu is held.
 func (f *fastRestores) recordsLocked() (map[string]meta.FastRestoreRecord, error) {

@@ -48,11 +48,3 @@ func newFastRestoreEnv(e *Engine) *fastRestoreEnv {
 		wg:  &e.wg,
 	}
 }
-
-// fastOf returns engine e's fast restores. The engine makes them without
-// their environment (newEngine); the first use gives it
-// (newFastRestoreEnv).
-func fastOf(e *Engine) *fastRestores {
-	e.fast.bind.Do(func() { e.fast.env = newFastRestoreEnv(e) })
-	return e.fast
-}

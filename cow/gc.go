@@ -80,7 +80,7 @@ func newCollector(e *Engine) *collector {
 		state: &e.gc, ctx: e.ctx, stores: e.stores, store: e.store,
 		owner: e.accountID, leaseTTL: e.leaseTTL,
 		objects: e.reader.objects, packs: e.reader.packs, tiers: e.tiers, log: e.log,
-		expireRecycled: newRecycleBin(e).expire, dropArchivedRoots: e.gcDropArchivedRoots,
+		expireRecycled: e.bin.expire, dropArchivedRoots: e.gcDropArchivedRoots,
 	}
 }
 

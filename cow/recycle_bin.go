@@ -66,7 +66,7 @@ type binMeta interface {
 // newRecycleBin is the recycle bin of e's stores.
 func newRecycleBin(e *Engine) *recycleBin {
 	return &recycleBin{
-		stores: e.stores, store: e.store, owner: e.accountID, day: e.rbin.day,
+		stores: e.stores, store: e.store, owner: e.accountID, day: e.rules.day,
 		meta: e.meta, sync: e.metaSync.sync, snapshots: &e.snapshots, gc: &e.gc, log: e.log,
 		releaseManifest: e.releaseManifest, fetchCatalogEntry: e.fetchCatalogEntry,
 	}
@@ -76,7 +76,7 @@ func newRecycleBin(e *Engine) *recycleBin {
 // bin if a rule retains it (see recycleBin.recycleIfRetained); DeleteSnapshot
 // calls it holding e.gc exclusively.
 func (e *Engine) recycleIfRetained(ctx context.Context, s *snapshot, r meta.SnapshotRecord, vols []*volume) (bool, error) {
-	return newRecycleBin(e).recycleIfRetained(ctx, s, r, vols)
+	return e.bin.recycleIfRetained(ctx, s, r, vols)
 }
 
 // recycleIfRetained moves completed snapshot s (record r) to the recycle
@@ -174,7 +174,7 @@ func binListing(ctx context.Context, st snapstore.Store) (records []string, mani
 // RecycledSnapshots returns this account's snapshots in the recycle bin
 // of every store, sorted by ID.
 func (e *Engine) RecycledSnapshots(ctx context.Context) ([]RecycledSnapshot, error) {
-	return newRecycleBin(e).list(ctx)
+	return e.bin.list(ctx)
 }
 
 // list returns this account's snapshots in the recycle bin of every
@@ -216,7 +216,7 @@ func (bin *recycleBin) list(ctx context.Context) ([]RecycledSnapshot, error) {
 // completed snapshot with the same ID, content, tags and permissions.
 // ErrSnapshotNotFound if it is not in this account's bin.
 func (e *Engine) RestoreRecycledSnapshot(ctx context.Context, id string) (SnapshotInfo, error) {
-	return newRecycleBin(e).restore(ctx, id)
+	return e.bin.restore(ctx, id)
 }
 
 // restore brings snapshot id back from the recycle bin: a completed

@@ -119,7 +119,7 @@ func lockConflict(id, state string, end time.Time) error {
 // LockRecycleRule locks rule id with an unlock delay of value DAYS: a rule
 // unlocked (or never locked), or pending unlock with that same delay.
 func (e *Engine) LockRecycleRule(_ context.Context, id string, value int, unit string) (RecycleRule, error) {
-	return newRuleBook(e).lock(id, value, unit)
+	return e.rules.lock(id, value, unit)
 }
 
 // lock locks rule id with an unlock delay of value DAYS (see LockRecycleRule).
@@ -146,7 +146,7 @@ func (rb ruleBook) lock(id string, value int, unit string) (RecycleRule, error) 
 // UnlockRecycleRule starts rule id's unlock delay: the rule, locked, is
 // pending unlock until the delay ends, then unlocked.
 func (e *Engine) UnlockRecycleRule(_ context.Context, id string) (RecycleRule, error) {
-	return newRuleBook(e).unlock(id)
+	return e.rules.unlock(id)
 }
 
 // unlock starts rule id's unlock delay (see UnlockRecycleRule).

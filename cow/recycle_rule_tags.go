@@ -12,7 +12,7 @@ import (
 // checked as EC2 tags (ValidateTags: ErrInvalidParameter or
 // ErrTagLimitExceeded) and stored durably; nothing changes on an error.
 func (e *Engine) RetagRecycleRule(_ context.Context, id string, add []RecycleRuleTag, remove []string) (RecycleRule, error) {
-	return newRuleBook(e).retag(id, add, remove)
+	return e.rules.retag(id, add, remove)
 }
 
 // retag changes rule id's own tags: the tags in add are set (a key it has

@@ -96,13 +96,13 @@ type ruleRecords interface {
 }
 
 // newRuleBook is the rule book of e's metadata store.
-func newRuleBook(e *Engine) ruleBook {
-	return ruleBook{recycleRules: e.rbin, records: e.meta, sync: e.metaSync.sync, log: e.log}
+func newRuleBook(e *Engine, rules *recycleRules) ruleBook {
+	return ruleBook{recycleRules: rules, records: e.meta, sync: e.metaSync.sync, log: e.log}
 }
 
 // CreateRecycleRule stores a new rule (its ID is drawn here) and returns it.
 func (e *Engine) CreateRecycleRule(_ context.Context, r RecycleRule) (RecycleRule, error) {
-	return newRuleBook(e).create(r)
+	return e.rules.create(r)
 }
 
 // create stores a new rule (its ID is drawn here) and returns it.
@@ -137,7 +137,7 @@ func (e *Engine) RecycleRules(context.Context) ([]RecycleRule, error) {
 
 // GetRecycleRule returns rule id (ErrRecycleRuleNotFound if none).
 func (e *Engine) GetRecycleRule(_ context.Context, id string) (RecycleRule, error) {
-	return newRuleBook(e).get(id)
+	return e.rules.get(id)
 }
 
 // get returns rule id (ErrRecycleRuleNotFound if none).
@@ -156,7 +156,7 @@ func (rb ruleBook) get(id string) (RecycleRule, error) {
 
 // UpdateRecycleRule applies u to its rule and returns the rule as changed.
 func (e *Engine) UpdateRecycleRule(_ context.Context, u RecycleRuleUpdate) (RecycleRule, error) {
-	return newRuleBook(e).update(u)
+	return e.rules.update(u)
 }
 
 // update applies u to its rule and returns the rule as changed.
@@ -209,7 +209,7 @@ func (u RecycleRuleUpdate) apply(r RecycleRule) RecycleRule {
 // DeleteRecycleRule removes rule id. Snapshots already in the bin stay
 // there for the retention they entered with.
 func (e *Engine) DeleteRecycleRule(_ context.Context, id string) error {
-	return newRuleBook(e).delete(id)
+	return e.rules.delete(id)
 }
 
 // delete removes rule id. Snapshots already in the bin stay there for the

@@ -139,7 +139,7 @@ func TestSharedStoreCatalogue(t *testing.T) {
 	if got := readVolume(t, b, rv.ID, len(data)); !bytes.Equal(got, data) {
 		t.Fatalf("B's volume differs at %d after A deleted the snapshot", firstDiff(got, data))
 	}
-	if err := newCatalog(b).refresh(ctx, StoreRegional, st); err != nil {
+	if err := b.catalog.refresh(ctx, StoreRegional, st); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.SnapshotInfo(snap.ID); !errors.Is(err, ErrSnapshotNotFound) {

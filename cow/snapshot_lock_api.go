@@ -39,8 +39,8 @@ type snapshotLocks struct {
 }
 
 // newSnapshotLocks serves the lock calls of e.
-func newSnapshotLocks(e *Engine) *snapshotLocks {
-	return &snapshotLocks{units: e.lockUnits, owner: e.accountID, stores: e.stores, store: e.store,
+func newSnapshotLocks(e *Engine, units lockUnits) *snapshotLocks {
+	return &snapshotLocks{units: units, owner: e.accountID, stores: e.stores, store: e.store,
 		snapshots: &e.snapshots, gc: &e.gc, log: e.log, lookup: e.lookupSnapshot}
 }
 
@@ -64,7 +64,7 @@ func (sl *snapshotLocks) target(ctx context.Context, id string) (*snapshot, snap
 // LockSnapshot locks snapshot id, or changes its lock, as r asks (EC2's
 // LockSnapshot), and returns the lock now in force.
 func (e *Engine) LockSnapshot(ctx context.Context, id string, r LockRequest) (SnapshotLock, error) {
-	return newSnapshotLocks(e).lock(ctx, id, r)
+	return e.locks.lock(ctx, id, r)
 }
 
 // lock locks snapshot id, or changes its lock, as r asks, and returns the
@@ -104,7 +104,7 @@ func (sl *snapshotLocks) lock(ctx context.Context, id string, r LockRequest) (Sn
 // UnlockSnapshot removes snapshot id's lock (EC2's UnlockSnapshot): one in
 // governance mode, or in compliance mode during its cooling-off period.
 func (e *Engine) UnlockSnapshot(ctx context.Context, id string) error {
-	return newSnapshotLocks(e).unlock(ctx, id)
+	return e.locks.unlock(ctx, id)
 }
 
 // unlock removes snapshot id's lock: one in governance mode, or in
@@ -137,7 +137,7 @@ func (sl *snapshotLocks) unlock(ctx context.Context, id string) error {
 // must exist), or of every one this daemon knows. Without ids, each store
 // is listed once and only the snapshots with a lock object are read.
 func (e *Engine) DescribeLockedSnapshots(ctx context.Context, ids []string) ([]SnapshotLock, error) {
-	return newSnapshotLocks(e).describe(ctx, ids)
+	return e.locks.describe(ctx, ids)
 }
 
 // describe returns the locks (expired ones too) of this account's
@@ -224,7 +224,7 @@ func (sl *snapshotLocks) ownedSnapshots() []*snapshot {
 // s's lock, read from its store now, must have expired (or there is none).
 // An expired lock is removed here, before the snapshot goes.
 func (e *Engine) refuseLockedDelete(ctx context.Context, s *snapshot) error {
-	return newSnapshotLocks(e).refuseDelete(ctx, s)
+	return e.locks.refuseDelete(ctx, s)
 }
 
 // refuseDelete refuses the deletion of snapshot s while its lock, read

@@ -49,10 +49,3 @@ func newTierEnv(e *Engine) *tierEnv {
 		wg:  &e.wg,
 	}
 }
-
-// tiersOf returns engine e's archive tier. The engine makes it without
-// its environment (newEngine); the first use gives it (newTierEnv).
-func tiersOf(e *Engine) *tiering {
-	e.tiers.bind.Do(func() { e.tiers.env = newTierEnv(e) })
-	return e.tiers
-}

@@ -39,7 +39,7 @@ type RestoreTierResult struct {
 // when the archival started. The copy runs in the background (see
 // DescribeSnapshotTierStatus); check only answers a dry run.
 func (e *Engine) ModifySnapshotTier(ctx context.Context, id string, check bool) (time.Time, error) {
-	return tiersOf(e).startArchival(ctx, id, check)
+	return e.tiers.startArchival(ctx, id, check)
 }
 
 // RestoreSnapshotTier restores archived snapshot id for days (a temporary
@@ -47,13 +47,13 @@ func (e *Engine) ModifySnapshotTier(ctx context.Context, id string, check bool) 
 // changes the period, or makes the restore permanent. A copy back to the
 // standard store runs in the background.
 func (e *Engine) RestoreSnapshotTier(ctx context.Context, id string, days int, permanent, check bool) (RestoreTierResult, error) {
-	return tiersOf(e).startRestore(ctx, id, days, permanent, check)
+	return e.tiers.startRestore(ctx, id, days, permanent, check)
 }
 
 // DescribeSnapshotTierStatus returns the tier status of every completed
 // snapshot of this account in the regional store.
 func (e *Engine) DescribeSnapshotTierStatus(ctx context.Context) ([]TierStatus, error) {
-	return tiersOf(e).describe(ctx)
+	return e.tiers.describe(ctx)
 }
 
 // target returns snapshot id, which this account may archive or

@@ -15,7 +15,7 @@ import (
 // background work, until the engine stops.
 func (e *Engine) tierLoop() {
 	defer e.wg.Done()
-	tiersOf(e).loop()
+	e.tiers.loop()
 }
 
 // loop keeps the tier states of the regional store's snapshots

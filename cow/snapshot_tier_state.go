@@ -36,10 +36,7 @@ type tiering struct {
 	collect     bool
 	lastCollect time.Time
 
-	// env is what the tier uses of the engine, given on first use
-	// (tiersOf).
-	bind sync.Once
-	env  *tierEnv
+	env *tierEnv // what the tier uses of the engine
 }
 
 func newTiering(archive snapstore.Store, day time.Duration) *tiering {
@@ -166,13 +163,13 @@ func (s *snapshot) applyTier(si *SnapshotInfo) {
 // checkReadable refuses reads of snapshot s's data while it is archived
 // (ErrIncorrectState); see tiering.checkReadable.
 func (e *Engine) checkReadable(ctx context.Context, s *snapshot, fresh bool) error {
-	return tiersOf(e).checkReadable(ctx, s, fresh)
+	return e.tiers.checkReadable(ctx, s, fresh)
 }
 
 // gcDropArchivedRoots returns roots without the manifests of archived
 // snapshots; see tiering.dropArchivedRoots.
 func (e *Engine) gcDropArchivedRoots(ctx context.Context, st snapstore.Store, roots []string) ([]string, error) {
-	return tiersOf(e).dropArchivedRoots(ctx, st, roots)
+	return e.tiers.dropArchivedRoots(ctx, st, roots)
 }
 
 // checkReadable refuses reads of snapshot s's data while it is archived
