@@ -53,17 +53,6 @@ func (e *Engine) catalogLoop() {
 	e.catalog.loop(e.ctx)
 }
 
-// fetchCatalogEntry reads snapshot id's manifest from store name and adds
-// the snapshot to the catalogue (catalog.fetch).
-func (e *Engine) fetchCatalogEntry(ctx context.Context, name string, st snapstore.Store, id string) (*snapshot, error) {
-	return e.catalog.fetch(ctx, name, st, id)
-}
-
-// lookupRemote finds snapshot id in the stores (catalog.lookup).
-func (e *Engine) lookupRemote(ctx context.Context, id string) (*snapshot, error) {
-	return e.catalog.lookup(ctx, id)
-}
-
 // loop refreshes the catalogue until ctx (the engine's) is cancelled.
 func (c *catalog) loop(ctx context.Context) {
 	interval := c.snapshots.catalogInterval

@@ -312,7 +312,8 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	e.flusher, e.hydrator = newFlusher(e, opts), newHydrator(e, opts)
 	e.locks = newSnapshotLocks(e, newLockUnits(opts.LockDay))
 	e.rules = newRuleBook(e, newRecycleRules(opts.RecycleBinDay))
-	e.bin, e.catalog = newRecycleBin(e), newCatalog(e)
+	e.catalog = newCatalog(e)
+	e.bin = newRecycleBin(e) // after the catalogue: it adds restored snapshots to it
 	e.tiers.env, e.fast.env = newTierEnv(e), newFastRestoreEnv(e)
 	return e
 }

@@ -191,7 +191,7 @@ func TestDamagedManifestFailsReads(t *testing.T) {
 			if !slices.Equal(holds, after) {
 				t.Errorf("holds after the refused restore: %v, want %v", after, holds)
 			}
-			_, err = f.b.fetchCatalogEntry(ctx, StoreRegional, f.st, f.snap)
+			_, err = f.b.catalog.fetch(ctx, StoreRegional, f.st, f.snap)
 			wantCorrupt(t, "catalogue", err, key, f.st)
 			f.checkCollectionRefused(t, f.a, key)
 		})

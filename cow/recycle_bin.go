@@ -68,7 +68,7 @@ func newRecycleBin(e *Engine) *recycleBin {
 	return &recycleBin{
 		stores: e.stores, store: e.store, owner: e.accountID, day: e.rules.day,
 		meta: e.meta, sync: e.metaSync.sync, snapshots: &e.snapshots, gc: &e.gc, log: e.log,
-		releaseManifest: e.releaseManifest, fetchCatalogEntry: e.fetchCatalogEntry,
+		releaseManifest: e.releaseManifest, fetchCatalogEntry: e.catalog.fetch,
 	}
 }
 

@@ -235,7 +235,7 @@ func (e *Engine) lookupSnapshot(ctx context.Context, id string) (*snapshot, erro
 	}
 	e.snapshots.mu.Unlock()
 	if !ok {
-		return e.lookupRemote(ctx, id)
+		return e.catalog.lookup(ctx, id)
 	}
 	if s.record().Deleted || s.gone.Load() {
 		return nil, fmt.Errorf("%w: %s", ErrSnapshotNotFound, id)
