@@ -37,7 +37,7 @@ const CopyVolumeID = "vol-ffffffff"
 // sharing the source's segments when both are plaintext in one store. The
 // copy holds its source meanwhile, so deleting the source does not break it.
 func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (SnapshotInfo, error) {
-	c := newSnapshotCopier(e)
+	c := e.copier
 	sr, err := c.checkSource(ctx, p)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -93,7 +93,7 @@ func (e *Engine) CopySnapshot(ctx context.Context, p CopySnapshotParams) (Snapsh
 // CheckCopySnapshot returns the error CopySnapshot would give for p,
 // without copying: a dry run's answer.
 func (e *Engine) CheckCopySnapshot(ctx context.Context, p CopySnapshotParams) error {
-	sr, err := newSnapshotCopier(e).checkSource(ctx, p)
+	sr, err := e.copier.checkSource(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -148,12 +148,12 @@ func copyHold(r meta.SnapshotRecord) string { return snapfmt.HoldKey(r.ID, r.Cop
 
 // dropCopyHold deletes copy r's hold on its source, failing quietly: an
 // orphan hold only keeps garbage from being collected.
-func (e *Engine) dropCopyHold(r meta.SnapshotRecord) { newSnapshotCopier(e).dropCopyHold(r) }
+func (e *Engine) dropCopyHold(r meta.SnapshotRecord) { e.copier.dropCopyHold(r) }
 
 // flushCopy copies the content of copy s's source into its store: the
 // flusher's step for a snapshot made by CopySnapshot.
 func (e *Engine) flushCopy(ctx context.Context, s *snapshot) error {
-	return newSnapshotCopier(e).flushCopy(ctx, s)
+	return e.copier.flushCopy(ctx, s)
 }
 
 // dropCopyHold deletes copy r's hold on its source, failing quietly: an

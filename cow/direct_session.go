@@ -51,7 +51,7 @@ type sessionEnv struct {
 // newSessionEnv is what direct sessions use of e.
 func newSessionEnv(e *Engine) *sessionEnv {
 	return &sessionEnv{
-		ctx: e.ctx, log: e.log, reads: newDirectReads(e),
+		ctx: e.ctx, log: e.log, reads: e.directReads,
 		keys: e.keys, lineages: e.lineages, store: e.store,
 		gc: &e.gc.RWMutex, holdLease: e.holdLease, holdSnapshot: e.holdSnapshot, dropHold: e.dropHold,
 		copyChunks: e.copyChunks, closePacks: e.closePacks,

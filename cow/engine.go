@@ -185,11 +185,16 @@ type Engine struct {
 
 	// Stored snapshots' lifecycle: locks, the recycle bin, the archive
 	// tier.
-	locks   *snapshotLocks // snapshot locks (snapshot_lock_api.go)
-	rules   ruleBook       // Recycle Bin rules (recycle_rules.go)
-	bin     *recycleBin    // the Recycle Bin (recycle_bin.go)
-	catalog *catalog       // other daemons' snapshots (catalog.go)
-	tiers   *tiering       // snapshot_tier_state.go
+	locks *snapshotLocks // snapshot locks (snapshot_lock_api.go)
+	rules ruleBook       // Recycle Bin rules (recycle_rules.go)
+	bin   *recycleBin    // the Recycle Bin (recycle_bin.go)
+	// copier copies stored snapshots for CopySnapshot and the archive
+	// tier (snapshot_copier.go); directReads serves the EBS direct
+	// APIs' reads (snapshot_blocks.go).
+	copier      *snapshotCopier
+	directReads directReads
+	catalog     *catalog // other daemons' snapshots (catalog.go)
+	tiers       *tiering // snapshot_tier_state.go
 
 	// Garbage collection of the stores.
 	gc gcState
@@ -314,6 +319,7 @@ func newEngine(opts Options, dir, lostDir string, log *slog.Logger, ms *meta.Sto
 	e.rules = newRuleBook(e, newRecycleRules(opts.RecycleBinDay))
 	e.catalog = newCatalog(e)
 	e.bin = newRecycleBin(e) // after the catalogue: it adds restored snapshots to it
+	e.copier, e.directReads = newSnapshotCopier(e), newDirectReads(e)
 	e.tiers.env, e.fast.env = newTierEnv(e), newFastRestoreEnv(e)
 	return e
 }

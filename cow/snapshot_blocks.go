@@ -92,7 +92,7 @@ func firstBlock(idx int64, blockSize int) uint64 {
 // index to resume from (-1 when there are no more). Its info comes with
 // them.
 func (e *Engine) ListSnapshotBlocks(ctx context.Context, id string, start int64, limit int) ([]int64, int64, SnapshotInfo, error) {
-	return newDirectReads(e).listBlocks(ctx, id, start, limit)
+	return e.directReads.listBlocks(ctx, id, start, limit)
 }
 
 // listBlocks is ListSnapshotBlocks.
@@ -129,7 +129,7 @@ func infoOf(r meta.SnapshotRecord) SnapshotInfo { return (&snapshot{rec: r}).inf
 // ReadSnapshotBlock fills dst (DirectBlockSize bytes) with direct block
 // idx of completed snapshot id; past the volume's end it reads zeros.
 func (e *Engine) ReadSnapshotBlock(ctx context.Context, id string, idx int64, dst []byte) (SnapshotInfo, error) {
-	return newDirectReads(e).readBlock(ctx, id, idx, dst)
+	return e.directReads.readBlock(ctx, id, idx, dst)
 }
 
 // readBlock is ReadSnapshotBlock.
@@ -183,7 +183,7 @@ func (v *storedView) readDirect(ctx context.Context, bufs *bufferPool, idx int64
 // (-1 when there are no more). A page may hold fewer than limit blocks
 // with more to come. The second snapshot's info comes with them.
 func (e *Engine) ListChangedBlocks(ctx context.Context, first, second string, start int64, limit int) ([]ChangedBlock, int64, SnapshotInfo, error) {
-	return newDirectReads(e).listChanged(ctx, first, second, start, limit)
+	return e.directReads.listChanged(ctx, first, second, start, limit)
 }
 
 // listChanged is ListChangedBlocks.

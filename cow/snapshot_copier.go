@@ -14,8 +14,8 @@ import (
 // or lineage: CopySnapshot's copies (flushCopy, which the flusher runs;
 // copy_snapshot.go) and the archive tier's (copyTier;
 // snapshot_tier_copy.go). It keeps no state between copies: it is what a
-// copy uses of the engine, and all it can reach. The engine makes one for
-// each use (newSnapshotCopier).
+// copy uses of the engine, and all it can reach. The engine makes one
+// (newSnapshotCopier in newEngine).
 type snapshotCopier struct {
 	store    func(name string) (snapstore.Store, error)
 	lookup   func(ctx context.Context, id string) (*snapshot, error)

@@ -42,7 +42,7 @@ type tierEnv struct {
 func newTierEnv(e *Engine) *tierEnv {
 	return &tierEnv{
 		store: e.store, lookup: e.lookupSnapshot, describe: e.DescribeSnapshots,
-		snapshots: &e.snapshots, reader: e.reader, copier: newSnapshotCopier(e),
+		snapshots: &e.snapshots, reader: e.reader, copier: e.copier,
 		requestGC: e.requestGC, collectArchive: e.collectArchive,
 		gcGrace: e.gc.grace, leaseTTL: e.leaseTTL, accountID: e.accountID, log: e.log,
 		ctx: func() context.Context { return e.ctx },
